@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+// One run covers every workspace: Node-side projects here, the edge inside workerd (edge/vitest.config.ts).
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'shared', include: ['shared/src/**/*.test.ts'], environment: 'node' } },
+      { test: { name: 'gpu-runner', include: ['gpu-runner/src/**/*.test.ts'], testTimeout: 60_000 } },
+      { test: { name: 'e2e', include: ['test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 180_000 } },
+    ],
+  },
+});

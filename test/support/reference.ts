@@ -18,9 +18,7 @@ export function findReferenceDir(): string | null {
 export const referenceDir = findReferenceDir();
 
 /** Why golden tests are skipped, for `describe.skipIf(!referenceDir)` titles. */
-export const referenceSkipReason = referenceDir
-  ? ''
-  : ' (skipped: ../shared/reference not found and SD_REFERENCE_DIR unset)';
+export const referenceSkipReason = referenceDir ? '' : ' (skipped: ../shared/reference not found and SD_REFERENCE_DIR unset)';
 
 export function referencePath(...parts: string[]): string {
   if (!referenceDir) throw new Error('reference data not available');

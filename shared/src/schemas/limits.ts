@@ -1,0 +1,29 @@
+// The explicit limits of the public API. Deployments may tighten them (e.g. a smaller pixel budget).
+
+export interface InputLimits {
+  /** Smallest and largest width/height in pixels (both multiples of 8). */
+  minSide: number;
+  maxSide: number;
+  /** Largest width * height. */
+  maxPixels: number;
+  maxSteps: number;
+  maxOutputs: number;
+  maxGuidance: number;
+  /** Largest decoded size of an image or mask given as a data URI. */
+  maxImageBytes: number;
+  /** Longest prompt or negative prompt, in characters. */
+  maxPromptChars: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<InputLimits> = Object.freeze({
+  minSide: 64,
+  maxSide: 2048,
+  maxPixels: 1024 * 1024,
+  maxSteps: 150,
+  maxOutputs: 4,
+  maxGuidance: 30,
+  maxImageBytes: 10 * 1024 * 1024,
+  maxPromptChars: 10_000,
+});
+
+export const MAX_SEED = 4_294_967_295;

@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import { validationErrorBody } from './errors.ts';
+import { createPredictionInputSchema, PredictionInputSchema } from './prediction-input.ts';
+import { RunnerInputSchema } from './runner.ts';
+import { CreatePredictionRequestSchema, canTransition } from './prediction.ts';
+
+function messages(input: unknown): string[] {
+  const r = PredictionInputSchema.safeParse(input);
+  if (r.success) return [];
+  return validationErrorBody(r.error).error.issues!.map((i) => `${i.field}: ${i.message}`);
+}
+
+describe('prediction input schema', () => {
+  it('fills defaults and resolves scheduler aliases to canonical names', () => {
+    const v = PredictionInputSchema.parse({ prompt: 'a cat', scheduler: 'K_EULER_ANCESTRAL' });
+    expect(v).toMatchObject({ width: 512, height: 512, num_inference_steps: 25, guidance_scale: 7.5, num_outputs: 1 });
+    expect(v.scheduler).toBe('euler_a');
+    expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'DPM++ 2M Karras' }).scheduler).toBe('dpmpp_2m_karras');
+    expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'EulerDiscreteScheduler' }).scheduler).toBe('euler');
+    expect(v.seed).toBeUndefined();
+  });
+
+  it.each([
+    [{ width: 500 }, 'width: width must be a multiple of 8 between 64 and 2048, got 500'],
+    [{ height: 4096 }, 'height: height must be a multiple of 8 between 64 and 2048, got 4096'],
+    [{ width: 56 }, 'width: width must be a multiple of 8 between 64 and 2048, got 56'],
+    [{ width: '512' }, 'width: width must be a multiple of 8 between 64 and 2048, got "512"'],
+    [{ num_inference_steps: 0 }, 'num_inference_steps: num_inference_steps must be an integer between 1 and 150, got 0'],
+    [{ num_inference_steps: 151 }, 'num_inference_steps: num_inference_steps must be an integer between 1 and 150, got 151'],
+    [{ num_inference_steps: 2.5 }, 'num_inference_steps: num_inference_steps must be an integer between 1 and 150, got 2.5'],
+    [{ guidance_scale: 31 }, 'guidance_scale: guidance_scale must be a number between 0 and 30, got 31'],
+    [{ guidance_scale: -1 }, 'guidance_scale: guidance_scale must be a number between 0 and 30, got -1'],
+    [{ seed: -1 }, 'seed: seed must be an integer between 0 and 4294967295, got -1'],
+    [{ seed: 4294967296 }, 'seed: seed must be an integer between 0 and 4294967295, got 4294967296'],
+    [{ num_outputs: 5 }, 'num_outputs: num_outputs must be an integer between 1 and 4, got 5'],
+    [{ strength: 1.5, image: 'https://example.com/a.png' }, 'strength: strength must be a number between 0 and 1, got 1.5'],
+    [{ output_format: 'gif' }, 'output_format: output_format must be one of png, webp, jpeg, got "gif"'],
+    [{ output_quality: 0 }, 'output_quality: output_quality must be an integer between 1 and 100, got 0'],
+    [
+      { scheduler: 'magic' },
+      'scheduler: scheduler must be one of ddim, pndm, ddpm, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_karras, unipc, lcm (or a known alias), got "magic"',
+    ],
+    [{ image: 'http://example.com/a.png' }, 'image: image must be an https URL or a data URI, got "http://example.com/a.png"'],
+    [
+      { image: 'data:text/plain;base64,AAAA' },
+      'image: image must be a base64 data URI of image/png, image/jpeg or image/webp, got "data:text/plain;base64,AAAA"',
+    ],
+    [{ mask: 'https://example.com/m.png' }, 'mask: mask needs an image to inpaint, got a mask without image'],
+    [{ width: 2048, height: 2048 }, 'width: width * height must be at most 1048576 pixels, got 2048 x 2048 = 4194304'],
+    [{ colour: 'red' }, 'colour: unknown field colour is not accepted'],
+  ])('rejects %j with a message naming the field, the limit and the value', (extra, expected) => {
+    expect(messages({ prompt: 'a cat', ...extra })).toContain(expected);
+  });
+
+  it('requires a prompt and reports the type', () => {
+    expect(messages({})).toContain('prompt: prompt must be a string, got nothing');
+    expect(messages({ prompt: 3 })).toContain('prompt: prompt must be a string, got 3');
+  });
+
+  it('caps prompt length and image size', () => {
+    expect(messages({ prompt: 'a'.repeat(10_001) })).toContain('prompt: prompt must be at most 10000 characters, got 10001');
+    const small = createPredictionInputSchema({
+      minSide: 64,
+      maxSide: 2048,
+      maxPixels: 1 << 20,
+      maxSteps: 150,
+      maxOutputs: 4,
+      maxGuidance: 30,
+      maxImageBytes: 1024,
+      maxPromptChars: 100,
+    });
+    const big = `data:image/png;base64,${'A'.repeat(4000)}`;
+    const r = small.safeParse({ prompt: 'x', image: big });
+    expect(r.success).toBe(false);
+    expect(validationErrorBody(r.error!).detail).toBe('image must be at most 1 KiB, got 2.9 KiB');
+  });
+
+  it('honours a tighter pixel budget', () => {
+    const s = createPredictionInputSchema({
+      minSide: 64,
+      maxSide: 2048,
+      maxPixels: 512 * 512,
+      maxSteps: 50,
+      maxOutputs: 2,
+      maxGuidance: 20,
+      maxImageBytes: 1 << 20,
+      maxPromptChars: 1000,
+    });
+    expect(s.safeParse({ prompt: 'x', width: 512, height: 512 }).success).toBe(true);
+    expect(s.safeParse({ prompt: 'x', width: 512, height: 520 }).success).toBe(false);
+    expect(s.safeParse({ prompt: 'x', num_inference_steps: 51 }).success).toBe(false);
+  });
+
+  it('accepts a complete valid img2img input', () => {
+    const v = PredictionInputSchema.parse({
+      prompt: 'a cat',
+      negative_prompt: 'blurry',
+      width: 768,
+      height: 512,
+      num_inference_steps: 30,
+      guidance_scale: 5,
+      scheduler: 'ddim',
+      seed: 4294967295,
+      num_outputs: 4,
+      image: 'data:image/png;base64,iVBORw0KGgo=',
+      strength: 0.5,
+      mask: 'https://example.com/mask.png',
+      output_format: 'webp',
+      output_quality: 90,
+    });
+    expect(v.seed).toBe(4294967295);
+    expect(v.output_format).toBe('webp');
+  });
+
+  it('runner input accepts the edge extras and rejects unknown ones', () => {
+    const ok = RunnerInputSchema.safeParse({
+      prompt: 'x',
+      prompt_tokens: { ids: [[1, 2]], weights: [[1, 1]] },
+      return_embeddings: true,
+    });
+    expect(ok.success).toBe(true);
+    const bad = RunnerInputSchema.safeParse({ prompt: 'x', secret_knob: 1 });
+    expect(bad.success).toBe(false);
+    expect(validationErrorBody(bad.error!).error.param).toBe('secret_knob');
+  });
+});
+
+describe('prediction envelope', () => {
+  it('terminal states are final', () => {
+    expect(canTransition('starting', 'processing')).toBe(true);
+    expect(canTransition('processing', 'succeeded')).toBe(true);
+    expect(canTransition('succeeded', 'failed')).toBe(false);
+    expect(canTransition('canceled', 'processing')).toBe(false);
+    expect(canTransition('failed', 'failed')).toBe(false);
+    expect(canTransition('processing', 'starting')).toBe(false);
+  });
+
+  it('create request rejects unknown fields and bad webhooks', () => {
+    expect(CreatePredictionRequestSchema.safeParse({ version: 'a', input: { prompt: 'x' } }).success).toBe(true);
+    expect(CreatePredictionRequestSchema.safeParse({ input: {}, extra: 1 }).success).toBe(false);
+    expect(CreatePredictionRequestSchema.safeParse({ input: {}, webhook: 'ftp://x' }).success).toBe(false);
+    expect(CreatePredictionRequestSchema.safeParse({ input: {}, webhook_events_filter: ['bogus'] }).success).toBe(false);
+  });
+});

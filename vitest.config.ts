@@ -6,6 +6,7 @@ export default defineConfig({
     projects: [
       { test: { name: 'shared', include: ['shared/src/**/*.test.ts'], environment: 'node' } },
       { test: { name: 'gpu-runner', include: ['gpu-runner/src/**/*.test.ts'], testTimeout: 60_000 } },
+      'edge/vitest.config.ts',
       { test: { name: 'e2e', include: ['test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 180_000 } },
     ],
   },

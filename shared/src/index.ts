@@ -9,3 +9,4 @@ export * from './schemas/prediction.ts';
 export * from './schemas/prediction-input.ts';
 export * from './schemas/runner.ts';
 export * from './tensor-format.ts';
+export * from './webhook-signature.ts';

@@ -1,0 +1,138 @@
+// The only module that talks to onnxruntime-node: one InferenceSession per graph, its interface read from
+// the graph's metadata, execution-provider fallback, and the time spent inside `run` (for the benchmark).
+import * as ort from 'onnxruntime-node';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'tensorrt' | 'dml';
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+export interface SessionConfig {
+  /** Tried in order, then cpu; default ['cpu']. */
+  executionProviders?: readonly ExecutionProvider[];
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  /** Receives warnings such as a provider falling back to cpu. */
+  logger?: (level: 'warn' | 'info', message: string) => void;
+}
+
+/** Element types this project feeds or reads. */
+export type TensorDtype = 'float32' | 'int32' | 'int64' | 'float16';
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  /** Numbers for fixed dims, strings for symbolic ones; empty when the graph does not say. */
+  dims: readonly (number | string)[];
+}
+
+export type TensorData = Float32Array | Int32Array | BigInt64Array;
+
+export interface Feed {
+  data: TensorData;
+  dims: readonly number[];
+}
+
+export interface FloatOutput {
+  data: Float32Array;
+  dims: number[];
+}
+
+export const VALID_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'tensorrt', 'dml'];
+
+function sessionOptions(config: SessionConfig, providers: readonly ExecutionProvider[]): ort.InferenceSession.SessionOptions {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [...providers],
+    graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
+    // onnxruntime's own stderr logging is noisy on a provider failure we already report through the logger.
+    logSeverityLevel: 3,
+  };
+  if (config.intraOpNumThreads !== undefined) options.intraOpNumThreads = config.intraOpNumThreads;
+  if (config.interOpNumThreads !== undefined) options.interOpNumThreads = config.interOpNumThreads;
+  return options;
+}
+
+function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) => (m.isTensor ? { name: m.name, dtype: m.type, dims: [...m.shape] } : { name: m.name, dtype: 'non-tensor', dims: [] }));
+}
+
+/** One ONNX graph with a live session, reused for every call. */
+export class OnnxGraph {
+  /** Total milliseconds spent inside session.run since load (or the last resetStats). */
+  runMs = 0;
+  runCount = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProvider,
+    readonly inputs: readonly TensorInfo[],
+    readonly outputs: readonly TensorInfo[],
+  ) {}
+
+  /**
+   * Creates the session. A requested GPU provider that this onnxruntime build cannot load is reported through
+   * `config.logger` and replaced by cpu, so one config works on GPU hosts and on CPU-only machines.
+   */
+  static async load(path: string, config: SessionConfig = {}): Promise<OnnxGraph> {
+    const requested = (config.executionProviders ?? ['cpu']).filter((p) => p !== 'cpu');
+    for (const provider of requested) {
+      try {
+        const session = await ort.InferenceSession.create(path, sessionOptions(config, [provider, 'cpu']));
+        return OnnxGraph.wrap(path, session, provider);
+      } catch (err) {
+        config.logger?.('warn', `execution provider ${provider} unavailable for ${path} (${firstLine(err)}); falling back`);
+      }
+    }
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(path, sessionOptions(config, ['cpu']));
+    } catch (err) {
+      throw new Error(`cannot load ONNX graph ${path}: ${firstLine(err)}`);
+    }
+    return OnnxGraph.wrap(path, session, 'cpu');
+  }
+
+  private static wrap(path: string, session: ort.InferenceSession, provider: ExecutionProvider): OnnxGraph {
+    return new OnnxGraph(path, session, provider, describe(session.inputMetadata), describe(session.outputMetadata));
+  }
+
+  input(name: string): TensorInfo | undefined {
+    return this.inputs.find((i) => i.name === name);
+  }
+
+  output(name: string): TensorInfo | undefined {
+    return this.outputs.find((o) => o.name === name);
+  }
+
+  /** Runs the graph; every requested output must be a float32 tensor. Inputs are wrapped, not copied. */
+  async run(feeds: Record<string, Feed>, outputNames: readonly string[]): Promise<Record<string, FloatOutput>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, feed] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(feed.data, feed.dims as number[]);
+    const t0 = performance.now();
+    const results = await this.session.run(ortFeeds, outputNames as string[]);
+    this.runMs += performance.now() - t0;
+    this.runCount++;
+    const out: Record<string, FloatOutput> = {};
+    for (const name of outputNames) {
+      const tensor = results[name] as ort.Tensor | undefined;
+      if (!tensor) throw new Error(`${this.path}: output ${name} missing from run results`);
+      if (tensor.type !== 'float32') throw new Error(`${this.path}: output ${name} is ${tensor.type}, only float32 outputs are supported`);
+      out[name] = { data: tensor.data as Float32Array, dims: [...tensor.dims] };
+    }
+    return out;
+  }
+
+  resetStats(): void {
+    this.runMs = 0;
+    this.runCount = 0;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0];
+}

@@ -1,0 +1,104 @@
+// Text encoding: cond and uncond windows in one batched text-encoder call, AUTOMATIC1111 prompt weighting
+// (scale, then restore the mean), long prompts as concatenated 77-token windows.
+import type { SdModel } from '../model/sd-model.ts';
+import type { Float32Tensor, PromptTokens } from './types.ts';
+
+export interface TextEmbeddings {
+  /** [1, windows * seq, hidden] */
+  cond: Float32Tensor;
+  /** Same shape as cond; absent when guidance is off. */
+  uncond?: Float32Tensor;
+  /** Time inside the text encoder. */
+  ms: number;
+}
+
+/**
+ * A1111 pads the shorter of cond/uncond with empty-prompt windows so both have the same token count
+ * (the U-Net batch needs one sequence length); weights of the padding are 1.
+ */
+export function equalizeWindows(a: PromptTokens, b: PromptTokens, emptyWindow: readonly number[]): [PromptTokens, PromptTokens] {
+  const pad = (p: PromptTokens, count: number): PromptTokens => {
+    if (p.ids.length >= count) return p;
+    const ids = [...p.ids];
+    const weights = p.weights ? [...p.weights] : undefined;
+    while (ids.length < count) {
+      ids.push([...emptyWindow]);
+      weights?.push(emptyWindow.map(() => 1));
+    }
+    return weights ? { ids, weights } : { ids };
+  };
+  const n = Math.max(a.ids.length, b.ids.length);
+  return [pad(a, n), pad(b, n)];
+}
+
+/**
+ * Per-token weights as A1111's `process_tokens` applies them: z *= w (per token), then z *= mean_before / mean_after,
+ * so emphasis changes directions without shifting the overall level. Done per window.
+ */
+export function applyTokenWeights(z: Float32Array, offset: number, seq: number, hidden: number, weights: readonly number[]): void {
+  if (weights.every((w) => w === 1)) return;
+  let before = 0;
+  let after = 0;
+  for (let s = 0; s < seq; s++) {
+    const w = weights[s] ?? 1;
+    const base = offset + s * hidden;
+    for (let h = 0; h < hidden; h++) {
+      const v = z[base + h];
+      before += v;
+      z[base + h] = v * w;
+      after += z[base + h];
+    }
+  }
+  if (after === 0) return;
+  const ratio = before / after;
+  const end = offset + seq * hidden;
+  for (let i = offset; i < end; i++) z[i] *= ratio;
+}
+
+function checkWindows(name: string, tokens: PromptTokens, seq: number): void {
+  if (tokens.ids.length === 0) throw new Error(`${name}: at least one token window is required`);
+  for (const [i, w] of tokens.ids.entries()) {
+    if (w.length !== seq) throw new Error(`${name}: window ${i} has ${w.length} tokens, the text encoder takes ${seq}`);
+    if (tokens.weights && tokens.weights[i]?.length !== seq) throw new Error(`${name}: weights of window ${i} must have ${seq} entries`);
+  }
+}
+
+/** Encodes cond (and uncond when given) in one text-encoder call. */
+export async function encodeText(model: SdModel, cond: PromptTokens, uncond: PromptTokens | null, emptyWindow: readonly number[]): Promise<TextEmbeddings> {
+  const seq = model.io.text.sequenceLength ?? emptyWindow.length;
+  let c = cond;
+  let u = uncond;
+  if (u) [c, u] = equalizeWindows(c, u, emptyWindow);
+  checkWindows('prompt', c, seq);
+  if (u) checkWindows('negative prompt', u, seq);
+
+  // Batch order [uncond windows..., cond windows...] mirrors the U-Net's [uncond; cond].
+  const windows = u ? [...u.ids, ...c.ids] : c.ids;
+  const weights = u ? [...(u.weights ?? u.ids.map(() => null)), ...(c.weights ?? c.ids.map(() => null))] : (c.weights ?? c.ids.map(() => null));
+  const count = windows.length * seq;
+  const flat = model.io.text.inputDtype === 'int64' ? new BigInt64Array(count) : new Int32Array(count);
+  windows.forEach((w, i) => {
+    for (let s = 0; s < seq; s++) {
+      if (flat instanceof BigInt64Array) flat[i * seq + s] = BigInt(w[s]);
+      else flat[i * seq + s] = w[s];
+    }
+  });
+
+  const before = model.textEncoder.runMs;
+  const out = await model.textEncoder.run({ [model.io.text.input]: { data: flat, dims: [windows.length, seq] } }, [model.io.text.output]);
+  const ms = model.textEncoder.runMs - before;
+  const z = out[model.io.text.output];
+  const [batch, outSeq, hidden] = z.dims;
+  if (batch !== windows.length || outSeq !== seq) {
+    throw new Error(`text encoder returned [${z.dims.join(', ')}], expected [${windows.length}, ${seq}, hidden]`);
+  }
+  weights.forEach((w, i) => {
+    if (w) applyTokenWeights(z.data, i * seq * hidden, seq, hidden, w);
+  });
+
+  // Windows of one prompt are consecutive in the batch, so concatenating along the sequence axis is a slice.
+  const per = c.ids.length * seq * hidden;
+  const shape = [1, c.ids.length * seq, hidden];
+  if (!u) return { cond: { data: z.data.slice(0, per), shape }, ms };
+  return { uncond: { data: z.data.slice(0, per), shape: [...shape] }, cond: { data: z.data.slice(per, 2 * per), shape }, ms };
+}

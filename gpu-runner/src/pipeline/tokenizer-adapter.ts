@@ -1,0 +1,15 @@
+// Builds the shared CLIP tokenizer from a model's tokenizer/ files, and the narrow interface the pipeline uses.
+import { ClipTokenizer, type PromptWindows, type TokenizePromptOptions } from '@sd/shared/tokenizer/index';
+import { ModelLoadError, type TokenizerFiles } from '../model/model-dir.ts';
+
+export interface PromptTokenizer {
+  tokenizePrompt(prompt: string, options: TokenizePromptOptions): PromptWindows;
+}
+
+export function loadTokenizer(files: TokenizerFiles, modelDir: string): PromptTokenizer {
+  try {
+    return ClipTokenizer.fromFiles(files);
+  } catch (err) {
+    throw new ModelLoadError(`${modelDir}/tokenizer`, `cannot build the CLIP tokenizer: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,283 @@
+// Writes the embedded default model (a small SD 1.x-architecture model with seeded weights and its own
+// vocabulary) in the diffusers ONNX layout into a cache directory on first use, atomically.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { GraphBuilder, ModelOptions } from './graph-builder.ts';
+import { type TextEncoderSpec, buildTextEncoder } from './text-encoder.ts';
+import { type UNetSpec, buildUNet } from './unet.ts';
+import { type VaeSpec, buildVaeDecoder, buildVaeEncoder } from './vae.ts';
+import { buildDefaultVocabulary, tokenizerFiles } from './vocabulary.ts';
+import { WeightGenerator } from './weights.ts';
+
+export const DEFAULT_MODEL_NAME = 'sd-embedded-v1';
+/** Bump whenever the generator's output changes, so caches written by older code are rewritten. */
+export const DEFAULT_MODEL_GENERATOR_VERSION = 1;
+export const DEFAULT_MODEL_SEED = 20240601;
+/** Written last; its presence (with the right version) means the folder is complete. */
+export const COMPLETE_MARKER = '.embedded-model-complete.json';
+
+const ONNX_OPTIONS: ModelOptions = {
+  opset: 17,
+  irVersion: 8,
+  producerName: 'sd-embedded',
+  producerVersion: String(DEFAULT_MODEL_GENERATOR_VERSION),
+};
+
+const TEXT_HIDDEN = 64;
+const UNET: UNetSpec = {
+  inChannels: 4,
+  outChannels: 4,
+  blockOutChannels: [32, 64],
+  // Attention only at the half-resolution level: at 512×512 the full level has 4096 tokens per image.
+  attention: [false, true],
+  layersPerBlock: 1,
+  heads: 4,
+  crossAttentionDim: TEXT_HIDDEN,
+  normGroups: 8,
+  normEps: 1e-5,
+  outGain: 2,
+};
+const VAE: VaeSpec = {
+  blockOutChannels: [32, 32, 64, 64],
+  layersPerBlock: 1,
+  latentChannels: 4,
+  normGroups: 8,
+  normEps: 1e-6,
+  midBlockAttention: true,
+  encoderOutGain: 5,
+  decoderOutGain: 0.8,
+};
+const VAE_SCALING_FACTOR = 0.18215;
+
+/** The repository root: this file is gpu-runner/src/default-model/write-model.ts. */
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Where the model is cached unless the caller says otherwise: $SD_MODEL_CACHE, else <repo>/.cache/models. */
+export function defaultModelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SD_MODEL_CACHE || join(REPO_ROOT, '.cache', 'models');
+}
+
+const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
+function modelIndex() {
+  const onnxModel = ['diffusers', 'OnnxRuntimeModel'];
+  return {
+    _class_name: 'OnnxStableDiffusionPipeline',
+    _diffusers_version: '0.31.0',
+    feature_extractor: [null, null],
+    requires_safety_checker: false,
+    safety_checker: [null, null],
+    scheduler: ['diffusers', 'PNDMScheduler'],
+    text_encoder: onnxModel,
+    tokenizer: ['transformers', 'CLIPTokenizer'],
+    unet: onnxModel,
+    vae_decoder: onnxModel,
+    vae_encoder: onnxModel,
+  };
+}
+
+/** SD 1.x's own scheduler config (PNDM/PLMS; no timestep_spacing key, so each class keeps its default). */
+const SCHEDULER_CONFIG = {
+  _class_name: 'PNDMScheduler',
+  _diffusers_version: '0.31.0',
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  trained_betas: null,
+  skip_prk_steps: true,
+  set_alpha_to_one: false,
+  prediction_type: 'epsilon',
+  steps_offset: 1,
+  clip_sample: false,
+};
+
+function textEncoderConfig(spec: TextEncoderSpec) {
+  return {
+    architectures: ['CLIPTextModel'],
+    model_type: 'clip_text_model',
+    vocab_size: spec.vocabSize,
+    hidden_size: spec.hiddenSize,
+    intermediate_size: spec.intermediateSize,
+    num_hidden_layers: spec.layers,
+    num_attention_heads: spec.heads,
+    max_position_embeddings: spec.maxPositions,
+    hidden_act: 'quick_gelu',
+    layer_norm_eps: spec.layerNormEps,
+    bos_token_id: spec.bosTokenId,
+    eos_token_id: spec.eosTokenId,
+    pad_token_id: spec.eosTokenId,
+    projection_dim: spec.hiddenSize,
+  };
+}
+
+function unetConfig(spec: UNetSpec) {
+  const levels = spec.blockOutChannels.length;
+  return {
+    _class_name: 'UNet2DConditionModel',
+    sample_size: 64,
+    in_channels: spec.inChannels,
+    out_channels: spec.outChannels,
+    flip_sin_to_cos: true,
+    freq_shift: 0,
+    down_block_types: spec.attention.map((a, i) =>
+      i === levels - 1 || !a ? (a ? 'CrossAttnDownBlock2D' : 'DownBlock2D') : 'CrossAttnDownBlock2D',
+    ),
+    mid_block_type: 'UNetMidBlock2DCrossAttn',
+    up_block_types: [...spec.attention].reverse().map((a) => (a ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
+    block_out_channels: spec.blockOutChannels,
+    layers_per_block: spec.layersPerBlock,
+    downsample_padding: 1,
+    act_fn: 'silu',
+    norm_num_groups: spec.normGroups,
+    norm_eps: spec.normEps,
+    cross_attention_dim: spec.crossAttentionDim,
+    // diffusers' SD 1.x naming quirk: attention_head_dim holds the number of heads.
+    attention_head_dim: spec.heads,
+    use_linear_projection: true,
+    time_embedding_type: 'positional',
+  };
+}
+
+function vaeConfig(spec: VaeSpec) {
+  const levels = spec.blockOutChannels.length;
+  return {
+    _class_name: 'AutoencoderKL',
+    in_channels: 3,
+    out_channels: 3,
+    down_block_types: Array(levels).fill('DownEncoderBlock2D'),
+    up_block_types: Array(levels).fill('UpDecoderBlock2D'),
+    block_out_channels: spec.blockOutChannels,
+    layers_per_block: spec.layersPerBlock,
+    act_fn: 'silu',
+    latent_channels: spec.latentChannels,
+    norm_num_groups: spec.normGroups,
+    sample_size: 512,
+    scaling_factor: VAE_SCALING_FACTOR,
+    use_quant_conv: true,
+    use_post_quant_conv: true,
+    mid_block_add_attention: spec.midBlockAttention,
+    // Not part of the diffusers config: says this encoder outputs the posterior mean, not a sample.
+    encoder_output: 'mean',
+  };
+}
+
+export interface ModelFile {
+  /** Path inside the model folder, '/'-separated. */
+  path: string;
+  data: Uint8Array;
+}
+
+/** Builds every file of the embedded model in memory (pure and deterministic). */
+export function buildDefaultModelFiles(): ModelFile[] {
+  const vocab = buildDefaultVocabulary();
+  const text: TextEncoderSpec = {
+    vocabSize: vocab.tokens.length,
+    hiddenSize: TEXT_HIDDEN,
+    intermediateSize: TEXT_HIDDEN * 4,
+    layers: 3,
+    heads: 4,
+    maxPositions: 77,
+    layerNormEps: 1e-5,
+    bosTokenId: vocab.bosTokenId,
+    eosTokenId: vocab.eosTokenId,
+  };
+  // Each network draws from its own seed, so changing one leaves the others' weights as they were.
+  const graph = (b: GraphBuilder) => b.toBytes(ONNX_OPTIONS);
+  const enc = new TextEncoder();
+  const files: [string, Uint8Array | string][] = [
+    ['model_index.json', json(modelIndex())],
+    ['scheduler/scheduler_config.json', json(SCHEDULER_CONFIG)],
+    ...Object.entries(tokenizerFiles(vocab)).map(([name, content]): [string, string] => [`tokenizer/${name}`, content]),
+    ['text_encoder/config.json', json(textEncoderConfig(text))],
+    ['text_encoder/model.onnx', graph(buildTextEncoder(text, new WeightGenerator(DEFAULT_MODEL_SEED + 1)))],
+    ['unet/config.json', json(unetConfig(UNET))],
+    ['unet/model.onnx', graph(buildUNet(UNET, new WeightGenerator(DEFAULT_MODEL_SEED + 2)))],
+    ['vae_encoder/config.json', json(vaeConfig(VAE))],
+    ['vae_encoder/model.onnx', graph(buildVaeEncoder(VAE, new WeightGenerator(DEFAULT_MODEL_SEED + 3)))],
+    ['vae_decoder/config.json', json(vaeConfig(VAE))],
+    ['vae_decoder/model.onnx', graph(buildVaeDecoder(VAE, new WeightGenerator(DEFAULT_MODEL_SEED + 4)))],
+  ];
+  return files.map(([path, data]) => ({ path, data: typeof data === 'string' ? enc.encode(data) : data }));
+}
+
+interface Marker {
+  name: string;
+  generatorVersion: number;
+  sha256: string;
+}
+
+async function readMarker(dir: string): Promise<Marker | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, COMPLETE_MARKER), 'utf8')) as Marker;
+  } catch {
+    return null;
+  }
+}
+
+function isCurrent(marker: Marker | null): boolean {
+  return marker?.name === DEFAULT_MODEL_NAME && marker.generatorVersion === DEFAULT_MODEL_GENERATOR_VERSION;
+}
+
+/** Writes the model files into `dir` (created if needed), the completion marker last. */
+export async function writeDefaultModel(dir: string): Promise<void> {
+  const hash = createHash('sha256');
+  for (const file of buildDefaultModelFiles()) {
+    const target = join(dir, ...file.path.split('/'));
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, file.data);
+    hash.update(file.path).update(file.data);
+  }
+  const marker: Marker = {
+    name: DEFAULT_MODEL_NAME,
+    generatorVersion: DEFAULT_MODEL_GENERATOR_VERSION,
+    sha256: hash.digest('hex'),
+  };
+  await writeFile(join(dir, COMPLETE_MARKER), json(marker));
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/**
+ * Returns the folder of the embedded default model under `cacheDir`, writing it first if it is missing or
+ * was written by another generator version. The model is written into a temporary sibling and renamed
+ * into place, so a concurrent reader (another process, too) never sees a half-written model.
+ */
+export function ensureDefaultModel(cacheDir: string = defaultModelCacheDir()): Promise<string> {
+  const modelDir = join(cacheDir, DEFAULT_MODEL_NAME);
+  let pending = inFlight.get(modelDir);
+  if (!pending) {
+    pending = ensureAt(cacheDir, modelDir).finally(() => inFlight.delete(modelDir));
+    inFlight.set(modelDir, pending);
+  }
+  return pending;
+}
+
+async function ensureAt(cacheDir: string, modelDir: string): Promise<string> {
+  if (isCurrent(await readMarker(modelDir))) return modelDir;
+  await mkdir(cacheDir, { recursive: true });
+  const tmp = join(cacheDir, `.${DEFAULT_MODEL_NAME}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await writeDefaultModel(tmp);
+    try {
+      await rename(tmp, modelDir);
+    } catch (err) {
+      // Another writer won the race (the target is a non-empty folder): use theirs if it is complete.
+      if (isCurrent(await readMarker(modelDir))) return modelDir;
+      // An outdated or broken folder is in the way: move it aside and take its place.
+      const stale = `${modelDir}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+      try {
+        await rename(modelDir, stale);
+      } catch {
+        throw new Error(`cannot replace the embedded model at ${modelDir}: ${(err as Error).message}`);
+      }
+      await rename(tmp, modelDir);
+      await rm(stale, { recursive: true, force: true });
+    }
+    return modelDir;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

@@ -82,7 +82,7 @@ export function toUint8Rgb(decoded: Float32Array, width: number, height: number,
   for (let p = 0; p < plane; p++) {
     for (let ch = 0; ch < 3; ch++) {
       let v = Math.fround(Math.fround(decoded[offset + ch * plane + p] / 2) + 0.5);
-      v = v < 0 ? 0 : v > 1 ? 1 : v;
+      v = Math.min(Math.max(v, 0), 1);
       out[p * 3 + ch] = roundHalfEven(Math.fround(v * 255));
     }
   }

@@ -1,0 +1,226 @@
+// DPM-Solver++ multistep (Lu et al. 2022) as diffusers' DPMSolverMultistepScheduler: "dpmsolver++" (DPM++ 2M at
+// solver_order 2) or "sde-dpmsolver++", midpoint/heun second-order form, lower-order final steps, Karras sigmas.
+import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
+import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger, readNumber } from './scheduler-config.ts';
+import {
+  alphaSigmaFromSigma,
+  alphasCumprod,
+  assertSameLength,
+  drawNoise,
+  float32Logs,
+  interpAtIndex,
+  karrasSigmas,
+  makeBetas,
+  multistepTimesteps,
+  roundHalfEven,
+  sigmaToT,
+  trainingSigmas,
+} from './schedule.ts';
+import { checkSteps } from './ddim.ts';
+import { addNoiseSigmaVp, convertToX0, lambdaOf, multistepIndexForNoise } from './multistep.ts';
+import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
+
+const f32 = Math.fround;
+
+export class DpmSolverMultistepScheduler implements Scheduler {
+  readonly order = 1;
+  readonly initNoiseSigma = 1;
+  timesteps: Float64Array = new Float64Array(0);
+  sigmas: Float64Array = new Float64Array(0);
+
+  private readonly trainSigmas: Float64Array;
+  private readonly lambdas: Float64Array;
+  private readonly numTrainTimesteps: number;
+  private readonly predictionType;
+  private readonly spacing;
+  private readonly stepsOffset: number;
+  private readonly solverOrder: number;
+  private readonly algorithm;
+  private readonly solverType;
+  private readonly lowerOrderFinal: boolean;
+  private readonly eulerAtFinal: boolean;
+  private readonly useKarras: boolean;
+  private readonly finalSigmaType;
+  private readonly lambdaMinClipped: number;
+  private readonly threshold: ThresholdConfig;
+  private modelOutputs: (Float32Array | null)[] = [];
+  private lowerOrderNums = 0;
+  private stepIndex: number | null = null;
+  private beginIndex: number | null = null;
+
+  constructor(config: SchedulerConfig, readonly name: string = 'dpmpp_2m') {
+    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
+    this.numTrainTimesteps = beta.numTrainTimesteps;
+    const ac = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
+    if (beta.rescaleBetasZeroSnr) ac[ac.length - 1] = 2 ** -24;
+    this.trainSigmas = trainingSigmas(ac);
+    // lambda_t = log(alpha_t) - log(sigma_t) of the training schedule, in float32 like torch.
+    this.lambdas = ac.map((a) => f32(f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a)))))));
+    this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
+    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
+    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    this.solverOrder = readInteger(config, 'solver_order', 2, 1);
+    if (this.solverOrder > 3) throw new Error(`scheduler config solver_order must be 1, 2 or 3, got ${this.solverOrder}`);
+    this.algorithm = readChoice(config, 'algorithm_type', ['dpmsolver++', 'sde-dpmsolver++'] as const, 'dpmsolver++');
+    if (this.algorithm === 'sde-dpmsolver++' && this.solverOrder === 3) {
+      throw new Error('scheduler config solver_order 3 is not supported with algorithm_type sde-dpmsolver++');
+    }
+    this.solverType = readChoice(config, 'solver_type', ['midpoint', 'heun'] as const, 'midpoint');
+    this.lowerOrderFinal = readBoolean(config, 'lower_order_final', true);
+    this.eulerAtFinal = readBoolean(config, 'euler_at_final', false);
+    this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
+    for (const key of ['use_exponential_sigmas', 'use_beta_sigmas', 'use_lu_lambdas']) {
+      if (readBoolean(config, key, false)) throw new Error(`scheduler ${this.name}: config ${key}=true is not supported`);
+    }
+    this.finalSigmaType = readChoice(config, 'final_sigmas_type', ['zero', 'sigma_min'] as const, 'zero');
+    this.lambdaMinClipped = readNumber(config, 'lambda_min_clipped', Number.NEGATIVE_INFINITY);
+    this.threshold = readThresholdConfig(config, { clipSample: false });
+    this.threshold.clipSample = false; // DPM-Solver has thresholding only
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    checkSteps(numInferenceSteps, this.numTrainTimesteps);
+    const train = this.numTrainTimesteps;
+    // Clip the lowest lambdas (cosine schedules): searchsorted over the reversed lambdas.
+    let clipped = 0;
+    for (let i = this.lambdas.length - 1; i >= 0 && this.lambdas[i] < this.lambdaMinClipped; i--) clipped++;
+    const last = train - clipped;
+    let timesteps = multistepTimesteps(this.spacing, train, last, numInferenceSteps, this.stepsOffset);
+    let sigmas: number[];
+    if (this.useKarras) {
+      const logSigmas = float32Logs(this.trainSigmas);
+      sigmas = Array.from(karrasSigmas(this.trainSigmas[0], this.trainSigmas[this.trainSigmas.length - 1], numInferenceSteps));
+      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
+    } else {
+      sigmas = timesteps.map((t) => interpAtIndex(t, this.trainSigmas));
+    }
+    const sigmaLast = this.finalSigmaType === 'zero' ? 0 : this.useKarras ? sigmas[sigmas.length - 1] : this.trainSigmas[0];
+    this.sigmas = Float64Array.from([...sigmas, sigmaLast], f32);
+    this.timesteps = Float64Array.from(timesteps);
+    this.modelOutputs = new Array(this.solverOrder).fill(null);
+    this.lowerOrderNums = 0;
+    this.stepIndex = null;
+    this.beginIndex = null;
+  }
+
+  setBeginIndex(beginIndex: number): void {
+    this.beginIndex = beginIndex;
+  }
+
+  scaleModelInput(sample: Float32Array): Float32Array {
+    return sample;
+  }
+
+  step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
+    assertSameLength(modelOutput, sample, `${this.name} step`);
+    if (this.timesteps.length === 0) throw new Error(`${this.name}: call setTimesteps before step`);
+    if (this.stepIndex === null) this.stepIndex = multistepIndexForNoise(this.timesteps, timestep, this.beginIndex, null);
+    const idx = this.stepIndex;
+    const count = this.timesteps.length;
+    // Improve numerical stability for small numbers of steps: finish with lower orders.
+    const lowerOrderFinal =
+      idx === count - 1 && (this.eulerAtFinal || (this.lowerOrderFinal && count < 15) || this.finalSigmaType === 'zero');
+    const lowerOrderSecond = idx === count - 2 && this.lowerOrderFinal && count < 15;
+
+    // 1. convert the model output to the x0 prediction dpmsolver++ works with
+    const x0 = convertToX0(this.predictionType, modelOutput, sample, this.sigmas[idx]);
+    clipOrThreshold(x0, this.threshold, ctx.shape[0] ?? 1);
+    this.modelOutputs.shift();
+    this.modelOutputs.push(x0);
+
+    // 2. the SDE variant draws its noise here, once per step
+    const noise = this.algorithm === 'sde-dpmsolver++' ? drawNoise(this.name, ctx, sample.length) : null;
+
+    // 3. multistep update of the chosen order
+    let prevSample: Float32Array;
+    if (this.solverOrder === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) {
+      prevSample = this.firstOrderUpdate(x0, sample, idx, noise);
+    } else if (this.solverOrder === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) {
+      prevSample = this.secondOrderUpdate(sample, idx, noise);
+    } else {
+      prevSample = this.thirdOrderUpdate(sample, idx);
+    }
+    if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
+    this.stepIndex = idx + 1;
+    return { prevSample };
+  }
+
+  private firstOrderUpdate(x0: Float32Array, sample: Float32Array, idx: number, noise: Float32Array | null): Float32Array {
+    const t = alphaSigmaFromSigma(this.sigmas[idx + 1]);
+    const s = alphaSigmaFromSigma(this.sigmas[idx]);
+    const h = lambdaOf(t) - lambdaOf(s);
+    const out = new Float32Array(sample.length);
+    if (noise) {
+      const a = (t.sigmaT / s.sigmaT) * Math.exp(-h);
+      const b = t.alpha * (1 - Math.exp(-2 * h));
+      const c = t.sigmaT * Math.sqrt(1 - Math.exp(-2 * h));
+      for (let i = 0; i < out.length; i++) out[i] = a * sample[i] + b * x0[i] + c * noise[i];
+      return out;
+    }
+    const a = t.sigmaT / s.sigmaT;
+    const b = t.alpha * (Math.exp(-h) - 1);
+    for (let i = 0; i < out.length; i++) out[i] = a * sample[i] - b * x0[i];
+    return out;
+  }
+
+  private secondOrderUpdate(sample: Float32Array, idx: number, noise: Float32Array | null): Float32Array {
+    const m0 = this.modelOutputs[this.solverOrder - 1] as Float32Array;
+    const m1 = this.modelOutputs[this.solverOrder - 2] as Float32Array;
+    const t = alphaSigmaFromSigma(this.sigmas[idx + 1]);
+    const s0 = alphaSigmaFromSigma(this.sigmas[idx]);
+    const s1 = alphaSigmaFromSigma(this.sigmas[idx - 1]);
+    const h = lambdaOf(t) - lambdaOf(s0);
+    const h0 = lambdaOf(s0) - lambdaOf(s1);
+    const r0 = h0 / h;
+    const out = new Float32Array(sample.length);
+    if (noise) {
+      const a = (t.sigmaT / s0.sigmaT) * Math.exp(-h);
+      const b = t.alpha * (1 - Math.exp(-2 * h));
+      const c = t.sigmaT * Math.sqrt(1 - Math.exp(-2 * h));
+      const d1k = this.solverType === 'midpoint' ? 0.5 * b : t.alpha * ((1 - Math.exp(-2 * h)) / (-2 * h) + 1);
+      for (let i = 0; i < out.length; i++) {
+        const d1 = (m0[i] - m1[i]) / r0;
+        out[i] = a * sample[i] + b * m0[i] + d1k * d1 + c * noise[i];
+      }
+      return out;
+    }
+    const a = t.sigmaT / s0.sigmaT;
+    const b = t.alpha * (Math.exp(-h) - 1);
+    for (let i = 0; i < out.length; i++) {
+      const d1 = (m0[i] - m1[i]) / r0;
+      out[i] =
+        this.solverType === 'midpoint'
+          ? a * sample[i] - b * m0[i] - 0.5 * b * d1
+          : a * sample[i] - b * m0[i] + t.alpha * ((Math.exp(-h) - 1) / h + 1) * d1;
+    }
+    return out;
+  }
+
+  private thirdOrderUpdate(sample: Float32Array, idx: number): Float32Array {
+    const [m2, m1, m0] = this.modelOutputs as Float32Array[];
+    const t = alphaSigmaFromSigma(this.sigmas[idx + 1]);
+    const s0 = alphaSigmaFromSigma(this.sigmas[idx]);
+    const s1 = alphaSigmaFromSigma(this.sigmas[idx - 1]);
+    const s2 = alphaSigmaFromSigma(this.sigmas[idx - 2]);
+    const h = lambdaOf(t) - lambdaOf(s0);
+    const r0 = (lambdaOf(s0) - lambdaOf(s1)) / h;
+    const r1 = (lambdaOf(s1) - lambdaOf(s2)) / h;
+    const a = t.sigmaT / s0.sigmaT;
+    const e = Math.exp(-h) - 1;
+    const out = new Float32Array(sample.length);
+    for (let i = 0; i < out.length; i++) {
+      const d10 = (m0[i] - m1[i]) / r0;
+      const d11 = (m1[i] - m2[i]) / r1;
+      const d1 = d10 + (r0 / (r0 + r1)) * (d10 - d11);
+      const d2 = (d10 - d11) / (r0 + r1);
+      out[i] = a * sample[i] - t.alpha * e * m0[i] + t.alpha * (e / h + 1) * d1 - t.alpha * ((e + h) / (h * h) - 0.5) * d2;
+    }
+    return out;
+  }
+
+  addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+    assertSameLength(originalSamples, noise, `${this.name} addNoise`);
+    const idx = multistepIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex);
+    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[idx]);
+  }
+}

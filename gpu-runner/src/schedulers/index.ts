@@ -1,0 +1,54 @@
+// createScheduler: a scheduler by canonical name or alias, built from the model's scheduler_config.json the way
+// diffusers' from_config builds another class from it (unknown keys ignored, missing keys take class defaults).
+import { SCHEDULER_ALIASES, SCHEDULER_NAMES, type SchedulerName, resolveSchedulerName } from '@sd/shared/scheduler-names';
+import { DdimScheduler } from './ddim.ts';
+import { DdpmScheduler } from './ddpm.ts';
+import { DpmSolverMultistepScheduler } from './dpm-solver-multistep.ts';
+import { EulerAncestralScheduler } from './euler-ancestral.ts';
+import { EulerScheduler } from './euler.ts';
+import { HeunScheduler } from './heun.ts';
+import { LcmScheduler } from './lcm.ts';
+import { LmsScheduler } from './lms.ts';
+import { PndmScheduler } from './pndm.ts';
+import type { Scheduler, SchedulerConfig } from './scheduler.ts';
+import { UniPcScheduler } from './unipc.ts';
+
+export type { NoiseSource, Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
+
+const FACTORIES: Record<SchedulerName, (config: SchedulerConfig) => Scheduler> = {
+  ddim: (c) => new DdimScheduler(c),
+  // Stable Diffusion's own PNDM config sets skip_prk_steps; a PNDM built from another class's config (which lacks
+  // the key) keeps the class default (false: Runge-Kutta warm-up), exactly as from_config would.
+  pndm: (c) => new PndmScheduler(c),
+  ddpm: (c) => new DdpmScheduler(c),
+  euler: (c) => new EulerScheduler(c),
+  euler_a: (c) => new EulerAncestralScheduler(c),
+  heun: (c) => new HeunScheduler(c),
+  lms: (c) => new LmsScheduler(c),
+  // DPM++ 2M: dpmsolver++, order 2 (the class defaults); the Karras variant forces Karras sigmas on.
+  dpmpp_2m: (c) => new DpmSolverMultistepScheduler(c, 'dpmpp_2m'),
+  dpmpp_2m_karras: (c) => new DpmSolverMultistepScheduler({ ...c, use_karras_sigmas: true }, 'dpmpp_2m_karras'),
+  unipc: (c) => new UniPcScheduler(c),
+  lcm: (c) => new LcmScheduler(c),
+};
+
+/** Builds a scheduler by canonical name or alias (see @sd/shared/scheduler-names) from a model's scheduler config. */
+export function createScheduler(nameOrAlias: string, modelConfig: SchedulerConfig): Scheduler {
+  const name = resolveSchedulerName(nameOrAlias);
+  if (!name) {
+    throw new Error(
+      `unknown scheduler "${nameOrAlias}"; valid names: ${SCHEDULER_NAMES.join(', ')} (aliases: ${SCHEDULER_ALIASES.join(', ')})`,
+    );
+  }
+  return FACTORIES[name](modelConfig);
+}
+
+/** The canonical name of the model's own scheduler, from its config's _class_name (e.g. PNDMScheduler -> pndm). */
+export function schedulerNameFromConfig(config: SchedulerConfig): SchedulerName {
+  const cls = config._class_name;
+  if (typeof cls !== 'string') throw new Error(`scheduler config _class_name must be a string, got ${JSON.stringify(cls)}`);
+  const name = resolveSchedulerName(cls);
+  if (!name) throw new Error(`scheduler config _class_name "${cls}" is not a supported scheduler class`);
+  if (name === 'dpmpp_2m' && config.use_karras_sigmas === true) return 'dpmpp_2m_karras';
+  return name;
+}

@@ -26,11 +26,13 @@ export function parseVocab(vocabJson: string): Map<string, number> {
     throw new Error('vocab must be a JSON object of token -> id (vocab.json)');
   }
   const vocab = new Map<string, number>();
-  for (const [token, id] of Object.entries(raw)) {
-    if (!Number.isInteger(id) || (id as number) < 0) {
+  const entries = raw as Record<string, unknown>;
+  for (const token in entries) {
+    const id = entries[token];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
       throw new Error(`vocab id of ${JSON.stringify(token)} must be a non-negative integer, got ${JSON.stringify(id)}`);
     }
-    vocab.set(token, id as number);
+    vocab.set(token, id);
   }
   return vocab;
 }
@@ -51,19 +53,60 @@ export function parseMerges(mergesTxt: string): Array<[string, string]> {
   return merges;
 }
 
+/**
+ * Open-addressing hash table from a symbol pair (left, right) to its merge rank, in typed arrays: built in
+ * a few ms and probed without allocating, unlike a Map keyed by strings or by large doubles.
+ */
+class PairRankTable {
+  private readonly mask: number;
+  private readonly left: Int32Array;
+  private readonly right: Int32Array;
+  private readonly rank: Int32Array;
+
+  constructor(entries: number) {
+    let capacity = 16;
+    while (capacity < entries * 2) capacity *= 2;
+    this.mask = capacity - 1;
+    this.left = new Int32Array(capacity).fill(-1);
+    this.right = new Int32Array(capacity);
+    this.rank = new Int32Array(capacity);
+  }
+
+  private slot(a: number, b: number): number {
+    return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca77)) & this.mask;
+  }
+
+  set(a: number, b: number, rank: number): void {
+    let i = this.slot(a, b);
+    while (this.left[i] !== -1 && (this.left[i] !== a || this.right[i] !== b)) i = (i + 1) & this.mask;
+    this.left[i] = a;
+    this.right[i] = b;
+    this.rank[i] = rank;
+  }
+
+  /** The pair's merge rank, or -1 when the pair never merges. */
+  get(a: number, b: number): number {
+    let i = this.slot(a, b);
+    for (;;) {
+      const l = this.left[i];
+      if (l === -1) return -1;
+      if (l === a && this.right[i] === b) return this.rank[i];
+      i = (i + 1) & this.mask;
+    }
+  }
+}
+
 export class BpeModel {
   readonly vocab: ReadonlyMap<string, number>;
   private readonly unkId: number;
   private readonly specialWords: ReadonlyMap<string, number>;
   private readonly cacheLimit: number;
   private readonly cache = new Map<string, readonly number[]>();
-  /** Symbol id -> vocab id (-1 when the symbol exists only as a merge product outside the vocab). */
-  private readonly symbolToVocab: number[] = [];
-  /** (left symbol * symbolCount + right symbol) -> merge rank. */
-  private readonly pairRank = new Map<number, number>();
+  /** Symbols are vocab ids; merge parts the vocab lacks get ids from vocabEnd on (they map to unk). */
+  private readonly vocabEnd: number;
+  private readonly pairRank: PairRankTable;
   /** merge rank -> the merged symbol id. */
   private readonly mergedSymbol: Int32Array;
-  private readonly symbolCount: number;
   private readonly byteSymbol = new Int32Array(256);
   private readonly byteEndSymbol = new Int32Array(256);
   private readonly utf8 = new TextEncoder();
@@ -74,31 +117,27 @@ export class BpeModel {
     this.specialWords = options.specialWords ?? new Map();
     this.cacheLimit = options.cacheLimit ?? DEFAULT_CACHE_LIMIT;
 
-    // Give every symbol string a dense id: vocab tokens first, then merge parts the vocab lacks.
-    const symbolIds = new Map<string, number>();
+    let vocabEnd = 0;
+    for (const id of vocab.values()) if (id >= vocabEnd) vocabEnd = id + 1;
+    this.vocabEnd = vocabEnd;
+    const extra = new Map<string, number>();
     const symbolOf = (s: string): number => {
-      let id = symbolIds.get(s);
-      if (id === undefined) {
-        id = this.symbolToVocab.length;
-        symbolIds.set(s, id);
-        this.symbolToVocab.push(vocab.get(s) ?? -1);
-      }
-      return id;
+      const id = vocab.get(s) ?? extra.get(s);
+      if (id !== undefined) return id;
+      extra.set(s, vocabEnd + extra.size);
+      return vocabEnd + extra.size - 1;
     };
-    for (const token of vocab.keys()) symbolOf(token);
     for (let b = 0; b < 256; b++) {
       this.byteSymbol[b] = symbolOf(BYTE_TO_UNICODE[b]);
       this.byteEndSymbol[b] = symbolOf(BYTE_TO_UNICODE[b] + END_OF_WORD);
     }
-    const mergeSymbols = merges.map(([left, right]) => [symbolOf(left), symbolOf(right), symbolOf(left + right)]);
-    this.symbolCount = this.symbolToVocab.length;
+    this.pairRank = new PairRankTable(merges.length);
     this.mergedSymbol = new Int32Array(merges.length);
-    for (let rank = 0; rank < mergeSymbols.length; rank++) {
-      const [left, right, merged] = mergeSymbols[rank];
-      const key = left * this.symbolCount + right;
+    for (let rank = 0; rank < merges.length; rank++) {
+      const [left, right] = merges[rank];
       // A repeated pair takes its last rank, as CLIP's dict(zip(merges, range(len(merges)))) does.
-      this.pairRank.set(key, rank);
-      this.mergedSymbol[rank] = merged;
+      this.pairRank.set(symbolOf(left), symbolOf(right), rank);
+      this.mergedSymbol[rank] = symbolOf(left + right);
     }
   }
 
@@ -126,38 +165,35 @@ export class BpeModel {
     const bytes = this.utf8.encode(word);
     const n = bytes.length;
     if (n === 0) return [];
-    let symbols: number[] = new Array(n);
+    const symbols: number[] = new Array(n);
     for (let i = 0; i < n - 1; i++) symbols[i] = this.byteSymbol[bytes[i]];
     symbols[n - 1] = this.byteEndSymbol[bytes[n - 1]];
 
-    const count = this.symbolCount;
-    while (symbols.length > 1) {
+    let length = n;
+    while (length > 1) {
       // 1. Find the adjacent pair with the lowest merge rank.
-      let bestRank = Number.POSITIVE_INFINITY;
-      for (let i = 0; i < symbols.length - 1; i++) {
-        const rank = this.pairRank.get(symbols[i] * count + symbols[i + 1]);
-        if (rank !== undefined && rank < bestRank) bestRank = rank;
+      let best = -1;
+      for (let i = 0; i < length - 1; i++) {
+        const rank = this.pairRank.get(symbols[i], symbols[i + 1]);
+        if (rank !== -1 && (best === -1 || rank < best)) best = rank;
       }
-      if (bestRank === Number.POSITIVE_INFINITY) break;
-      // 2. Merge every non-overlapping occurrence of that pair, left to right.
-      const merged = this.mergedSymbol[bestRank];
-      const next: number[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (i < symbols.length - 1 && this.pairRank.get(symbols[i] * count + symbols[i + 1]) === bestRank) {
-          next.push(merged);
+      if (best === -1) break;
+      // 2. Merge every non-overlapping occurrence of that pair, left to right, in place.
+      const merged = this.mergedSymbol[best];
+      let out = 0;
+      for (let i = 0; i < length; i++) {
+        if (i < length - 1 && this.pairRank.get(symbols[i], symbols[i + 1]) === best) {
+          symbols[out++] = merged;
           i++;
         } else {
-          next.push(symbols[i]);
+          symbols[out++] = symbols[i];
         }
       }
-      symbols = next;
+      length = out;
     }
 
-    const ids = new Array<number>(symbols.length);
-    for (let i = 0; i < symbols.length; i++) {
-      const id = this.symbolToVocab[symbols[i]];
-      ids[i] = id >= 0 ? id : this.unkId;
-    }
+    const ids = new Array<number>(length);
+    for (let i = 0; i < length; i++) ids[i] = symbols[i] < this.vocabEnd ? symbols[i] : this.unkId;
     return ids;
   }
 }

@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   COMPLETE_MARKER,
@@ -66,6 +69,22 @@ describe('ensureDefaultModel', () => {
     expect(new Set(dirs).size).toBe(1);
     expect(await readdir(cache)).toEqual([DEFAULT_MODEL_NAME]);
     expect(await readJson(dirs[0], COMPLETE_MARKER)).toMatchObject({ name: DEFAULT_MODEL_NAME });
+  });
+
+  it('gives concurrent first uses in separate processes one complete model', async () => {
+    const cache = await tempCache();
+    const script = join(cache, 'ensure.mts');
+    const module = fileURLToPath(new URL('./write-model.ts', import.meta.url));
+    await writeFile(
+      script,
+      `import { ensureDefaultModel } from ${JSON.stringify(module)};\nconsole.log(await ensureDefaultModel(${JSON.stringify(join(cache, 'models'))}));\n`,
+    );
+    const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', script]);
+    const results = await Promise.all([run(), run(), run()]);
+    const dir = join(cache, 'models', DEFAULT_MODEL_NAME);
+    for (const r of results) expect(r.stdout.trim()).toBe(dir);
+    expect(await readdir(join(cache, 'models'))).toEqual([DEFAULT_MODEL_NAME]);
+    expect(await readJson(dir, COMPLETE_MARKER)).toMatchObject({ name: DEFAULT_MODEL_NAME });
   });
 
   it('rewrites a folder without a current completion marker', async () => {

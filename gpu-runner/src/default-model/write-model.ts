@@ -114,7 +114,6 @@ function textEncoderConfig(spec: TextEncoderSpec) {
 }
 
 function unetConfig(spec: UNetSpec) {
-  const levels = spec.blockOutChannels.length;
   return {
     _class_name: 'UNet2DConditionModel',
     sample_size: 64,
@@ -122,9 +121,7 @@ function unetConfig(spec: UNetSpec) {
     out_channels: spec.outChannels,
     flip_sin_to_cos: true,
     freq_shift: 0,
-    down_block_types: spec.attention.map((a, i) =>
-      i === levels - 1 || !a ? (a ? 'CrossAttnDownBlock2D' : 'DownBlock2D') : 'CrossAttnDownBlock2D',
-    ),
+    down_block_types: spec.attention.map((a) => (a ? 'CrossAttnDownBlock2D' : 'DownBlock2D')),
     mid_block_type: 'UNetMidBlock2DCrossAttn',
     up_block_types: [...spec.attention].reverse().map((a) => (a ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
     block_out_channels: spec.blockOutChannels,
@@ -258,25 +255,26 @@ export function ensureDefaultModel(cacheDir: string = defaultModelCacheDir()): P
 async function ensureAt(cacheDir: string, modelDir: string): Promise<string> {
   if (isCurrent(await readMarker(modelDir))) return modelDir;
   await mkdir(cacheDir, { recursive: true });
-  const tmp = join(cacheDir, `.${DEFAULT_MODEL_NAME}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const suffix = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = join(cacheDir, `.${DEFAULT_MODEL_NAME}.tmp-${suffix()}`);
   try {
     await writeDefaultModel(tmp);
-    try {
-      await rename(tmp, modelDir);
-    } catch (err) {
-      // Another writer won the race (the target is a non-empty folder): use theirs if it is complete.
-      if (isCurrent(await readMarker(modelDir))) return modelDir;
-      // An outdated or broken folder is in the way: move it aside and take its place.
-      const stale = `${modelDir}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+    // Two attempts: the second after moving an outdated or broken folder out of the way.
+    for (let attempt = 0; ; attempt++) {
       try {
-        await rename(modelDir, stale);
-      } catch {
-        throw new Error(`cannot replace the embedded model at ${modelDir}: ${(err as Error).message}`);
+        await rename(tmp, modelDir);
+        return modelDir;
+      } catch (err) {
+        // Another writer (maybe another process) won the race: use its model if it is complete.
+        if (isCurrent(await readMarker(modelDir))) return modelDir;
+        if (attempt > 0) throw new Error(`cannot write the embedded model to ${modelDir}: ${(err as Error).message}`);
+        const stale = `${modelDir}.stale-${suffix()}`;
+        await rename(modelDir, stale).then(
+          () => rm(stale, { recursive: true, force: true }),
+          () => undefined, // already gone: the retry will tell
+        );
       }
-      await rename(tmp, modelDir);
-      await rm(stale, { recursive: true, force: true });
     }
-    return modelDir;
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

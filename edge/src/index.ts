@@ -5,7 +5,8 @@ const app = new Hono<{ Bindings: Env }>();
 
 app.get('/health', (c) => c.json({ status: 'ok' }));
 
-export { DurableObject as PredictionObject, DurableObject as KeyLimiter } from 'cloudflare:workers';
+export { DurableObject as PredictionObject } from 'cloudflare:workers';
+export { KeyLimiter } from './limits/key-limiter.ts';
 
 export default {
   fetch: app.fetch,

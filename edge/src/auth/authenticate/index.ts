@@ -1,0 +1,162 @@
+// authenticate(): turns `Authorization: Bearer <sk_ | pk_ | user token>` into c.var.principal, or answers 401/403.
+// requireScope(): a route guard on the principal's scopes.
+import type { Context, MiddlewareHandler } from 'hono';
+import { timingSafeEqual } from '@sd/shared/webhook-signature';
+import { httpError } from '../http-error.ts';
+import {
+  DEFAULT_SCOPES,
+  hashApiKey,
+  type KeyRecord,
+  keyStatus,
+  looksLikeApiKey,
+  normalizeOrigin,
+  parseApiKey,
+  type Scope,
+} from '../key-format.ts';
+import { getKeyRecord, type KeyValueStore, kvStore } from '../key-store.ts';
+import type { Principal } from '../principal.ts';
+import { looksLikeUserToken, verifyUserToken } from '../user-token.ts';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    principal: Principal;
+  }
+}
+
+/** The bindings authenticate() reads when no accessor is given. */
+export interface AuthBindings {
+  KEYS: KVNamespace;
+  TOKEN_SIGNING_SECRET?: string;
+}
+
+type AuthContext = Context<{ Bindings: AuthBindings }>;
+
+export interface AuthenticateOptions {
+  /** Where key records live. Default: the KEYS binding. */
+  keys?: (c: AuthContext) => KeyValueStore;
+  /** The secret user tokens are signed with. Default: the TOKEN_SIGNING_SECRET binding; absent = tokens refused. */
+  tokenSigningSecret?: (c: AuthContext) => string | undefined;
+  /** Edge cache of key records in seconds (KV minimum 30). Default 60: a revocation is seen within about two minutes. */
+  cacheTtl?: number;
+  /** WWW-Authenticate realm. */
+  realm?: string;
+  /** Milliseconds since the epoch (tests). */
+  now?: () => number;
+}
+
+/** Scopes a user token can carry at most: it stands for an end user, who only creates and reads predictions. */
+const TOKEN_SCOPES: readonly Scope[] = ['predictions:write', 'predictions:read'];
+
+/** Compared against when the key id is unknown, so an unknown id costs the same hash and compare as a wrong secret. */
+const NO_SUCH_HASH = '0'.repeat(64);
+
+/**
+ * Authentication middleware. Accepts `Authorization: Bearer <credential>` (what the `replicate` and `openai` clients
+ * send) and `Token <credential>` (Replicate's older scheme). 401: missing, malformed, unknown, revoked or expired
+ * credential, tampered or expired token. 403: a publishable key or token used from an origin it is not bound to.
+ * Error messages never contain the credential. Running it twice is harmless: a set principal is kept.
+ */
+export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandler<{ Bindings: AuthBindings }> {
+  const cacheTtl = options.cacheTtl ?? 60;
+  if (cacheTtl !== 0 && cacheTtl < 30) throw new Error(`authenticate: cacheTtl must be 0 or at least 30 seconds, got ${cacheTtl}`);
+  const realm = (options.realm ?? 'sd-edge').replace(/[\\"]/g, '\\$&');
+  const keysOf = options.keys ?? ((c: AuthContext) => kvStore(c.env.KEYS, cacheTtl ? { cacheTtl } : {}));
+  const secretOf = options.tokenSigningSecret ?? ((c: AuthContext) => c.env.TOKEN_SIGNING_SECRET);
+  const now = options.now ?? Date.now;
+
+  const unauthorized = (message: string, error = 'invalid_token') =>
+    httpError(401, 'unauthorized', message, { 'WWW-Authenticate': `Bearer realm="${realm}", error="${error}"` });
+  const forbidden = (message: string) => httpError(403, 'forbidden', message);
+
+  /** The request's Origin, normalized, or null when absent or not a valid origin. */
+  const requestOrigin = (c: AuthContext): string | null => {
+    const origin = c.req.header('Origin');
+    if (!origin || origin === 'null') return null;
+    try {
+      return normalizeOrigin(origin);
+    } catch {
+      return null;
+    }
+  };
+
+  const checkActive = (record: KeyRecord, what: string) => {
+    const status = keyStatus(record, now());
+    if (status === 'revoked') throw unauthorized(`${what} was revoked at ${record.revokedAt}`);
+    if (status === 'expired') throw unauthorized(`${what} expired at ${record.expiresAt}`);
+  };
+
+  async function fromApiKey(c: AuthContext, credential: string): Promise<Principal> {
+    const parsed = parseApiKey(credential);
+    if (!parsed) throw unauthorized('malformed API key: expected sk_<id>_<secret> or pk_<id>_<secret>');
+    const record = await getKeyRecord(keysOf(c), parsed.id);
+    const hash = await hashApiKey(credential);
+    const matches = timingSafeEqual(hash, record?.hash ?? NO_SUCH_HASH);
+    // Revocation and expiry are only told to whoever holds the real secret.
+    if (!record || !matches || record.kind !== parsed.kind) throw unauthorized('invalid API key');
+    checkActive(record, 'API key');
+    if (record.kind === 'secret') {
+      return { keyId: record.id, kind: 'secret', scopes: record.scopes, limits: record.limits };
+    }
+    const origin = requestOrigin(c);
+    if (!origin) throw forbidden('a publishable key is only accepted with an Origin header from one of its listed origins');
+    if (!record.origins.includes(origin)) throw forbidden(`origin ${origin} is not allowed for this publishable key`);
+    const scopes = record.scopes.filter((s) => DEFAULT_SCOPES.publishable.includes(s));
+    return { keyId: record.id, kind: 'publishable', scopes, origin, limits: record.limits };
+  }
+
+  async function fromUserToken(c: AuthContext, credential: string): Promise<Principal> {
+    const secret = secretOf(c);
+    if (!secret) throw unauthorized('user tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)');
+    const verified = await verifyUserToken(credential, secret, { now: now() });
+    if (!verified.ok) throw unauthorized(verified.message);
+    const claims = verified.claims;
+    const issuer = await getKeyRecord(keysOf(c), claims.iss);
+    if (!issuer || issuer.kind !== 'secret') throw unauthorized('user token issuer is not a valid secret key');
+    checkActive(issuer, 'user token issuer key');
+    if (!issuer.scopes.includes('tokens:write')) throw forbidden('user token issuer key lacks scope tokens:write');
+    const origin = requestOrigin(c);
+    if (!origin) throw forbidden(`user token is bound to origin ${claims.aud}; the request has no Origin header`);
+    if (origin !== claims.aud) throw forbidden(`user token audience ${claims.aud} does not match Origin ${origin}`);
+    const limits = { ...issuer.limits };
+    if (claims.max_steps !== undefined) limits.maxSteps = Math.min(claims.max_steps, limits.maxSteps ?? claims.max_steps);
+    if (claims.max_outputs !== undefined) limits.maxOutputs = Math.min(claims.max_outputs, limits.maxOutputs ?? claims.max_outputs);
+    if (claims.model !== undefined) {
+      if (limits.models && !limits.models.includes(claims.model)) {
+        throw forbidden(`user token model ${claims.model} is not allowed for its issuer key`);
+      }
+      limits.models = [claims.model];
+    }
+    const scopes = issuer.scopes.filter((s) => TOKEN_SCOPES.includes(s));
+    return { keyId: issuer.id, kind: 'token', scopes, origin, subject: claims.sub, limits };
+  }
+
+  return async function authenticate(c, next) {
+    if (c.get('principal')) return next();
+    const header = c.req.header('Authorization');
+    if (!header) {
+      throw unauthorized('missing Authorization header: send "Authorization: Bearer <API key or user token>"', 'invalid_request');
+    }
+    const m = /^(?:Bearer|Token)\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw unauthorized('Authorization header must be "Bearer <API key or user token>"', 'invalid_request');
+    const credential = m[1];
+    let principal: Principal;
+    if (looksLikeApiKey(credential)) principal = await fromApiKey(c, credential);
+    else if (looksLikeUserToken(credential)) principal = await fromUserToken(c, credential);
+    else throw unauthorized('unrecognized credential: expected an sk_ or pk_ API key or a user token');
+    c.set('principal', principal);
+    await next();
+  };
+}
+
+/** 403 unless the authenticated principal has `scope`. Must run after authenticate(). */
+export function requireScope(scope: Scope): MiddlewareHandler {
+  return async function requireScope(c, next) {
+    const principal = c.get('principal');
+    if (!principal) throw new Error('requireScope() ran before authenticate(): no principal on the context');
+    if (!principal.scopes.includes(scope)) {
+      const has = principal.scopes.length ? principal.scopes.join(', ') : 'none';
+      throw httpError(403, 'forbidden', `this route needs scope ${scope}; the ${principal.kind} credential has: ${has}`);
+    }
+    await next();
+  };
+}

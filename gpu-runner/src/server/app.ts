@@ -1,0 +1,102 @@
+// The Cog HTTP API on Hono: routes, the Prefer header semantics, and the one place where domain errors become
+// status codes (onError: not ready 503, at capacity 409, invalid input 422, not found 404, unauthorized 401).
+import { errorBody } from '@sd/shared/schemas/errors';
+import { type Context, Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from 'pino';
+import { bearerAuth } from './bearer-auth.ts';
+import { AtCapacityError, InvalidInputError, NotFoundError, NotReadyError, UnauthorizedError } from './domain-errors.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import type { PredictionRecord } from './prediction-record.ts';
+import type { PredictionService } from './prediction-service.ts';
+
+export interface AppOptions {
+  apiToken?: string;
+  /** Called by POST /shutdown (the process decides how to stop). */
+  onShutdown: () => void;
+}
+
+type Prefer = { mode: 'sync' } | { mode: 'async' } | { mode: 'wait'; seconds: number };
+
+/**
+ * Cog: no Prefer = run to completion (200); `respond-async` = answer at once (202).
+ * Replicate's client sends `wait[=N]` (its `wait` option): hold up to N seconds (default 60), answer 201.
+ */
+function parsePrefer(header: string | undefined): Prefer {
+  const h = (header ?? '').toLowerCase();
+  if (/\brespond-async\b/.test(h)) return { mode: 'async' };
+  const wait = /\bwait(?:=(\d+))?\b/.exec(h);
+  if (wait) return { mode: 'wait', seconds: Math.min(Number(wait[1] ?? 60), 600) };
+  return { mode: 'sync' };
+}
+
+async function waitUpTo(record: PredictionRecord, seconds: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([record.finished, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000); })]);
+  clearTimeout(timer);
+}
+
+export function createApp(service: PredictionService, options: AppOptions, log: Logger): Hono {
+  const app = new Hono();
+  const openapi = buildOpenApiDocument();
+
+  app.use(async function requestLog(c, next) {
+    const started = performance.now();
+    await next();
+    const id = c.req.path.match(/^\/predictions\/([^/]+)/)?.[1];
+    log.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), ...(id ? { prediction_id: id } : {}) }, 'request');
+  });
+  app.use(bearerAuth(options.apiToken));
+
+  app.onError(function domainErrorToResponse(err, c) {
+    const reply = (status: ContentfulStatusCode, code: string, issues?: InvalidInputError['issues']) =>
+      c.json(errorBody(status, code, err.message, issues), status);
+    if (err instanceof InvalidInputError) return reply(422, 'invalid_input', err.issues);
+    if (err instanceof AtCapacityError) return reply(409, 'conflict');
+    if (err instanceof NotReadyError) return reply(503, 'not_ready');
+    if (err instanceof NotFoundError) return reply(404, 'not_found');
+    if (err instanceof UnauthorizedError) {
+      c.header('WWW-Authenticate', 'Bearer');
+      return reply(401, 'unauthorized');
+    }
+    log.error({ err: err.stack, path: c.req.path }, 'unhandled error');
+    return c.json(errorBody(500, 'internal_error', 'internal error'), 500);
+  });
+  app.notFound((c) => c.json(errorBody(404, 'not_found', `no route ${c.req.method} ${c.req.path}`), 404));
+
+  app.get('/', (c) => c.json({ docs_url: '/docs', openapi_url: '/openapi.json' }));
+  app.get('/health-check', (c) => c.json(service.health()));
+  app.get('/openapi.json', (c) => c.json(openapi));
+
+  async function readJson(c: Context): Promise<unknown> {
+    const text = await c.req.text();
+    if (!text.trim()) return {};
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new InvalidInputError(`request body is not valid JSON: ${(err as Error).message}`, [{ field: '(body)', message: 'request body is not valid JSON' }]);
+    }
+  }
+
+  const create = (idempotent: boolean) =>
+    async function createPrediction(c: Context) {
+      const body = await readJson(c);
+      const { record, created } = service.submit(body, idempotent ? c.req.param('id') : undefined);
+      const prefer = parsePrefer(c.req.header('prefer'));
+      if (prefer.mode === 'async') return c.json(record.snapshot(), 202);
+      if (prefer.mode === 'wait') {
+        await waitUpTo(record, prefer.seconds);
+        return c.json(record.snapshot(), created ? 201 : 200);
+      }
+      return c.json(await record.finished, 200);
+    };
+  app.post('/predictions', create(false));
+  app.put('/predictions/:id', create(true));
+  app.get('/predictions/:id', (c) => c.json(service.get(c.req.param('id')).snapshot()));
+  app.post('/predictions/:id/cancel', (c) => c.json(service.cancel(c.req.param('id')).snapshot()));
+  app.post('/shutdown', (c) => {
+    options.onShutdown();
+    return c.json({ status: 'shutting down' });
+  });
+  return app;
+}

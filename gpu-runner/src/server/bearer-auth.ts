@@ -1,0 +1,17 @@
+// Bearer-token check for the runner's API: every route but the health check when API_TOKEN is set.
+import { timingSafeEqual } from '@sd/shared/webhook-signature';
+import type { MiddlewareHandler } from 'hono';
+import { UnauthorizedError } from './domain-errors.ts';
+
+/** Builds the middleware; without a token it lets everything through (a runner on a private network). */
+export function bearerAuth(token: string | undefined, openPaths: readonly string[] = ['/health-check']): MiddlewareHandler {
+  return async function bearerAuthHandler(c, next) {
+    if (!token || openPaths.includes(c.req.path)) return next();
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    if (!match) throw new UnauthorizedError('Authorization: Bearer <API_TOKEN> is required');
+    // Constant-time: a timing side channel must not reveal a prefix of the token.
+    if (!timingSafeEqual(match[1].trim(), token)) throw new UnauthorizedError('the bearer token is not valid for this runner');
+    return next();
+  };
+}

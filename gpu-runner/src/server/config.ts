@@ -1,0 +1,163 @@
+// The runner's configuration: parsed once from the environment at start-up into a typed object.
+// Nothing else in the runner reads process.env (except the embedded model's cache folder, SD_MODEL_CACHE).
+import { z } from 'zod';
+
+const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'dml'] as const;
+type Provider = (typeof PROVIDERS)[number];
+
+export interface S3Config {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  forcePathStyle: boolean;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+  /** Output URLs are `${publicBaseUrl}/${key}` when set, else presigned GETs. */
+  publicBaseUrl?: string;
+  presignExpiresSeconds: number;
+  /** Upper bound on the time all uploads of one prediction may take, retries included. */
+  timeoutMs: number;
+}
+
+export interface RunnerConfig {
+  port: number;
+  host: string;
+  /** Unset: the embedded default model (written on first use). */
+  modelDir?: string;
+  executionProviders: Provider[];
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  slots: number;
+  apiToken?: string;
+  webhookSigningSecret?: string;
+  webhookToken?: string;
+  progressThrottleMs: number;
+  /** Absent: outputs are data URLs. */
+  s3?: S3Config;
+  shutdownGraceMs: number;
+  /** Limit for fetching an input image given as an https URL. */
+  inputFetchTimeoutMs: number;
+  logLevel: string;
+}
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+function intVar(name: string, min: number, max: number, fallback: number) {
+  return optionalString.transform((v, ctx) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+function optionalIntVar(name: string, min: number, max: number) {
+  return optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+function boolVar(name: string) {
+  return optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    if (/^(1|true|yes)$/i.test(v)) return true;
+    if (/^(0|false|no)$/i.test(v)) return false;
+    ctx.addIssue({ code: 'custom', message: `${name} must be true or false, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
+}
+
+const EnvSchema = z.object({
+  PORT: intVar('PORT', 0, 65535, 5000),
+  HOST: optionalString.transform((v) => v ?? '127.0.0.1'),
+  MODEL_DIR: optionalString,
+  ORT_PROVIDERS: optionalString.transform((v, ctx) => {
+    const list = (v ?? 'cpu').split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+    const bad = list.filter((p) => !(PROVIDERS as readonly string[]).includes(p));
+    if (bad.length > 0 || list.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `ORT_PROVIDERS must be a comma list of ${PROVIDERS.join(', ')}, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return list as Provider[];
+  }),
+  ORT_INTRA_OP_THREADS: optionalIntVar('ORT_INTRA_OP_THREADS', 1, 1024),
+  ORT_INTER_OP_THREADS: optionalIntVar('ORT_INTER_OP_THREADS', 1, 1024),
+  SLOTS: intVar('SLOTS', 1, 64, 1),
+  API_TOKEN: optionalString,
+  WEBHOOK_SIGNING_SECRET: optionalString,
+  WEBHOOK_TOKEN: optionalString,
+  PROGRESS_THROTTLE_MS: intVar('PROGRESS_THROTTLE_MS', 0, 60_000, 250),
+  S3_ENDPOINT: optionalString,
+  S3_REGION: optionalString,
+  S3_BUCKET: optionalString,
+  S3_FORCE_PATH_STYLE: boolVar('S3_FORCE_PATH_STYLE'),
+  AWS_ACCESS_KEY_ID: optionalString,
+  AWS_SECRET_ACCESS_KEY: optionalString,
+  AWS_SESSION_TOKEN: optionalString,
+  S3_PUBLIC_BASE_URL: optionalString,
+  S3_PRESIGN_EXPIRES_SECONDS: intVar('S3_PRESIGN_EXPIRES_SECONDS', 1, 604_800, 3600),
+  S3_TIMEOUT_MS: intVar('S3_TIMEOUT_MS', 100, 600_000, 30_000),
+  SHUTDOWN_GRACE_MS: intVar('SHUTDOWN_GRACE_MS', 0, 3_600_000, 30_000),
+  INPUT_FETCH_TIMEOUT_MS: intVar('INPUT_FETCH_TIMEOUT_MS', 100, 600_000, 15_000),
+  LOG_LEVEL: optionalString.transform((v) => v ?? 'info'),
+});
+
+/** Parses the environment; throws one error listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`invalid runner configuration: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const e = parsed.data;
+  if (e.WEBHOOK_SIGNING_SECRET && !e.WEBHOOK_SIGNING_SECRET.startsWith('whsec_')) {
+    throw new Error('invalid runner configuration: WEBHOOK_SIGNING_SECRET must be a Standard Webhooks secret whsec_<base64>');
+  }
+  let s3: S3Config | undefined;
+  if (e.S3_BUCKET) {
+    s3 = {
+      endpoint: e.S3_ENDPOINT,
+      region: e.S3_REGION ?? 'us-east-1',
+      bucket: e.S3_BUCKET,
+      // S3-compatible servers (MinIO, s3rver, R2 by IP) rarely resolve virtual-hosted bucket names.
+      forcePathStyle: e.S3_FORCE_PATH_STYLE ?? e.S3_ENDPOINT !== undefined,
+      accessKeyId: e.AWS_ACCESS_KEY_ID,
+      secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+      sessionToken: e.AWS_SESSION_TOKEN,
+      publicBaseUrl: e.S3_PUBLIC_BASE_URL?.replace(/\/+$/, ''),
+      presignExpiresSeconds: e.S3_PRESIGN_EXPIRES_SECONDS,
+      timeoutMs: e.S3_TIMEOUT_MS,
+    };
+  } else if (e.S3_ENDPOINT || e.S3_PUBLIC_BASE_URL) {
+    throw new Error('invalid runner configuration: S3_ENDPOINT / S3_PUBLIC_BASE_URL are set but S3_BUCKET is not');
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    modelDir: e.MODEL_DIR,
+    executionProviders: e.ORT_PROVIDERS,
+    intraOpThreads: e.ORT_INTRA_OP_THREADS,
+    interOpThreads: e.ORT_INTER_OP_THREADS,
+    slots: e.SLOTS,
+    apiToken: e.API_TOKEN,
+    webhookSigningSecret: e.WEBHOOK_SIGNING_SECRET,
+    webhookToken: e.WEBHOOK_TOKEN,
+    progressThrottleMs: e.PROGRESS_THROTTLE_MS,
+    s3,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    inputFetchTimeoutMs: e.INPUT_FETCH_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,74 @@
+// The runner process: reads the configuration, starts listening at once (health STARTING), loads the model once,
+// and on SIGTERM / SIGINT / POST /shutdown drains the running prediction, delivers its final webhook and exits 0.
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import pino from 'pino';
+import { DataUrlStorage, type OutputStorage } from '../storage/output-storage.ts';
+import { S3Storage } from '../storage/s3-storage.ts';
+import { createApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { PredictionService } from './prediction-service.ts';
+import { SdPredictor } from './sd-predictor.ts';
+import { DEFAULT_WEBHOOK_SETTINGS } from './webhook-sender.ts';
+
+const config = loadConfig();
+// Synchronous writes: the last lines before process.exit must not be lost.
+const log = pino(
+  { level: config.logLevel, base: { service: 'gpu-runner', pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+  pino.destination({ dest: 1, sync: true }),
+);
+
+const storage: OutputStorage = config.s3 ? new S3Storage(config.s3, (message) => log.warn({ component: 's3' }, message)) : new DataUrlStorage();
+const predictor = new SdPredictor({
+  modelDir: config.modelDir,
+  executionProviders: config.executionProviders,
+  intraOpThreads: config.intraOpThreads,
+  interOpThreads: config.interOpThreads,
+  inputFetchTimeoutMs: config.inputFetchTimeoutMs,
+});
+const service = new PredictionService(
+  predictor,
+  storage,
+  {
+    slots: config.slots,
+    webhook: {
+      ...DEFAULT_WEBHOOK_SETTINGS,
+      signingSecret: config.webhookSigningSecret,
+      token: config.webhookToken,
+      throttleMs: config.progressThrottleMs,
+    },
+  },
+  log,
+);
+
+let stopping: Promise<void> | null = null;
+function stop(reason: string): Promise<void> {
+  stopping ??= (async () => {
+    log.info({ reason, grace_ms: config.shutdownGraceMs }, 'shutdown requested');
+    await service.shutdown(config.shutdownGraceMs);
+    server.close();
+    // Idle keep-alive sockets would hold close() open; every response that matters has been written.
+    setTimeout(() => (server as Server).closeAllConnections(), 200).unref();
+    log.info('shutdown complete');
+    process.exit(0);
+  })();
+  return stopping;
+}
+
+const app = createApp(service, { apiToken: config.apiToken, onShutdown: () => void stop('POST /shutdown') }, log);
+const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+  log.info({ port: info.port, host: config.host, slots: config.slots, storage: storage.description, auth: Boolean(config.apiToken) }, `listening on http://${config.host}:${info.port}`);
+});
+server.on('error', (err) => {
+  log.fatal({ err: err.message }, 'cannot listen');
+  process.exit(1);
+});
+
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+
+void service.setup().then(() => {
+  const { status, setup } = service.health();
+  if (status === 'SETUP_FAILED') log.error({ error: setup.error }, 'setup failed; the runner answers 503 until restarted');
+  else log.info({ status }, 'ready');
+});

@@ -44,11 +44,24 @@ function num(flag: string, raw: string | undefined, opts: { int?: boolean; min: 
   return v;
 }
 
+/** parseArgs reads `--seed -1` as two options; `--seed=-1` keeps the value so range checks can report it. */
+function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (argv[i].startsWith('--') && !argv[i].includes('=') && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
+      i++;
+    } else out.push(argv[i]);
+  }
+  return out;
+}
+
 export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
   let values: Record<string, string | undefined>;
   try {
     const parsed = parseArgs({
-      args: [...argv],
+      args: joinNegativeNumbers(argv),
       strict: true,
       allowPositionals: false,
       options: Object.fromEntries(

@@ -46,7 +46,7 @@ const f32 = Math.fround;
 const F01 = f32(0.1);
 
 /** The README's fake model: 0.1 * x + 0.01 * sin(t / 100), the scalar in float64 then float32, the rest in float32. */
-export function fakeModel(input: Float32Array, t: number): Float32Array {
+function fakeModel(input: Float32Array, t: number): Float32Array {
   const c = f32(0.01 * Math.sin(t / 100));
   const out = new Float32Array(input.length);
   for (let i = 0; i < input.length; i++) out[i] = f32(f32(F01 * input[i]) + c);

@@ -1,0 +1,117 @@
+variable "name" {
+  description = "Name prefix of the deployment (worker script, queues, bucket user, fleet)."
+  type        = string
+  default     = "sd"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.name))
+    error_message = "name must be 2-16 characters: a lowercase letter, then lowercase letters, digits or hyphens."
+  }
+}
+
+variable "cloudflare_account_id" {
+  description = "Cloudflare account for the worker, KV, queues (and the bucket when storage_backend is r2)."
+  type        = string
+}
+
+variable "workers_dev_subdomain" {
+  description = "The account's workers.dev subdomain, used for the edge URL when custom_domain is null."
+  type        = string
+  default     = null
+}
+
+variable "zone_id" {
+  description = "Cloudflare zone of custom_domain."
+  type        = string
+  default     = null
+}
+
+variable "custom_domain" {
+  description = "Hostname for the edge API, for example api.example.com; null serves it on workers.dev."
+  type        = string
+  default     = null
+}
+
+variable "worker_script_path" {
+  description = "Bundled worker, from `cd edge && npx wrangler deploy --dry-run --outdir dist`."
+  type        = string
+  default     = "../../../edge/dist/index.js"
+}
+
+variable "aws_region" {
+  description = "AWS region of the GPU fleet (and of the bucket when storage_backend is s3)."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "storage_backend" {
+  description = "Image storage: s3 or r2."
+  type        = string
+  default     = "s3"
+
+  validation {
+    condition     = contains(["s3", "r2"], var.storage_backend)
+    error_message = "storage_backend must be \"s3\" or \"r2\"."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the image bucket."
+  type        = string
+}
+
+variable "allowed_origins" {
+  description = "Origins allowed by CORS on the edge and on the bucket (the pages that embed the widget)."
+  type        = list(string)
+  default     = []
+}
+
+variable "runner_image" {
+  description = "Runner container image (e.g. <account>.dkr.ecr.<region>.amazonaws.com/sd-runner:<tag>)."
+  type        = string
+}
+
+variable "model_s3_uri" {
+  description = "s3:// URI of a diffusers ONNX export for the runners; null runs the embedded default model."
+  type        = string
+  default     = null
+}
+
+variable "vpc_id" {
+  description = "VPC of the GPU fleet."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets of the GPU instances."
+  type        = list(string)
+}
+
+variable "alb_subnet_ids" {
+  description = "Public subnets of the runner load balancer (two or more AZs)."
+  type        = list(string)
+}
+
+variable "alb_certificate_arn" {
+  description = "ACM certificate for HTTPS between the edge and the runners; strongly recommended."
+  type        = string
+  default     = null
+}
+
+variable "instance_type" {
+  description = "GPU instance type of the runners."
+  type        = string
+  default     = "g5.xlarge"
+}
+
+variable "min_runners" {
+  description = "Fewest GPU runners (0 lets the fleet sleep)."
+  type        = number
+  default     = 0
+}
+
+variable "max_runners" {
+  description = "Most GPU runners."
+  type        = number
+  default     = 4
+}

@@ -1,14 +1,31 @@
-// The edge worker's entry: the Hono app for HTTP, the queue consumer, and the Durable Object classes.
-import { Hono } from 'hono';
+// The edge worker's entry: the Hono app for HTTP, the queue consumers (jobs and their dead letters), and the
+// Durable Object classes wrangler.jsonc binds.
+import { defaultCache } from './api/app-env.ts';
+import { authenticate } from './auth/authenticate/index.ts';
+import { cors } from './auth/cors/index.ts';
+import { tokenRoutes } from './auth/routes.ts';
+import { rateLimit } from './limits/rate-limit/index.ts';
+import { createApp } from './app.ts';
+import { getConfig } from './config.ts';
+import { consumeDeadLetters, consumeJobs } from './dispatch/queue-consumer.ts';
 
-const app = new Hono<{ Bindings: Env }>();
-
-app.get('/health', (c) => c.json({ status: 'ok' }));
-
-export { DurableObject as PredictionObject } from 'cloudflare:workers';
+export { PredictionObject } from './predictions/prediction-object.ts';
+export { PredictionIndex } from './predictions/prediction-index.ts';
 export { KeyLimiter } from './limits/key-limiter.ts';
+
+const app = createApp({
+  cors: [cors()],
+  auth: [authenticate(), rateLimit()],
+  routes: [tokenRoutes()],
+});
 
 export default {
   fetch: app.fetch,
-  async queue(_batch: MessageBatch<unknown>, _env: Env): Promise<void> {},
+  async queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+    if (batch.queue.endsWith('-dlq')) {
+      await consumeDeadLetters(batch, env);
+      return;
+    }
+    await consumeJobs(batch, env, getConfig(env), { fetch: (input, init) => fetch(input, init), cache: defaultCache() });
+  },
 } satisfies ExportedHandler<Env>;

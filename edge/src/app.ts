@@ -1,0 +1,54 @@
+// Assembles the edge's Hono app. Auth and CORS come in as middleware (edge/src/auth/), so tests and the worker
+// entry choose them explicitly; routes that authenticate otherwise (stream token, runner HMAC) are mounted before them.
+import { errorBody } from '@sd/shared/schemas/errors';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { type AppEnv, configOf } from './api/app-env.ts';
+import { openApiDocument } from './api/openapi.ts';
+import { registerOpenAIRoutes } from './api/openai-routes.ts';
+import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
+import { registerRunnerWebhookRoute } from './api/runner-webhook-route.ts';
+import { errorResponse } from './errors.ts';
+import { errorFields, logger } from './log.ts';
+
+// Hono's MiddlewareHandler and Hono types are invariant in their Env; the auth and limits middleware declare only the
+// bindings they read (a subset of Env), so they are accepted as any-Env handlers here.
+// biome-ignore lint/suspicious/noExplicitAny: see above
+type AnyEnvMiddleware = MiddlewareHandler<any>;
+// biome-ignore lint/suspicious/noExplicitAny: see above
+type AnyEnvApp = Hono<any>;
+
+export interface AppOptions {
+  /** Runs on every /v1/* request first (CORS answers preflights here). */
+  cors?: AnyEnvMiddleware[];
+  /** Sets c.var.principal or throws 401/403; required, so an app is never assembled open by accident. */
+  auth: AnyEnvMiddleware[];
+  /** Sub-apps mounted after auth (e.g. POST /v1/tokens). */
+  routes?: AnyEnvApp[];
+}
+
+export function createApp(options: AppOptions): Hono<AppEnv> {
+  if (options.auth.length === 0) throw new Error('createApp needs at least one auth middleware');
+  const app = new Hono<AppEnv>();
+
+  app.onError((err, c) => {
+    const { status, body, response, headers, known } = errorResponse(err);
+    const log = logger({ component: 'api', method: c.req.method, path: c.req.path });
+    if (known) log.info('request refused', { status, code: body?.error.code });
+    else log.error('unhandled error', { ...errorFields(err), stack: err instanceof Error ? err.stack : undefined });
+    if (response) return response;
+    return c.json(body, status, headers);
+  });
+  app.notFound((c) => c.json(errorBody(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/openapi.json', (c) => c.json(openApiDocument(configOf(c).publicBaseUrl)));
+  registerRunnerWebhookRoute(app);
+
+  for (const mw of options.cors ?? []) app.use('/v1/*', mw);
+  registerStreamRoute(app);
+  for (const mw of options.auth) app.use('/v1/*', mw);
+  registerPredictionRoutes(app);
+  registerOpenAIRoutes(app);
+  for (const sub of options.routes ?? []) app.route('/', sub);
+  return app;
+}

@@ -1,0 +1,198 @@
+// The edge's configuration, parsed once per isolate from the Worker env into a typed object.
+// Nothing else in the edge reads env vars or secrets; everything takes an EdgeConfig.
+import { DEFAULT_LIMITS, type InputLimits } from '@sd/shared/schemas/limits';
+import { z } from 'zod';
+
+const LimitsOverrideSchema = z
+  .strictObject({
+    minSide: z.number().int().positive(),
+    maxSide: z.number().int().positive(),
+    maxPixels: z.number().int().positive(),
+    maxSteps: z.number().int().positive(),
+    maxOutputs: z.number().int().positive(),
+    maxGuidance: z.number().positive(),
+    maxImageBytes: z.number().int().positive(),
+    maxPromptChars: z.number().int().positive(),
+  })
+  .partial();
+
+const ModelEntrySchema = z.strictObject({
+  /** "owner/name", as Replicate names models. */
+  id: z.string().regex(/^[a-z0-9_.-]+\/[a-z0-9_.-]+$/i, 'model id must look like owner/name'),
+  version: z.string().min(1).max(200),
+  backend: z.enum(['cog', 'replicate']).default('cog'),
+  /** Cog runner base URLs (backend "cog"). */
+  runners: z.array(z.url({ protocol: /^https?$/ })).default([]),
+  /** Name of the tokenizer files in the TOKENIZERS KV namespace; absent = the runner tokenizes (no embedding cache). */
+  tokenizer: z.string().min(1).optional(),
+  clipSkip: z.number().int().min(1).max(12).default(1),
+  limits: LimitsOverrideSchema.default({}),
+  /** Backend "replicate": the Replicate-compatible API and the model or version to run there. */
+  replicate: z
+    .strictObject({
+      baseUrl: z.url({ protocol: /^https?$/ }).default('https://api.replicate.com/v1'),
+      model: z.string().optional(),
+      version: z.string().optional(),
+    })
+    .optional(),
+});
+
+export interface ModelConfig {
+  id: string;
+  owner: string;
+  name: string;
+  version: string;
+  backend: 'cog' | 'replicate';
+  runners: string[];
+  tokenizer?: string;
+  clipSkip: number;
+  limits: InputLimits;
+  replicate?: { baseUrl: string; model?: string; version?: string };
+}
+
+export interface EdgeConfig {
+  models: ModelConfig[];
+  publicBaseUrl: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  secrets: {
+    runnerWebhookSecret: string;
+    runnerToken: string;
+    webhookSigningSecret: string;
+    streamSigningSecret: string;
+    replicateApiToken?: string;
+    replicateWebhookSecret?: string;
+  };
+  dispatch: {
+    /** Must equal max_retries of the sd-jobs consumer in wrangler.jsonc: the attempt after it goes to the DLQ. */
+    maxRetries: number;
+    /** A dispatched prediction whose runner sent nothing for this long is requeued. */
+    runnerSilenceSeconds: number;
+    /** How many times a silent runner's prediction is requeued before it fails. */
+    maxRequeues: number;
+    /** Timeout of one PUT to a runner. */
+    requestTimeoutMs: number;
+  };
+  embeddingTtlSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function required(name: string, value: string | undefined): string {
+  if (!value) throw new ConfigError(`${name} is not set (wrangler secret put ${name}, or .dev.vars locally)`);
+  return value;
+}
+
+/** The subset of the Worker env the config reads (vars are strings; secrets may be absent). */
+export interface ConfigSource {
+  MODELS?: string;
+  PUBLIC_BASE_URL?: string;
+  LOG_LEVEL?: string;
+  DISPATCH_MAX_RETRIES?: string;
+  RUNNER_SILENCE_SECONDS?: string;
+  MAX_REQUEUES?: string;
+  RUNNER_REQUEST_TIMEOUT_MS?: string;
+  EMBEDDING_TTL_SECONDS?: string;
+  RUNNER_WEBHOOK_SECRET?: string;
+  RUNNER_TOKEN?: string;
+  TOKEN_SIGNING_SECRET?: string;
+  WEBHOOK_SIGNING_SECRET?: string;
+  STREAM_SIGNING_SECRET?: string;
+  REPLICATE_API_TOKEN?: string;
+  REPLICATE_WEBHOOK_SECRET?: string;
+}
+
+export function parseConfig(source: ConfigSource): EdgeConfig {
+  let rawModels: unknown;
+  try {
+    rawModels = JSON.parse(source.MODELS ?? '[]');
+  } catch (err) {
+    throw new ConfigError(`MODELS must be JSON, got a parse error: ${(err as Error).message}`);
+  }
+  const parsed = z.array(ModelEntrySchema).min(1, 'MODELS must list at least one model').safeParse(rawModels);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`MODELS.${issue.path.join('.')}: ${issue.message}`);
+  }
+  const models = parsed.data.map((m): ModelConfig => {
+    if (m.backend === 'cog' && m.runners.length === 0) {
+      throw new ConfigError(`MODELS: model ${m.id} has backend "cog" but no runners`);
+    }
+    const [owner, name] = m.id.split('/');
+    return {
+      ...m,
+      owner,
+      name,
+      runners: m.runners.map((r) => r.replace(/\/+$/, '')),
+      limits: { ...DEFAULT_LIMITS, ...m.limits },
+    };
+  });
+  const ids = new Set<string>();
+  for (const m of models) {
+    if (ids.has(m.id)) throw new ConfigError(`MODELS lists model ${m.id} twice`);
+    ids.add(m.id);
+  }
+
+  const publicBaseUrl = (source.PUBLIC_BASE_URL ?? '').replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(publicBaseUrl)) {
+    throw new ConfigError(`PUBLIC_BASE_URL must be an http(s) URL, got ${JSON.stringify(source.PUBLIC_BASE_URL)}`);
+  }
+  const logLevel = source.LOG_LEVEL ?? 'info';
+  if (logLevel !== 'debug' && logLevel !== 'info' && logLevel !== 'warn' && logLevel !== 'error') {
+    throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got ${JSON.stringify(logLevel)}`);
+  }
+
+  const tokenSecret = source.STREAM_SIGNING_SECRET ?? source.TOKEN_SIGNING_SECRET;
+  return {
+    models,
+    publicBaseUrl,
+    logLevel,
+    secrets: {
+      runnerWebhookSecret: required('RUNNER_WEBHOOK_SECRET', source.RUNNER_WEBHOOK_SECRET),
+      runnerToken: required('RUNNER_TOKEN', source.RUNNER_TOKEN),
+      webhookSigningSecret: required('WEBHOOK_SIGNING_SECRET', source.WEBHOOK_SIGNING_SECRET),
+      streamSigningSecret: required('STREAM_SIGNING_SECRET (or TOKEN_SIGNING_SECRET)', tokenSecret),
+      replicateApiToken: source.REPLICATE_API_TOKEN,
+      replicateWebhookSecret: source.REPLICATE_WEBHOOK_SECRET,
+    },
+    dispatch: {
+      maxRetries: positiveInt('DISPATCH_MAX_RETRIES', source.DISPATCH_MAX_RETRIES, 8),
+      runnerSilenceSeconds: positiveInt('RUNNER_SILENCE_SECONDS', source.RUNNER_SILENCE_SECONDS, 120),
+      maxRequeues: positiveInt('MAX_REQUEUES', source.MAX_REQUEUES, 2),
+      requestTimeoutMs: positiveInt('RUNNER_REQUEST_TIMEOUT_MS', source.RUNNER_REQUEST_TIMEOUT_MS, 15_000),
+    },
+    embeddingTtlSeconds: positiveInt('EMBEDDING_TTL_SECONDS', source.EMBEDDING_TTL_SECONDS, 30 * 24 * 3600),
+  };
+}
+
+// Parsed once per env object (one per isolate in production; tests may pass their own).
+const cache = new WeakMap<object, EdgeConfig>();
+
+export function getConfig(env: ConfigSource): EdgeConfig {
+  let config = cache.get(env);
+  if (!config) {
+    config = parseConfig(env);
+    cache.set(env, config);
+  }
+  return config;
+}
+
+/** Finds a model by "owner/name", "owner/name:version" or a bare version id; null when none matches. */
+export function resolveModel(config: EdgeConfig, ref: string): ModelConfig | null {
+  const colon = ref.indexOf(':');
+  if (colon >= 0) {
+    const id = ref.slice(0, colon);
+    const version = ref.slice(colon + 1);
+    return config.models.find((m) => m.id === id && m.version === version) ?? null;
+  }
+  if (ref.includes('/')) return config.models.find((m) => m.id === ref) ?? null;
+  return config.models.find((m) => m.version === ref) ?? null;
+}

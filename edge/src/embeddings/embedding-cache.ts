@@ -1,0 +1,99 @@
+// The CLIP embedding cache: KV holds each side's conditioning as raw little-endian float32 bytes with
+// {dtype, shape} metadata; the Cache API (this colo's memory) fronts KV, keyed by a synthetic URL.
+import { embeddingCacheKey } from '@sd/shared/embedding-cache-key';
+import {
+  bytesToFloat32,
+  decodeTensor,
+  type EncodedTensor,
+  encodeTensor,
+  float32ToBytes,
+} from '@sd/shared/tensor-format';
+import type { PrecomputedEmbeddings, TokenizedPrompt } from '@sd/shared/schemas/runner';
+
+interface TensorMetadata {
+  dtype: 'float32';
+  shape: number[];
+}
+
+export interface CacheKeys {
+  prompt: string;
+  negative: string;
+}
+
+const CACHE_URL = 'https://embedding-cache.sd-edge.internal/v1/';
+
+export interface EmbeddingCacheOptions {
+  kv: KVNamespace;
+  /** caches.default in production; undefined skips the front cache. */
+  cache?: Cache;
+  ttlSeconds: number;
+}
+
+export async function cacheKeysFor(
+  modelKey: string,
+  clipSkip: number,
+  tokens: { prompt: TokenizedPrompt; negative: TokenizedPrompt },
+): Promise<CacheKeys> {
+  const [prompt, negative] = await Promise.all([
+    embeddingCacheKey({ model: modelKey, ids: tokens.prompt.ids, weights: tokens.prompt.weights, clipSkip }),
+    embeddingCacheKey({ model: modelKey, ids: tokens.negative.ids, weights: tokens.negative.weights, clipSkip }),
+  ]);
+  return { prompt, negative };
+}
+
+export class EmbeddingCache {
+  constructor(private readonly options: EmbeddingCacheOptions) {}
+
+  private url(key: string): string {
+    return `${CACHE_URL}${key}`;
+  }
+
+  /** One side's tensor, or null. A KV hit refills the front cache. */
+  async get(key: string): Promise<EncodedTensor | null> {
+    const front = await this.options.cache?.match(this.url(key));
+    if (front) {
+      const shape = (front.headers.get('x-tensor-shape') ?? '').split(',').map(Number);
+      const bytes = new Uint8Array(await front.arrayBuffer());
+      if (shape.length > 0 && shape.every((n) => Number.isInteger(n) && n > 0)) return encodeTensor(bytesToFloat32(bytes), shape);
+    }
+    const hit = await this.options.kv.getWithMetadata<TensorMetadata>(key, 'arrayBuffer');
+    if (!hit.value || !hit.metadata) return null;
+    const bytes = new Uint8Array(hit.value);
+    const tensor = encodeTensor(bytesToFloat32(bytes), hit.metadata.shape);
+    await this.putFront(key, bytes, hit.metadata.shape);
+    return tensor;
+  }
+
+  /** Both sides, or null unless both are cached (the runner needs both to skip its text encoder). */
+  async getPair(keys: CacheKeys): Promise<PrecomputedEmbeddings | null> {
+    const [prompt, negative] = await Promise.all([this.get(keys.prompt), this.get(keys.negative)]);
+    return prompt && negative ? { prompt, negative } : null;
+  }
+
+  /** Stores one side; the tensor is validated (byte count vs shape) and normalised to float32. */
+  async put(key: string, tensor: EncodedTensor): Promise<void> {
+    const decoded = decodeTensor(tensor);
+    const bytes = float32ToBytes(decoded.data);
+    const metadata: TensorMetadata = { dtype: 'float32', shape: decoded.shape };
+    await this.options.kv.put(key, bytes, { metadata, expirationTtl: this.options.ttlSeconds });
+    await this.putFront(key, bytes, decoded.shape);
+  }
+
+  async putPair(keys: CacheKeys, embeddings: PrecomputedEmbeddings): Promise<void> {
+    await Promise.all([this.put(keys.prompt, embeddings.prompt), this.put(keys.negative, embeddings.negative)]);
+  }
+
+  private async putFront(key: string, bytes: Uint8Array, shape: number[]): Promise<void> {
+    if (!this.options.cache) return;
+    await this.options.cache.put(
+      this.url(key),
+      new Response(bytes, {
+        headers: {
+          'content-type': 'application/octet-stream',
+          'x-tensor-shape': shape.join(','),
+          'cache-control': `public, max-age=${Math.min(this.options.ttlSeconds, 86_400)}`,
+        },
+      }),
+    );
+  }
+}

@@ -1,0 +1,14 @@
+// Secrets are not in wrangler.jsonc (wrangler secret put / .dev.vars), so `wrangler types` cannot see them; declared here.
+declare namespace Cloudflare {
+  interface Env {
+    RUNNER_WEBHOOK_SECRET?: string;
+    RUNNER_TOKEN?: string;
+    TOKEN_SIGNING_SECRET?: string;
+    WEBHOOK_SIGNING_SECRET?: string;
+    /** Signs the capability token in urls.stream (EventSource cannot send headers); falls back to TOKEN_SIGNING_SECRET. */
+    STREAM_SIGNING_SECRET?: string;
+    /** For models with backend "replicate". */
+    REPLICATE_API_TOKEN?: string;
+    REPLICATE_WEBHOOK_SECRET?: string;
+  }
+}

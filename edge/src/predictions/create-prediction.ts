@@ -1,0 +1,191 @@
+// Accepting a prediction: resolve the model, validate the input against the model's and the caller's limits, honour the
+// idempotency key, tokenize and look up the embedding cache, take an in-flight slot, record it, enqueue it.
+import type { InputLimits } from '@sd/shared/schemas/limits';
+import { createPredictionInputSchema } from '@sd/shared/schemas/prediction-input';
+import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
+import { MAX_SEED } from '@sd/shared/schemas/limits';
+import { admission } from '../admission.ts';
+import type { Principal } from '../api/caller.ts';
+import type { EdgeConfig, ModelConfig } from '../config.ts';
+import { EmbeddingCache, cacheKeysFor, type CacheKeys } from '../embeddings/embedding-cache.ts';
+import { type PromptPair, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
+import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
+import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
+import { errorFields, type Logger } from '../log.ts';
+import type { JobMessage } from './prediction-object.ts';
+import type { PredictionRecord } from './prediction-record.ts';
+import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
+import { streamToken } from './stream-token.ts';
+
+/** Windows the runner input schema accepts per side (TokenizedPromptSchema). */
+const MAX_WINDOWS = 32;
+
+export interface CreateContext {
+  env: Env;
+  config: EdgeConfig;
+  principal: Principal;
+  log: Logger;
+  /** caches.default, when the runtime has it. */
+  cache?: Cache;
+}
+
+export interface CreateRequest {
+  model: ModelConfig;
+  body: CreatePredictionRequest;
+  idempotencyKey: string | null;
+  /** Hash of the raw body, so a key reused with a different body is refused. */
+  bodyHash: string;
+  source: 'api' | 'web';
+}
+
+const schemas = new Map<string, ReturnType<typeof createPredictionInputSchema>>();
+
+function inputSchemaFor(limits: InputLimits) {
+  const key = JSON.stringify(limits);
+  let schema = schemas.get(key);
+  if (!schema) {
+    schema = createPredictionInputSchema(limits);
+    schemas.set(key, schema);
+  }
+  return schema;
+}
+
+/** The model's limits, tightened by the caller's key or token. */
+export function effectiveLimits(model: ModelConfig, principal: Principal): InputLimits {
+  const own = principal.limits;
+  return {
+    ...model.limits,
+    maxSteps: Math.min(model.limits.maxSteps, own.maxSteps ?? Number.POSITIVE_INFINITY),
+    maxOutputs: Math.min(model.limits.maxOutputs, own.maxOutputs ?? Number.POSITIVE_INFINITY),
+    maxPixels: Math.min(model.limits.maxPixels, own.maxPixels ?? Number.POSITIVE_INFINITY),
+  };
+}
+
+export function checkModelAllowed(model: ModelConfig, principal: Principal): void {
+  const allowed = principal.limits.models;
+  if (allowed && !allowed.includes(model.id) && !allowed.includes(`${model.id}:${model.version}`)) {
+    throw new DomainError('forbidden', `this key may not run model ${model.id}; it may run ${allowed.join(', ') || 'no models'}`);
+  }
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+interface Conditioning {
+  tokens: PromptPair | null;
+  cacheKeys: CacheKeys | null;
+  cache: 'hit' | 'miss' | null;
+}
+
+async function prepareConditioning(ctx: CreateContext, model: ModelConfig, input: Record<string, unknown>): Promise<Conditioning> {
+  if (model.backend !== 'cog' || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
+  let tokenizer;
+  try {
+    tokenizer = await loadTokenizer(ctx.env.TOKENIZERS, model.tokenizer);
+  } catch (err) {
+    // Without the files the runner tokenizes itself: slower (no cache), not wrong.
+    if (err instanceof TokenizerMissingError) ctx.log.warn('tokenizer missing; sending the plain prompt', errorFields(err));
+    else ctx.log.error('tokenizer unusable; sending the plain prompt', errorFields(err));
+    return { tokens: null, cacheKeys: null, cache: null };
+  }
+  const tokens = tokenizePromptPair(tokenizer, String(input.prompt), String(input.negative_prompt ?? ''), {
+    mode: input.prompt_mode === 'truncate' ? 'truncate' : 'chunk',
+    weighting: input.prompt_weighting !== false,
+  });
+  if (tokens.prompt.ids.length > MAX_WINDOWS) {
+    const field = tokens.prompt.ids.length >= tokens.negative.ids.length ? 'prompt' : 'negative_prompt';
+    throw invalidInput(
+      `input.${field}`,
+      `${field} must fit in ${MAX_WINDOWS} windows of ${tokenizer.modelMaxLength - 2} tokens, got ${tokens.prompt.ids.length} windows`,
+    );
+  }
+  const cacheKeys = await cacheKeysFor(`${model.id}:${model.version}`, model.clipSkip, tokens);
+  const cache = new EmbeddingCache({ kv: ctx.env.EMBEDDINGS, cache: ctx.cache, ttlSeconds: ctx.config.embeddingTtlSeconds });
+  // Also warms the front cache for the consumer, which reads the same keys moments later.
+  const hit = (await cache.getPair(cacheKeys)) !== null;
+  return { tokens, cacheKeys, cache: hit ? 'hit' : 'miss' };
+}
+
+export async function createPrediction(ctx: CreateContext, req: CreateRequest): Promise<{ record: PredictionRecord; replayed: boolean }> {
+  const { env, config, principal } = ctx;
+  checkModelAllowed(req.model, principal);
+  const parsed = inputSchemaFor(effectiveLimits(req.model, principal)).safeParse(req.body.input);
+  if (!parsed.success) throw invalidFromZod(parsed.error, 'input');
+
+  let id = newPredictionId();
+  const index = indexStub(env, principal.keyId);
+  if (req.idempotencyKey) {
+    const claim = await index.claimIdempotencyKey(req.idempotencyKey, req.bodyHash, id);
+    if (claim.kind === 'mismatch') {
+      throw new DomainError('conflict', `Idempotency-Key ${JSON.stringify(req.idempotencyKey)} was already used with a different request body`);
+    }
+    if (claim.kind === 'existing') {
+      const existing = await waitForRecord(env, claim.predictionId);
+      if (existing) return { record: existing, replayed: true };
+      throw new DomainError('conflict', `a request with Idempotency-Key ${JSON.stringify(req.idempotencyKey)} is still being processed; retry shortly`);
+    }
+    id = claim.predictionId;
+  }
+  const log = ctx.log.with({ predictionId: id });
+
+  try {
+    // The edge chooses the seed when the caller did not, so a requeued prediction renders the same image and the seed is reported.
+    const input: Record<string, unknown> = { ...parsed.data };
+    if (input.seed === undefined || input.seed === null) input.seed = crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1);
+    const conditioning = await prepareConditioning({ ...ctx, log }, req.model, input);
+
+    await admission().acquireInFlight(env, principal, id);
+    const now = Date.now();
+    const record: PredictionRecord = {
+      id,
+      ownerKeyId: principal.keyId,
+      model: req.model.id,
+      version: req.model.version,
+      input,
+      status: 'starting',
+      output: null,
+      error: null,
+      logs: '',
+      metrics: { seed: input.seed as number, ...(conditioning.cache ? { embedding_cache: conditioning.cache } : {}) },
+      progress: null,
+      created_at: new Date(now).toISOString(),
+      started_at: null,
+      completed_at: null,
+      source: req.source,
+      webhook: req.body.webhook ?? null,
+      webhookEventsFilter: req.body.webhook_events_filter ?? [],
+      streamToken: await streamToken(config.secrets.streamSigningSecret, id),
+      job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
+      dispatch: { generation: 0, runner: null, remoteId: null, acceptedAt: null, leaseUntil: null, lastError: null, lastHeardAt: null, requeues: 0 },
+    };
+    try {
+      const { record: stored } = await predictionStub(env, id).create(record);
+      await index.add(id, now);
+      const message: JobMessage = { predictionId: id, generation: 0 };
+      await env.JOBS.send(message);
+      log.info('prediction accepted', { model: req.model.id, cache: conditioning.cache });
+      return { record: stored, replayed: false };
+    } catch (err) {
+      // Never leave an accepted-looking prediction that nobody will run.
+      await predictionStub(env, id).fail('the prediction could not be queued').catch(() => null);
+      await admission().releaseInFlight(env, principal.keyId, id).catch(() => undefined);
+      throw err;
+    }
+  } catch (err) {
+    if (req.idempotencyKey) await index.releaseIdempotencyKey(req.idempotencyKey, id).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A concurrent request with the same idempotency key may still be creating the prediction: give it a moment. */
+async function waitForRecord(env: Env, id: string): Promise<PredictionRecord | null> {
+  const stub = predictionStub(env, id);
+  for (let i = 0; i < 20; i++) {
+    const record = await stub.get();
+    if (record) return record;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}

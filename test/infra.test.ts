@@ -248,8 +248,8 @@ describe('providers', () => {
 
   it('the Cloudflare provider is v5 everywhere it is used', () => {
     for (const p of parsed.values()) {
-      const tf = (p.files.get('versions.tf')?.terraform as Body[])[0];
-      const providers = Object.assign({}, ...((tf.required_providers as Body[]) ?? [])) as Record<string, { version: string }>;
+      const tf = ((p.files.get('versions.tf')?.terraform as Body[] | undefined) ?? [{}])[0];
+      const providers = Object.assign({}, ...((tf.required_providers as Body[] | undefined) ?? [])) as Record<string, { version: string }>;
       if (providers.cloudflare) expect(providers.cloudflare.version).toBe('~> 5.0');
     }
   });

@@ -104,12 +104,20 @@ export class OnnxGraph {
     return this.outputs.find((o) => o.name === name);
   }
 
-  /** Runs the graph; every requested output must be a float32 tensor. Inputs are wrapped, not copied. */
-  async run(feeds: Record<string, Feed>, outputNames: readonly string[]): Promise<Record<string, FloatOutput>> {
+  /**
+   * Runs the graph; every requested output must be a float32 tensor. Inputs are wrapped, not copied.
+   * `into` gives preallocated output buffers (onnxruntime writes into them), so a loop allocates nothing per call.
+   */
+  async run(feeds: Record<string, Feed>, outputNames: readonly string[], into?: Record<string, FloatOutput>): Promise<Record<string, FloatOutput>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, feed] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(feed.data, feed.dims as number[]);
+    let fetches: string[] | Record<string, ort.Tensor> = outputNames as string[];
+    if (into) {
+      fetches = {};
+      for (const name of outputNames) fetches[name] = new ort.Tensor('float32', into[name].data, into[name].dims);
+    }
     const t0 = performance.now();
-    const results = await this.session.run(ortFeeds, outputNames as string[]);
+    const results = await this.session.run(ortFeeds, fetches);
     this.runMs += performance.now() - t0;
     this.runCount++;
     const out: Record<string, FloatOutput> = {};
@@ -117,7 +125,7 @@ export class OnnxGraph {
       const tensor = results[name] as ort.Tensor | undefined;
       if (!tensor) throw new Error(`${this.path}: output ${name} missing from run results`);
       if (tensor.type !== 'float32') throw new Error(`${this.path}: output ${name} is ${tensor.type}, only float32 outputs are supported`);
-      out[name] = { data: tensor.data as Float32Array, dims: [...tensor.dims] };
+      out[name] = into ? into[name] : { data: tensor.data as Float32Array, dims: [...tensor.dims] };
     }
     return out;
   }

@@ -11,7 +11,7 @@ import { CanceledError } from './types.ts';
  * A test double, not a scheduler: it replays the golden's latents so the loop's own part (batched U-Net call,
  * guidance mix, buffers) is checked step by step against the stored noise_pred, independent of any scheduler.
  */
-function replayScheduler(golden: GoldenCase, preds: Float32Array[]): Scheduler {
+function replayScheduler(golden: GoldenCase, preds: Float32Array[], seen: Set<Float32Array>): Scheduler {
   let i = 0;
   return {
     name: 'replay',
@@ -23,6 +23,7 @@ function replayScheduler(golden: GoldenCase, preds: Float32Array[]): Scheduler {
     setBeginIndex() {},
     scaleModelInput: (s) => s,
     step(modelOutput: Float32Array, _t: number, _s: Float32Array, _ctx: StepContext) {
+      seen.add(modelOutput);
       preds.push(modelOutput.slice());
       return { prevSample: toFloat32(golden.steps[i++].latents) };
     },
@@ -42,14 +43,14 @@ describe.skipIf(!referenceDir)(`denoising loop vs pipeline goldens${referenceSki
   });
   afterAll(() => model?.release());
 
-  function run(golden: GoldenCase, extra: Partial<Parameters<typeof denoise>[0]> = {}, preds: Float32Array[] = []) {
+  function run(golden: GoldenCase, extra: Partial<Parameters<typeof denoise>[0]> = {}, preds: Float32Array[] = [], seen = new Set<Float32Array>()) {
     const ehs = golden.encoder_hidden_states;
     const per = 77 * 32;
     const guided = golden.guidance_scale > 1;
     const ehsData = toFloat32(ehs);
     return denoise({
       model,
-      scheduler: replayScheduler(golden, preds),
+      scheduler: replayScheduler(golden, preds, seen),
       timesteps: golden.timesteps.data,
       latents: toFloat32(golden.initial_latents!),
       shape: [1, 4, 8, 8],
@@ -65,7 +66,10 @@ describe.skipIf(!referenceDir)(`denoising loop vs pipeline goldens${referenceSki
     const golden = cases.txt2img_ddim10_astronaut;
     const preds: Float32Array[] = [];
     const progress: number[] = [];
-    const out = await run(golden, { onProgress: (p) => progress.push(p.step) }, preds);
+    const seen = new Set<Float32Array>();
+    const out = await run(golden, { onProgress: (p) => progress.push(p.step) }, preds, seen);
+    // Multistep schedulers keep past outputs, so each step must get its own array.
+    expect(seen.size).toBe(10);
     expect(out.unetBatchSizes).toEqual(Array(10).fill(2));
     expect(progress).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     for (const [i, step] of golden.steps.entries()) {
@@ -79,8 +83,10 @@ describe.skipIf(!referenceDir)(`denoising loop vs pipeline goldens${referenceSki
   it('skips the uncond pass when guidance is 1', async () => {
     const golden = cases.txt2img_lcm4_astronaut;
     const preds: Float32Array[] = [];
-    const out = await run(golden, {}, preds);
+    const seen = new Set<Float32Array>();
+    const out = await run(golden, {}, preds, seen);
     expect(out.unetBatchSizes).toEqual([1, 1, 1, 1]);
+    expect(seen.size).toBe(4);
     for (const [i, step] of golden.steps.entries()) {
       expect(maxAbsDiff(preds[i], toFloat32(step.unet_output))).toBeLessThanOrEqual(1e-4);
     }

@@ -56,14 +56,14 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
   }
   const [, seqLen, hidden] = cond.shape;
 
-  // Buffers reused by every step: the U-Net sees the same arrays, only their contents change.
+  // Buffers reused by every step: the U-Net reads and writes the same arrays, only their contents change.
   const ehs = new Float32Array(batch * seqLen * hidden);
   if (guided) repeatBatch(uncond, n, ehs, 0);
   repeatBatch(cond, n, ehs, guided ? n * cond.data.length : 0);
   const inChannels = io.inChannels;
   const sample = new Float32Array(batch * inChannels * plane);
   const timestep = io.timestepDtype === 'int64' ? new BigInt64Array(batch) : new Float32Array(batch);
-  const noisePred = guided ? new Float32Array(latentSize) : null;
+  const unetOut = { [io.output]: { data: new Float32Array(batch * c * plane), dims: [batch, c, h, w] } };
 
   if (inpaint?.kind === 'unet-inputs') {
     // Mask and masked-image latents are constant over the loop: write them into channels c.. once.
@@ -113,17 +113,19 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
     else timestep.fill(t);
 
     // 2. One U-Net call for the whole batch.
-    const out = (await model.unet.run(feeds, [io.output]))[io.output].data;
+    const out = (await model.unet.run(feeds, [io.output], unetOut))[io.output].data;
     unetBatchSizes.push(batch);
 
-    // 3. Guidance: noise_pred = uncond + g * (cond - uncond), in float32 as numpy does it.
-    let pred = out;
-    if (noisePred) {
+    // 3. Guidance: noise_pred = uncond + g * (cond - uncond), in float32 as numpy does it. The prediction is a
+    //    fresh array each step: multistep schedulers (PNDM, DPM-Solver, UniPC) keep past model outputs.
+    const pred = new Float32Array(latentSize);
+    if (guided) {
       for (let k = 0; k < latentSize; k++) {
         const un = out[k];
-        noisePred[k] = un + Math.fround(g * Math.fround(out[latentSize + k] - un));
+        pred[k] = un + Math.fround(g * Math.fround(out[latentSize + k] - un));
       }
-      pred = noisePred;
+    } else {
+      pred.set(out.subarray(0, latentSize));
     }
 
     // 4. The scheduler step.

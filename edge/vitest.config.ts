@@ -12,6 +12,8 @@ export default defineConfig({
           RUNNER_TOKEN: 'test-runner-token',
           TOKEN_SIGNING_SECRET: 'test-token-signing-secret',
           WEBHOOK_SIGNING_SECRET: 'whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0',
+          // Keep test output readable; the edge logs one JSON line per event.
+          LOG_LEVEL: 'error',
         },
       },
     }),

@@ -2,6 +2,7 @@
 // Nothing else in the edge reads env vars or secrets; everything takes an EdgeConfig.
 import { DEFAULT_LIMITS, type InputLimits } from '@sd/shared/schemas/limits';
 import { z } from 'zod';
+import { setLogLevel } from './log.ts';
 
 const LimitsOverrideSchema = z
   .strictObject({
@@ -181,6 +182,7 @@ export function getConfig(env: ConfigSource): EdgeConfig {
   if (!config) {
     config = parseConfig(env);
     cache.set(env, config);
+    setLogLevel(config.logLevel);
   }
   return config;
 }

@@ -54,7 +54,7 @@ export function parsePromptWeights(prompt: string): PromptSegment[] {
     for (let p = start; p < res.length; p++) if (!res[p].isBreak) res[p].weight *= factor;
   };
   const pushText = (text: string): void => {
-    const parts = text.split(BREAK_WORD);
+    const parts = text.includes('BREAK') ? text.split(BREAK_WORD) : [text];
     for (let i = 0; i < parts.length; i++) {
       if (i > 0) res.push({ text: 'BREAK', weight: 1, isBreak: true });
       res.push({ text: parts[i], weight: 1, isBreak: false });

@@ -25,7 +25,16 @@ function baseEnv(): NodeJS.ProcessEnv {
 
 export async function startRunner(
   env: Record<string, string>,
-  { waitFor = 'READY', timeoutMs = 90_000 }: { waitFor?: 'READY' | 'SETUP_FAILED'; timeoutMs?: number } = {},
+  {
+    waitFor = 'READY',
+    timeoutMs = 90_000,
+    onStatus,
+  }: {
+    waitFor?: 'READY' | 'SETUP_FAILED';
+    timeoutMs?: number;
+    /** Awaited once for each new health status, before polling goes on (e.g. to probe the API while STARTING). */
+    onStatus?: (status: string, url: string) => Promise<void> | void;
+  } = {},
 ): Promise<RunnerHandle> {
   const port = await freePort();
   const proc = startProcess(process.execPath, ['--import', 'tsx', 'gpu-runner/src/server/main.ts'], {
@@ -43,12 +52,15 @@ export async function startRunner(
       try {
         const res = await fetch(`${url}/health-check`);
         const { status } = (await res.json()) as { status: string };
-        if (statusesSeen.at(-1) !== status) statusesSeen.push(status);
+        if (statusesSeen.at(-1) !== status) {
+          statusesSeen.push(status);
+          await onStatus?.(status, url);
+        }
         if (status === waitFor) break;
-      } catch {
-        // not listening yet
+      } catch (err) {
+        if (statusesSeen.length > 0) throw err; // listening, then broken: not a start-up race
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
   } catch (err) {
     await proc.stop();

@@ -46,9 +46,18 @@ function stop(reason: string): Promise<void> {
   stopping ??= (async () => {
     log.info({ reason, grace_ms: config.shutdownGraceMs }, 'shutdown requested');
     await service.shutdown(config.shutdownGraceMs);
-    server.close();
-    // Idle keep-alive sockets would hold close() open; every response that matters has been written.
-    setTimeout(() => (server as Server).closeAllConnections(), 200).unref();
+    // close() lets in-flight responses (POST /shutdown's own, sync predictions) finish; a keep-alive socket that
+    // stays open past a second is cut, since every response that matters has been written by then.
+    await new Promise<void>((resolve) => {
+      const cut = setTimeout(() => {
+        (server as Server).closeAllConnections();
+        resolve();
+      }, 1000);
+      server.close(() => {
+        clearTimeout(cut);
+        resolve();
+      });
+    });
     log.info('shutdown complete');
     process.exit(0);
   })();

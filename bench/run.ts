@@ -58,7 +58,6 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const names = requested.length > 0 ? requested : Object.keys(MODULES);
-  const sections = readSections();
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
   for (const name of names) {
@@ -66,8 +65,10 @@ async function main(): Promise<void> {
     process.stdout.write(`bench ${name}: running...\n`);
     const mod = await MODULES[name]();
     const result = await mod.run();
+    // Re-read just before writing, so a run of another module that finished meanwhile keeps its section;
+    // and write after every module, so a later failure keeps what was measured.
+    const sections = readSections();
     sections.set(name, section(name, result, when));
-    // Write after every module, so a later failure keeps what was measured.
     writeFileSync(OUTPUT, render(sections, when));
     process.stdout.write(`bench ${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   }

@@ -59,7 +59,7 @@ describe.skipIf(!referenceDir)(`CLIP tokenizer in workerd${referenceSkipReason}`
     });
     expect(res.status).toBe(200);
     const out = (await res.json()) as Array<{ ids: number[]; weighted: { ids: number[][]; weights: number[][] } }>;
-    cases.forEach((c, i) => expect(out[i].ids, c.prompt).toEqual(c.ids));
+    for (const [i, c] of cases.entries()) expect(out[i].ids, c.prompt).toEqual(c.ids);
     const last = out[out.length - 1].weighted;
     expect(last.ids.length).toBe(2);
     expect(last.weights[0].slice(0, 3)).toEqual([1, 1.5, 1]);

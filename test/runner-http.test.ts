@@ -1,7 +1,11 @@
 // The runner's Cog HTTP API end to end: the real runner process on the embedded model, s3rver as its bucket,
 // the real `replicate` client for the routes it shares with Cog, plain fetch for the Cog-only ones, and a webhook
 // receiver that checks order, bearer token and Standard Webhooks signatures.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureDefaultModel } from '@sd/gpu-runner/default-model/write-model';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
+import { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import Replicate from 'replicate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -282,5 +286,47 @@ describe('async predictions, webhooks, capacity, idempotency and cancel', () => 
     const lines = runner.logRecords().filter((r) => typeof r.msg === 'string' && /Using seed|prediction (started|completed)/.test(r.msg as string));
     expect(lines.length).toBeGreaterThan(5);
     for (const l of lines) expect(l.prediction_id, JSON.stringify(l)).toMatch(/\S/);
+  });
+});
+
+describe('the edge contract: tokens in, embeddings out, embeddings back in', () => {
+  it('gives the same image from edge-tokenized prompts and from cached embeddings as from the plain prompt', async () => {
+    const dir = join(await ensureDefaultModel(), 'tokenizer');
+    const read = (f: string) => readFile(join(dir, f), 'utf8');
+    const tokenizer = ClipTokenizer.fromFiles({
+      vocab: await read('vocab.json'),
+      merges: await read('merges.txt'),
+      tokenizerConfig: await read('tokenizer_config.json'),
+      specialTokensMap: await read('special_tokens_map.json'),
+    });
+    const input = { ...SMALL, prompt: 'a (red:1.3) apple', negative_prompt: 'blurry', seed: 31, guidance_scale: 7 };
+    const tokens = (text: string) => {
+      const t = tokenizer.tokenizePrompt(text, { mode: 'chunk', weighting: true });
+      return { ids: t.ids, weights: t.weights };
+    };
+    const put = async (id: string, body: Record<string, unknown>) => {
+      const { status, body: p } = await call('PUT', `/predictions/${id}`, { id, input: body });
+      expect(status).toBe(200);
+      expect(p.status, p.error).toBe('succeeded');
+      return p as RunnerPrediction;
+    };
+    const plain = await put('edge-plain-1', input);
+    const miss = await put('edge-miss-1', {
+      ...input,
+      prompt_tokens: tokens(input.prompt),
+      negative_prompt_tokens: tokens(input.negative_prompt),
+      return_embeddings: true,
+    });
+    expect(miss.metrics.embedding_cache).toBe('miss');
+    expect(miss.input.prompt_tokens).toBe('(omitted)'); // not echoed back in every webhook
+    expect(miss.embeddings!.prompt).toMatchObject({ dtype: 'float32', shape: [1, 77, expect.any(Number)] });
+    expect(miss.embeddings!.negative.shape).toEqual(miss.embeddings!.prompt.shape);
+    const hit = await put('edge-hit-1', { ...input, embeddings: miss.embeddings });
+    expect(hit.metrics.embedding_cache).toBe('hit');
+    expect(hit.embeddings ?? null).toBeNull();
+
+    const [a, b, c] = await Promise.all([plain, miss, hit].map((p) => download(p.output![0])));
+    expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+    expect(Buffer.from(c).equals(Buffer.from(a))).toBe(true);
   });
 });

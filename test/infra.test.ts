@@ -97,7 +97,8 @@ function resources(p: ParsedDir): Array<{ type: string; name: string; body: Body
     for (const kind of ['resource', 'data']) {
       const group = body[kind] as Record<string, Record<string, Body[]>> | undefined;
       for (const [type, named] of Object.entries(group ?? {})) {
-        for (const [name, bodies] of Object.entries(named)) out.push({ type: kind === 'data' ? `data.${type}` : type, name, body: bodies[0] });
+        for (const [name, bodies] of Object.entries(named))
+          out.push({ type: kind === 'data' ? `data.${type}` : type, name, body: bodies[0] });
       }
     }
   }
@@ -134,7 +135,9 @@ describe('infra layout', () => {
 
   it('every module has its primary resource named "this"', () => {
     for (const dir of moduleDirs) {
-      const names = resources(parsed.get(dir)!).filter((r) => !r.type.startsWith('data.')).map((r) => r.name);
+      const names = resources(parsed.get(dir)!)
+        .filter((r) => !r.type.startsWith('data.'))
+        .map((r) => r.name);
       expect(names, `${rel(dir)} has no resource named this`).toContain('this');
     }
   });
@@ -146,7 +149,8 @@ describe('variables and outputs', () => {
     for (const p of parsed.values()) {
       for (const [name, v] of blocks(p, 'variable')) {
         if (typeof v.type !== 'string') bad.push(`${rel(p.dir)}: var.${name} has no type`);
-        if (typeof v.description !== 'string' || v.description.trim().length < 10) bad.push(`${rel(p.dir)}: var.${name} has no description`);
+        if (typeof v.description !== 'string' || v.description.trim().length < 10)
+          bad.push(`${rel(p.dir)}: var.${name} has no description`);
       }
     }
     expect(bad).toEqual([]);
@@ -212,8 +216,10 @@ describe('variables and outputs', () => {
     const bad: string[] = [];
     for (const p of parsed.values()) {
       for (const [name, o] of blocks(p, 'output')) {
-        if (typeof o.description !== 'string' || o.description.trim().length < 10) bad.push(`${rel(p.dir)}: output ${name} has no description`);
-        if (SECRET_NAME.test(name) && !NOT_SECRET.test(name) && o.sensitive !== true) bad.push(`${rel(p.dir)}: output ${name} must be sensitive`);
+        if (typeof o.description !== 'string' || o.description.trim().length < 10)
+          bad.push(`${rel(p.dir)}: output ${name} has no description`);
+        if (SECRET_NAME.test(name) && !NOT_SECRET.test(name) && o.sensitive !== true)
+          bad.push(`${rel(p.dir)}: output ${name} must be sensitive`);
         if (/access_key_id/.test(name) && o.sensitive !== true) bad.push(`${rel(p.dir)}: output ${name} must be sensitive`);
       }
     }
@@ -234,13 +240,16 @@ describe('providers', () => {
       >;
       if (Object.keys(providers).length === 0) bad.push(`${rel(p.dir)}: no required_providers`);
       for (const [name, spec] of Object.entries(providers)) {
-        if (!spec.source || !/^[a-z0-9-]+\/[a-z0-9-]+$/.test(spec.source)) bad.push(`${rel(p.dir)}: provider ${name} has no source`);
-        if (!spec.version || !/^(~>|>=|=)\s*\d+\.\d+/.test(spec.version)) bad.push(`${rel(p.dir)}: provider ${name} is not pinned`);
+        if (!spec.source || !/^[a-z0-9-]+\/[a-z0-9-]+$/.test(spec.source))
+          bad.push(`${rel(p.dir)}: provider ${name} has no source`);
+        if (!spec.version || !/^(~>|>=|=)\s*\d+\.\d+/.test(spec.version))
+          bad.push(`${rel(p.dir)}: provider ${name} is not pinned`);
       }
       // Every resource type's provider prefix must be required here (modules must not rely on implicit providers).
       for (const r of resources(p)) {
         const prefix = r.type.replace(/^data\./, '').split('_')[0];
-        if (!(prefix in providers)) bad.push(`${rel(p.dir)}: ${r.type}.${r.name} uses provider ${prefix}, not in required_providers`);
+        if (!(prefix in providers))
+          bad.push(`${rel(p.dir)}: ${r.type}.${r.name} uses provider ${prefix}, not in required_providers`);
       }
     }
     expect(bad).toEqual([]);
@@ -249,14 +258,18 @@ describe('providers', () => {
   it('the Cloudflare provider is v5 everywhere it is used', () => {
     for (const p of parsed.values()) {
       const tf = ((p.files.get('versions.tf')?.terraform as Body[] | undefined) ?? [{}])[0];
-      const providers = Object.assign({}, ...((tf.required_providers as Body[] | undefined) ?? [])) as Record<string, { version: string }>;
+      const providers = Object.assign({}, ...((tf.required_providers as Body[] | undefined) ?? [])) as Record<
+        string,
+        { version: string }
+      >;
       if (providers.cloudflare) expect(providers.cloudflare.version).toBe('~> 5.0');
     }
   });
 
   it('reusable modules configure no provider blocks (the caller does)', () => {
     for (const dir of moduleDirs) {
-      for (const body of parsed.get(dir)!.files.values()) expect(body.provider, `${rel(dir)} configures a provider`).toBeUndefined();
+      for (const body of parsed.get(dir)!.files.values())
+        expect(body.provider, `${rel(dir)} configures a provider`).toBeUndefined();
     }
   });
 });
@@ -350,7 +363,13 @@ describe('edge-worker module versus edge/wrangler.jsonc', () => {
     expect(script).toBeDefined();
     expect(script!.body.bindings).toBe('${local.bindings}');
     const assembled = String(locals(edge()).bindings);
-    for (const m of ['kv_bindings', 'durable_object_bindings', 'queue_producer_bindings', 'plain_text_bindings', 'secret_text_bindings']) {
+    for (const m of [
+      'kv_bindings',
+      'durable_object_bindings',
+      'queue_producer_bindings',
+      'plain_text_bindings',
+      'secret_text_bindings',
+    ]) {
       expect(assembled, `local.bindings does not use local.${m}`).toContain(`local.${m}`);
     }
   });
@@ -412,11 +431,21 @@ describe('gpu-runner-fleet module', () => {
 
   it('sets the runner environment of the contract and takes secrets from Secrets Manager, not user data', () => {
     const env = String((locals(fleet()).environment as string | undefined) ?? '');
-    for (const k of ['PORT', 'HOST', 'ORT_PROVIDERS', 'S3_BUCKET', 'S3_REGION', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'S3_PUBLIC_BASE_URL']) {
+    for (const k of [
+      'PORT',
+      'HOST',
+      'ORT_PROVIDERS',
+      'S3_BUCKET',
+      'S3_REGION',
+      'S3_ENDPOINT',
+      'S3_FORCE_PATH_STYLE',
+      'S3_PUBLIC_BASE_URL',
+    ]) {
       expect(env, `runner environment lacks ${k}`).toContain(k);
     }
     const secrets = String(locals(fleet()).secrets);
-    for (const k of ['API_TOKEN', 'WEBHOOK_SIGNING_SECRET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) expect(secrets).toContain(k);
+    for (const k of ['API_TOKEN', 'WEBHOOK_SIGNING_SECRET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'])
+      expect(secrets).toContain(k);
     expect(env).not.toMatch(/API_TOKEN|WEBHOOK_SIGNING_SECRET|SECRET_ACCESS_KEY/);
     const template = readFileSync(join(fleet().dir, 'user-data.sh.tftpl'), 'utf8');
     expect(template).toContain('secretsmanager get-secret-value');
@@ -428,8 +457,11 @@ describe('gpu-runner-fleet module', () => {
     const rules = resources(fleet()).filter((r) => r.type === 'aws_vpc_security_group_ingress_rule');
     expect(rules.length).toBeGreaterThan(0);
     for (const r of rules) {
-      const source = String(r.body.cidr_ipv4 ?? '') + String(r.body.referenced_security_group_id ?? '') + String(r.body.for_each ?? '');
-      expect(source, `${r.name} is open to something other than Cloudflare or the ALB`).toMatch(/cloudflare_ip_ranges|aws_security_group\.alb/);
+      const source =
+        String(r.body.cidr_ipv4 ?? '') + String(r.body.referenced_security_group_id ?? '') + String(r.body.for_each ?? '');
+      expect(source, `${r.name} is open to something other than Cloudflare or the ALB`).toMatch(
+        /cloudflare_ip_ranges|aws_security_group\.alb/,
+      );
       expect(source).not.toContain('0.0.0.0/0');
     }
   });

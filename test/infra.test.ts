@@ -361,6 +361,7 @@ describe('edge-worker module versus edge/wrangler.jsonc', () => {
   it('the worker script takes its bindings from local.bindings, which assembles every binding map', () => {
     const script = resources(edge()).find((r) => r.type === 'cloudflare_workers_script' && r.name === 'this');
     expect(script).toBeDefined();
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: hcl2json renders an HCL expression as a literal "${...}" string.
     expect(script!.body.bindings).toBe('${local.bindings}');
     const assembled = String(locals(edge()).bindings);
     for (const m of [

@@ -4,6 +4,8 @@ import { BYTE_TO_UNICODE } from './byte-encoder.ts';
 
 const END_OF_WORD = '</w>';
 const DEFAULT_CACHE_LIMIT = 50_000;
+// Longer words are not cached: they rarely repeat, and a hostile prompt would otherwise pin their memory.
+const MAX_CACHED_WORD_LENGTH = 100;
 
 export interface BpeModelOptions {
   /** Id used for a symbol that BPE produces but the vocabulary lacks (a malformed vocabulary). */
@@ -147,6 +149,7 @@ export class BpeModel {
     if (cached !== undefined) return cached;
     const special = this.specialWords.get(word);
     const ids = special !== undefined ? [special] : this.merge(word);
+    if (word.length > MAX_CACHED_WORD_LENGTH) return ids;
     if (this.cache.size >= this.cacheLimit) this.cache.clear();
     this.cache.set(word, ids);
     return ids;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { referenceDir, referencePath, referenceSkipReason } from '../../../test/support/reference.ts';
+import { BpeModel } from './bpe-model.ts';
 import { BYTE_TO_UNICODE } from './byte-encoder.ts';
 import { ClipTokenizer } from './index.ts';
 
@@ -180,5 +181,17 @@ describe('ClipTokenizer on a small custom vocabulary', () => {
     const t = ClipTokenizer.fromFiles(tinyFiles());
     // @ts-expect-error: a caller outside TypeScript can pass anything
     expect(() => t.tokenizePrompt('cat', { mode: 'wrap' })).toThrow(/mode must be "truncate" or "chunk", got "wrap"/);
+  });
+});
+
+describe('BPE word cache bounds', () => {
+  it('does not cache very long words, and empties itself at its size limit', () => {
+    const model = new BpeModel(new Map([['a', 0]]), [], { unkId: 0, cacheLimit: 3 });
+    model.encodeWord('x'.repeat(101));
+    expect(model.cacheSize).toBe(0);
+    for (const w of ['a', 'b', 'c']) model.encodeWord(w);
+    expect(model.cacheSize).toBe(3);
+    model.encodeWord('d');
+    expect(model.cacheSize).toBe(1);
   });
 });

@@ -1,7 +1,7 @@
 // OpenAI-compatible POST /v1/images/generations over the same prediction machinery: it maps the request onto a
 // prediction input, waits for the prediction to end, and answers with URLs or base64 images.
 import { bytesToBase64 } from '@sd/shared/base64';
-import { type ErrorIssue } from '@sd/shared/schemas/errors';
+import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import { OpenAIImageRequestSchema, type OpenAIImageResponse } from '@sd/shared/schemas/openai';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';

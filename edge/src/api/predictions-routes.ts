@@ -4,7 +4,7 @@ import { isTerminal } from '@sd/shared/schemas/prediction';
 import { CreatePredictionRequestSchema } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
-import { resolveModel } from '../config.ts';
+import { type ModelConfig, resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
 import { createPrediction, sha256Hex } from '../predictions/create-prediction.ts';
 import { toPublicPrediction, type PredictionRecord } from '../predictions/prediction-record.ts';
@@ -32,7 +32,7 @@ async function create(c: AppContext, modelRef: string | null) {
   const parsed = CreatePredictionRequestSchema.safeParse(json);
   if (!parsed.success) throw invalidFromZod(parsed.error);
   const body = parsed.data;
-  let model;
+  let model: ModelConfig | null;
   if (modelRef) {
     model = resolveModel(config, modelRef);
     if (!model) throw notFound(`model ${modelRef}`);

@@ -10,6 +10,7 @@ import type { EdgeConfig, ModelConfig } from '../config.ts';
 import { EmbeddingCache, cacheKeysFor, type CacheKeys } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
+import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { JobMessage } from './prediction-object.ts';
@@ -81,7 +82,7 @@ interface Conditioning {
 
 async function prepareConditioning(ctx: CreateContext, model: ModelConfig, input: Record<string, unknown>): Promise<Conditioning> {
   if (model.backend !== 'cog' || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
-  let tokenizer;
+  let tokenizer: ClipTokenizer;
   try {
     tokenizer = await loadTokenizer(ctx.env.TOKENIZERS, model.tokenizer);
   } catch (err) {

@@ -1,0 +1,81 @@
+// Pure pieces of the edge: Prefer parsing, config parsing, the webhook outbox schedule, runner choice.
+import { describe, expect, it } from 'vitest';
+import { parsePreferWait } from './api/prefer-wait.ts';
+import { parseConfig, resolveModel } from './config.ts';
+import { pickRunner, retryDelaySeconds } from './dispatch/runner-pool.ts';
+import { enqueueDeliveries, type OutboxItem, runOutbox } from './webhooks/client-webhooks.ts';
+
+const secrets = { RUNNER_WEBHOOK_SECRET: 'a', RUNNER_TOKEN: 'b', WEBHOOK_SIGNING_SECRET: 'c', TOKEN_SIGNING_SECRET: 'd' };
+const models = JSON.stringify([{ id: 'sd/one', version: 'v1', runners: ['http://r1/', 'http://r2'], tokenizer: 't', limits: { maxSteps: 30 } }]);
+
+describe('Prefer: wait', () => {
+  it.each([
+    [undefined, null],
+    ['respond-async', null],
+    ['wait', 60],
+    ['wait=5', 5],
+    ['wait=600', 60],
+    ['wait=0', 1],
+    ['return=minimal, wait=10', 10],
+  ])('%s -> %s', (header, expected) => expect(parsePreferWait(header)).toBe(expected));
+});
+
+describe('config', () => {
+  it('parses models with their limits and resolves every reference form', () => {
+    const config = parseConfig({ ...secrets, MODELS: models, PUBLIC_BASE_URL: 'https://edge.example/' });
+    expect(config.publicBaseUrl).toBe('https://edge.example');
+    expect(config.models[0]).toMatchObject({ owner: 'sd', name: 'one', runners: ['http://r1', 'http://r2'], backend: 'cog' });
+    expect(config.models[0].limits.maxSteps).toBe(30);
+    expect(config.models[0].limits.maxOutputs).toBe(4);
+    expect(resolveModel(config, 'sd/one:v1')?.id).toBe('sd/one');
+    expect(resolveModel(config, 'v1')?.id).toBe('sd/one');
+    expect(resolveModel(config, 'sd/one')?.id).toBe('sd/one');
+    expect(resolveModel(config, 'sd/one:v2')).toBeNull();
+  });
+
+  it.each([
+    [{ MODELS: '[' }, /^MODELS must be JSON/],
+    [{ MODELS: '[]' }, 'MODELS.: MODELS must list at least one model'],
+    [{ MODELS: JSON.stringify([{ id: 'x', version: 'v' }]) }, 'MODELS.0.id: model id must look like owner/name'],
+    [{ MODELS: JSON.stringify([{ id: 'a/b', version: 'v' }]) }, 'MODELS: model a/b has backend "cog" but no runners'],
+    [{ RUNNER_TOKEN: '' }, 'RUNNER_TOKEN is not set (wrangler secret put RUNNER_TOKEN, or .dev.vars locally)'],
+    [{ DISPATCH_MAX_RETRIES: 'x' }, 'DISPATCH_MAX_RETRIES must be a positive integer, got "x"'],
+    [{ PUBLIC_BASE_URL: 'edge' }, 'PUBLIC_BASE_URL must be an http(s) URL, got "edge"'],
+  ])('refuses %j', (patch, message) => {
+    expect(() => parseConfig({ ...secrets, MODELS: models, PUBLIC_BASE_URL: 'https://e', ...patch })).toThrow(message);
+  });
+});
+
+describe('runner pool', () => {
+  it('moves to the next runner on every attempt and backs off exponentially up to a minute', () => {
+    const runners = ['a', 'b', 'c'];
+    const first = pickRunner(runners, 'pred1', 1);
+    const order = [1, 2, 3, 4].map((n) => pickRunner(runners, 'pred1', n));
+    expect(new Set(order.slice(0, 3)).size).toBe(3);
+    expect(order[3]).toBe(first);
+    expect([1, 2, 3, 10].map((n) => retryDelaySeconds(n, () => 0))).toEqual([2, 4, 8, 60]);
+  });
+});
+
+describe('client webhook outbox', () => {
+  it('keeps only the newest pending progress delivery and retries failures with growing delays', async () => {
+    let outbox: OutboxItem[] = [];
+    outbox = enqueueDeliveries(outbox, ['start', 'output'], ['start', 'output', 'completed'], 'b1', 'p', 0);
+    outbox = enqueueDeliveries(outbox, ['output'], ['start', 'output', 'completed'], 'b2', 'p', 1);
+    outbox = enqueueDeliveries(outbox, ['logs', 'completed'], ['start', 'output', 'completed'], 'b3', 'p', 2);
+    expect(outbox.map((i) => [i.event, i.body])).toEqual([
+      ['start', 'b1'],
+      ['output', 'b2'],
+      ['completed', 'b3'],
+    ]);
+    const failing = async () => false;
+    const r1 = await runOutbox(outbox, 'https://hook', failing, 10_000);
+    expect(r1.outbox.map((i) => i.nextAt - 10_000)).toEqual([5000, 5000, 5000]);
+    const r2 = await runOutbox(r1.outbox, 'https://hook', failing, 20_000);
+    expect(r2.outbox.map((i) => i.nextAt - 20_000)).toEqual([10_000, 10_000, 10_000]);
+    const r3 = await runOutbox(r2.outbox, 'https://hook', async (_url, item) => item.event === 'completed', 40_000);
+    expect(r3.delivered.map((i) => i.event)).toEqual(['completed']);
+    // start and output get 3 attempts: given up now.
+    expect(r3.dropped.map((i) => i.event)).toEqual(['start', 'output']);
+  });
+});

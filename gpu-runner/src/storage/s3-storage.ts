@@ -87,7 +87,11 @@ export class S3Storage implements OutputStorage {
       { abortSignal },
     );
     // A 200 from a proxy or a flaky gateway is not proof: the object must be there, with every byte.
-    const head = await this.client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal });
+    // A missing object after an acknowledged PUT is retried (PUT again) like a network error, not given up on.
+    const head = await this.client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal }).catch((err: unknown) => {
+      if (abortSignal.aborted) throw err;
+      throw new Error(`object ${key} is not readable after an acknowledged upload: ${describe(err)}`);
+    });
     if (head.ContentLength !== object.bytes.byteLength) {
       throw new Error(`object ${key} has ${head.ContentLength ?? 'no'} bytes after upload, expected ${object.bytes.byteLength}`);
     }

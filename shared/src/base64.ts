@@ -29,7 +29,7 @@ export function bytesToBase64(bytes: Uint8Array): string {
 }
 
 /** Decodes standard or URL-safe base64 (padding optional, whitespace ignored); throws on other characters. */
-export function base64ToBytes(input: string): Uint8Array {
+export function base64ToBytes(input: string): Uint8Array<ArrayBuffer> {
   const clean = input.replace(/[\s=]+/g, '');
   if (clean.length % 4 === 1) throw new Error('invalid base64: bad length');
   const out = new Uint8Array(Math.floor((clean.length * 3) / 4));

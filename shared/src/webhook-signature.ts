@@ -9,9 +9,9 @@ export interface WebhookHeaders {
 }
 
 /** Secrets are `whsec_<base64>` as Standard Webhooks defines; a bare string is used as raw UTF-8 key bytes. */
-function secretBytes(secret: string): Uint8Array {
+function secretBytes(secret: string): Uint8Array<ArrayBuffer> {
   if (secret.startsWith('whsec_')) return base64ToBytes(secret.slice('whsec_'.length));
-  return new TextEncoder().encode(secret);
+  return new Uint8Array(new TextEncoder().encode(secret));
 }
 
 const keyCache = new Map<string, Promise<CryptoKey>>();

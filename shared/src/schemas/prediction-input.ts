@@ -84,7 +84,7 @@ function imageRef(field: string, limits: InputLimits) {
       } catch {
         url = null;
       }
-      if (!url || url.protocol !== 'https:') {
+      if (url?.protocol !== 'https:') {
         ctx.addIssue({ code: 'custom', message: `${field} must be an https URL or a data URI, got ${show(value)}` });
       } else if (value.length > 4096) {
         ctx.addIssue({ code: 'custom', message: `${field} URL must be at most 4096 characters, got ${value.length}` });

@@ -48,6 +48,10 @@ describe('prediction input schema', () => {
     [{ mask: 'https://example.com/m.png' }, 'mask: mask needs an image to inpaint, got a mask without image'],
     [{ width: 2048, height: 2048 }, 'width: width * height must be at most 1048576 pixels, got 2048 x 2048 = 4194304'],
     [{ colour: 'red' }, 'colour: unknown field colour is not accepted'],
+    [
+      { image: 'https://example.com/a.png', strength: 0.05, num_inference_steps: 10 },
+      'strength: strength * num_inference_steps must be at least 1 denoising step, got 0.05 * 10 = 0',
+    ],
   ])('rejects %j with a message naming the field, the limit and the value', (extra, expected) => {
     expect(messages({ prompt: 'a cat', ...extra })).toContain(expected);
   });

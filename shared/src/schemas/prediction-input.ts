@@ -119,7 +119,8 @@ export function predictionInputFields(limits: InputLimits = DEFAULT_LIMITS) {
     seed: intInRange('seed', 0, MAX_SEED).nullish(),
     num_outputs: intInRange('num_outputs', 1, limits.maxOutputs).default(1),
     image: imageRef('image', limits).optional(),
-    strength: numberInRange('strength', 0, 1).default(0.8),
+    /** Absent: 0.8 for img2img, 1 for inpainting (as diffusers). */
+    strength: numberInRange('strength', 0, 1).optional(),
     mask: imageRef('mask', limits).optional(),
     output_format: z
       .enum(OUTPUT_FORMATS, { error: (iss) => `output_format must be one of png, webp, jpeg, got ${show(iss.input)}` })
@@ -137,7 +138,7 @@ const objectError = (iss: { code?: string; keys?: string[] }) =>
 
 /** Checks that involve more than one field. */
 export function checkCrossFieldLimits(
-  input: { width: number; height: number; image?: string; mask?: string },
+  input: { width: number; height: number; image?: string; mask?: string; strength?: number; num_inference_steps: number },
   ctx: z.RefinementCtx,
   limits: InputLimits,
 ): void {
@@ -151,6 +152,18 @@ export function checkCrossFieldLimits(
   }
   if (input.mask !== undefined && input.image === undefined) {
     ctx.addIssue({ code: 'custom', path: ['mask'], message: 'mask needs an image to inpaint, got a mask without image' });
+  }
+  if (input.image !== undefined) {
+    // diffusers runs int(steps * strength) steps of img2img; zero steps would return the input untouched.
+    const strength = input.strength ?? (input.mask !== undefined ? 1 : 0.8);
+    const steps = Math.floor(input.num_inference_steps * strength);
+    if (steps < 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strength'],
+        message: `strength * num_inference_steps must be at least 1 denoising step, got ${strength} * ${input.num_inference_steps} = ${steps}`,
+      });
+    }
   }
 }
 

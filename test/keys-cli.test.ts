@@ -12,10 +12,14 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const run = promisify(execFile);
 
 async function keys(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'edge/scripts/keys.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-  });
+  return run(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'edge/scripts/keys.ts'), ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    },
+  );
 }
 
 async function keysJson<T>(...args: string[]): Promise<T> {
@@ -78,8 +82,24 @@ describe('npm run keys against wrangler dev --persist-to', () => {
     base = `http://127.0.0.1:${port}`;
     dev = spawn(
       process.execPath,
-      [path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js'), 'dev', '--config', path.join(dir, 'wrangler.jsonc'), '--persist-to', persist, '--ip', '127.0.0.1', '--port', String(port)],
-      { cwd: ROOT, detached: true, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      [
+        path.join(ROOT, 'node_modules/wrangler/bin/wrangler.js'),
+        'dev',
+        '--config',
+        path.join(dir, 'wrangler.jsonc'),
+        '--persist-to',
+        persist,
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(port),
+      ],
+      {
+        cwd: ROOT,
+        detached: true,
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     dev.stdout?.on('data', (d) => (devLog += d));
     dev.stderr?.on('data', (d) => (devLog += d));
@@ -98,13 +118,37 @@ describe('npm run keys against wrangler dev --persist-to', () => {
   }
 
   it('creates, lists and revokes keys that wrangler dev then accepts and refuses', async () => {
-    const sk = await keysJson<{ key: string; id: string; status: string }>('create', '--name', 'backend', '--rate', '5', '--persist-to', persist);
+    const sk = await keysJson<{ key: string; id: string; status: string }>(
+      'create',
+      '--name',
+      'backend',
+      '--rate',
+      '5',
+      '--persist-to',
+      persist,
+    );
     expect(sk.key).toMatch(/^sk_[a-z0-9]{12}_[A-Za-z0-9]{32}$/);
     expect(sk.status).toBe('active');
-    const pk = await keysJson<{ key: string; id: string }>('create', '--publishable', '--origin', SITE, '--name', 'shop', '--persist-to', persist);
+    const pk = await keysJson<{ key: string; id: string }>(
+      'create',
+      '--publishable',
+      '--origin',
+      SITE,
+      '--name',
+      'shop',
+      '--persist-to',
+      persist,
+    );
     const doomed = await keysJson<{ key: string; id: string }>('create', '--name', 'doomed', '--persist-to', persist);
     // The wrangler-kv code path (what --remote uses), here against the same local dir.
-    const viaWrangler = await keysJson<{ key: string; id: string }>('create', '--name', 'via wrangler', '--wrangler', '--persist-to', persist);
+    const viaWrangler = await keysJson<{ key: string; id: string }>(
+      'create',
+      '--name',
+      'via wrangler',
+      '--wrangler',
+      '--persist-to',
+      persist,
+    );
 
     const revoked = await keysJson<{ id: string; status: string }>('revoke', doomed.id, '--persist-to', persist);
     expect(revoked).toMatchObject({ id: doomed.id, status: 'revoked' });
@@ -143,7 +187,9 @@ describe('npm run keys against wrangler dev --persist-to', () => {
     const err = await keys('create', '--rate', 'lots', '--persist-to', persist).catch((e: { code: number; stderr: string }) => e);
     expect(err).toMatchObject({ code: 2 });
     expect((err as { stderr: string }).stderr).toContain('--rate must be a positive integer, got "lots"');
-    const noOrigin = await keys('create', '--publishable', '--persist-to', persist).catch((e: { code: number; stderr: string }) => e);
+    const noOrigin = await keys('create', '--publishable', '--persist-to', persist).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect((noOrigin as { stderr: string }).stderr).toContain('a publishable key needs at least one origin');
   });
 });

@@ -7,7 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { type KeyRecord, keyStatus, newApiKey, type Scope, ScopeSchema } from '../src/auth/key-format.ts';
-import { getKeyRecord, type KeyValueStore, kvStore, listKeyRecords, revokeKeyRecord, saveKeyRecord } from '../src/auth/key-store.ts';
+import {
+  getKeyRecord,
+  type KeyValueStore,
+  kvStore,
+  listKeyRecords,
+  revokeKeyRecord,
+  saveKeyRecord,
+} from '../src/auth/key-store.ts';
 
 const USAGE = `Usage: npm run keys -- <command> [options]
 
@@ -50,7 +57,8 @@ export function parseExpiry(value: string, now = Date.now()): Date {
   const rel = /^(\d+)([dhm])$/.exec(value);
   if (rel) return new Date(now + Number(rel[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm']);
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new UsageError(`--expires must be an ISO date/time or a duration like 30d, 12h, 45m; got ${JSON.stringify(value)}`);
+  if (Number.isNaN(t))
+    throw new UsageError(`--expires must be an ISO date/time or a duration like 30d, 12h, 45m; got ${JSON.stringify(value)}`);
   return new Date(t);
 }
 
@@ -58,19 +66,28 @@ function parseScopes(value: string | undefined): Scope[] | undefined {
   if (value === undefined) return undefined;
   return value.split(',').map((s) => {
     const parsed = ScopeSchema.safeParse(s.trim());
-    if (!parsed.success) throw new UsageError(`--scopes: unknown scope ${JSON.stringify(s)}; known: ${ScopeSchema.options.join(', ')}`);
+    if (!parsed.success)
+      throw new UsageError(`--scopes: unknown scope ${JSON.stringify(s)}; known: ${ScopeSchema.options.join(', ')}`);
     return parsed.data;
   });
 }
 
 /** `wrangler kv key ...` as a KeyValueStore: for --remote, and for local with --wrangler. */
 function wranglerStore(where: string[], configPath: string): KeyValueStore {
-  const wranglerBin = path.join(path.dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
+  const wranglerBin = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('wrangler/package.json')),
+    'bin',
+    'wrangler.js',
+  );
   const run = async (args: string[]) => {
-    const { stdout } = await promisify(execFile)(process.execPath, [wranglerBin, 'kv', 'key', ...args, '--binding', BINDING, '--config', configPath, ...where], {
-      maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0' },
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [wranglerBin, 'kv', 'key', ...args, '--binding', BINDING, '--config', configPath, ...where],
+      {
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0' },
+      },
+    );
     return stdout;
   };
   return {
@@ -93,10 +110,13 @@ function wranglerStore(where: string[], configPath: string): KeyValueStore {
 }
 
 /** Miniflare over the persistence directory exactly as `wrangler dev --persist-to <dir>` lays it out (<dir>/v3/kv/<id>). */
-async function miniflareStore(persistTo: string, configPath: string): Promise<{ store: KeyValueStore; close: () => Promise<void> }> {
+async function miniflareStore(
+  persistTo: string,
+  configPath: string,
+): Promise<{ store: KeyValueStore; close: () => Promise<void> }> {
   const { unstable_readConfig } = await import('wrangler');
   const config = unstable_readConfig({ config: configPath }, { hideWarnings: true });
-  const ns = config.kv_namespaces.find((k) => k.binding === BINDING);
+  const ns = config.kv_namespaces.find((k: { binding: string; id?: string }) => k.binding === BINDING);
   if (!ns?.id) throw new UsageError(`${configPath} has no kv_namespaces entry with binding ${BINDING} and an id`);
   const { Miniflare } = await import('miniflare');
   const mf = new Miniflare({
@@ -147,7 +167,8 @@ async function main(argv: string[]): Promise<void> {
     if (!command && !values.help) process.exitCode = 2;
     return;
   }
-  if (values.remote && (values.local || values['persist-to'])) throw new UsageError('--remote cannot be combined with --local or --persist-to');
+  if (values.remote && (values.local || values['persist-to']))
+    throw new UsageError('--remote cannot be combined with --local or --persist-to');
 
   const configPath = path.resolve(values.config ?? path.join(EDGE_DIR, 'wrangler.jsonc'));
   // Like wrangler: an explicit --persist-to is relative to the working directory, the default to the config's folder.
@@ -171,7 +192,10 @@ async function main(argv: string[]): Promise<void> {
           maxSteps: positiveInt('max-steps', values['max-steps']),
           maxOutputs: positiveInt('max-outputs', values['max-outputs']),
           maxPixels: positiveInt('max-pixels', values['max-pixels']),
-          models: values.models?.split(',').map((m) => m.trim()).filter(Boolean),
+          models: values.models
+            ?.split(',')
+            .map((m) => m.trim())
+            .filter(Boolean),
         };
         let created: { key: string; record: KeyRecord };
         try {
@@ -198,7 +222,15 @@ async function main(argv: string[]): Promise<void> {
       case 'list': {
         const records = (await listKeyRecords(store)).map(publicView);
         const lines = records.map((r) =>
-          [r.id, r.kind.padEnd(11), r.status.padEnd(7), r.name, r.scopes.join(','), r.origins.join(',') || '-', r.expiresAt ?? '-'].join('  '),
+          [
+            r.id,
+            r.kind.padEnd(11),
+            r.status.padEnd(7),
+            r.name,
+            r.scopes.join(','),
+            r.origins.join(',') || '-',
+            r.expiresAt ?? '-',
+          ].join('  '),
         );
         out(`${['id', 'kind', 'status', 'name', 'scopes', 'origins', 'expires'].join('  ')}\n${lines.join('\n')}\n`, records);
         return;
@@ -210,7 +242,9 @@ async function main(argv: string[]): Promise<void> {
         if (!before) throw new UsageError(`no key with id ${JSON.stringify(id)}`);
         const revoked = (await revokeKeyRecord(store, id))!;
         out(
-          before.revokedAt ? `Key ${id} was already revoked at ${before.revokedAt}\n` : `Revoked key ${id} (${revoked.name}) at ${revoked.revokedAt}\n`,
+          before.revokedAt
+            ? `Key ${id} was already revoked at ${before.revokedAt}\n`
+            : `Revoked key ${id} (${revoked.name}) at ${revoked.revokedAt}\n`,
           publicView(revoked),
         );
         return;

@@ -12,8 +12,16 @@ const app = new Hono<{ Bindings: Env }>();
 app.route('/', tokenApp);
 app.get('/v1/whoami', authenticate({ cacheTtl: 0 }), (c) => c.json(c.var.principal));
 
-async function makeKey(kind: 'secret' | 'publishable', opts: { scopes?: Scope[]; origins?: string[]; limits?: Partial<KeyLimits> } = {}) {
-  const { key, record } = await newApiKey({ kind, name: 'routes test', origins: opts.origins ?? (kind === 'publishable' ? [SITE] : []), ...opts });
+async function makeKey(
+  kind: 'secret' | 'publishable',
+  opts: { scopes?: Scope[]; origins?: string[]; limits?: Partial<KeyLimits> } = {},
+) {
+  const { key, record } = await newApiKey({
+    kind,
+    name: 'routes test',
+    origins: opts.origins ?? (kind === 'publishable' ? [SITE] : []),
+    ...opts,
+  });
   await saveKeyRecord(kvStore(env.KEYS), record);
   return { key, record };
 }

@@ -31,9 +31,11 @@ export function tokenRoutes(options: AuthenticateOptions = {}) {
   const app = new Hono<{ Bindings: AuthBindings }>();
   app.post('/v1/tokens', authenticate(options), requireScope('tokens:write'), async (c) => {
     const principal = c.get('principal');
-    if (principal.kind !== 'secret') throw httpError(403, 'forbidden', `user tokens can only be minted with a secret key, not a ${principal.kind} credential`);
+    if (principal.kind !== 'secret')
+      throw httpError(403, 'forbidden', `user tokens can only be minted with a secret key, not a ${principal.kind} credential`);
     const secret = options.tokenSigningSecret ? options.tokenSigningSecret(c) : c.env.TOKEN_SIGNING_SECRET;
-    if (!secret) throw httpError(503, 'not_configured', 'user tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)');
+    if (!secret)
+      throw httpError(503, 'not_configured', 'user tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)');
 
     let json: unknown;
     try {
@@ -60,7 +62,11 @@ export function tokenRoutes(options: AuthenticateOptions = {}) {
       throw httpError(422, 'invalid_input', `max_steps must be at most ${limits.maxSteps} for this key, got ${body.max_steps}`);
     }
     if (body.max_outputs !== undefined && limits.maxOutputs !== undefined && body.max_outputs > limits.maxOutputs) {
-      throw httpError(422, 'invalid_input', `max_outputs must be at most ${limits.maxOutputs} for this key, got ${body.max_outputs}`);
+      throw httpError(
+        422,
+        'invalid_input',
+        `max_outputs must be at most ${limits.maxOutputs} for this key, got ${body.max_outputs}`,
+      );
     }
     if (body.model !== undefined && limits.models && !limits.models.includes(body.model)) {
       throw httpError(403, 'forbidden', `model ${body.model} is not allowed for this key`);

@@ -83,7 +83,11 @@ export async function mintUserToken(options: MintUserTokenOptions): Promise<{ to
     ...(options.maxOutputs !== undefined ? { max_outputs: options.maxOutputs } : {}),
   };
   const signingInput = `${jsonPart({ alg: 'HS256', typ: 'JWT', kid: options.keyId })}.${jsonPart(claims)}`;
-  const mac = await crypto.subtle.sign('HMAC', await tokenKey(options.signingSecret, options.keyId), encoder.encode(signingInput));
+  const mac = await crypto.subtle.sign(
+    'HMAC',
+    await tokenKey(options.signingSecret, options.keyId),
+    encoder.encode(signingInput),
+  );
   return { token: `${signingInput}.${base64url(new Uint8Array(mac))}`, claims };
 }
 
@@ -132,7 +136,11 @@ export async function verifyUserToken(
   }
   // Only HS256: never let the token pick its own algorithm ("alg": "none" and friends).
   if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256' || !claims) {
-    return { ok: false, reason: 'malformed', message: 'user token is malformed: expected an HS256 header and iss, sub, aud, iat, exp claims' };
+    return {
+      ok: false,
+      reason: 'malformed',
+      message: 'user token is malformed: expected an HS256 header and iss, sub, aud, iat, exp claims',
+    };
   }
   const key = await tokenKey(signingSecret, claims.iss);
   const valid = await crypto.subtle.verify('HMAC', key, signature, encoder.encode(`${parts[0]}.${parts[1]}`));

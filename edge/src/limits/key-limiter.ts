@@ -27,7 +27,9 @@ export class KeyLimiter extends DurableObject {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)`);
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)`,
+    );
     this.sql.exec(
       `CREATE TABLE IF NOT EXISTS in_flight (prediction_id TEXT PRIMARY KEY, acquired_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL)`,
     );
@@ -38,7 +40,9 @@ export class KeyLimiter extends DurableObject {
     if (!(perMinute > 0)) throw new RangeError(`perMinute must be positive, got ${perMinute}`);
     if (!(cost > 0 && cost <= perMinute)) throw new RangeError(`cost must be in (0, ${perMinute}], got ${cost}`);
     const refillPerMs = perMinute / 60_000;
-    const row = this.sql.exec<{ tokens: number; updated_ms: number }>('SELECT tokens, updated_ms FROM buckets WHERE name = ?', name).toArray()[0];
+    const row = this.sql
+      .exec<{ tokens: number; updated_ms: number }>('SELECT tokens, updated_ms FROM buckets WHERE name = ?', name)
+      .toArray()[0];
     // A lowered limit applies at once: the stored level is capped by the current capacity.
     const level = row ? Math.min(perMinute, row.tokens + Math.max(0, now - row.updated_ms) * refillPerMs) : perMinute;
     if (level < cost) {
@@ -58,7 +62,12 @@ export class KeyLimiter extends DurableObject {
     const inFlight = this.count();
     if (held) return { ok: true, limit, inFlight };
     if (inFlight >= limit) return { ok: false, limit, inFlight, retryAfterSeconds: IN_FLIGHT_RETRY_AFTER_SECONDS };
-    this.sql.exec('INSERT INTO in_flight (prediction_id, acquired_ms, expires_ms) VALUES (?, ?, ?)', predictionId, now, now + lifetimeMs);
+    this.sql.exec(
+      'INSERT INTO in_flight (prediction_id, acquired_ms, expires_ms) VALUES (?, ?, ?)',
+      predictionId,
+      now,
+      now + lifetimeMs,
+    );
     return { ok: true, limit, inFlight: inFlight + 1 };
   }
 

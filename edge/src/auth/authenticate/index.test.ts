@@ -36,12 +36,15 @@ async function makeKey(
   return { key, record: stored };
 }
 
-function call(credential: string | null, { origin, path = '/v1/whoami', method = 'GET', scheme = 'Bearer' } = {} as {
-  origin?: string;
-  path?: string;
-  method?: string;
-  scheme?: string;
-}) {
+function call(
+  credential: string | null,
+  { origin, path = '/v1/whoami', method = 'GET', scheme = 'Bearer' } = {} as {
+    origin?: string;
+    path?: string;
+    method?: string;
+    scheme?: string;
+  },
+) {
   const headers: Record<string, string> = {};
   if (credential !== null) headers.Authorization = `${scheme} ${credential}`;
   if (origin) headers.Origin = origin;
@@ -136,7 +139,12 @@ describe('authenticate: publishable keys', () => {
     const res = await call(key, { origin: SITE, path: '/v1/predictions', method: 'POST' });
     expect(res.status).toBe(201);
     const who = (await (await call(key, { origin: SITE })).json()) as Record<string, unknown>;
-    expect(who).toMatchObject({ keyId: record.id, kind: 'publishable', origin: SITE, limits: { ratePerMinute: 10, maxInFlight: 2 } });
+    expect(who).toMatchObject({
+      keyId: record.id,
+      kind: 'publishable',
+      origin: SITE,
+      limits: { ratePerMinute: 10, maxInFlight: 2 },
+    });
   });
 
   it('rejects a publishable key from an unlisted origin or without Origin with 403', async () => {
@@ -186,7 +194,10 @@ describe('authenticate: user tokens', () => {
     const { token } = await mintUserToken({ signingSecret: secret, keyId: record.id, subject: 'u', audience: SITE, maxSteps: 4 });
     const [h, p, s] = token.split('.');
     const claims = JSON.parse(atob(p.replace(/-/g, '+').replace(/_/g, '/')));
-    const forged = btoa(JSON.stringify({ ...claims, max_steps: 150 })).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const forged = btoa(JSON.stringify({ ...claims, max_steps: 150 }))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
     const tampered = `${h}.${forged}.${s}`;
     const res = await call(tampered, { origin: SITE });
     expect(res.status).toBe(401);
@@ -195,7 +206,12 @@ describe('authenticate: user tokens', () => {
 
   it('rejects a token signed with another secret with 401', async () => {
     const { record } = await makeKey('secret');
-    const { token } = await mintUserToken({ signingSecret: 'not-the-deployment-secret', keyId: record.id, subject: 'u', audience: SITE });
+    const { token } = await mintUserToken({
+      signingSecret: 'not-the-deployment-secret',
+      keyId: record.id,
+      subject: 'u',
+      audience: SITE,
+    });
     expect((await call(token, { origin: SITE })).status).toBe(401);
   });
 
@@ -216,10 +232,17 @@ describe('authenticate: user tokens', () => {
 
   it('rejects a token used from another origin (wrong audience) with 403', async () => {
     const { record } = await makeKey('secret');
-    const { token } = await mintUserToken({ signingSecret: secret, keyId: record.id, subject: 'u', audience: 'https://other.example' });
+    const { token } = await mintUserToken({
+      signingSecret: secret,
+      keyId: record.id,
+      subject: 'u',
+      audience: 'https://other.example',
+    });
     const res = await call(token, { origin: SITE });
     expect(res.status).toBe(403);
-    expect((await errorOf(res, token)).error.message).toBe(`user token audience https://other.example does not match Origin ${SITE}`);
+    expect((await errorOf(res, token)).error.message).toBe(
+      `user token audience https://other.example does not match Origin ${SITE}`,
+    );
   });
 
   it('rejects tokens of a revoked issuer with 401', async () => {

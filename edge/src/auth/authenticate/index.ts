@@ -58,7 +58,8 @@ const NO_SUCH_HASH = '0'.repeat(64);
  */
 export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandler<{ Bindings: AuthBindings }> {
   const cacheTtl = options.cacheTtl ?? 60;
-  if (cacheTtl !== 0 && cacheTtl < 30) throw new Error(`authenticate: cacheTtl must be 0 or at least 30 seconds, got ${cacheTtl}`);
+  if (cacheTtl !== 0 && cacheTtl < 30)
+    throw new Error(`authenticate: cacheTtl must be 0 or at least 30 seconds, got ${cacheTtl}`);
   const realm = (options.realm ?? 'sd-edge').replace(/[\\"]/g, '\\$&');
   const keysOf = options.keys ?? ((c: AuthContext) => kvStore(c.env.KEYS, cacheTtl ? { cacheTtl } : {}));
   const secretOf = options.tokenSigningSecret ?? ((c: AuthContext) => c.env.TOKEN_SIGNING_SECRET);
@@ -111,7 +112,7 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     if (!verified.ok) throw unauthorized(verified.message);
     const claims = verified.claims;
     const issuer = await getKeyRecord(keysOf(c), claims.iss);
-    if (!issuer || issuer.kind !== 'secret') throw unauthorized('user token issuer is not a valid secret key');
+    if (issuer?.kind !== 'secret') throw unauthorized('user token issuer is not a valid secret key');
     checkActive(issuer, 'user token issuer key');
     if (!issuer.scopes.includes('tokens:write')) throw forbidden('user token issuer key lacks scope tokens:write');
     const origin = requestOrigin(c);
@@ -119,7 +120,8 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     if (origin !== claims.aud) throw forbidden(`user token audience ${claims.aud} does not match Origin ${origin}`);
     const limits = { ...issuer.limits };
     if (claims.max_steps !== undefined) limits.maxSteps = Math.min(claims.max_steps, limits.maxSteps ?? claims.max_steps);
-    if (claims.max_outputs !== undefined) limits.maxOutputs = Math.min(claims.max_outputs, limits.maxOutputs ?? claims.max_outputs);
+    if (claims.max_outputs !== undefined)
+      limits.maxOutputs = Math.min(claims.max_outputs, limits.maxOutputs ?? claims.max_outputs);
     if (claims.model !== undefined) {
       if (limits.models && !limits.models.includes(claims.model)) {
         throw forbidden(`user token model ${claims.model} is not allowed for its issuer key`);

@@ -10,7 +10,8 @@ import { inFlightSlot, rateLimit } from './index.ts';
 
 const app = new Hono<{ Bindings: Env }>();
 app.use('/v1/*', authenticate({ cacheTtl: 0 }));
-app.post('/v1/predictions', rateLimit({ bucket: 'create' }), async (c) => {
+app.get('/v1/predictions/:id', rateLimit(), (c) => c.json({ id: c.req.param('id') }));
+app.post('/v1/predictions', rateLimit(), async (c) => {
   const id = c.req.query('id') ?? crypto.randomUUID();
   await inFlightSlot(c.env, c.var.principal, id);
   return c.json({ id }, 201);
@@ -41,9 +42,20 @@ describe('rateLimit()', () => {
     const text = await refused.text();
     expect(text).not.toContain(key);
     expect(JSON.parse(text)).toMatchObject({
-      error: { code: 'rate_limited', message: expect.stringMatching(/^rate limit exceeded: 2 requests per minute/) },
+      error: { code: 'rate_limited', message: expect.stringMatching(/^rate limit exceeded: 2 write requests per minute/) },
       status: 429,
     });
+  });
+
+  it('gives reads (polling) their own, larger budget', async () => {
+    const { key } = await keyWith({ ratePerMinute: 1, maxInFlight: 100 });
+    expect((await create(key)).status).toBe(201);
+    expect((await create(key)).status).toBe(429);
+    const get = () => app.request('/v1/predictions/p', { headers: { Authorization: `Bearer ${key}` } }, env);
+    for (let i = 0; i < 10; i++) expect((await get()).status).toBe(200);
+    const refused = await get();
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('RateLimit-Limit')).toBe('10');
   });
 });
 

@@ -5,12 +5,18 @@ import { httpError } from '../../auth/http-error.ts';
 import type { Principal } from '../../auth/principal.ts';
 import { acquireInFlight, checkRateLimit, type InFlightResult, type LimiterBindings } from '../key-limiter.ts';
 
+/** How many more reads than writes a key may make per minute by default. */
+export const READ_RATE_MULTIPLIER = 10;
+
 type LimitContext = Context<{ Bindings: LimiterBindings }>;
 
 export interface RateLimitOptions {
-  /** Bucket name: routes with different budgets use different names. Default "requests". */
+  /**
+   * Bucket name: routes with different budgets use different names. Default: "read" for GET/HEAD, "write" otherwise,
+   * so polling a prediction (the `replicate` client polls every 500 ms) never eats the budget for creating them.
+   */
   bucket?: string;
-  /** Per-minute budget for this bucket. Default: the principal's limits.ratePerMinute. */
+  /** Per-minute budget for this bucket. Default: limits.ratePerMinute for writes, READ_RATE_MULTIPLIER times that for reads. */
   ratePerMinute?: (principal: Principal) => number;
   /** Where the KeyLimiter namespace is. Default: the KEY_LIMITER binding. */
   limiter?: (c: LimitContext) => LimiterBindings;
@@ -21,19 +27,26 @@ export interface RateLimitOptions {
  * 429 with Retry-After in seconds (the `replicate` client waits that long and retries).
  */
 export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ Bindings: LimiterBindings }> {
-  const bucket = options.bucket ?? 'requests';
-  if (!/^[a-z0-9:_-]{1,64}$/i.test(bucket)) throw new Error(`rateLimit: bucket must be 1-64 of [a-z0-9:_-], got ${bucket}`);
+  if (options.bucket !== undefined && !/^[a-z0-9:_-]{1,64}$/i.test(options.bucket)) {
+    throw new Error(`rateLimit: bucket must be 1-64 of [a-z0-9:_-], got ${options.bucket}`);
+  }
   const limiterOf = options.limiter ?? ((c: LimitContext) => c.env);
   return async function rateLimit(c, next) {
     const principal = c.get('principal');
     if (!principal) throw new Error('rateLimit() ran before authenticate(): no principal on the context');
-    const perMinute = options.ratePerMinute?.(principal) ?? principal.limits.ratePerMinute;
+    const read = c.req.method === 'GET' || c.req.method === 'HEAD';
+    const bucket = options.bucket ?? (read ? 'read' : 'write');
+    const perMinute =
+      options.ratePerMinute?.(principal) ??
+      (read && options.bucket === undefined
+        ? principal.limits.ratePerMinute * READ_RATE_MULTIPLIER
+        : principal.limits.ratePerMinute);
     const result = await checkRateLimit(limiterOf(c), principal, { bucket, ratePerMinute: perMinute });
     if (!result.ok) {
       throw httpError(
         429,
         'rate_limited',
-        `rate limit exceeded: ${result.limit} requests per minute for this key; retry after ${result.retryAfterSeconds} s`,
+        `rate limit exceeded: ${result.limit} ${bucket} requests per minute for this key; retry after ${result.retryAfterSeconds} s`,
         { 'Retry-After': String(result.retryAfterSeconds), 'RateLimit-Limit': String(result.limit), 'RateLimit-Remaining': '0' },
       );
     }

@@ -8,6 +8,7 @@ import { rateLimit } from './limits/rate-limit/index.ts';
 import { createApp } from './app.ts';
 import { getConfig } from './config.ts';
 import { consumeDeadLetters, consumeJobs } from './dispatch/queue-consumer.ts';
+import { embedRoute } from './embed/embed-script.ts';
 
 export { PredictionObject } from './predictions/prediction-object.ts';
 export { PredictionIndex } from './predictions/prediction-index.ts';
@@ -18,6 +19,8 @@ const app = createApp({
   auth: [authenticate(), rateLimit()],
   routes: [tokenRoutes()],
 });
+// The <sd-image> widget script: public, outside /v1 (no auth, no CORS needed for a <script src>).
+app.get('/embed.js', embedRoute);
 
 export default {
   fetch: app.fetch,

@@ -1,15 +1,2 @@
-// A free TCP port on loopback, for the processes a test starts (the OS picks it, the test passes it on).
-import { createServer } from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
+// Moved to scripts/stack/free-port.ts (shared by the local stack and the tests); kept so test imports stay short.
+export * from '../../scripts/stack/free-port.ts';

@@ -1,0 +1,230 @@
+// The whole system on loopback, from the project's own parts: s3rver (the bucket), the GPU runner on the embedded model,
+// and the edge under workerd (wrangler dev), with the model's tokenizer in the edge's KV and API keys made by the keys CLI.
+// Used by `npm start`, `npm run demo` and the end-to-end tests; stop() ends every process it started.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureDefaultModel } from '@sd/gpu-runner/default-model/write-model';
+import { startProcess } from './stack/child-process.ts';
+import { EDGE_CONFIG, type EdgeHandle, startEdge } from './stack/edge-process.ts';
+import { freePort } from './stack/free-port.ts';
+import { REPO_ROOT, type RunnerHandle, startRunner } from './stack/runner-process.ts';
+import { type S3rverHandle, startS3rver } from './stack/s3rver-process.ts';
+
+export interface KeySpec {
+  /** Also the key's name in `npm run keys -- list`, and its name in LocalStack.keys. */
+  name: string;
+  publishable?: boolean;
+  /** pk_: the page origins it works from (required). */
+  origins?: string[];
+  ratePerMinute?: number;
+  maxInFlight?: number;
+}
+
+export interface CreatedKey {
+  id: string;
+  key: string;
+}
+
+export interface ModelRef {
+  id: string;
+  version: string;
+  /** "owner/name:version", what `replicate.run` takes. */
+  ref: string;
+  tokenizer?: string;
+}
+
+export interface LocalStackOptions {
+  /** Keys to create besides the default secret key (named "local-stack"). */
+  keys?: KeySpec[];
+  /** Limits of the default secret key. */
+  secretKey?: Pick<KeySpec, 'ratePerMinute' | 'maxInFlight'>;
+  /** Runner environment on top of the stack's (e.g. SLOTS, PROGRESS_THROTTLE_MS, ORT_INTRA_OP_THREADS). */
+  runnerEnv?: Record<string, string>;
+  /** Edge vars on top of the stack's (e.g. LOG_LEVEL, RUNNER_SILENCE_SECONDS). */
+  edgeVars?: Record<string, string>;
+  /** Keep the edge's local state here (persists between runs); default: a temporary folder stop() removes. */
+  stateDir?: string;
+  /** Each output line of the children, as it arrives. */
+  onLine?: (source: 'runner' | 'edge' | 's3', line: string) => void;
+  /** Start-up progress, for a person watching. */
+  onStep?: (message: string) => void;
+}
+
+export interface LocalStack {
+  edgeUrl: string;
+  runnerUrl: string;
+  model: ModelRef;
+  /** The default secret key (sk_...). */
+  apiKey: string;
+  keys: Record<string, CreatedKey>;
+  /** Signs the edge's client webhooks (verify with @sd/shared/webhook-signature verifyWebhook). */
+  clientWebhookSecret: string;
+  runnerToken: string;
+  s3: S3rverHandle;
+  runner: RunnerHandle;
+  edge: EdgeHandle;
+  stateDir: string;
+  stop(): Promise<void>;
+}
+
+const TSX = join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+
+/** Runs one of the project's CLI scripts to completion; its stdout, or an error with its output. */
+async function runScript(name: string, script: string, args: string[]): Promise<string> {
+  const proc = startProcess(process.execPath, [TSX, script, ...args], {
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0', CI: '1' },
+    cwd: REPO_ROOT,
+    name,
+  });
+  const { code } = await proc.exited;
+  if (code !== 0) throw new Error(`${name} exited with ${code}:\n${proc.lines.slice(-20).join('\n')}`);
+  return proc.lines.join('\n');
+}
+
+async function createKey(persistTo: string, spec: KeySpec): Promise<CreatedKey> {
+  const args = ['create', '--json', '--persist-to', persistTo, '--name', spec.name];
+  if (spec.publishable) args.push('--publishable');
+  for (const origin of spec.origins ?? []) args.push('--origin', origin);
+  if (spec.ratePerMinute) args.push('--rate', String(spec.ratePerMinute));
+  if (spec.maxInFlight) args.push('--max-in-flight', String(spec.maxInFlight));
+  const out = await runScript(`keys create ${spec.name}`, join(REPO_ROOT, 'edge', 'scripts', 'keys.ts'), args);
+  const created = JSON.parse(out.slice(out.indexOf('{'))) as { id: string; key: string };
+  return { id: created.id, key: created.key };
+}
+
+/** The first model wrangler.jsonc configures (MODELS var); the stack points its runner pool at the local runner. */
+async function configuredModel(): Promise<Record<string, unknown> & ModelRef> {
+  const { unstable_readConfig } = await import('wrangler');
+  const config = unstable_readConfig({ config: EDGE_CONFIG }, { hideWarnings: true });
+  const models = JSON.parse(String(config.vars.MODELS ?? '[]')) as Array<Record<string, unknown>>;
+  const first = models[0];
+  if (typeof first?.id !== 'string' || typeof first.version !== 'string') {
+    throw new Error(`${EDGE_CONFIG}: vars.MODELS must list a model with id and version, got ${String(config.vars.MODELS)}`);
+  }
+  const tokenizer = typeof first.tokenizer === 'string' ? first.tokenizer : undefined;
+  return { ...first, id: first.id, version: first.version, ref: `${first.id}:${first.version}`, tokenizer };
+}
+
+const whsec = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const step = options.onStep ?? (() => {});
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'sd-local-stack-')));
+  const persistTo = join(stateDir, 'wrangler-state');
+  const runnerToken = randomBytes(24).toString('hex');
+  const runnerWebhookSecret = whsec();
+  const clientWebhookSecret = whsec();
+  const tokenSigningSecret = randomBytes(32).toString('base64url');
+
+  let s3: S3rverHandle | undefined;
+  let runner: RunnerHandle | undefined;
+  let edge: EdgeHandle | undefined;
+  const stop = async () => {
+    // Edge first (no new dispatches), then the runner (its final webhooks may fail: the edge is gone), then storage.
+    await edge?.stop();
+    await runner?.stop();
+    await s3?.stop();
+    if (!options.stateDir) await rm(stateDir, { recursive: true, force: true });
+  };
+
+  try {
+    // Storage + runner, and (meanwhile) the edge's KV: tokenizer files and keys. KV writes are sequential: one
+    // persistence folder, one writer at a time, and all before wrangler dev opens it.
+    const backend = (async () => {
+      step('starting s3rver');
+      s3 = await startS3rver('outputs', { onLine: (l) => options.onLine?.('s3', l) });
+      step('starting the runner (embedded model)');
+      runner = await startRunner(
+        {
+          API_TOKEN: runnerToken,
+          WEBHOOK_SIGNING_SECRET: runnerWebhookSecret,
+          S3_ENDPOINT: s3.endpoint,
+          S3_REGION: 'us-east-1',
+          S3_BUCKET: s3.bucket,
+          S3_FORCE_PATH_STYLE: 'true',
+          AWS_ACCESS_KEY_ID: s3.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+          S3_PRESIGN_EXPIRES_SECONDS: '3600',
+          S3_TIMEOUT_MS: '10000',
+          ORT_INTRA_OP_THREADS: String(Math.min(availableParallelism(), 4)),
+          ...options.runnerEnv,
+        },
+        { timeoutMs: 180_000, processOptions: { onLine: (l) => options.onLine?.('runner', l) } },
+      );
+    })();
+    const kv = (async () => {
+      const [model, modelDir] = await Promise.all([configuredModel(), ensureDefaultModel()]);
+      if (model.tokenizer) {
+        step(`uploading tokenizer ${model.tokenizer} to the edge's local KV`);
+        await runScript('tokenizer:upload', join(REPO_ROOT, 'edge', 'scripts', 'upload-tokenizer.ts'), [
+          '--name',
+          model.tokenizer,
+          '--dir',
+          join(modelDir, 'tokenizer'),
+          '--local',
+          '--persist-to',
+          persistTo,
+        ]);
+      }
+      step('creating API keys');
+      const keys: Record<string, CreatedKey> = {};
+      for (const spec of [{ name: 'local-stack', ...options.secretKey }, ...(options.keys ?? [])]) {
+        keys[spec.name] = await createKey(persistTo, spec);
+      }
+      return { model, keys };
+    })();
+    // allSettled: a failure on one side must not leave the other side's processes starting unseen by stop().
+    const [started, prepared] = await Promise.allSettled([backend, kv]);
+    if (started.status === 'rejected') throw started.reason;
+    if (prepared.status === 'rejected') throw prepared.reason;
+    const { model, keys } = prepared.value;
+    if (!runner) throw new Error('unreachable: the runner did not start');
+
+    step('starting the edge (wrangler dev)');
+    const port = await freePort();
+    const edgeUrl = `http://127.0.0.1:${port}`;
+    const { ref: _ref, ...modelEntry } = model;
+    edge = await startEdge({
+      port,
+      persistTo,
+      vars: {
+        MODELS: JSON.stringify([{ ...modelEntry, runners: [runner.url] }]),
+        PUBLIC_BASE_URL: edgeUrl,
+        ...options.edgeVars,
+      },
+      secrets: {
+        RUNNER_TOKEN: runnerToken,
+        RUNNER_WEBHOOK_SECRET: runnerWebhookSecret,
+        WEBHOOK_SIGNING_SECRET: clientWebhookSecret,
+        TOKEN_SIGNING_SECRET: tokenSigningSecret,
+      },
+      timeoutMs: 120_000,
+      processOptions: { onLine: (l) => options.onLine?.('edge', l) },
+    });
+
+    // Ready = the configuration parses and the key is accepted, not just "listening".
+    const probe = await fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
+    if (probe.status !== 200)
+      throw new Error(`the edge answered GET /v1/predictions with ${probe.status}: ${await probe.text()}`);
+
+    return {
+      edgeUrl,
+      runnerUrl: runner.url,
+      model: { id: model.id, version: model.version, ref: model.ref, tokenizer: model.tokenizer },
+      apiKey: keys['local-stack'].key,
+      keys,
+      clientWebhookSecret,
+      runnerToken,
+      s3: s3 as S3rverHandle,
+      runner,
+      edge,
+      stateDir,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

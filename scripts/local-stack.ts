@@ -134,7 +134,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // persistence folder, one writer at a time, and all before wrangler dev opens it.
     const backend = (async () => {
       step('starting s3rver');
-      s3 = await startS3rver('outputs', { onLine: (l) => options.onLine?.('s3', l) });
+      s3 = await startS3rver('outputs', { group: true, onLine: (l) => options.onLine?.('s3', l) });
       step('starting the runner (embedded model)');
       runner = await startRunner(
         {
@@ -151,7 +151,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           ORT_INTRA_OP_THREADS: String(Math.min(availableParallelism(), 4)),
           ...options.runnerEnv,
         },
-        { timeoutMs: 180_000, processOptions: { onLine: (l) => options.onLine?.('runner', l) } },
+        { timeoutMs: 180_000, processOptions: { group: true, onLine: (l) => options.onLine?.('runner', l) } },
       );
     })();
     const kv = (async () => {

@@ -1,0 +1,117 @@
+// `npm run demo -- --prompt "a lighthouse at dusk" --out out.png`: starts the local stack, runs one prediction through
+// the public edge API with the real `replicate` client, saves the image, runs the prompt again to show the embedding
+// cache hit, and stops everything.
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import Replicate, { type Prediction } from 'replicate';
+import { type LocalStack, startLocalStack } from './local-stack.ts';
+
+const USAGE = `Usage: npm run demo -- --prompt TEXT [--out out.png] [--width 256] [--height 256] [--steps 20] [--seed N] [--verbose]
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`demo: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+function intOption(name: string, raw: string | undefined, fallback: number | undefined): number | undefined {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+const { values } = parseArgs({
+  options: {
+    prompt: { type: 'string' },
+    out: { type: 'string', default: 'out.png' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    steps: { type: 'string' },
+    seed: { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const prompt = values.prompt ?? fail('--prompt is required');
+// Small by default so the demo finishes in seconds on two CPU cores; the edge validates the limits.
+const input = {
+  prompt,
+  width: intOption('width', values.width, 256),
+  height: intOption('height', values.height, 256),
+  num_inference_steps: intOption('steps', values.steps, 20),
+  ...(values.seed !== undefined ? { seed: intOption('seed', values.seed, undefined) } : {}),
+};
+const outPath = resolve(values.out);
+
+const t0 = Date.now();
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+function describeMetrics(p: Prediction): string {
+  const m = (p.metrics ?? {}) as Record<string, number | string | undefined>;
+  const t = (k: string) => (typeof m[k] === 'number' ? `${(m[k] as number).toFixed(3)} s` : '-');
+  return [
+    `  seed             ${m.seed ?? (p.input as { seed?: number }).seed}`,
+    `  embedding_cache  ${m.embedding_cache ?? '-'}`,
+    `  timings          predict ${t('predict_time')}, text encoder ${t('text_encoder_time')}, U-Net ${t('unet_time')}, VAE ${t('vae_time')}; total ${t('total_time')}`,
+  ].join('\n');
+}
+
+/** One prediction with replicate.run; the last prediction the client saw (with its metrics) comes back too. */
+async function runOnce(
+  replicate: Replicate,
+  ref: `${string}/${string}:${string}`,
+): Promise<{ urls: string[]; prediction: Prediction }> {
+  let last: Prediction | undefined;
+  const output = await replicate.run(ref, { input }, (p) => {
+    last = p;
+  });
+  if (!last) throw new Error('the replicate client reported no prediction');
+  if (!Array.isArray(output) || output.some((u) => typeof u !== 'string')) {
+    throw new Error(`expected a list of image URLs, got ${JSON.stringify(output)}`);
+  }
+  return { urls: output as string[], prediction: last };
+}
+
+let stack: LocalStack | undefined;
+process.on('SIGINT', () => {
+  void stack?.stop().then(() => process.exit(130));
+});
+try {
+  log('Starting the local stack (s3rver, runner, edge under wrangler dev)...');
+  stack = await startLocalStack({
+    onStep: (m) => log(`  - ${m}`),
+    onLine: values.verbose ? (source, line) => log(`[${source}] ${line}`) : undefined,
+  });
+  log(`Ready in ${secs(Date.now() - t0)}: edge ${stack.edgeUrl}, model ${stack.model.ref}`);
+  const replicate = new Replicate({ auth: stack.apiKey, baseUrl: `${stack.edgeUrl}/v1`, useFileOutput: false });
+  const ref = stack.model.ref as `${string}/${string}:${string}`;
+
+  log(`\nGenerating "${prompt}" at ${input.width}x${input.height}, ${input.num_inference_steps} steps...`);
+  let t = Date.now();
+  const first = await runOnce(replicate, ref);
+  const res = await fetch(first.urls[0]);
+  if (!res.ok) throw new Error(`GET ${first.urls[0]} answered ${res.status}`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  await writeFile(outPath, bytes);
+  log(`Saved ${outPath} (${bytes.length} bytes) in ${secs(Date.now() - t)}; prediction ${first.prediction.id}`);
+  log(describeMetrics(first.prediction));
+
+  log('\nThe same prompt again (its CLIP embeddings are now cached at the edge; the runner skips the text encoder):');
+  t = Date.now();
+  const second = await runOnce(replicate, ref);
+  log(`Done in ${secs(Date.now() - t)}; prediction ${second.prediction.id}, output ${second.urls[0].split('?')[0]}`);
+  log(describeMetrics(second.prediction));
+  await stack.stop();
+  log(`\nStopped. Whole demo: ${secs(Date.now() - t0)}.`);
+} catch (err) {
+  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  await stack?.stop();
+  process.exit(1);
+}

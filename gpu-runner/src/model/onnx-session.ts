@@ -37,12 +37,32 @@ export interface FloatOutput {
   dims: number[];
 }
 
+/** Process CPU time (user + system, all threads) in milliseconds. */
+export function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * A run with its inputs and outputs bound once: the onnxruntime tensors wrap the caller's arrays, so a loop
+ * refills the arrays and calls run() again without building tensors or result objects per call.
+ */
+export interface BoundRun {
+  run(): Promise<void>;
+}
+
 export const VALID_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'tensorrt', 'dml'];
 
 function sessionOptions(config: SessionConfig, providers: readonly ExecutionProvider[]): ort.InferenceSession.SessionOptions {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [...providers],
     graphOptimizationLevel: config.graphOptimizationLevel ?? 'all',
+    // onnxruntime's defaults, stated so a change of default cannot slow the loop unnoticed: the arena keeps freed
+    // blocks for the next run, the memory pattern plans a run's allocations from the previous run of that shape,
+    // and sequential execution avoids inter-op thread hand-offs that SD's mostly linear graphs cannot use.
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    executionMode: 'sequential',
     // onnxruntime's own stderr logging is noisy on a provider failure we already report through the logger.
     logSeverityLevel: 3,
   };
@@ -57,8 +77,10 @@ function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorIn
 
 /** One ONNX graph with a live session, reused for every call. */
 export class OnnxGraph {
-  /** Total milliseconds spent inside session.run since load (or the last resetStats). */
+  /** Total wall milliseconds spent inside session.run since load (or the last resetStats). */
   runMs = 0;
+  /** Total process CPU milliseconds (all threads) over the same spans; immune to time stolen by other processes. */
+  runCpuMs = 0;
   runCount = 0;
 
   private constructor(
@@ -116,10 +138,7 @@ export class OnnxGraph {
       fetches = {};
       for (const name of outputNames) fetches[name] = new ort.Tensor('float32', into[name].data, into[name].dims);
     }
-    const t0 = performance.now();
-    const results = await this.session.run(ortFeeds, fetches);
-    this.runMs += performance.now() - t0;
-    this.runCount++;
+    const results = await this.timedRun(ortFeeds, fetches);
     const out: Record<string, FloatOutput> = {};
     for (const name of outputNames) {
       const tensor = results[name] as ort.Tensor | undefined;
@@ -130,8 +149,35 @@ export class OnnxGraph {
     return out;
   }
 
+  /**
+   * Binds feeds and preallocated float32 outputs for repeated runs (the denoising loop). The arrays are wrapped,
+   * not copied: change their contents between runs, never their length.
+   */
+  bind(feeds: Record<string, Feed>, outputs: Record<string, FloatOutput>): BoundRun {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, feed] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(feed.data, feed.dims as number[]);
+    const fetches: Record<string, ort.Tensor> = {};
+    for (const [name, out] of Object.entries(outputs)) fetches[name] = new ort.Tensor('float32', out.data, out.dims);
+    return {
+      run: async () => {
+        await this.timedRun(ortFeeds, fetches);
+      },
+    };
+  }
+
+  private async timedRun(feeds: Record<string, ort.Tensor>, fetches: string[] | Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+    const c0 = processCpuMs();
+    const t0 = performance.now();
+    const results = await this.session.run(feeds, fetches);
+    this.runMs += performance.now() - t0;
+    this.runCpuMs += processCpuMs() - c0;
+    this.runCount++;
+    return results;
+  }
+
   resetStats(): void {
     this.runMs = 0;
+    this.runCpuMs = 0;
     this.runCount = 0;
   }
 

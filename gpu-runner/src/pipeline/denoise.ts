@@ -1,7 +1,7 @@
 // The denoising loop: one batched U-Net call per step ([uncond; cond] under classifier-free guidance),
 // the guidance mix, the scheduler step, optional inpainting inputs, progress, cancellation and timing.
 import type { SdModel } from '../model/sd-model.ts';
-import type { Feed } from '../model/onnx-session.ts';
+import { type Feed, processCpuMs } from '../model/onnx-session.ts';
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
 import { CanceledError, type Float32Tensor, type StepProgress } from './types.ts';
 
@@ -34,6 +34,8 @@ export interface DenoiseOutput {
   latents: Float32Array;
   stepWallMs: number[];
   stepRunMs: number[];
+  stepCpuMs: number[];
+  stepRunCpuMs: number[];
   unetBatchSizes: number[];
 }
 
@@ -63,7 +65,7 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
   const inChannels = io.inChannels;
   const sample = new Float32Array(batch * inChannels * plane);
   const timestep = io.timestepDtype === 'int64' ? new BigInt64Array(batch) : new Float32Array(batch);
-  const unetOut = { [io.output]: { data: new Float32Array(batch * c * plane), dims: [batch, c, h, w] } };
+  const out = new Float32Array(batch * c * plane);
 
   if (inpaint?.kind === 'unet-inputs') {
     // Mask and masked-image latents are constant over the loop: write them into channels c.. once.
@@ -82,19 +84,25 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
     [io.timestep]: { data: timestep, dims: [batch] },
     [io.encoderHiddenStates]: { data: ehs, dims: [batch, seqLen, hidden] },
   };
+  // Tensors built once: each step refills sample and timestep, and onnxruntime writes the prediction into `out`.
+  const unet = model.unet.bind(feeds, { [io.output]: { data: out, dims: [batch, c, h, w] } });
   const g = Math.fround(guidanceScale);
   const ctx = { shape: [n, c, h, w], noise };
   const total = input.timesteps.length;
   const started = performance.now();
   const stepWallMs: number[] = [];
   const stepRunMs: number[] = [];
+  const stepCpuMs: number[] = [];
+  const stepRunCpuMs: number[] = [];
   const unetBatchSizes: number[] = [];
   let latents = input.latents;
 
   for (let i = 0; i < total; i++) {
     if (signal?.aborted) throw new CanceledError(i + 1);
     const stepStart = performance.now();
+    const cpuStart = processCpuMs();
     const runBefore = model.unet.runMs;
+    const runCpuBefore = model.unet.runCpuMs;
     const t = input.timesteps[i];
 
     // 1. The U-Net input: scaled latents, twice under guidance (uncond half first).
@@ -113,7 +121,7 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
     else timestep.fill(t);
 
     // 2. One U-Net call for the whole batch.
-    const out = (await model.unet.run(feeds, [io.output], unetOut))[io.output].data;
+    await unet.run();
     unetBatchSizes.push(batch);
 
     // 3. Guidance: noise_pred = uncond + g * (cond - uncond), in float32 as numpy does it. The prediction is a
@@ -147,9 +155,11 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
       latents = mixed;
     }
 
+    stepCpuMs.push(processCpuMs() - cpuStart);
     stepWallMs.push(performance.now() - stepStart);
     stepRunMs.push(model.unet.runMs - runBefore);
+    stepRunCpuMs.push(model.unet.runCpuMs - runCpuBefore);
     input.onProgress?.({ step: i + 1, total, elapsedMs: performance.now() - started });
   }
-  return { latents, stepWallMs, stepRunMs, unetBatchSizes };
+  return { latents, stepWallMs, stepRunMs, stepCpuMs, stepRunCpuMs, unetBatchSizes };
 }

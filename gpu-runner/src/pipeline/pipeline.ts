@@ -1,7 +1,7 @@
 // StableDiffusionPipeline: load a diffusers ONNX model once, then generate images from requests.
 // Reads top to bottom like diffusers' __call__: check inputs, encode text, prepare latents, denoise, decode.
 import { decodeToSize } from '../image/image-codec.ts';
-import type { SessionConfig } from '../model/onnx-session.ts';
+import { processCpuMs, type SessionConfig } from '../model/onnx-session.ts';
 import { loadSdModel, type SdModel } from '../model/sd-model.ts';
 import { GeneratorNoise } from '../random/torch-generator.ts';
 import { createScheduler, schedulerNameFromConfig } from '../schedulers/index.ts';
@@ -52,6 +52,7 @@ export class StableDiffusionPipeline {
 
   async generate(request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
     const started = performance.now();
+    const startedCpu = processCpuMs();
     const { model } = this;
     const n = request.numOutputs ?? 1;
     const { width, height } = request;
@@ -87,6 +88,7 @@ export class StableDiffusionPipeline {
       return request.initLatents;
     };
     let vaeMs = 0;
+    let vaeCpuMs = 0;
     let latents: Float32Array;
     let inpaint: InpaintConditioning | undefined;
 
@@ -94,6 +96,7 @@ export class StableDiffusionPipeline {
       latents = scaleBy(drawNoise(), scheduler.initNoiseSigma);
     } else {
       const t0 = performance.now();
+      const c0 = processCpuMs();
       const pixels = await decodeToSize(request.image, width, height, 3);
       const imagePixels = new Float32Array(3 * width * height);
       rgbToUnitRange(pixels.data, width, height, imagePixels);
@@ -122,6 +125,7 @@ export class StableDiffusionPipeline {
         throw new InvalidRequestError('this is an inpainting model (9-channel U-Net): give it a mask with the image');
       }
       vaeMs += performance.now() - t0;
+      vaeCpuMs += processCpuMs() - c0;
     }
     if (!request.image && model.io.isInpainting) {
       throw new InvalidRequestError('this is an inpainting model (9-channel U-Net): it needs an image and a mask');
@@ -129,6 +133,7 @@ export class StableDiffusionPipeline {
 
     // 4. The denoising loop.
     const loopStart = performance.now();
+    const loopCpuStart = processCpuMs();
     const loop = await denoise({
       model,
       scheduler,
@@ -144,11 +149,14 @@ export class StableDiffusionPipeline {
       signal: options.signal,
     });
     const unetMs = performance.now() - loopStart;
+    const unetCpuMs = processCpuMs() - loopCpuStart;
 
     // 5. Decode and quantize.
     const t1 = performance.now();
+    const c1 = processCpuMs();
     const decoded = await decodeLatents(model, loop.latents, shape, { batched: this.options.vaeBatched });
     vaeMs += performance.now() - t1;
+    vaeCpuMs += processCpuMs() - c1;
     const [, , outH, outW] = decoded.shape;
     const per = 3 * outH * outW;
     const images: GeneratedImage[] = seeds.map((seed, i) => ({
@@ -172,6 +180,11 @@ export class StableDiffusionPipeline {
         totalMs: performance.now() - started,
         stepWallMs: loop.stepWallMs,
         stepRunMs: loop.stepRunMs,
+        stepCpuMs: loop.stepCpuMs,
+        stepRunCpuMs: loop.stepRunCpuMs,
+        totalCpuMs: processCpuMs() - startedCpu,
+        unetCpuMs,
+        vaeCpuMs,
       },
       unetBatchSizes: loop.unetBatchSizes,
     };

@@ -87,6 +87,13 @@ export interface Timings {
   /** Per denoising step: wall time of the step vs time inside onnxruntime's run. */
   stepWallMs: number[];
   stepRunMs: number[];
+  /** The same two in process CPU time (all threads), which time stolen by other processes does not inflate. */
+  stepCpuMs: number[];
+  stepRunCpuMs: number[];
+  /** Process CPU time of the whole generation, of the loop, and of the VAE calls. */
+  totalCpuMs: number;
+  unetCpuMs: number;
+  vaeCpuMs: number;
 }
 
 export interface GenerateResult {

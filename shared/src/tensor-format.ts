@@ -42,6 +42,23 @@ export function bytesToFloat32(bytes: Uint8Array): Float32Array {
   return out;
 }
 
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * Why `t.data` cannot hold dtype x shape, without decoding it (a request may carry megabytes): characters outside
+ * base64, or a decoded length other than elements x width. Null when it fits.
+ */
+export function tensorDataProblem(t: EncodedTensor): string | null {
+  const data = t.data.replace(/\s+/g, '');
+  if (!BASE64.test(data)) return 'data must be base64 (A-Z, a-z, 0-9, +, /, = padding)';
+  const chars = data.replace(/=+$/, '').length;
+  if (chars % 4 === 1) return `data must be base64, got ${chars} characters (not a whole number of bytes)`;
+  const bytes = Math.floor((chars * 3) / 4);
+  const needed = elementCount(t.shape) * (t.dtype === 'float32' ? 4 : 2);
+  if (bytes !== needed) return `data must hold ${needed} bytes for ${t.dtype} [${t.shape.join(', ')}], got ${bytes}`;
+  return null;
+}
+
 export function encodeTensor(data: Float32Array, shape: readonly number[]): EncodedTensor {
   if (elementCount(shape) !== data.length) {
     throw new Error(`tensor shape [${shape.join(', ')}] holds ${elementCount(shape)} values, got ${data.length}`);

@@ -23,6 +23,33 @@ export async function encodeImage(rgb: Uint8Array, width: number, height: number
   return new Uint8Array(await out.toBuffer());
 }
 
+/**
+ * Largest input image decoded (img2img source, mask). A few KB of PNG can declare gigapixels (a decompression
+ * bomb); inputs are resized to at most the output's 1 Mpx budget anyway, so 4096 x 4096 is plenty.
+ */
+export const MAX_INPUT_PIXELS = 4096 * 4096;
+
+/**
+ * Reads only the header of an input image: refuses what is not PNG, JPEG or WebP and what declares more than
+ * maxPixels, before anything is decoded. Messages name the input field.
+ */
+export async function checkInputImage(field: string, bytes: Uint8Array, maxPixels = MAX_INPUT_PIXELS): Promise<{ width: number; height: number }> {
+  let meta: Awaited<ReturnType<Sharp['metadata']>>;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new Error(`${field} is not a readable PNG, JPEG or WebP image: ${(err as Error).message.trim()}`);
+  }
+  if (!['png', 'jpeg', 'webp'].includes(meta.format ?? '')) {
+    throw new Error(`${field} must be a PNG, JPEG or WebP image, got ${meta.format ?? 'unknown data'}`);
+  }
+  const { width = 0, height = 0 } = meta;
+  if (width * height > maxPixels || width < 1 || height < 1) {
+    throw new Error(`${field} must have between 1 and ${maxPixels} pixels, got ${width} x ${height} = ${width * height}`);
+  }
+  return { width, height };
+}
+
 export interface DecodedPixels {
   data: Uint8Array;
   width: number;
@@ -47,7 +74,7 @@ export async function decodeToSize(src: PixelSource, width: number, height: numb
     img =
       src.kind === 'pixels'
         ? sharp(src.data, { raw: { width: src.width, height: src.height, channels: src.channels } })
-        : sharp(src.bytes, { failOn: 'error' });
+        : sharp(src.bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS });
     const meta = await img.metadata();
     if (src.kind === 'encoded' && !['png', 'jpeg', 'webp'].includes(meta.format ?? '')) {
       throw new Error(`image must be PNG, JPEG or WebP, got ${meta.format ?? 'unknown data'}`);

@@ -3,6 +3,10 @@ import { ClipTokenizer, type PromptWindows, type TokenizePromptOptions } from '@
 import { ModelLoadError, type TokenizerFiles } from '../model/model-dir.ts';
 
 export interface PromptTokenizer {
+  /** Largest token id + 1: ids given by a caller must stay below it (the text encoder's Gather would fail). */
+  readonly vocabSize: number;
+  /** Window length, BOS and EOS included (77 for SD). */
+  readonly modelMaxLength: number;
   tokenizePrompt(prompt: string, options: TokenizePromptOptions): PromptWindows;
 }
 

@@ -1,17 +1,29 @@
 // The Cog HTTP API on Hono: routes, the Prefer header semantics, and the one place where domain errors become
-// status codes (onError: not ready 503, at capacity 409, invalid input 422, not found 404, unauthorized 401).
+// status codes (onError: not ready 503, at capacity 409, invalid input 422, not found 404, unauthorized 401,
+// body too large 413, body not JSON 415).
 import { errorBody } from '@sd/shared/schemas/errors';
 import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
 import { bearerAuth } from './bearer-auth.ts';
-import { AtCapacityError, InvalidInputError, NotFoundError, NotReadyError, UnauthorizedError } from './domain-errors.ts';
+import {
+  AtCapacityError,
+  InvalidInputError,
+  NotFoundError,
+  NotReadyError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
+} from './domain-errors.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import type { PredictionRecord } from './prediction-record.ts';
 import type { PredictionService } from './prediction-service.ts';
 
 export interface AppOptions {
   apiToken?: string;
+  /** Largest accepted request body in bytes (MAX_REQUEST_BYTES); larger ones get 413 before they are read. */
+  maxRequestBytes: number;
   /** Called by POST /shutdown (the process decides how to stop). */
   onShutdown: () => void;
 }
@@ -47,6 +59,17 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     log.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), ...(id ? { prediction_id: id } : {}) }, 'request');
   });
   app.use(bearerAuth(options.apiToken));
+  app.use(
+    bodyLimit({
+      maxSize: options.maxRequestBytes,
+      onError: (c) => {
+        const declared = c.req.header('content-length');
+        throw new PayloadTooLargeError(
+          `request body must be at most ${options.maxRequestBytes} bytes (MAX_REQUEST_BYTES), got ${declared ?? 'more'}`,
+        );
+      },
+    }),
+  );
 
   app.onError(function domainErrorToResponse(err, c) {
     const reply = (status: ContentfulStatusCode, code: string, issues?: InvalidInputError['issues']) =>
@@ -55,6 +78,12 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     if (err instanceof AtCapacityError) return reply(409, 'conflict');
     if (err instanceof NotReadyError) return reply(503, 'not_ready');
     if (err instanceof NotFoundError) return reply(404, 'not_found');
+    if (err instanceof PayloadTooLargeError) {
+      // The rest of the body is never read: the connection cannot carry another request.
+      c.header('Connection', 'close');
+      return reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]);
+    }
+    if (err instanceof UnsupportedMediaTypeError) return reply(415, 'unsupported_media_type', [{ field: 'Content-Type', message: err.message }]);
     if (err instanceof UnauthorizedError) {
       c.header('WWW-Authenticate', 'Bearer');
       return reply(401, 'unauthorized');
@@ -69,6 +98,11 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
   app.get('/openapi.json', (c) => c.json(openapi));
 
   async function readJson(c: Context): Promise<unknown> {
+    // No Content-Type is tolerated (bare curl -d sends a form type, though, and that is refused with the fix named).
+    const type = c.req.header('content-type');
+    if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type.trim())) {
+      throw new UnsupportedMediaTypeError(`Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 100))}`);
+    }
     const text = await c.req.text();
     if (!text.trim()) return {};
     try {

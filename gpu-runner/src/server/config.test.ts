@@ -7,6 +7,8 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({ port: 5000, host: '127.0.0.1', slots: 1, progressThrottleMs: 250, executionProviders: ['cpu'], logLevel: 'info' });
     expect(c.s3).toBeUndefined();
     expect(c.apiToken).toBeUndefined();
+    expect(c).toMatchObject({ allowPrivateImageUrls: false, maxRequestBytes: 64 * 1024 * 1024 });
+    expect(loadConfig({ ALLOW_PRIVATE_IMAGE_URLS: 'true', MAX_REQUEST_BYTES: '2048' })).toMatchObject({ allowPrivateImageUrls: true, maxRequestBytes: 2048 });
   });
 
   it('derives path-style addressing from a custom endpoint and trims the public base URL', () => {

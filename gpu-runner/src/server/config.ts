@@ -38,6 +38,13 @@ export interface RunnerConfig {
   shutdownGraceMs: number;
   /** Limit for fetching an input image given as an https URL. */
   inputFetchTimeoutMs: number;
+  /**
+   * Input image URLs may name loopback, private and link-local addresses (SSRF guard off). Only for tests and
+   * private deployments whose image store lives on such an address.
+   */
+  allowPrivateImageUrls: boolean;
+  /** Largest request body accepted (embeddings for 32 windows of a 1024-wide encoder plus two 10 MiB images fit). */
+  maxRequestBytes: number;
   logLevel: string;
 }
 
@@ -112,6 +119,8 @@ const EnvSchema = z.object({
   S3_TIMEOUT_MS: intVar('S3_TIMEOUT_MS', 100, 600_000, 30_000),
   SHUTDOWN_GRACE_MS: intVar('SHUTDOWN_GRACE_MS', 0, 3_600_000, 30_000),
   INPUT_FETCH_TIMEOUT_MS: intVar('INPUT_FETCH_TIMEOUT_MS', 100, 600_000, 15_000),
+  ALLOW_PRIVATE_IMAGE_URLS: boolVar('ALLOW_PRIVATE_IMAGE_URLS'),
+  MAX_REQUEST_BYTES: intVar('MAX_REQUEST_BYTES', 1024, 1024 * 1024 * 1024, 64 * 1024 * 1024),
   LOG_LEVEL: optionalString.transform((v) => v ?? 'info'),
 });
 
@@ -158,6 +167,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     s3,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     inputFetchTimeoutMs: e.INPUT_FETCH_TIMEOUT_MS,
+    allowPrivateImageUrls: e.ALLOW_PRIVATE_IMAGE_URLS ?? false,
+    maxRequestBytes: e.MAX_REQUEST_BYTES,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,5 +1,6 @@
 // The closed set of errors the prediction service raises; the HTTP layer (app.ts onError) is the one place
-// that turns them into status codes: not ready 503, at capacity 409, invalid input 422, not found 404.
+// that turns them into status codes: not ready 503, at capacity 409, invalid input 422, not found 404,
+// body too large 413, body not JSON 415.
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 
 /** Setup has not finished (or failed), or the runner is shutting down. */
@@ -31,4 +32,14 @@ export class NotFoundError extends Error {
 /** Missing or wrong bearer token. */
 export class UnauthorizedError extends Error {
   override readonly name = 'UnauthorizedError';
+}
+
+/** The request body is larger than the configured cap (MAX_REQUEST_BYTES). */
+export class PayloadTooLargeError extends Error {
+  override readonly name = 'PayloadTooLargeError';
+}
+
+/** The request body is declared as something other than JSON. */
+export class UnsupportedMediaTypeError extends Error {
+  override readonly name = 'UnsupportedMediaTypeError';
 }

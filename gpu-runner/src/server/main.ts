@@ -25,6 +25,7 @@ const predictor = new SdPredictor({
   intraOpThreads: config.intraOpThreads,
   interOpThreads: config.interOpThreads,
   inputFetchTimeoutMs: config.inputFetchTimeoutMs,
+  allowPrivateImageUrls: config.allowPrivateImageUrls,
 });
 const service = new PredictionService(
   predictor,
@@ -64,7 +65,7 @@ function stop(reason: string): Promise<void> {
   return stopping;
 }
 
-const app = createApp(service, { apiToken: config.apiToken, onShutdown: () => void stop('POST /shutdown') }, log);
+const app = createApp(service, { apiToken: config.apiToken, maxRequestBytes: config.maxRequestBytes, onShutdown: () => void stop('POST /shutdown') }, log);
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
   log.info({ port: info.port, host: config.host, slots: config.slots, storage: storage.description, auth: Boolean(config.apiToken) }, `listening on http://${config.host}:${info.port}`);
 });

@@ -86,7 +86,15 @@ export class PredictionService {
     const request = CogPredictionRequestSchema.safeParse(body ?? {});
     if (!request.success) {
       const issues = issuesFromZod(request.error);
-      throw new InvalidInputError(issues.map((i) => `${i.field}: ${i.message}`).join('; '), issues);
+      throw new InvalidInputError(issues.map((i) => i.message).join('; '), issues);
+    }
+    // The id becomes a storage key prefix: the path id obeys the same rule as the body's.
+    const pathIdCheck = pathId === undefined ? null : CogPredictionRequestSchema.shape.id.safeParse(pathId);
+    if (pathIdCheck && !pathIdCheck.success) {
+      const shown = JSON.stringify(pathId!.length > 40 ? `${pathId!.slice(0, 40)}...` : pathId);
+      throw new InvalidInputError(`id in the path must be 1 to 128 letters, digits, _ or -, got ${shown}`, [
+        { field: 'id', message: `id in the path must be 1 to 128 letters, digits, _ or -, got ${shown}` },
+      ]);
     }
     if (pathId !== undefined && request.data.id !== undefined && request.data.id !== pathId) {
       throw new InvalidInputError(`id in the body (${request.data.id}) differs from the id in the path (${pathId})`, [
@@ -105,6 +113,8 @@ export class PredictionService {
     if (!this.accepting) throw new NotReadyError('the runner is shutting down and accepts no new predictions');
     if (this.setupState.status === 'starting') throw new NotReadyError('the model is still loading (health-check status STARTING)');
     if (this.setupState.status === 'failed') throw new NotReadyError(`setup failed: ${this.setupState.error}`);
+    const modelIssues = this.predictor.checkInput?.(input.data) ?? [];
+    if (modelIssues.length > 0) throw new InvalidInputError(modelIssues.map((i) => i.message).join('; '), modelIssues);
     if (this.running.size >= this.options.slots) {
       throw new AtCapacityError(`already running ${this.running.size} prediction(s), the limit is SLOTS=${this.options.slots}`);
     }

@@ -1,4 +1,5 @@
 // The seam between the Cog HTTP layer and the model: the server only knows this interface, never tensors.
+import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import type { PrecomputedEmbeddings, RunnerInput } from '@sd/shared/schemas/runner';
 
 export interface PredictProgress {
@@ -41,6 +42,11 @@ export interface PredictResult {
 export interface Predictor {
   /** Loads the model once; its log lines go to the setup logs. */
   setup(log: (line: string) => void): Promise<void>;
+  /**
+   * Checks that need the loaded model (vocabulary size, window length) and no network, after the schema and
+   * before a slot is taken: a problem is a 422 at the entrance rather than a failed prediction.
+   */
+  checkInput?(input: RunnerInput): ErrorIssue[];
   predict(input: RunnerInput, ctx: PredictContext): Promise<PredictResult>;
 }
 

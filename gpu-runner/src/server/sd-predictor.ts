@@ -1,15 +1,16 @@
 // The Predictor on the Stable Diffusion pipeline: loads the model once, maps a validated RunnerInput onto a
 // GenerateRequest (random seed when absent, input images, precomputed embeddings), and encodes the outputs.
 import { randomInt } from 'node:crypto';
+import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import { DEFAULT_LIMITS } from '@sd/shared/schemas/limits';
-import type { PrecomputedEmbeddings, RunnerInput } from '@sd/shared/schemas/runner';
+import { MAX_PROMPT_WINDOWS, type PrecomputedEmbeddings, type RunnerInput, type TokenizedPrompt } from '@sd/shared/schemas/runner';
 import { decodeTensor, encodeTensor } from '@sd/shared/tensor-format';
 import { ensureDefaultModel } from '../default-model/write-model.ts';
-import { encodeImage, MIME_TYPES } from '../image/image-codec.ts';
+import { checkInputImage, encodeImage, MIME_TYPES } from '../image/image-codec.ts';
 import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
 import { CanceledError, type Float32Tensor, type GenerateRequest } from '../pipeline/types.ts';
-import { loadInputImage } from './input-image.ts';
+import { loadInputImage, privateUrlProblem } from './input-image.ts';
 import { PredictionCanceledError, type PredictContext, type Predictor, type PredictResult } from './predictor.ts';
 
 export interface SdPredictorOptions {
@@ -19,6 +20,8 @@ export interface SdPredictorOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
   inputFetchTimeoutMs: number;
+  /** Input image URLs may name private addresses (ALLOW_PRIVATE_IMAGE_URLS). */
+  allowPrivateImageUrls?: boolean;
 }
 
 const EXTENSIONS = { png: 'png', webp: 'webp', jpeg: 'jpg' } as const;
@@ -46,6 +49,33 @@ export class SdPredictor implements Predictor {
     log(`Model loaded in ${((performance.now() - started) / 1000).toFixed(2)} s (default scheduler ${this.pipeline.defaultScheduler})`);
   }
 
+  checkInput(input: RunnerInput): ErrorIssue[] {
+    const pipeline = this.pipeline;
+    if (!pipeline) return [];
+    const issues: ErrorIssue[] = [];
+    const { vocabSize, modelMaxLength } = pipeline.tokenizer;
+    const seq = pipeline.model.io.text.sequenceLength ?? modelMaxLength;
+    for (const field of ['prompt_tokens', 'negative_prompt_tokens'] as const) {
+      const problem = tokenWindowProblem(`input.${field}`, input[field], vocabSize, seq);
+      if (problem) issues.push(problem);
+    }
+    const tokens = input.embeddings?.prompt.shape[1];
+    if (tokens !== undefined && (tokens % seq !== 0 || tokens / seq > MAX_PROMPT_WINDOWS)) {
+      issues.push({
+        field: 'input.embeddings.prompt.shape',
+        message: `input.embeddings.prompt.shape[1] must be ${seq} tokens x 1 to ${MAX_PROMPT_WINDOWS} windows, got ${tokens}`,
+      });
+    }
+    if (!this.options.allowPrivateImageUrls) {
+      for (const field of ['image', 'mask'] as const) {
+        const ref = input[field];
+        const problem = ref === undefined ? null : privateUrlProblem(field, ref);
+        if (problem) issues.push({ field: `input.${field}`, message: problem });
+      }
+    }
+    return issues;
+  }
+
   async predict(input: RunnerInput, ctx: PredictContext): Promise<PredictResult> {
     const pipeline = this.pipeline;
     if (!pipeline) throw new Error('predict called before setup finished');
@@ -53,9 +83,16 @@ export class SdPredictor implements Predictor {
     const seed = input.seed ?? randomSeed(input.num_outputs);
     ctx.log(`Using seed: ${seed}`);
 
-    const limits = { maxBytes: DEFAULT_LIMITS.maxImageBytes, timeoutMs: this.options.inputFetchTimeoutMs };
+    const limits = {
+      maxBytes: DEFAULT_LIMITS.maxImageBytes,
+      timeoutMs: this.options.inputFetchTimeoutMs,
+      allowPrivateAddresses: this.options.allowPrivateImageUrls,
+    };
     const image = input.image ? await loadInputImage('image', input.image, limits, ctx.signal) : undefined;
     const mask = input.mask ? await loadInputImage('mask', input.mask, limits, ctx.signal) : undefined;
+    // Headers only: a non-image or a decompression bomb is refused, naming the field, before anything is decoded.
+    if (image) await checkInputImage('image', image);
+    if (mask) await checkInputImage('mask', mask);
 
     const request: GenerateRequest = {
       prompt: input.prompt,
@@ -114,4 +151,17 @@ export class SdPredictor implements Predictor {
 function encodeEmbeddings(e: { cond: Float32Tensor; uncond?: Float32Tensor }): PrecomputedEmbeddings | undefined {
   if (!e.uncond) return undefined;
   return { prompt: encodeTensor(e.cond.data, e.cond.shape), negative: encodeTensor(e.uncond.data, e.uncond.shape) };
+}
+
+/** The first problem of a caller's token windows against the loaded tokenizer, or null. */
+function tokenWindowProblem(field: string, tokens: TokenizedPrompt | undefined, vocabSize: number, seq: number): ErrorIssue | null {
+  if (!tokens) return null;
+  for (const [w, ids] of tokens.ids.entries()) {
+    if (ids.length !== seq) return { field: `${field}.ids.${w}`, message: `${field}.ids[${w}] must hold ${seq} token ids (one window), got ${ids.length}` };
+    const bad = ids.findIndex((id) => id >= vocabSize);
+    if (bad >= 0) {
+      return { field: `${field}.ids.${w}`, message: `${field}.ids[${w}][${bad}] must be a token id below the vocabulary size ${vocabSize}, got ${ids[bad]}` };
+    }
+  }
+  return null;
 }

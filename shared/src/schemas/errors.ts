@@ -34,7 +34,10 @@ export function issuesFromZod(error: z.ZodError, prefix = ''): ErrorIssue[] {
       }
       continue;
     }
-    out.push({ field: base || '(body)', message: issue.message });
+    const field = base || '(body)';
+    // zod's own messages ("Too small: expected number to be >=0") do not say where; ours name the field already.
+    const leaf = [...issue.path].reverse().find((p) => typeof p === 'string') ?? field;
+    out.push({ field, message: issue.message.includes(String(leaf)) ? issue.message : `${field}: ${issue.message}` });
   }
   return out;
 }

@@ -1,18 +1,50 @@
 // What the edge sends a runner (Cog's request envelope around our input), and what the runner answers and webhooks.
 import { z } from 'zod';
-import { EncodedTensorSchema } from '../tensor-format.ts';
+import { EncodedTensorSchema, tensorDataProblem } from '../tensor-format.ts';
 import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
 import { checkCrossFieldLimits, predictionInputFields } from './prediction-input.ts';
 import { PredictionMetricsSchema, PredictionStatusSchema, ProgressSchema, WebhookEventSchema } from './prediction.ts';
 
+/** Most windows of 77 tokens one side of a prompt may take (the U-Net's cross-attention grows with them). */
+export const MAX_PROMPT_WINDOWS = 32;
+
+/** Largest |weight| of a token: far past any useful emphasis, and small enough that weighted embeddings stay finite. */
+export const MAX_TOKEN_WEIGHT = 100;
+
 /** Token ids and per-token weights, windows of the model's max length (from the shared tokenizer). */
-export const TokenizedPromptSchema = z.strictObject({
-  ids: z
-    .array(z.array(z.number().int().min(0)).min(1).max(1024))
-    .min(1)
-    .max(32),
-  weights: z.array(z.array(z.number())).min(1).max(32),
-});
+export const TokenizedPromptSchema = z
+  .strictObject({
+    ids: z
+      .array(z.array(z.number().int().min(0)).min(1).max(1024))
+      .min(1)
+      .max(MAX_PROMPT_WINDOWS),
+    weights: z
+      .array(
+        z.array(
+          z
+            .number()
+            .min(-MAX_TOKEN_WEIGHT, { error: (iss) => `token weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${String(iss.input)}` })
+            .max(MAX_TOKEN_WEIGHT, { error: (iss) => `token weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${String(iss.input)}` }),
+        ),
+      )
+      .min(1)
+      .max(MAX_PROMPT_WINDOWS),
+  })
+  .superRefine((t, ctx) => {
+    // One weight per id: the runner scales each token's embedding by its weight.
+    if (t.weights.length !== t.ids.length) {
+      ctx.addIssue({ code: 'custom', path: ['weights'], message: `weights must have one window per ids window (${t.ids.length}), got ${t.weights.length}` });
+      return;
+    }
+    const w = t.ids.findIndex((ids, i) => ids.length !== t.weights[i].length);
+    if (w >= 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['weights', w],
+        message: `weights[${w}] must have one weight per token id (${t.ids[w].length}), got ${t.weights[w].length}`,
+      });
+    }
+  });
 export type TokenizedPrompt = z.infer<typeof TokenizedPromptSchema>;
 
 /** Precomputed text conditioning from the edge's cache; the runner skips the text encoder. */
@@ -22,6 +54,29 @@ export const PrecomputedEmbeddingsSchema = z.strictObject({
 });
 export type PrecomputedEmbeddings = z.infer<typeof PrecomputedEmbeddingsSchema>;
 
+/**
+ * The same, checked at the runner's entrance: [1, tokens, hidden] each, equal shapes, data matching the shape.
+ * (Envelopes use the plain schema, so a runner's odd result cannot get its completed webhook refused.)
+ */
+export const PrecomputedEmbeddingsInputSchema = PrecomputedEmbeddingsSchema.superRefine((e, ctx) => {
+  for (const side of ['prompt', 'negative'] as const) {
+    const t = e[side];
+    if (t.shape.length !== 3 || t.shape[0] !== 1) {
+      ctx.addIssue({ code: 'custom', path: [side, 'shape'], message: `embeddings.${side}.shape must be [1, tokens, hidden], got [${t.shape.join(', ')}]` });
+      continue;
+    }
+    const problem = tensorDataProblem(t);
+    if (problem) ctx.addIssue({ code: 'custom', path: [side, 'data'], message: `embeddings.${side}.${problem}` });
+  }
+  if (e.prompt.shape.join() !== e.negative.shape.join()) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['negative', 'shape'],
+      message: `embeddings.negative.shape must equal embeddings.prompt.shape [${e.prompt.shape.join(', ')}], got [${e.negative.shape.join(', ')}]`,
+    });
+  }
+});
+
 /** The runner input: the public parameters plus the edge's extras. Plain Cog clients send just the public ones. */
 export function createRunnerInputSchema(limits: InputLimits = DEFAULT_LIMITS) {
   return z
@@ -29,7 +84,7 @@ export function createRunnerInputSchema(limits: InputLimits = DEFAULT_LIMITS) {
       ...predictionInputFields(limits),
       prompt_tokens: TokenizedPromptSchema.optional(),
       negative_prompt_tokens: TokenizedPromptSchema.optional(),
-      embeddings: PrecomputedEmbeddingsSchema.optional(),
+      embeddings: PrecomputedEmbeddingsInputSchema.optional(),
       return_embeddings: z.boolean().default(false),
     })
     .superRefine((input, ctx) => checkCrossFieldLimits(input, ctx, limits));

@@ -1,6 +1,8 @@
 // The <sd-image> widget in headless Chromium: a third-party page on one loopback origin (with a strict CSP) embeds
 // /embed.js from the API's origin. The API side is `stubEdgeApi`, a small Replicate-shaped server serving the real
-// embedRoute; it stands in for the edge (edge/src/index.ts) until the widget test can run against `wrangler dev`.
+// embedRoute, with slow deterministic steps: it covers what the real edge cannot produce on demand (mid-run progress
+// text, the polling fallback without a stream URL, a 422 field message, a fixed Retry-After). The widget against the
+// real edge (wrangler dev, runner, s3rver: an image, a real 429 and 401) is in test/edge-e2e.test.ts.
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -20,7 +20,7 @@ describe('OnnxGraph', () => {
   let graph: OnnxGraph;
   beforeAll(async () => {
     writeAffineGraph(join(dir, 'affine.onnx'));
-    graph = await OnnxGraph.load(join(dir, 'affine.onnx'), { intraOpNumThreads: 1 });
+    graph = await OnnxGraph.load(join(dir, 'affine.onnx'), { intraOpNumThreads: 1, measureCpuTime: true });
   });
   afterAll(async () => {
     await graph.release();

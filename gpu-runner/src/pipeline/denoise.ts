@@ -1,7 +1,7 @@
 // The denoising loop: one batched U-Net call per step ([uncond; cond] under classifier-free guidance),
 // the guidance mix, the scheduler step, optional inpainting inputs, progress, cancellation and timing.
 import type { SdModel } from '../model/sd-model.ts';
-import { type Feed, processCpuMs } from '../model/onnx-session.ts';
+import type { Feed } from '../model/onnx-session.ts';
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
 import { CanceledError, type Float32Tensor, type StepProgress } from './types.ts';
 
@@ -34,8 +34,6 @@ export interface DenoiseOutput {
   latents: Float32Array;
   stepWallMs: number[];
   stepRunMs: number[];
-  stepCpuMs: number[];
-  stepRunCpuMs: number[];
   unetBatchSizes: number[];
 }
 
@@ -92,17 +90,13 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
   const started = performance.now();
   const stepWallMs: number[] = [];
   const stepRunMs: number[] = [];
-  const stepCpuMs: number[] = [];
-  const stepRunCpuMs: number[] = [];
   const unetBatchSizes: number[] = [];
   let latents = input.latents;
 
   for (let i = 0; i < total; i++) {
     if (signal?.aborted) throw new CanceledError(i + 1);
     const stepStart = performance.now();
-    const cpuStart = processCpuMs();
     const runBefore = model.unet.runMs;
-    const runCpuBefore = model.unet.runCpuMs;
     const t = input.timesteps[i];
 
     // 1. The U-Net input: scaled latents, twice under guidance (uncond half first).
@@ -155,11 +149,9 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
       latents = mixed;
     }
 
-    stepCpuMs.push(processCpuMs() - cpuStart);
     stepWallMs.push(performance.now() - stepStart);
     stepRunMs.push(model.unet.runMs - runBefore);
-    stepRunCpuMs.push(model.unet.runCpuMs - runCpuBefore);
     input.onProgress?.({ step: i + 1, total, elapsedMs: performance.now() - started });
   }
-  return { latents, stepWallMs, stepRunMs, stepCpuMs, stepRunCpuMs, unetBatchSizes };
+  return { latents, stepWallMs, stepRunMs, unetBatchSizes };
 }

@@ -134,6 +134,7 @@ export class StableDiffusionPipeline {
     // 4. The denoising loop.
     const loopStart = performance.now();
     const loopCpuStart = processCpuMs();
+    const loopRunCpuStart = model.unet.runCpuMs;
     const loop = await denoise({
       model,
       scheduler,
@@ -180,10 +181,9 @@ export class StableDiffusionPipeline {
         totalMs: performance.now() - started,
         stepWallMs: loop.stepWallMs,
         stepRunMs: loop.stepRunMs,
-        stepCpuMs: loop.stepCpuMs,
-        stepRunCpuMs: loop.stepRunCpuMs,
         totalCpuMs: processCpuMs() - startedCpu,
         unetCpuMs,
+        unetRunCpuMs: model.unet.runCpuMs - loopRunCpuStart,
         vaeCpuMs,
       },
       unetBatchSizes: loop.unetBatchSizes,

@@ -87,12 +87,14 @@ export interface Timings {
   /** Per denoising step: wall time of the step vs time inside onnxruntime's run. */
   stepWallMs: number[];
   stepRunMs: number[];
-  /** The same two in process CPU time (all threads), which time stolen by other processes does not inflate. */
-  stepCpuMs: number[];
-  stepRunCpuMs: number[];
-  /** Process CPU time of the whole generation, of the loop, and of the VAE calls. */
+  /**
+   * Process CPU time (all threads) of the whole generation, the denoising loop and the VAE calls: time stolen by
+   * other processes does not inflate it. unetRunCpuMs is the loop's CPU inside onnxruntime's run, counted only
+   * when the pipeline was loaded with measureCpuTime (else 0).
+   */
   totalCpuMs: number;
   unetCpuMs: number;
+  unetRunCpuMs: number;
   vaeCpuMs: number;
 }
 

@@ -2,12 +2,14 @@
 // entry choose them explicitly; routes that authenticate otherwise (stream token, runner HMAC) are mounted before them.
 import { errorBody } from '@sd/shared/schemas/errors';
 import { Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { type AppEnv, configOf } from './api/app-env.ts';
 import { openApiDocument } from './api/openapi.ts';
 import { registerOpenAIRoutes } from './api/openai-routes.ts';
 import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
 import { registerRunnerWebhookRoute } from './api/runner-webhook-route.ts';
-import { errorResponse } from './errors.ts';
+import { MAX_BODY_BYTES } from './api/json-body.ts';
+import { DomainError, errorResponse } from './errors.ts';
 import { errorFields, logger } from './log.ts';
 
 // Hono's MiddlewareHandler and Hono types are invariant in their Env; the auth and limits middleware declare only the
@@ -39,6 +41,20 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     return c.json(body, status, headers);
   });
   app.notFound((c) => c.json(errorBody(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  // Before anything reads a body: a declared or streamed body past the cap is refused unread.
+  const capBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => {
+      throw new DomainError(
+        'payload_too_large',
+        `request body must be at most ${MAX_BODY_BYTES} bytes, got ${c.req.header('content-length') ?? 'more'}`,
+        [{ field: '(body)', message: `request body must be at most ${MAX_BODY_BYTES} bytes` }],
+      );
+    },
+  });
+  app.use('/v1/*', capBody);
+  app.use('/internal/*', capBody);
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/openapi.json', (c) => c.json(openApiDocument(configOf(c).publicBaseUrl)));

@@ -14,6 +14,7 @@ export type DomainErrorCode =
   | 'rate_limited'
   | 'unavailable'
   | 'payload_too_large'
+  | 'unsupported_media_type'
   | 'upstream_failed'
   | 'timeout';
 
@@ -25,6 +26,7 @@ const STATUS: Record<DomainErrorCode, ContentfulStatusCode> = {
   rate_limited: 429,
   unavailable: 503,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   upstream_failed: 502,
   timeout: 504,
 };

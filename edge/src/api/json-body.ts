@@ -3,7 +3,15 @@ import { DomainError, invalidInput } from '../errors.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
+/** application/json or a +json type; an absent Content-Type is tolerated (some webhook senders omit it). */
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
 export async function readJsonBody(request: Request, maxBytes = MAX_BODY_BYTES): Promise<{ text: string; json: unknown }> {
+  const type = request.headers.get('content-type');
+  if (type !== null && !JSON_TYPE.test(type.trim())) {
+    const message = `Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 100))}`;
+    throw new DomainError('unsupported_media_type', message, [{ field: 'Content-Type', message }]);
+  }
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (declared > maxBytes) throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${declared}`);
   const text = await request.text();

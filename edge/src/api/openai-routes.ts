@@ -29,7 +29,9 @@ function renameIssues(err: DomainError): DomainError {
   if (!err.issues) return err;
   const issues: ErrorIssue[] = err.issues.map((i) => {
     const field = FIELD_NAMES[i.field] ?? i.field.replace(/^input\./, '');
-    const message = i.field === 'input.num_outputs' ? i.message.replace(/^num_outputs/, 'n') : i.message;
+    const renamed = i.field === 'input.num_outputs' ? i.message.replace(/^num_outputs/, 'n') : i.message;
+    // "width must be ..." alone would not say which request field to fix when the caller sent `size`.
+    const message = renamed.includes(field) ? renamed : `${field}: ${renamed}`;
     return { field, message };
   });
   return new DomainError(err.code, issues.map((i) => i.message).join('; '), issues, err.headers);

@@ -9,6 +9,7 @@ import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.t
 import { createPrediction, sha256Hex } from '../predictions/create-prediction.ts';
 import { toPublicPrediction, type PredictionRecord } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
+import { decodeCursor } from '../predictions/prediction-index.ts';
 import { indexStub, predictionStub } from '../predictions/stubs.ts';
 import { callerOf } from './caller.ts';
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
@@ -93,6 +94,10 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
   app.get('/v1/predictions', read, async (c) => {
     const config = configOf(c);
     const cursor = c.req.query('cursor') ?? null;
+    // A cursor we did not write would silently restart the listing at page one.
+    if (cursor !== null && (cursor.length > 200 || decodeCursor(cursor) === null)) {
+      throw invalidInput('cursor', `cursor must be the value of a previous page's next link, got ${JSON.stringify(cursor.slice(0, 40))}`);
+    }
     const page = await indexStub(c.env, callerOf(c).keyId).list(cursor, PAGE_SIZE);
     const records = await Promise.all(page.ids.map((id) => predictionStub(c.env, id).get()));
     const base = `${config.publicBaseUrl}/v1/predictions`;

@@ -22,7 +22,8 @@ export function registerRunnerWebhookRoute(app: Hono<AppEnv>): void {
       log.warn('runner webhook rejected', { reason: verdict.reason, prediction: c.req.query('prediction') });
       return c.json(errorBody(401, 'unauthorized', `webhook signature rejected: ${verdict.reason}`), 401);
     }
-    const { json } = await readJsonBody(new Request(c.req.url, { method: 'POST', body }));
+    // The body is already read (and signed); the synthetic request only reuses the size cap and the JSON errors.
+    const { json } = await readJsonBody(new Request(c.req.url, { method: 'POST', body, headers: { 'content-type': 'application/json' } }));
     const parsed = RunnerPredictionSchema.safeParse(json);
     if (!parsed.success) throw invalidFromZod(parsed.error);
     const update = parsed.data;

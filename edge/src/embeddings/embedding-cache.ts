@@ -8,7 +8,7 @@ import {
   encodeTensor,
   float32ToBytes,
 } from '@sd/shared/tensor-format';
-import type { PrecomputedEmbeddings, TokenizedPrompt } from '@sd/shared/schemas/runner';
+import { type PrecomputedEmbeddings, PrecomputedEmbeddingsInputSchema, type TokenizedPrompt } from '@sd/shared/schemas/runner';
 
 interface TensorMetadata {
   dtype: 'float32';
@@ -39,6 +39,19 @@ export async function cacheKeysFor(
     embeddingCacheKey({ model: modelKey, ids: tokens.negative.ids, weights: tokens.negative.weights, clipSkip }),
   ]);
   return { prompt, negative };
+}
+
+/**
+ * Why a runner's returned embeddings do not fit the job's tokens: [1, windows x window length, hidden] on both
+ * sides, data matching the shape (the check the runner's entrance applies). Null when they fit.
+ */
+export function embeddingsShapeProblem(embeddings: PrecomputedEmbeddings, tokens: { prompt: TokenizedPrompt; negative: TokenizedPrompt }): string | null {
+  const parsed = PrecomputedEmbeddingsInputSchema.safeParse(embeddings);
+  if (!parsed.success) return parsed.error.issues.map((i) => i.message).join('; ');
+  const expected = tokens.prompt.ids.reduce((n, w) => n + w.length, 0);
+  const got = embeddings.prompt.shape[1];
+  if (got !== expected) return `embeddings.prompt.shape[1] must be ${expected} (the job's ${tokens.prompt.ids.length} token windows), got ${got}`;
+  return null;
 }
 
 export class EmbeddingCache {

@@ -1,6 +1,6 @@
 // Tokenizes the prompt and the negative prompt into windows of equal count: classifier-free guidance concatenates the
 // two conditionings, so the shorter side is padded with empty-prompt windows ([BOS, EOS, pad...], weights 1).
-import type { TokenizedPrompt } from '@sd/shared/schemas/runner';
+import { MAX_TOKEN_WEIGHT, type TokenizedPrompt } from '@sd/shared/schemas/runner';
 import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 
 export interface PromptPair {
@@ -33,4 +33,23 @@ export function tokenizePromptPair(
     return { ids, weights };
   };
   return { prompt: pad(pos), negative: pad(neg) };
+}
+
+/**
+ * A weight the runner would refuse ((cat:1000), or many nested parentheses), named by the prompt it came from, so
+ * the caller gets a 422 now instead of a failed prediction later. Null when every weight is in range.
+ */
+export function promptWeightProblem(pair: PromptPair): { field: 'prompt' | 'negative_prompt'; message: string } | null {
+  for (const [field, side] of [
+    ['prompt', pair.prompt],
+    ['negative_prompt', pair.negative],
+  ] as const) {
+    for (const window of side.weights) {
+      const bad = window.find((w) => !(Math.abs(w) <= MAX_TOKEN_WEIGHT));
+      if (bad !== undefined) {
+        return { field, message: `${field} weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${bad}` };
+      }
+    }
+  }
+  return null;
 }

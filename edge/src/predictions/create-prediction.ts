@@ -4,11 +4,12 @@ import type { InputLimits } from '@sd/shared/schemas/limits';
 import { createPredictionInputSchema } from '@sd/shared/schemas/prediction-input';
 import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
+import { MAX_PROMPT_WINDOWS as MAX_WINDOWS } from '@sd/shared/schemas/runner';
 import { admission } from '../admission.ts';
 import type { Principal } from '../api/caller.ts';
 import type { EdgeConfig, ModelConfig } from '../config.ts';
 import { EmbeddingCache, cacheKeysFor, type CacheKeys } from '../embeddings/embedding-cache.ts';
-import { type PromptPair, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
+import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
 import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
@@ -18,8 +19,6 @@ import type { PredictionRecord } from './prediction-record.ts';
 import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
 import { streamToken } from './stream-token.ts';
 
-/** Windows the runner input schema accepts per side (TokenizedPromptSchema). */
-const MAX_WINDOWS = 32;
 
 export interface CreateContext {
   env: Env;
@@ -102,6 +101,8 @@ async function prepareConditioning(ctx: CreateContext, model: ModelConfig, input
       `${field} must fit in ${MAX_WINDOWS} windows of ${tokenizer.modelMaxLength - 2} tokens, got ${tokens.prompt.ids.length} windows`,
     );
   }
+  const weightProblem = promptWeightProblem(tokens);
+  if (weightProblem) throw invalidInput(`input.${weightProblem.field}`, weightProblem.message);
   const cacheKeys = await cacheKeysFor(`${model.id}:${model.version}`, model.clipSkip, tokens);
   const cache = new EmbeddingCache({ kv: ctx.env.EMBEDDINGS, cache: ctx.cache, ttlSeconds: ctx.config.embeddingTtlSeconds });
   // Also warms the front cache for the consumer, which reads the same keys moments later.

@@ -8,7 +8,7 @@ import { admission } from '../admission.ts';
 import { type EdgeConfig, getConfig } from '../config.ts';
 import { cancelOnCog } from '../dispatch/cog-backend.ts';
 import { cancelOnReplicate } from '../dispatch/replicate-backend.ts';
-import { EmbeddingCache } from '../embeddings/embedding-cache.ts';
+import { EmbeddingCache, embeddingsShapeProblem } from '../embeddings/embedding-cache.ts';
 import { errorFields, logger } from '../log.ts';
 import { effectiveFilter, enqueueDeliveries, httpDeliverer, type OutboxItem, runOutbox } from '../webhooks/client-webhooks.ts';
 import {
@@ -319,6 +319,9 @@ export class PredictionObject extends DurableObject<Env> {
     const keys = record.job.cacheKeys;
     if (!keys) return;
     try {
+      // A runner's odd result must not poison the cache for every later request with the same prompt.
+      const problem = record.job.tokens ? embeddingsShapeProblem(embeddings, record.job.tokens) : null;
+      if (problem) throw new Error(problem);
       const cache = new EmbeddingCache({ kv: this.env.EMBEDDINGS, ttlSeconds: this.config.embeddingTtlSeconds });
       await cache.putPair(keys, embeddings);
       this.log(record).info('embeddings cached', { keys });

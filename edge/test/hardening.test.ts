@@ -1,0 +1,334 @@
+// Hardening of the edge's public surface inside workerd: seeded malformed requests on every route must get a 4xx with
+// the shared error body naming the field, never a stack trace or a configured secret, and the edge keeps working.
+import { ErrorBodySchema } from '@sd/shared/schemas/errors';
+import type { Prediction } from '@sd/shared/schemas/prediction';
+import { encodeTensor } from '@sd/shared/tensor-format';
+import { env, exports } from 'cloudflare:workers';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MAX_BODY_BYTES } from '../src/api/json-body.ts';
+import {
+  api,
+  createKey,
+  fakeRunnerThatAccepts,
+  getPrediction,
+  MODEL,
+  RUNNER_WEBHOOK_SECRET,
+  runnerEnvelope,
+  runnerPuts,
+  sendRunnerWebhook,
+  uploadEmbeddedTokenizer,
+  VERSION,
+  WEBHOOK_SIGNING_SECRET,
+  waitFor,
+} from './support/edge-harness.ts';
+
+/** The secrets vitest.config.ts binds: none may appear in any response. */
+const SECRETS = [RUNNER_WEBHOOK_SECRET, WEBHOOK_SIGNING_SECRET, 'test-runner-token', 'test-token-signing-secret'];
+const VERSION_REF = `${MODEL}:${VERSION}`;
+const BASE = { prompt: 'a red apple', width: 64, height: 64, num_inference_steps: 2 } as const;
+
+let key: string;
+let call: ReturnType<typeof api>;
+
+beforeAll(async () => {
+  await uploadEmbeddedTokenizer();
+  ({ key } = await createKey({ ratePerMinute: 100_000, maxInFlight: 1000 }));
+  call = api(key);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** mulberry32: a small seeded generator, so every run sends the same requests. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+
+interface Reply {
+  status: number;
+  text: string;
+  body: unknown;
+}
+
+async function reply(res: Response): Promise<Reply> {
+  const text = await res.text();
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  return { status: res.status, text, body };
+}
+
+const json = { 'content-type': 'application/json' };
+const rawPost = async (path: string, body: BodyInit, headers: Record<string, string> = json) =>
+  reply(await call(path, { method: 'POST', body, headers }));
+
+function expectNoLeak(r: Reply): void {
+  for (const marker of ['    at ', '.ts:', 'node_modules', ...SECRETS]) expect(r.text, `leaked ${JSON.stringify(marker)}`).not.toContain(marker);
+}
+
+/** A 4xx in the shared error shape whose issues name every field in `fields` (and whose message names its leaf). */
+function expectRefused(r: Reply, status: number | number[], fields: string[] = []) {
+  const allowed = Array.isArray(status) ? status : [status];
+  expect(allowed, r.text.slice(0, 500)).toContain(r.status);
+  expectNoLeak(r);
+  const body = ErrorBodySchema.parse(r.body);
+  expect(body.status).toBe(r.status);
+  for (const field of fields) {
+    const named = (body.error.issues ?? []).some((i) => i.field === field || i.field.startsWith(`${field}.`));
+    expect(named, `${field} not named in ${r.text.slice(0, 500)}`).toBe(true);
+    const leaf = field === '(body)' ? 'body' : (field.split('.').at(-1) as string);
+    expect(body.error.message, `message does not name ${leaf}`).toContain(leaf);
+  }
+  return body;
+}
+
+/** Raw JSON tokens for values JSON.stringify cannot write (1e999 parses to Infinity, -0 stays negative zero). */
+type Raw = { raw: string };
+const raw = (text: string): Raw => ({ raw: text });
+function toJson(v: unknown): string {
+  if (v && typeof v === 'object' && 'raw' in v) return (v as Raw).raw;
+  if (Array.isArray(v)) return `[${v.map(toJson).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${toJson(x)}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+const INF = raw('1e999');
+const NEG_ZERO = raw('-0');
+const CONTROL = 'a\u0000b\u0007c\u001b[31m\u2028😀';
+
+/** Values each public input field must refuse; runner-only fields are unknown here. */
+const BAD: Record<string, unknown[]> = {
+  prompt: [1, null, [], {}, true, 'x'.repeat(10_001)],
+  negative_prompt: [5, false, ['a'], 'y'.repeat(10_001)],
+  width: ['64', 64.5, 65, INF, NEG_ZERO, 0, 4096, null, true, [64], {}],
+  height: ['64', 63.999, 8, raw('-1e999'), -64, 2056],
+  num_inference_steps: ['2', 2.5, 0, -1, INF, 151, null],
+  guidance_scale: ['7', -0.5, 31, INF, 'NaN', 'Infinity', null],
+  seed: [-1, 1.5, 4294967296, INF, '1', true, 1e308],
+  num_outputs: [0, 5, 1.5, NEG_ZERO, '1'],
+  strength: [-0.1, 1.5, '0.5', INF],
+  output_quality: [0, 101, 50.5, '80'],
+  scheduler: ['nope', '', 1, '\u0000', '😀', CONTROL],
+  output_format: ['gif', 'png\u0000', 1, ''],
+  prompt_mode: ['x', true],
+  prompt_weighting: ['true', 1, null],
+  image: ['http://example.com/a.png', 'ftp://example.com/a.png', 'data:image/gif;base64,R0lGODlh', 'data:image/png;base64,@@@@', 'not a url', 5],
+  mask: ['http://example.com/m.png', 'data:text/plain;base64,AAAA', {}],
+  // Only the runner takes these; a public caller sending them is refused by name.
+  prompt_tokens: [{ ids: [[1]], weights: [[1]] }],
+  embeddings: [{ prompt: 'AAAA' }],
+  return_embeddings: [true],
+};
+
+describe('malformed bodies on the create routes', () => {
+  const createRoutes = ['/v1/predictions', `/v1/models/${MODEL}/predictions`, `/v1/models/${MODEL}/versions/${VERSION}/predictions`];
+
+  it('invalid JSON, empty, array, string, null and deeply nested bodies are 422 naming the body or the field', async () => {
+    const cases: Array<[string, string]> = [
+      ['{bad', '(body)'],
+      ['', '(body)'],
+      ['[]', '(body)'],
+      ['"a string"', '(body)'],
+      ['null', '(body)'],
+      ['42', '(body)'],
+      [`{"version":"${VERSION_REF}","input":[]}`, 'input'],
+      [`{"version":"${VERSION_REF}","input":null}`, 'input'],
+      [`{"version":"${VERSION_REF}","input":{"prompt":"a","nested":${'['.repeat(50_000)}${']'.repeat(50_000)}}}`, 'input.nested'],
+      [`{"version":"${VERSION_REF}","input":{"prompt":${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}}}`, 'input.prompt'],
+      [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"webhook":"ftp://example.com/hook"}`, 'webhook'],
+      [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"webhook_events_filter":["start","boom"]}`, 'webhook_events_filter'],
+      [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"surprise":1}`, 'surprise'],
+    ];
+    for (const [body, field] of cases) {
+      for (const path of createRoutes) expectRefused(await rawPost(path, body), 422, [field]);
+    }
+    expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: 'nope:1', input: BASE })), 422, ['version']);
+    expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: 7, input: BASE })), 422, ['version']);
+  });
+
+  it('a body that is not declared as JSON is 415 naming Content-Type', async () => {
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx']) {
+      expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: BASE }), { 'content-type': type }), 415, ['Content-Type']);
+    }
+  });
+
+  it(`a body over ${MAX_BODY_BYTES} bytes is 413 naming the limit`, async () => {
+    const big = new Uint8Array(MAX_BODY_BYTES + 1024).fill(0x20);
+    for (const path of ['/v1/predictions', '/v1/images/generations', '/internal/runner-webhook']) {
+      const body = expectRefused(await rawPost(path, big), 413);
+      expect(body.error.message).toContain(String(MAX_BODY_BYTES));
+    }
+  });
+
+  it('a 1 MB prompt is 422 naming prompt and its limit; a prompt past the window limit names prompt', async () => {
+    const huge = expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt: '\u00e9'.repeat(1024 * 1024) } })), 422, [
+      'input.prompt',
+    ]);
+    expect(huge.error.message).toContain('10000 characters');
+    const words = Array.from({ length: 3000 }, (_, i) => `w${i}`).join(' ');
+    const long = expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt: words.slice(0, 9999) } })), 422, ['input.prompt']);
+    expect(long.error.message).toMatch(/must fit in 32 windows/);
+  });
+
+  it('prompt weights past the runner limit are 422 naming prompt, not a failed prediction later', async () => {
+    for (const prompt of ['(cat:1000)', '(cat:-500)', `${'('.repeat(60)}cat${')'.repeat(60)}`]) {
+      const body = expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt } })), 422, ['input.prompt']);
+      expect(body.error.message).toMatch(/weights? .*between -100 and 100/);
+    }
+    for (const negative_prompt of ['(ugly:999)', '(ugly:100.5)']) {
+      expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, negative_prompt } })), 422, ['input.negative_prompt']);
+    }
+  });
+});
+
+describe('seeded field fuzzing', () => {
+  it('every field given a bad value (1 to 3 at once, plus unknown fields) is named in a 422', async () => {
+    const r = rng(0x5eed);
+    const fields = Object.keys(BAD);
+    for (let n = 0; n < 100; n++) {
+      const input: Record<string, unknown> = { ...BASE };
+      const expected: string[] = [];
+      for (let k = 1 + Math.floor(r() * 3); k > 0; k--) {
+        const field = pick(r, fields);
+        input[field] = pick(r, BAD[field]);
+        if (!expected.includes(field)) expected.push(field);
+      }
+      if (r() < 0.3) {
+        const unknown = pick(r, ['extra', 'Prompt', 'prompt ', `k${CONTROL}`, 'constructor']);
+        input[unknown] = pick(r, [1, 'x', null, {}]);
+        expected.push(unknown);
+      }
+      const res = await rawPost('/v1/predictions', toJson({ version: VERSION_REF, input }));
+      const body = expectRefused(res, 422);
+      for (const field of expected) {
+        const named = (body.error.issues ?? []).some((i) => i.field === `input.${field}` || i.field.startsWith(`input.${field}.`));
+        expect(named, `case ${n}: input.${field} not named; got ${res.text.slice(0, 400)}`).toBe(true);
+      }
+    }
+  });
+
+  it('unicode, emoji, NUL and control characters in the prompts are accepted (201)', async () => {
+    const seen = fakeRunnerThatAccepts();
+    const ids: string[] = [];
+    const r = rng(42);
+    const alphabet = ['\u0000', '\u0007', '\u001b', '\u200b', '\u2028', '\ufeff', '😀', '🧑‍🚀', 'é', '日本', '\ud800', '"', '\\', '<script>', 'BREAK'];
+    for (let n = 0; n < 4; n++) {
+      const text = () => Array.from({ length: 1 + Math.floor(r() * 30) }, () => pick(r, alphabet)).join(pick(r, [' ', '', ',']));
+      const res = await reply(await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt: text(), negative_prompt: text() } } }));
+      expect(res.status, res.text.slice(0, 300)).toBe(201);
+      expectNoLeak(res);
+      ids.push((res.body as Prediction).id);
+    }
+    // Dispatched while the fake runner is still in place (the queue consumer shares this isolate's fetch).
+    for (const id of ids) await waitFor(() => runnerPuts(seen, id)[0]);
+  });
+
+  it('the OpenAI route names n, size, prompt and unknown-typed fields', async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ prompt: 'a', n: '1' }, 'n'],
+      [{ prompt: 'a', n: 1.5 }, 'n'],
+      [{ prompt: 'a', n: 99 }, 'n'],
+      [{ prompt: 'a', size: 'huge' }, 'size'],
+      [{ prompt: 'a', size: '9999x9999' }, 'size'],
+      [{ prompt: 'a', size: '65x64' }, 'size'],
+      [{ prompt: '' }, 'prompt'],
+      [{ prompt: 5 }, 'prompt'],
+      [{ prompt: 'a', response_format: 'gif' }, 'response_format'],
+      [{ prompt: 'a', seed: -1 }, 'seed'],
+      [{ prompt: 'a', num_inference_steps: 1e9 }, 'num_inference_steps'],
+      [{ prompt: 'a', guidance_scale: -3 }, 'guidance_scale'],
+    ];
+    for (const [body, field] of cases) expectRefused(await rawPost('/v1/images/generations', JSON.stringify(body)), 422, [field]);
+    expectRefused(await rawPost('/v1/images/generations', '{nope'), 422, ['(body)']);
+  });
+});
+
+describe('paths, queries and auth', () => {
+  it('weird prediction ids are 404; a cursor that is not one is 422 naming cursor', async () => {
+    for (const id of ['%00', '..%2F..%2Fetc', 'A', 'a%20b', '%F0%9F%98%80', 'x'.repeat(65), "a'b"]) {
+      expectRefused(await reply(await call(`/v1/predictions/${id}`)), 404);
+      expectRefused(await reply(await call(`/v1/predictions/${id}/cancel`, { method: 'POST' })), 404);
+      expectRefused(await reply(await exports.default.fetch(`http://edge.test/v1/predictions/${id}/stream?token=x`)), 404);
+    }
+    for (const cursor of ['garbage', '%00', 'x'.repeat(5000), btoa('notatime:abc')]) {
+      expectRefused(await reply(await call(`/v1/predictions?cursor=${cursor}`)), 422, ['cursor']);
+    }
+    expect((await call('/v1/predictions')).status).toBe(200);
+  });
+
+  it('missing, wrong and malformed credentials are 401 without echoing anything secret', async () => {
+    for (const authorization of [undefined, 'Bearer wrong', `Bearer ${key}x`, `Basic ${key}`, 'Bearer sk_\u0001 ', `Bearer ${'a'.repeat(10_000)}`]) {
+      const headers = new Headers(json);
+      if (authorization !== undefined) headers.set('authorization', authorization);
+      const res = await reply(await exports.default.fetch(new Request('http://edge.test/v1/predictions', { method: 'POST', headers, body: JSON.stringify({ version: VERSION_REF, input: BASE }) })));
+      expectRefused(res, [401, 403]);
+      expect(res.text).not.toContain(key);
+    }
+  });
+
+  it('runner webhooks: unsigned or garbage is 401, signed garbage is 422, bad query values are named', async () => {
+    expectRefused(await reply(await exports.default.fetch(new Request('http://edge.test/internal/runner-webhook?prediction=abc', { method: 'POST', body: '{"x":1}' }))), 401);
+    const signedRaw = async (body: string, query = 'prediction=abc&generation=0') => {
+      const { signWebhook } = await import('@sd/shared/webhook-signature');
+      const headers = await signWebhook(RUNNER_WEBHOOK_SECRET, `msg_${crypto.randomUUID()}`, body);
+      return reply(await exports.default.fetch(new Request(`http://edge.test/internal/runner-webhook?${query}`, { method: 'POST', headers: { ...json, ...headers }, body })));
+    };
+    expectRefused(await signedRaw('{bad'), 422, ['(body)']);
+    expectRefused(await signedRaw('[]'), 422, ['(body)']);
+    expectRefused(await signedRaw(JSON.stringify({ ...runnerEnvelope('abc', {}), status: 'exploded' })), 422, ['status']);
+    const ok = JSON.stringify(runnerEnvelope('abc', {}));
+    expectRefused(await signedRaw(ok, 'prediction=..%2Fx'), 422, ['prediction']);
+    expectRefused(await signedRaw(ok, 'prediction=abc&generation=1e999'), 422, ['generation']);
+    expectRefused(await signedRaw(ok, 'prediction=abc&generation=one'), 422, ['generation']);
+  });
+});
+
+describe('embeddings a runner returns are checked before they are cached', () => {
+  it('a succeeded prediction with mis-shaped embeddings stays succeeded, and the next request is a miss', async () => {
+    const seen = fakeRunnerThatAccepts();
+    const prompt = `a harbour ${crypto.randomUUID()}`;
+    const create = async () => {
+      const res = await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt, seed: 1 } } });
+      expect(res.status).toBe(201);
+      return (await res.json()) as Prediction;
+    };
+    const first = await create();
+    expect(first.metrics.embedding_cache).toBe('miss');
+    await waitFor(() => runnerPuts(seen, first.id)[0]);
+    // Two windows' worth of tokens for a one-window prompt: bytes match the shape, the shape does not match the job.
+    const wrong = encodeTensor(new Float32Array(154 * 8), [1, 154, 8]);
+    const done = await sendRunnerWebhook(
+      runnerEnvelope(first.id, { status: 'succeeded', output: ['https://cdn.test/a.png'], embeddings: { prompt: wrong, negative: wrong }, completed_at: new Date().toISOString() }),
+    );
+    expect(done.status).toBe(200);
+    expect((await getPrediction(key, first.id)).status).toBe('succeeded');
+    const second = await create();
+    expect(second.metrics.embedding_cache).toBe('miss');
+  });
+});
+
+describe('after all of that', () => {
+  it('the edge is healthy and a valid prediction goes through to succeeded', async () => {
+    expect((await exports.default.fetch('http://edge.test/health')).status).toBe(200);
+    const seen = fakeRunnerThatAccepts();
+    const res = await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt: 'a calm lake' } } });
+    expect(res.status).toBe(201);
+    const p = (await res.json()) as Prediction;
+    await waitFor(() => runnerPuts(seen, p.id)[0]);
+    const done = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/b.png'], completed_at: new Date().toISOString() }));
+    expect(done.status).toBe(200);
+    expect((await getPrediction(key, p.id)).status).toBe('succeeded');
+    expect(env.KEYS).toBeDefined();
+  });
+});

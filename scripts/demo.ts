@@ -80,9 +80,14 @@ async function runOnce(
 }
 
 let stack: LocalStack | undefined;
-process.on('SIGINT', () => {
-  void stack?.stop().then(() => process.exit(130));
-});
+// Ctrl-C: a started stack is stopped in order; one still starting is killed by child-process.ts's exit hook.
+// (SIGTERM and SIGHUP too: npm and tsx pass a Ctrl-C on as SIGTERM, whose default action would skip that hook.)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (stack) void stack.stop().then(() => process.exit(130));
+    else process.exit(130);
+  });
+}
 try {
   log('Starting the local stack (s3rver, runner, edge under wrangler dev)...');
   stack = await startLocalStack({

@@ -77,6 +77,8 @@ async function runScript(name: string, script: string, args: string[]): Promise<
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0', CI: '1' },
     cwd: REPO_ROOT,
     name,
+    // Its own group: wrangler and Miniflare start workerd below it, which an interrupted run must not leave behind.
+    group: true,
   });
   const { code } = await proc.exited;
   if (code !== 0) throw new Error(`${name} exited with ${code}:\n${proc.lines.slice(-20).join('\n')}`);

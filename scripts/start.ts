@@ -51,8 +51,8 @@ async function shutdown(code: number): Promise<void> {
   await stack?.stop();
   process.exit(code);
 }
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+// All three: npm and tsx pass a Ctrl-C on as SIGTERM; a closed terminal sends SIGHUP.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void shutdown(0));
 
 const started = Date.now();
 try {

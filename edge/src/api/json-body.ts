@@ -1,7 +1,11 @@
 // Reads a JSON request body with a size cap, as text too (idempotency hashes and webhook signatures need the exact bytes).
 import { DomainError, invalidInput } from '../errors.ts';
 
-export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest request body: room for an image and a mask at the input limit (10 MiB each, base64 in JSON) and
+ * for a runner's completed webhook carrying data-URL outputs.
+ */
+export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 /** application/json or a +json type; an absent Content-Type is tolerated (some webhook senders omit it). */
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;

@@ -19,6 +19,7 @@ import {
   type PredictionRecord,
   toPublicPrediction,
 } from './prediction-record.ts';
+import { getLarge, putLarge } from './chunked-storage.ts';
 import { changeEvents, encodeSse, type SseEvent, snapshotEvents } from './sse-events.ts';
 
 export type ClaimResult =
@@ -51,18 +52,18 @@ export class PredictionObject extends DurableObject<Env> {
   }
 
   private async load(): Promise<PredictionRecord | null> {
-    if (this.record === undefined) this.record = (await this.ctx.storage.get<PredictionRecord>(RECORD)) ?? null;
+    if (this.record === undefined) this.record = (await getLarge<PredictionRecord>(this.ctx.storage, RECORD)) ?? null;
     return this.record;
   }
 
   private async loadOutbox(): Promise<OutboxItem[]> {
-    if (this.outbox === undefined) this.outbox = (await this.ctx.storage.get<OutboxItem[]>(OUTBOX)) ?? [];
+    if (this.outbox === undefined) this.outbox = (await getLarge<OutboxItem[]>(this.ctx.storage, OUTBOX)) ?? [];
     return this.outbox;
   }
 
   private async save(record: PredictionRecord): Promise<void> {
     this.record = record;
-    await this.ctx.storage.put(RECORD, record);
+    await putLarge(this.ctx.storage, RECORD, record);
   }
 
   /** Stores a new prediction; a second create with the same id returns the first (idempotent). */
@@ -241,7 +242,7 @@ export class PredictionObject extends DurableObject<Env> {
     const body = JSON.stringify(toPublicPrediction(record, this.config.publicBaseUrl));
     const outbox = enqueueDeliveries(await this.loadOutbox(), events, effectiveFilter(record.webhookEventsFilter), body, record.id, Date.now());
     this.outbox = outbox;
-    await this.ctx.storage.put(OUTBOX, outbox);
+    await putLarge(this.ctx.storage, OUTBOX, outbox);
   }
 
   private async runWebhookOutbox(record: PredictionRecord): Promise<void> {
@@ -252,7 +253,7 @@ export class PredictionObject extends DurableObject<Env> {
     // Items queued while delivering (another transition) are kept.
     const fresh = (this.outbox ?? []).filter((item) => !outbox.some((o) => o.msgId === item.msgId));
     this.outbox = [...result.outbox, ...fresh];
-    await this.ctx.storage.put(OUTBOX, this.outbox);
+    await putLarge(this.ctx.storage, OUTBOX, this.outbox);
     for (const item of result.dropped) {
       this.log(record).warn('client webhook given up', { event: item.event, attempts: item.attempts });
     }

@@ -1,7 +1,6 @@
 // Inputs and outputs bigger than one Durable Object storage value (2 MiB): a maximum-size img2img request and
 // data-URL outputs must be stored and dispatched intact, never lost with an internal error.
 import type { Prediction } from '@sd/shared/schemas/prediction';
-import { exports } from 'cloudflare:workers';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   api,
@@ -67,6 +66,5 @@ describe('large inputs and outputs', () => {
     const read = await getPrediction(key, created.id);
     expect(read.status).toBe('succeeded');
     expect(read.output).toEqual(outputs);
-    void exports;
   });
 });

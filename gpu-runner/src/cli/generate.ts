@@ -47,6 +47,8 @@ async function main(args: GenerateArgs): Promise<void> {
   const modelDir = args.model ?? (await ensureDefaultModel());
   const pipeline = await StableDiffusionPipeline.load(modelDir, {
     intraOpNumThreads: args.threads,
+    // Spinning idle threads cost 25-30% wall time on a shared 2-core machine (BENCHMARKS.md).
+    allowSpinning: false,
     logger: (level, message) => process.stderr.write(`${level}: ${message}\n`),
   });
   try {

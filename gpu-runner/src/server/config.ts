@@ -28,6 +28,8 @@ export interface RunnerConfig {
   executionProviders: Provider[];
   intraOpThreads?: number;
   interOpThreads?: number;
+  /** onnxruntime's idle worker threads spin (busy-wait) between runs; off by default (see README: it cost 25-30% here). */
+  allowSpinning: boolean;
   slots: number;
   apiToken?: string;
   webhookSigningSecret?: string;
@@ -102,6 +104,7 @@ const EnvSchema = z.object({
   }),
   ORT_INTRA_OP_THREADS: optionalIntVar('ORT_INTRA_OP_THREADS', 1, 1024),
   ORT_INTER_OP_THREADS: optionalIntVar('ORT_INTER_OP_THREADS', 1, 1024),
+  ORT_ALLOW_SPINNING: boolVar('ORT_ALLOW_SPINNING'),
   SLOTS: intVar('SLOTS', 1, 64, 1),
   API_TOKEN: optionalString,
   WEBHOOK_SIGNING_SECRET: optionalString,
@@ -159,6 +162,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     executionProviders: e.ORT_PROVIDERS,
     intraOpThreads: e.ORT_INTRA_OP_THREADS,
     interOpThreads: e.ORT_INTER_OP_THREADS,
+    allowSpinning: e.ORT_ALLOW_SPINNING ?? false,
     slots: e.SLOTS,
     apiToken: e.API_TOKEN,
     webhookSigningSecret: e.WEBHOOK_SIGNING_SECRET,

@@ -24,6 +24,7 @@ const predictor = new SdPredictor({
   executionProviders: config.executionProviders,
   intraOpThreads: config.intraOpThreads,
   interOpThreads: config.interOpThreads,
+  allowSpinning: config.allowSpinning,
   inputFetchTimeoutMs: config.inputFetchTimeoutMs,
   allowPrivateImageUrls: config.allowPrivateImageUrls,
 });

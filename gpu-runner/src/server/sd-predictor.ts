@@ -19,6 +19,7 @@ export interface SdPredictorOptions {
   executionProviders: readonly ExecutionProvider[];
   intraOpThreads?: number;
   interOpThreads?: number;
+  allowSpinning?: boolean;
   inputFetchTimeoutMs: number;
   /** Input image URLs may name private addresses (ALLOW_PRIVATE_IMAGE_URLS). */
   allowPrivateImageUrls?: boolean;
@@ -44,6 +45,7 @@ export class SdPredictor implements Predictor {
       executionProviders: this.options.executionProviders,
       intraOpNumThreads: this.options.intraOpThreads,
       interOpNumThreads: this.options.interOpThreads,
+      allowSpinning: this.options.allowSpinning ?? false,
       logger: (level, message) => log(`${level}: ${message}`),
     });
     log(`Model loaded in ${((performance.now() - started) / 1000).toFixed(2)} s (default scheduler ${this.pipeline.defaultScheduler})`);

@@ -22,6 +22,7 @@ export interface GoldenCase {
   guidance_scale: number;
   num_inference_steps: number;
   scheduler_class: string;
+  scheduler_config: Record<string, unknown>;
   text: { input_ids: RefTensor; prompt_embeds: RefTensor; negative_input_ids?: RefTensor; negative_prompt_embeds?: RefTensor };
   encoder_hidden_states: RefTensor;
   timesteps: RefTensor;

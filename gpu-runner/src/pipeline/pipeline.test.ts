@@ -1,15 +1,32 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maxAbs, maxAbsDiff, readReferenceJson, referenceDir, referencePath, referenceSkipReason, toFloat32 } from '../../../test/support/reference.ts';
+import {
+  maxAbs,
+  maxAbsDiff,
+  type RefTensor,
+  readReferenceJson,
+  referenceDir,
+  referencePath,
+  referenceSkipReason,
+  toFloat32,
+} from '../../../test/support/reference.ts';
+import { schedulerNameFromConfig } from '../schedulers/index.ts';
 import { encodeImage as encodePng } from '../image/image-codec.ts';
 import type { GoldenCase, GoldenIndexEntry } from './golden-cases.ts';
 import { StableDiffusionPipeline } from './pipeline.ts';
 import { CanceledError, type GenerateRequest, InvalidRequestError } from './types.ts';
 
+/** Item b of a batch-first tensor (the goldens may batch several prompts; every image is computed independently). */
+function item(t: RefTensor, b: number, batch: number): Float32Array {
+  const all = toFloat32(t);
+  const size = all.length / batch;
+  return all.subarray(b * size, (b + 1) * size);
+}
+
 /** Hands out the reference's stored scheduler noises in order (the goldens replaced diffusers' draws with these). */
-function storedNoise(golden: GoldenCase) {
-  const queue = golden.steps.filter((s) => s.noise).map((s) => toFloat32(s.noise!));
+function storedNoise(golden: GoldenCase, b: number, batch: number) {
+  const queue = golden.steps.filter((s) => s.noise).map((s) => item(s.noise!, b, batch));
   return {
     randn(shape: readonly number[]) {
       const next = queue.shift();
@@ -32,34 +49,55 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
 
   it.each(index.map((c) => [c.name, c] as const))('reproduces %s', async (_name, entry) => {
     const golden = readReferenceJson<GoldenCase>('pipeline', `${entry.name}.json`);
-    const request: GenerateRequest = {
-      prompt: golden.prompts[0],
-      negativePrompt: golden.negative_prompt ?? '',
-      width: golden.width,
-      height: golden.height,
-      steps: golden.num_inference_steps,
-      guidanceScale: golden.guidance_scale,
-      scheduler: entry.scheduler,
-      seed: entry.seed,
-      initLatents: toFloat32(golden.kind === 'img2img' ? golden.noise! : golden.initial_noise!),
-      schedulerNoise: storedNoise(golden),
-    };
-    if (golden.kind === 'img2img') {
-      request.image = { kind: 'encoded', bytes: new Uint8Array(readFileSync(referencePath('pipeline', golden.init_image_png!))) };
-      request.strength = golden.strength;
-    }
-    const steps: number[] = [];
-    const result = await pipe.generate(request, { onProgress: (p) => steps.push(p.step) });
-
-    expect(steps).toEqual(golden.steps.map((s) => s.i + 1));
-    expect(result.unetBatchSizes).toEqual(golden.steps.map(() => (golden.guidance_scale > 1 ? 2 : 1)));
+    // The scheduler as the golden built it: its class and its stored config (diffusers' from_config of the model's).
+    const scheduler = schedulerNameFromConfig({ ...golden.scheduler_config, _class_name: golden.scheduler_class });
+    const batch = golden.prompts.length;
     const ref = toFloat32(golden.final_latents);
-    expect(maxAbsDiff(result.latents.data, ref)).toBeLessThanOrEqual(1e-4 * Math.max(1, maxAbs(ref)));
-    expect(maxAbsDiff(result.images[0].decoded, golden.decoded_image.data)).toBeLessThanOrEqual(1e-4);
-    expect(maxAbsDiff(result.images[0].rgb, golden.image_uint8_nhwc.data)).toBeLessThanOrEqual(1);
+    const latentTolerance = 1e-4 * Math.max(1, maxAbs(ref));
+    for (let b = 0; b < batch; b++) {
+      const request: GenerateRequest = {
+        prompt: golden.prompts[b],
+        negativePrompt: golden.negative_prompt ?? '',
+        width: golden.width,
+        height: golden.height,
+        steps: golden.num_inference_steps,
+        guidanceScale: golden.guidance_scale,
+        scheduler,
+        schedulerConfig: golden.scheduler_config,
+        // diffusers tokenizes literally and truncates at 77.
+        promptMode: 'truncate',
+        promptWeighting: false,
+        seed: entry.seed,
+        initLatents: item(golden.kind === 'img2img' ? golden.noise! : golden.initial_noise!, b, batch),
+        schedulerNoise: storedNoise(golden, b, batch),
+      };
+      if (golden.kind === 'img2img') {
+        request.image = {
+          kind: 'encoded',
+          bytes: new Uint8Array(readFileSync(referencePath('pipeline', golden.init_image_png!))),
+        };
+        request.strength = golden.strength;
+      }
+      const steps: number[] = [];
+      const result = await pipe.generate(request, { onProgress: (p) => steps.push(p.step) });
+
+      expect(steps).toEqual(golden.steps.map((s) => s.i + 1));
+      expect(result.unetBatchSizes).toEqual(golden.steps.map(() => (golden.guidance_scale > 1 ? 2 : 1)));
+      expect(maxAbsDiff(result.latents.data, item(golden.final_latents, b, batch))).toBeLessThanOrEqual(latentTolerance);
+      expect(maxAbsDiff(result.images[0].decoded, item(golden.decoded_image, b, batch))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbsDiff(result.images[0].rgb, item(golden.image_uint8_nhwc, b, batch))).toBeLessThanOrEqual(1);
+    }
   });
 
-  const base: GenerateRequest = { prompt: 'a red cube on a blue table', width: 64, height: 64, steps: 4, guidanceScale: 7.5, scheduler: 'ddim', seed: 7 };
+  const base: GenerateRequest = {
+    prompt: 'a red cube on a blue table',
+    width: 64,
+    height: 64,
+    steps: 4,
+    guidanceScale: 7.5,
+    scheduler: 'ddim',
+    seed: 7,
+  };
 
   it('gives image i of a multi-output run the same result as a single run with seed + i', async () => {
     const scheduler = 'euler_a';
@@ -108,10 +146,21 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
 
   it('inpaints with a 4-channel U-Net keeping the unmasked region at the image latents', async () => {
     const golden = readReferenceJson<GoldenCase>('pipeline', 'img2img_ddim10_s0.6_redcube.json');
-    const image = { kind: 'pixels' as const, data: Uint8Array.from(golden.init_image_uint8_hwc!.data), width: 64, height: 64, channels: 3 as const };
+    const image = {
+      kind: 'pixels' as const,
+      data: Uint8Array.from(golden.init_image_uint8_hwc!.data),
+      width: 64,
+      height: 64,
+      channels: 3 as const,
+    };
     // White (repaint) on the left half, black (keep) on the right half.
     const mask = new Uint8Array(64 * 64).map((_, i) => (i % 64 < 32 ? 255 : 0));
-    const out = await pipe.generate({ ...base, steps: 6, image, mask: { kind: 'pixels', data: mask, width: 64, height: 64, channels: 1 } });
+    const out = await pipe.generate({
+      ...base,
+      steps: 6,
+      image,
+      mask: { kind: 'pixels', data: mask, width: 64, height: 64, channels: 1 },
+    });
     const imageLatents = toFloat32(golden.init_latents_scaled!);
     let keptDiff = 0;
     let repaintDiff = 0;
@@ -125,8 +174,12 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
   });
 
   it('rejects bad requests with the value and the limit', async () => {
-    await expect(pipe.generate({ ...base, width: 100 })).rejects.toThrow(/width must be a multiple of 8 between 64 and 2048, got 100/);
+    await expect(pipe.generate({ ...base, width: 100 })).rejects.toThrow(
+      /width must be a multiple of 8 between 64 and 2048, got 100/,
+    );
     await expect(pipe.generate({ ...base, scheduler: 'nope' })).rejects.toBeInstanceOf(InvalidRequestError);
-    await expect(pipe.generate({ ...base, initLatents: new Float32Array(3) })).rejects.toThrow(/initLatents must hold \[1, 4, 8, 8\]/);
+    await expect(pipe.generate({ ...base, initLatents: new Float32Array(3) })).rejects.toThrow(
+      /initLatents must hold \[1, 4, 8, 8\]/,
+    );
   });
 });

@@ -65,7 +65,7 @@ export class StableDiffusionPipeline {
     // 1. Scheduler: the requested one, built from the model's scheduler_config.json (diffusers from_config).
     let scheduler: Scheduler;
     try {
-      scheduler = createScheduler(request.scheduler ?? this.defaultScheduler, model.files.schedulerConfig);
+      scheduler = createScheduler(request.scheduler ?? this.defaultScheduler, { ...model.files.schedulerConfig, ...request.schedulerConfig });
     } catch (err) {
       throw new InvalidRequestError((err as Error).message);
     }

@@ -57,6 +57,8 @@ export interface GenerateRequest {
   initLatents?: Float32Array;
   /** Replaces the seeded per-step scheduler noise (tests use it to inject reference noise). */
   schedulerNoise?: NoiseSource;
+  /** scheduler_config.json keys laid over the model's own (e.g. timestep_spacing 'trailing' for SD-Turbo). */
+  schedulerConfig?: Readonly<Record<string, unknown>>;
 }
 
 export interface StepProgress {

@@ -49,9 +49,16 @@ export class DdpmScheduler implements Scheduler {
     return sample;
   }
 
-  /** diffusers 0.31's previous_timestep: t - train // steps (negative after the last step). */
+  /**
+   * diffusers' previous_timestep once set_timesteps has run (PR #9384, in v0.31): the next entry of `timesteps`, or -1
+   * after the last. The older rule t - train // steps agrees for leading spacing but not for linspace/trailing.
+   */
   private previousTimestep(timestep: number): number {
-    return timestep - Math.floor(this.numTrainTimesteps / this.numInferenceSteps);
+    const index = this.timesteps.indexOf(timestep);
+    if (index < 0) {
+      throw new Error(`ddpm: timestep ${timestep} is not in the scheduler's timesteps [${Array.from(this.timesteps.slice(0, 8)).join(', ')}${this.timesteps.length > 8 ? ', ...' : ''}]`);
+    }
+    return index === this.timesteps.length - 1 ? -1 : this.timesteps[index + 1];
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {

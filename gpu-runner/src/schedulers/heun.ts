@@ -103,7 +103,8 @@ export class HeunScheduler implements Scheduler {
       for (let i = 0; i < n; i++) prevSample[i] = sample[i] + derivative[i] * dt;
       this.prevDerivative = derivative;
       this.dt = dt;
-      this.firstSample = sample;
+      // a copy: the caller may reuse its sample buffer before the correction step
+      this.firstSample = sample.slice();
     } else {
       // 2. second order: average the two slopes and redo the step from the first sample (Heun's method)
       const prev = this.prevDerivative as Float64Array;

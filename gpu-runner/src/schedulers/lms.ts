@@ -57,7 +57,8 @@ export class LmsScheduler implements Scheduler {
     const s = buildSigmaSchedule(this.trainSigmas, numInferenceSteps, {
       spacing: this.spacing,
       stepsOffset: this.stepsOffset,
-      float32Linspace: false,
+      // diffusers (v0.22 through v0.35, so v0.31 too) builds LMS linspace timesteps with dtype=np.float32, like Euler.
+      float32Linspace: true,
       useKarrasSigmas: this.useKarras,
       finalSigmaType: 'zero',
     });

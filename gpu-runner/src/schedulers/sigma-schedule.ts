@@ -9,7 +9,7 @@ const f32 = Math.fround;
 export interface SigmaScheduleOptions {
   spacing: TimestepSpacing;
   stepsOffset: number;
-  /** Euler, Euler ancestral and Heun build linspace timesteps as float32; LMS as float64. */
+  /** Euler, Euler ancestral, Heun and LMS all build linspace timesteps as float32 (np.linspace(..., dtype=np.float32)). */
   float32Linspace: boolean;
   useKarrasSigmas: boolean;
   finalSigmaType: 'zero' | 'sigma_min';

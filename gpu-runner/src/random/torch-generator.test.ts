@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { maxAbsDiff, referenceDir, referencePath, referenceSkipReason, readReferenceJson } from '../../../test/support/reference.ts';
-import { GeneratorNoise, TorchGenerator } from './torch-generator.ts';
+import { GeneratorNoise, MersenneTwister, TorchGenerator } from './torch-generator.ts';
 
 interface RandnManifest {
   cases: { seed: number; draws: { shape: number[]; file: string; first: number[] }[] }[];
@@ -47,6 +47,41 @@ describe('TorchGenerator small draws (< 16 elements: float64 Box-Muller with a c
     const g = new TorchGenerator(0);
     const parts = Array.from({ length: 5 }, () => g.randn([1])[0]);
     expect(Array.from(parts)).toEqual(Array.from(new TorchGenerator(0).randn([5])));
+  });
+
+  // Exact float32 values, derived independently of this module: numpy's legacy MT19937 seeding (init_genrand, the
+  // same as torch's) for the 32-bit words, then torch's normal_distribution<double> in Python floats: u = low 53 bits
+  // of (first word << 32 | second word) / 2^53, r = sqrt(-2 log1p(-u2)), theta = 2 pi u1, r cos theta returned and
+  // r sin theta cached. They agree with the well-known 4-decimal REPL values (seed 0: 1.5410, -0.2934, -2.1788, ...;
+  // seed 42: 0.3367, 0.1288, 0.2345), which a swapped word order or a swapped u1/u2 would not.
+  const SEED0_EXACT = [1.5409960746765137, -0.293428897857666, -2.1787893772125244, 0.5684312582015991, -1.0845223665237427];
+  const SEED42_EXACT = [
+    0.33669036626815796, 0.12880940735340118, 0.23446236550807953, 0.23033303022384644, -1.1228563785552979, -0.18632829189300537,
+    2.2082014083862305,
+  ];
+
+  it('MT19937: the standard known answer for seed 5489 (3499211612, 581869302, 3890346734)', () => {
+    const mt = new MersenneTwister(5489);
+    expect([mt.nextUint32(), mt.nextUint32(), mt.nextUint32()]).toEqual([3499211612, 581869302, 3890346734]);
+  });
+
+  it('is bit-exact for torch.randn(5) with seed 0 and torch.randn(7) with seed 42', () => {
+    expect(Array.from(new TorchGenerator(0).randn([5]))).toEqual(SEED0_EXACT);
+    expect(Array.from(new TorchGenerator(42).randn([7]))).toEqual(SEED42_EXACT);
+  });
+
+  it('torch.randn(3) then torch.randn(2) continue one stream (the odd value of the first draw is cached)', () => {
+    const g = new TorchGenerator(0);
+    expect(Array.from(g.randn([3]))).toEqual(SEED0_EXACT.slice(0, 3));
+    expect(Array.from(g.randn([2]))).toEqual(SEED0_EXACT.slice(3));
+    expect(Array.from(new TorchGenerator(0).randn([1]))).toEqual([SEED0_EXACT[0]]);
+  });
+
+  it('a large draw (>= 16, float32 uniforms) leaves the cached normal in place for the next small draw', () => {
+    const g = new TorchGenerator(0);
+    expect(g.randn([1])[0]).toBe(SEED0_EXACT[0]);
+    g.randn([16]);
+    expect(g.randn([1])[0]).toBe(SEED0_EXACT[1]);
   });
 
   it('uses only the low 32 bits of the seed', () => {

@@ -8,8 +8,8 @@ const TWO_PI = 2 * Math.PI;
 const INV_2_24 = 1 / 16777216;
 const INV_2_53 = 1 / 9007199254740992;
 
-/** The 32-bit Mersenne Twister exactly as torch's CPU generator runs it. */
-class MersenneTwister {
+/** The 32-bit Mersenne Twister exactly as torch's CPU generator runs it (exported for its known-answer test). */
+export class MersenneTwister {
   private readonly state = new Uint32Array(N);
   private index = N;
 

@@ -105,7 +105,7 @@ describe('Heun keeps its own copy of the first-order sample', () => {
     const run = (reuse: boolean) => {
       const s = createScheduler('heun', SD);
       s.setTimesteps(3);
-      let sample = ramp(7).map((v) => v * 10);
+      let sample: Float32Array = ramp(7).map((v) => v * 10);
       for (const t of s.timesteps) {
         const input = s.scaleModelInput(sample, t);
         const out = input.map((v) => 0.1 * v + 0.01);

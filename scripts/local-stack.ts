@@ -44,6 +44,8 @@ export interface LocalStackOptions {
   runnerEnv?: Record<string, string>;
   /** Edge vars on top of the stack's (e.g. LOG_LEVEL, RUNNER_SILENCE_SECONDS). */
   edgeVars?: Record<string, string>;
+  /** The model's runner pool as the edge sees it, given the local runner's URL (default: just it); e.g. a proxy in front. */
+  runnerPool?: (runnerUrl: string) => string[];
   /** Keep the edge's local state here (persists between runs); default: a temporary folder stop() removes. */
   stateDir?: string;
   /** Each output line of the children, as it arrives. */
@@ -192,7 +194,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       port,
       persistTo,
       vars: {
-        MODELS: JSON.stringify([{ ...modelEntry, runners: [runner.url] }]),
+        MODELS: JSON.stringify([{ ...modelEntry, runners: options.runnerPool?.(runner.url) ?? [runner.url] }]),
         PUBLIC_BASE_URL: edgeUrl,
         ...options.edgeVars,
       },

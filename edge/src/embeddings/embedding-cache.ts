@@ -63,24 +63,44 @@ export class EmbeddingCache {
 
   /** One side's tensor, or null. A KV hit refills the front cache. */
   async get(key: string): Promise<EncodedTensor | null> {
-    const front = await this.options.cache?.match(this.url(key));
-    if (front) {
-      const shape = (front.headers.get('x-tensor-shape') ?? '').split(',').map(Number);
-      const bytes = new Uint8Array(await front.arrayBuffer());
-      if (shape.length > 0 && shape.every((n) => Number.isInteger(n) && n > 0)) return encodeTensor(bytesToFloat32(bytes), shape);
-    }
-    const hit = await this.options.kv.getWithMetadata<TensorMetadata>(key, 'arrayBuffer');
-    if (!hit.value || !hit.metadata) return null;
-    const bytes = new Uint8Array(hit.value);
-    const tensor = encodeTensor(bytesToFloat32(bytes), hit.metadata.shape);
-    await this.putFront(key, bytes, hit.metadata.shape);
-    return tensor;
+    const found = await this.lookup(key);
+    return found ? encodeTensor(bytesToFloat32(await found.bytes()), found.shape) : null;
+  }
+
+  /** Whether one side is cached, without reading it into base64 (the create path only needs hit or miss). */
+  async has(key: string): Promise<boolean> {
+    const found = await this.lookup(key);
+    await found?.discard();
+    return found !== null;
   }
 
   /** Both sides, or null unless both are cached (the runner needs both to skip its text encoder). */
   async getPair(keys: CacheKeys): Promise<PrecomputedEmbeddings | null> {
     const [prompt, negative] = await Promise.all([this.get(keys.prompt), this.get(keys.negative)]);
     return prompt && negative ? { prompt, negative } : null;
+  }
+
+  /** Whether both sides are cached; like getPair, a KV hit refills the front cache. */
+  async hasPair(keys: CacheKeys): Promise<boolean> {
+    const [prompt, negative] = await Promise.all([this.has(keys.prompt), this.has(keys.negative)]);
+    return prompt && negative;
+  }
+
+  /** Finds one side in the front cache, then KV (refilling the front cache); the bytes are read only on demand. */
+  private async lookup(key: string): Promise<{ shape: number[]; bytes(): Promise<Uint8Array>; discard(): Promise<void> } | null> {
+    const front = await this.options.cache?.match(this.url(key));
+    if (front) {
+      const shape = (front.headers.get('x-tensor-shape') ?? '').split(',').map(Number);
+      if (shape.length > 0 && shape.every((n) => Number.isInteger(n) && n > 0)) {
+        return { shape, bytes: async () => new Uint8Array(await front.arrayBuffer()), discard: async () => front.body?.cancel() };
+      }
+      await front.body?.cancel();
+    }
+    const hit = await this.options.kv.getWithMetadata<TensorMetadata>(key, 'arrayBuffer');
+    if (!hit.value || !hit.metadata) return null;
+    const bytes = new Uint8Array(hit.value);
+    await this.putFront(key, bytes, hit.metadata.shape);
+    return { shape: hit.metadata.shape, bytes: async () => bytes, discard: async () => {} };
   }
 
   /** Stores one side; the tensor is validated (byte count vs shape) and normalised to float32. */

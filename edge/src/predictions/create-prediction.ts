@@ -106,7 +106,7 @@ async function prepareConditioning(ctx: CreateContext, model: ModelConfig, input
   const cacheKeys = await cacheKeysFor(`${model.id}:${model.version}`, model.clipSkip, tokens);
   const cache = new EmbeddingCache({ kv: ctx.env.EMBEDDINGS, cache: ctx.cache, ttlSeconds: ctx.config.embeddingTtlSeconds });
   // Also warms the front cache for the consumer, which reads the same keys moments later.
-  const hit = (await cache.getPair(cacheKeys)) !== null;
+  const hit = await cache.hasPair(cacheKeys);
   return { tokens, cacheKeys, cache: hit ? 'hit' : 'miss' };
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { type KeyLimits, type KeyRecord, newApiKey, type Scope } from '../key-format.ts';
 import { kvStore, revokeKeyRecord, saveKeyRecord } from '../key-store.ts';
 import { mintUserToken } from '../user-token.ts';
-import { authenticate, requireScope } from './index.ts';
+import { authenticate, KEY_MEMORY_TTL_MS, requireScope } from './index.ts';
 
 const SITE = 'https://app.example';
 const store = kvStore(env.KEYS);
@@ -130,6 +130,32 @@ describe('authenticate: API keys', () => {
     expect((await errorOf(res, key)).error.message).toBe(
       'this route needs scope predictions:write; the secret credential has: predictions:read',
     );
+  });
+
+  it('reads a key record once per KEY_MEMORY_TTL_MS per isolate, so a revocation shows after that', async () => {
+    const { key, record } = await makeKey('secret');
+    let reads = 0;
+    let clock = Date.now();
+    const counted = {
+      ...store,
+      get: (k: string) => {
+        reads++;
+        return store.get(k);
+      },
+    };
+    const cached = new Hono<{ Bindings: Env }>();
+    cached.use('/v1/*', authenticate({ keys: () => counted, now: () => clock }));
+    cached.get('/v1/whoami', (c) => c.json(c.var.principal));
+    const who = () => cached.request('/v1/whoami', { headers: { Authorization: `Bearer ${key}` } }, env);
+
+    for (let i = 0; i < 3; i++) expect((await who()).status).toBe(200);
+    expect(reads).toBe(1);
+    await revokeKeyRecord(store, record.id);
+    clock += KEY_MEMORY_TTL_MS - 1;
+    expect((await who()).status).toBe(200);
+    clock += 2;
+    expect((await who()).status).toBe(401);
+    expect(reads).toBe(2);
   });
 });
 

@@ -36,7 +36,10 @@ export interface AuthenticateOptions {
   keys?: (c: AuthContext) => KeyValueStore;
   /** The secret user tokens are signed with. Default: the TOKEN_SIGNING_SECRET binding; absent = tokens refused. */
   tokenSigningSecret?: (c: AuthContext) => string | undefined;
-  /** Edge cache of key records in seconds (KV minimum 30). Default 60: a revocation is seen within about two minutes. */
+  /**
+   * Edge cache of key records in seconds (KV minimum 30). Default 60: a revocation is seen within about two minutes.
+   * Each isolate also keeps the records it read for KEY_MEMORY_TTL_MS; 0 disables both.
+   */
   cacheTtl?: number;
   /** WWW-Authenticate realm. */
   realm?: string;
@@ -46,6 +49,14 @@ export interface AuthenticateOptions {
 
 /** Scopes a user token can carry at most: it stands for an end user, who only creates and reads predictions. */
 const TOKEN_SCOPES: readonly Scope[] = ['predictions:write', 'predictions:read'];
+
+/**
+ * How long an isolate reuses a key record it read. Without it every request paid a KV read and a zod parse of the
+ * record; 10 s is short next to the KV edge cache, so revocation timing barely moves.
+ */
+export const KEY_MEMORY_TTL_MS = 10_000;
+/** Distinct keys remembered per isolate before the memory is cleared (bounds memory under a flood of key ids). */
+const KEY_MEMORY_MAX = 1_000;
 
 /** Compared against when the key id is unknown, so an unknown id costs the same hash and compare as a wrong secret. */
 const NO_SUCH_HASH = '0'.repeat(64);
@@ -64,6 +75,23 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
   const keysOf = options.keys ?? ((c: AuthContext) => kvStore(c.env.KEYS, cacheTtl ? { cacheTtl } : {}));
   const secretOf = options.tokenSigningSecret ?? ((c: AuthContext) => c.env.TOKEN_SIGNING_SECRET);
   const now = options.now ?? Date.now;
+  const remembered = new Map<string, { record: KeyRecord; until: number }>();
+
+  /** A key record from this isolate's memory, or from the store (and then remembered; unknown ids are not). */
+  async function keyRecord(c: AuthContext, id: string): Promise<KeyRecord | null> {
+    if (cacheTtl === 0) return getKeyRecord(keysOf(c), id);
+    const t = now();
+    const known = remembered.get(id);
+    if (known && known.until > t) return known.record;
+    const record = await getKeyRecord(keysOf(c), id);
+    if (!record) {
+      remembered.delete(id);
+      return null;
+    }
+    if (remembered.size >= KEY_MEMORY_MAX) remembered.clear();
+    remembered.set(id, { record, until: t + KEY_MEMORY_TTL_MS });
+    return record;
+  }
 
   const unauthorized = (message: string, error = 'invalid_token') =>
     httpError(401, 'unauthorized', message, { 'WWW-Authenticate': `Bearer realm="${realm}", error="${error}"` });
@@ -89,7 +117,7 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
   async function fromApiKey(c: AuthContext, credential: string): Promise<Principal> {
     const parsed = parseApiKey(credential);
     if (!parsed) throw unauthorized('malformed API key: expected sk_<id>_<secret> or pk_<id>_<secret>');
-    const record = await getKeyRecord(keysOf(c), parsed.id);
+    const record = await keyRecord(c, parsed.id);
     const hash = await hashApiKey(credential);
     const matches = timingSafeEqual(hash, record?.hash ?? NO_SUCH_HASH);
     // Revocation and expiry are only told to whoever holds the real secret.
@@ -111,7 +139,7 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     const verified = await verifyUserToken(credential, secret, { now: now() });
     if (!verified.ok) throw unauthorized(verified.message);
     const claims = verified.claims;
-    const issuer = await getKeyRecord(keysOf(c), claims.iss);
+    const issuer = await keyRecord(c, claims.iss);
     if (issuer?.kind !== 'secret') throw unauthorized('user token issuer is not a valid secret key');
     checkActive(issuer, 'user token issuer key');
     if (!issuer.scopes.includes('tokens:write')) throw forbidden('user token issuer key lacks scope tokens:write');

@@ -14,6 +14,8 @@ export interface TextEncoderSpec {
   layerNormEps: number;
   bosTokenId: number;
   eosTokenId: number;
+  /** int32 as the diffusers script and older optimum export it; int64 as newer optimum does. Default int32. */
+  inputIdsDtype?: 'int32' | 'int64';
 }
 
 /** Large negative instead of -inf: softmax gives exactly 0 either way, and no inf reaches the graph. */
@@ -24,7 +26,8 @@ export function buildTextEncoder(spec: TextEncoderSpec, w: WeightGenerator): Gra
   const ctx: Ctx = { b, w };
   const H = spec.hiddenSize;
 
-  const ids = b.input('input_ids', ElemType.int32, ['batch', 'sequence']);
+  const int64Ids = spec.inputIdsDtype === 'int64';
+  const ids = b.input('input_ids', int64Ids ? ElemType.int64 : ElemType.int32, ['batch', 'sequence']);
   const tokenTable = b.weight(
     'embeddings.token_embedding.weight',
     w.normal('embeddings.token_embedding.weight', spec.vocabSize * H, 0.02),
@@ -73,7 +76,9 @@ export function buildTextEncoder(spec: TextEncoderSpec, w: WeightGenerator): Gra
 
   // pooler_output = last_hidden_state[arange(B), argmax(input_ids)]: EOS has the highest id, so this is
   // the first EOS position, as HF CLIPTextModel pools.
-  const eosIndex = b.op('ArgMax', [ids], { axis: 1, keepdims: 1 }, 'pooler');
+  // HF casts the ids to int32 before the argmax (input_ids.to(torch.int)), so an int64 export has that Cast too.
+  const pooledIds = int64Ids ? b.op('Cast', [ids], { to: ElemType.int32 }, 'pooler') : ids;
+  const eosIndex = b.op('ArgMax', [pooledIds], { axis: 1, keepdims: 1 }, 'pooler');
   const gatherIndex = b.op(
     'Expand',
     [b.op('Unsqueeze', [eosIndex, b.int64s([2])], {}, 'pooler'), b.int64s([1, 1, H])],

@@ -30,18 +30,28 @@ export interface UNetSpec {
   normEps: number;
   /** Gain of conv_out, so the noise prediction has roughly unit variance. */
   outGain: number;
+  /**
+   * The timestep input: float32 [batch] (diffusers script export, the default), int64 [batch] (optimum 1.x) or a
+   * float32 scalar of rank 0 (newer optimum, whose UNetOnnxConfig declares `timestep: {}`).
+   */
+  timestep?: { dtype: 'float32' | 'int64'; shape: 'batch' | 'scalar' };
 }
 
 /** Sinusoidal embedding of the timestep, diffusers get_timestep_embedding with flip_sin_to_cos=True, shift 0. */
-function timestepEmbedding({ b }: Ctx, timestep: string, dim: number): string {
+function timestepEmbedding({ b }: Ctx, timestep: string, sample: string, dim: number, form: UNetSpec['timestep']): string {
   const half = dim / 2;
   const freqs = Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
-  const args = b.op(
-    'Mul',
-    [b.op('Unsqueeze', [timestep, b.int64s([1])], {}, 'time_proj'), b.floats(freqs, [1, half])],
-    {},
-    'time_proj',
-  );
+  let t = timestep;
+  if (form?.shape === 'scalar') {
+    // As diffusers traces a 0-d timestep: timesteps[None], then timesteps.expand(sample.shape[0]). A [batch] feed
+    // does not fit this graph (it fails at the Mul below), as it does not fit a real export's.
+    const batch = b.op('Shape', [sample], { start: 0, end: 1 }, 'time_proj');
+    t = b.op('Expand', [b.op('Unsqueeze', [t, b.int64s([0])], {}, 'time_proj'), batch], {}, 'time_proj');
+  }
+  // diffusers casts an integer timestep to float: timesteps[:, None].float().
+  if (form?.dtype === 'int64') t = b.op('Cast', [t], { to: ElemType.float32 }, 'time_proj');
+  const column = b.op('Unsqueeze', [t, b.int64s([1])], {}, 'time_proj');
+  const args = b.op('Mul', [column, b.floats(freqs, [1, half])], {}, 'time_proj');
   return b.op('Concat', [b.op('Cos', [args], {}, 'time_proj'), b.op('Sin', [args], {}, 'time_proj')], { axis: 1 }, 'time_proj');
 }
 
@@ -85,10 +95,14 @@ export function buildUNet(spec: UNetSpec, w: WeightGenerator): GraphBuilder {
 
   const sample = b.input('sample', ElemType.float32, ['batch', spec.inChannels, 'height', 'width']);
   // [1] or [batch]: the pipeline passes one timestep for the whole batch, and it broadcasts at each add.
-  const timestep = b.input('timestep', ElemType.float32, ['batch']);
+  const timestep = b.input(
+    'timestep',
+    spec.timestep?.dtype === 'int64' ? ElemType.int64 : ElemType.float32,
+    spec.timestep?.shape === 'scalar' ? [] : ['batch'],
+  );
   const context = b.input('encoder_hidden_states', ElemType.float32, ['batch', 'sequence', spec.crossAttentionDim]);
 
-  let temb = linear(ctx, timestepEmbedding(ctx, timestep, ch[0]), 'time_embedding.linear_1', ch[0], timeDim);
+  let temb = linear(ctx, timestepEmbedding(ctx, timestep, sample, ch[0], spec.timestep), 'time_embedding.linear_1', ch[0], timeDim);
   temb = linear(ctx, silu(ctx, temb, 'time_embedding'), 'time_embedding.linear_2', timeDim, timeDim);
   // Every ResNet applies SiLU to the time embedding before its projection; compute it once.
   const tembAct = silu(ctx, temb, 'time_embedding');

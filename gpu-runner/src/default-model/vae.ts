@@ -15,6 +15,11 @@ export interface VaeSpec {
   encoderOutGain: number;
   /** Gain of the decoder's conv_out, keeping decoded pixels mostly inside [-1, 1]. */
   decoderOutGain: number;
+  /**
+   * The encoder's output: `latent_sample`, the posterior mean (the default), or `latent_parameters`, the
+   * posterior's mean and logvar concatenated along channels (2C), as newer optimum exports it.
+   */
+  encoderOutput?: 'latent_sample' | 'latent_parameters';
 }
 
 function midBlock(ctx: Ctx, x: string, name: string, channels: number, spec: VaeSpec): string {
@@ -56,6 +61,11 @@ export function buildVaeEncoder(spec: VaeSpec, w: WeightGenerator): GraphBuilder
   const moments = 2 * spec.latentChannels;
   h = conv2d(ctx, h, 'encoder.conv_out', channels, moments, { gain: spec.encoderOutGain });
   h = conv2d(ctx, h, 'quant_conv', moments, moments, { kernel: 1 });
+  if (spec.encoderOutput === 'latent_parameters') {
+    b.op('Identity', [h], {}, 'posterior', 'latent_parameters');
+    b.output('latent_parameters', ElemType.float32, ['batch', moments, 'latent_height', 'latent_width']);
+    return b;
+  }
   // The first half of the moments is the posterior mean. A diffusers export samples mean + std·N(0,1) here;
   // taking the mean keeps the embedded encoder deterministic, and the pipeline treats either as the latent.
   b.op('Slice', [h, b.int64s([0]), b.int64s([spec.latentChannels]), b.int64s([1])], {}, 'posterior', 'latent_sample');

@@ -109,12 +109,16 @@ export function buildDefaultVocabulary(): BpeVocabulary {
   return trainBpe(corpusWordCounts(), DEFAULT_MERGES);
 }
 
-/** The tokenizer/ folder of a diffusers export, as file name → text. */
-export function tokenizerFiles(vocab: BpeVocabulary): Record<string, string> {
+/**
+ * The tokenizer/ folder of a diffusers export, as file name → text. `padToken` is EOS for SD 1.x; SD 2.x's
+ * configs say "!" (the first byte token, id 0 in CLIP's vocabulary and in this one).
+ */
+export function tokenizerFiles(vocab: BpeVocabulary, { padToken = EOS_TOKEN } = {}): Record<string, string> {
+  if (!vocab.tokens.includes(padToken)) throw new Error(`padToken ${JSON.stringify(padToken)} is not in the vocabulary`);
   // Written by hand so the entries keep id order (a JS object would move integer-like keys such as "1" first).
   const vocabJson = `{${vocab.tokens.map((t, id) => `${JSON.stringify(t)}:${id}`).join(',')}}`;
   const merges = `${['#version: 0.2', ...vocab.merges.map(([a, b]) => `${a} ${b}`)].join('\n')}\n`;
-  const special = { bos_token: BOS_TOKEN, eos_token: EOS_TOKEN, pad_token: EOS_TOKEN, unk_token: EOS_TOKEN };
+  const special = { bos_token: BOS_TOKEN, eos_token: EOS_TOKEN, pad_token: padToken, unk_token: EOS_TOKEN };
   const config = {
     tokenizer_class: 'CLIPTokenizer',
     model_max_length: 77,

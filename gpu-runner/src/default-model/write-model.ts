@@ -8,7 +8,7 @@ import type { GraphBuilder, ModelOptions } from './graph-builder.ts';
 import { type TextEncoderSpec, buildTextEncoder } from './text-encoder.ts';
 import { type UNetSpec, buildUNet } from './unet.ts';
 import { type VaeSpec, buildVaeDecoder, buildVaeEncoder } from './vae.ts';
-import { buildDefaultVocabulary, tokenizerFiles } from './vocabulary.ts';
+import { EOS_TOKEN, buildDefaultVocabulary, tokenizerFiles } from './vocabulary.ts';
 import { WeightGenerator } from './weights.ts';
 
 export const DEFAULT_MODEL_NAME = 'sd-embedded-v1';
@@ -61,15 +61,15 @@ export function defaultModelCacheDir(env: NodeJS.ProcessEnv = process.env): stri
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 
-function modelIndex() {
+function modelIndex(schedulerClass: string, inpainting: boolean) {
   const onnxModel = ['diffusers', 'OnnxRuntimeModel'];
   return {
-    _class_name: 'OnnxStableDiffusionPipeline',
+    _class_name: inpainting ? 'OnnxStableDiffusionInpaintPipeline' : 'OnnxStableDiffusionPipeline',
     _diffusers_version: '0.31.0',
     feature_extractor: [null, null],
     requires_safety_checker: false,
     safety_checker: [null, null],
-    scheduler: ['diffusers', 'PNDMScheduler'],
+    scheduler: ['diffusers', schedulerClass],
     text_encoder: onnxModel,
     tokenizer: ['transformers', 'CLIPTokenizer'],
     unet: onnxModel,
@@ -94,7 +94,7 @@ const SCHEDULER_CONFIG = {
   clip_sample: false,
 };
 
-function textEncoderConfig(spec: TextEncoderSpec) {
+function textEncoderConfig(spec: TextEncoderSpec, padTokenId: number) {
   return {
     architectures: ['CLIPTextModel'],
     model_type: 'clip_text_model',
@@ -108,7 +108,7 @@ function textEncoderConfig(spec: TextEncoderSpec) {
     layer_norm_eps: spec.layerNormEps,
     bos_token_id: spec.bosTokenId,
     eos_token_id: spec.eosTokenId,
-    pad_token_id: spec.eosTokenId,
+    pad_token_id: padTokenId,
     projection_dim: spec.hiddenSize,
   };
 }
@@ -138,7 +138,7 @@ function unetConfig(spec: UNetSpec) {
   };
 }
 
-function vaeConfig(spec: VaeSpec) {
+function vaeConfig(spec: VaeSpec, encoderOutput: 'mean' | 'parameters') {
   const levels = spec.blockOutChannels.length;
   return {
     _class_name: 'AutoencoderKL',
@@ -156,8 +156,8 @@ function vaeConfig(spec: VaeSpec) {
     use_quant_conv: true,
     use_post_quant_conv: true,
     mid_block_add_attention: spec.midBlockAttention,
-    // Not part of the diffusers config: says this encoder outputs the posterior mean, not a sample.
-    encoder_output: 'mean',
+    // Not part of the diffusers config: says this encoder outputs the posterior mean (or mean and logvar), not a sample.
+    encoder_output: encoderOutput,
   };
 }
 
@@ -167,35 +167,87 @@ export interface ModelFile {
   data: Uint8Array;
 }
 
-/** Builds every file of the embedded model in memory (pure and deterministic). */
-export function buildDefaultModelFiles(): ModelFile[] {
+/**
+ * Export variants of the embedded model, for testing the loader and the pipeline on the conventions of other
+ * exporters and model families. Every option left out keeps the default model's value, so no options at all
+ * give exactly the default model's bytes; the same options always give the same bytes, and options that only
+ * change an interface (dtypes, output form) leave every weight as it was.
+ */
+export interface ModelVariantOptions {
+  /** 9 = an inpainting U-Net (latents + mask + masked-image latents). Default 4. */
+  unetInChannels?: 4 | 9;
+  /** float32 (diffusers script export) or int64 (optimum 1.x). Default float32. */
+  timestepDtype?: 'float32' | 'int64';
+  /** 'batch' = [batch] (default); 'scalar' = rank 0, as newer optimum declares it (`timestep: {}`). */
+  timestepShape?: 'batch' | 'scalar';
+  /** int32 (diffusers script, optimum 1.x) or int64 (newer optimum). Default int32. */
+  inputIdsDtype?: 'int32' | 'int64';
+  /** Text hidden size = the U-Net's cross_attention_dim (768 in SD 1.x, 1024 in SD 2.x). Default 64; a multiple of 4. */
+  hiddenSize?: number;
+  /** 'eos' as SD 1.x pads; '!' (id 0) as SD 2.x's tokenizer configs say. Default 'eos'. */
+  padToken?: 'eos' | '!';
+  /** 'latent_sample' = the posterior mean (default); 'latent_parameters' = mean and logvar, 2C channels (newer optimum). */
+  vaeEncoderOutput?: 'latent_sample' | 'latent_parameters';
+  /** Written as scheduler/scheduler_config.json instead of SD 1.x's own (whole, not merged); needs `_class_name`. */
+  schedulerConfig?: Record<string, unknown>;
+}
+
+function checkVariant(o: ModelVariantOptions): void {
+  if (o.unetInChannels !== undefined && o.unetInChannels !== 4 && o.unetInChannels !== 9) {
+    throw new Error(`unetInChannels must be 4 or 9, got ${o.unetInChannels}`);
+  }
+  if (o.hiddenSize !== undefined && !(Number.isInteger(o.hiddenSize) && o.hiddenSize >= 8 && o.hiddenSize <= 1024 && o.hiddenSize % 4 === 0)) {
+    throw new Error(`hiddenSize must be a multiple of 4 (the text encoder's heads) between 8 and 1024, got ${o.hiddenSize}`);
+  }
+  if (o.schedulerConfig !== undefined && typeof o.schedulerConfig._class_name !== 'string') {
+    throw new Error(`schedulerConfig._class_name must be a scheduler class name, got ${JSON.stringify(o.schedulerConfig._class_name)}`);
+  }
+}
+
+/** Builds every file of the embedded model (or of one of its export variants) in memory (pure and deterministic). */
+export function buildDefaultModelFiles(options: ModelVariantOptions = {}): ModelFile[] {
+  checkVariant(options);
   const vocab = buildDefaultVocabulary();
+  const hidden = options.hiddenSize ?? TEXT_HIDDEN;
+  const padToken = options.padToken === '!' ? '!' : EOS_TOKEN;
   const text: TextEncoderSpec = {
     vocabSize: vocab.tokens.length,
-    hiddenSize: TEXT_HIDDEN,
-    intermediateSize: TEXT_HIDDEN * 4,
+    hiddenSize: hidden,
+    intermediateSize: hidden * 4,
     layers: 3,
     heads: 4,
     maxPositions: 77,
     layerNormEps: 1e-5,
     bosTokenId: vocab.bosTokenId,
     eosTokenId: vocab.eosTokenId,
+    ...(options.inputIdsDtype ? { inputIdsDtype: options.inputIdsDtype } : {}),
   };
+  const unet: UNetSpec = {
+    ...UNET,
+    inChannels: options.unetInChannels ?? UNET.inChannels,
+    crossAttentionDim: hidden,
+    ...(options.timestepDtype || options.timestepShape
+      ? { timestep: { dtype: options.timestepDtype ?? 'float32', shape: options.timestepShape ?? 'batch' } }
+      : {}),
+  };
+  const vae: VaeSpec = options.vaeEncoderOutput ? { ...VAE, encoderOutput: options.vaeEncoderOutput } : VAE;
+  const encoderOutput = options.vaeEncoderOutput === 'latent_parameters' ? 'parameters' : 'mean';
+  const scheduler = options.schedulerConfig ?? SCHEDULER_CONFIG;
   // Each network draws from its own seed, so changing one leaves the others' weights as they were.
   const graph = (b: GraphBuilder) => b.toBytes(ONNX_OPTIONS);
   const enc = new TextEncoder();
   const files: [string, Uint8Array | string][] = [
-    ['model_index.json', json(modelIndex())],
-    ['scheduler/scheduler_config.json', json(SCHEDULER_CONFIG)],
-    ...Object.entries(tokenizerFiles(vocab)).map(([name, content]): [string, string] => [`tokenizer/${name}`, content]),
-    ['text_encoder/config.json', json(textEncoderConfig(text))],
+    ['model_index.json', json(modelIndex(scheduler._class_name as string, unet.inChannels !== unet.outChannels))],
+    ['scheduler/scheduler_config.json', json(scheduler)],
+    ...Object.entries(tokenizerFiles(vocab, { padToken })).map(([name, content]): [string, string] => [`tokenizer/${name}`, content]),
+    ['text_encoder/config.json', json(textEncoderConfig(text, vocab.tokens.indexOf(padToken)))],
     ['text_encoder/model.onnx', graph(buildTextEncoder(text, new WeightGenerator(DEFAULT_MODEL_SEED + 1)))],
-    ['unet/config.json', json(unetConfig(UNET))],
-    ['unet/model.onnx', graph(buildUNet(UNET, new WeightGenerator(DEFAULT_MODEL_SEED + 2)))],
-    ['vae_encoder/config.json', json(vaeConfig(VAE))],
-    ['vae_encoder/model.onnx', graph(buildVaeEncoder(VAE, new WeightGenerator(DEFAULT_MODEL_SEED + 3)))],
-    ['vae_decoder/config.json', json(vaeConfig(VAE))],
-    ['vae_decoder/model.onnx', graph(buildVaeDecoder(VAE, new WeightGenerator(DEFAULT_MODEL_SEED + 4)))],
+    ['unet/config.json', json(unetConfig(unet))],
+    ['unet/model.onnx', graph(buildUNet(unet, new WeightGenerator(DEFAULT_MODEL_SEED + 2)))],
+    ['vae_encoder/config.json', json(vaeConfig(vae, encoderOutput))],
+    ['vae_encoder/model.onnx', graph(buildVaeEncoder(vae, new WeightGenerator(DEFAULT_MODEL_SEED + 3)))],
+    ['vae_decoder/config.json', json(vaeConfig(vae, encoderOutput))],
+    ['vae_decoder/model.onnx', graph(buildVaeDecoder(vae, new WeightGenerator(DEFAULT_MODEL_SEED + 4)))],
   ];
   return files.map(([path, data]) => ({ path, data: typeof data === 'string' ? enc.encode(data) : data }));
 }
@@ -204,6 +256,8 @@ interface Marker {
   name: string;
   generatorVersion: number;
   sha256: string;
+  /** Present only on a variant's folder, so ensureDefaultModel never takes a variant for the default. */
+  variant?: ModelVariantOptions;
 }
 
 async function readMarker(dir: string): Promise<Marker | null> {
@@ -215,13 +269,16 @@ async function readMarker(dir: string): Promise<Marker | null> {
 }
 
 function isCurrent(marker: Marker | null): boolean {
-  return marker?.name === DEFAULT_MODEL_NAME && marker.generatorVersion === DEFAULT_MODEL_GENERATOR_VERSION;
+  return marker?.name === DEFAULT_MODEL_NAME && marker.generatorVersion === DEFAULT_MODEL_GENERATOR_VERSION && !marker.variant;
 }
 
-/** Writes the model files into `dir` (created if needed), the completion marker last. */
-export async function writeDefaultModel(dir: string): Promise<void> {
+/**
+ * Writes the model files (of the default model, or of a variant) into `dir` (created if needed), the completion
+ * marker last. ensureDefaultModel caches only the default; variants are for tests that write to their own folders.
+ */
+export async function writeDefaultModel(dir: string, options: ModelVariantOptions = {}): Promise<void> {
   const hash = createHash('sha256');
-  for (const file of buildDefaultModelFiles()) {
+  for (const file of buildDefaultModelFiles(options)) {
     const target = join(dir, ...file.path.split('/'));
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, file.data);
@@ -231,6 +288,7 @@ export async function writeDefaultModel(dir: string): Promise<void> {
     name: DEFAULT_MODEL_NAME,
     generatorVersion: DEFAULT_MODEL_GENERATOR_VERSION,
     sha256: hash.digest('hex'),
+    ...(Object.keys(options).length > 0 ? { variant: options } : {}),
   };
   await writeFile(join(dir, COMPLETE_MARKER), json(marker));
 }

@@ -14,6 +14,8 @@ export interface ModelInterface {
     inChannels: number;
     /** float32 in the diffusers script export, int64 in optimum exports. */
     timestepDtype: 'float32' | 'int64';
+    /** 'batch': [batch] (diffusers script, optimum 1.x); 'scalar': rank 0, one timestep for the batch (newer optimum). */
+    timestepShape: 'batch' | 'scalar';
   };
   latentChannels: number;
   isInpainting: boolean;
@@ -102,7 +104,16 @@ export function describeModel(files: ModelDirectory, g: Pick<SdModel, 'textEncod
       hiddenSize: fixedDim(textOut, 2) ?? fixedDim(ehs, 2),
       sequenceLength: fixedDim(textIn, 1),
     },
-    unet: { sample: sample.name, timestep: timestep.name, encoderHiddenStates: ehs.name, output: unetOut.name, inChannels, timestepDtype: timestep.dtype },
+    unet: {
+      sample: sample.name,
+      timestep: timestep.name,
+      encoderHiddenStates: ehs.name,
+      output: unetOut.name,
+      inChannels,
+      timestepDtype: timestep.dtype,
+      // onnxruntime reports no dims for a rank-0 input (and for one with no declared shape, which no SD exporter writes).
+      timestepShape: timestep.dims.length === 0 ? 'scalar' : 'batch',
+    },
     latentChannels,
     isInpainting,
     vaeDecoder: { input: decIn.name, output: decOut.name },

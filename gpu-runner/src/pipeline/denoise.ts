@@ -62,7 +62,9 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
   repeatBatch(cond, n, ehs, guided ? n * cond.data.length : 0);
   const inChannels = io.inChannels;
   const sample = new Float32Array(batch * inChannels * plane);
-  const timestep = io.timestepDtype === 'int64' ? new BigInt64Array(batch) : new Float32Array(batch);
+  // A rank-0 timestep (newer optimum) is one value for the whole batch; otherwise one per batch item.
+  const timestepCount = io.timestepShape === 'scalar' ? 1 : batch;
+  const timestep = io.timestepDtype === 'int64' ? new BigInt64Array(timestepCount) : new Float32Array(timestepCount);
   const out = new Float32Array(batch * c * plane);
 
   if (inpaint?.kind === 'unet-inputs') {
@@ -79,7 +81,7 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
 
   const feeds: Record<string, Feed> = {
     [io.sample]: { data: sample, dims: [batch, inChannels, h, w] },
-    [io.timestep]: { data: timestep, dims: [batch] },
+    [io.timestep]: { data: timestep, dims: io.timestepShape === 'scalar' ? [] : [batch] },
     [io.encoderHiddenStates]: { data: ehs, dims: [batch, seqLen, hidden] },
   };
   // Tensors built once: each step refills sample and timestep, and onnxruntime writes the prediction into `out`.

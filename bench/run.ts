@@ -18,6 +18,7 @@ interface BenchModule {
 const MODULES: Record<string, () => Promise<BenchModule>> = {
   tokenizer: () => import('./tokenizer.ts'),
   pipeline: () => import('./pipeline.ts'),
+  edge: () => import('./edge.ts'),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

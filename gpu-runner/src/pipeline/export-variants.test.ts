@@ -1,9 +1,17 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../../../test/support/reference.ts';
-import { type ModelVariantOptions, writeDefaultModel } from '../default-model/write-model.ts';
+import {
+  DEFAULT_MODEL_GENERATOR_VERSION,
+  type ModelVariantOptions,
+  buildDefaultModelFiles,
+  ensureDefaultModel,
+  writeDefaultModel,
+} from '../default-model/write-model.ts';
 import type { BoundRun, Feed, FloatOutput } from '../model/onnx-session.ts';
 import { maskImage, maskToLatent } from './inpaint.ts';
 import { StableDiffusionPipeline } from './pipeline.ts';
@@ -13,6 +21,9 @@ import { encodeImage, rgbToUnitRange } from './vae.ts';
 // The embedded model written with other exporters' and model families' conventions (default-model's variant
 // options), so every branch of the loader and the pipeline runs on a real graph. Variants that change only an
 // interface (dtypes, shapes, output form) have the default model's weights, so their images must not change.
+
+// onnx-proto is CommonJS; load it as graph-builder.ts does.
+const { onnx } = createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto');
 
 const SIZE = 64;
 const BASE: GenerateRequest = { prompt: 'a red fox in the snow', width: SIZE, height: SIZE, steps: 3, guidanceScale: 7.5, seed: 11 };
@@ -134,6 +145,58 @@ function picture(seed = 0): Extract<ImageInput, { kind: 'pixels' }> {
 const RIGHT_HALF = new Uint8Array(SIZE * SIZE).map((_, i) => (i % SIZE >= SIZE / 2 ? 255 : 0));
 const MASK: ImageInput = { kind: 'pixels', data: RIGHT_HALF, width: SIZE, height: SIZE, channels: 1 };
 
+describe('variant options of the embedded model', () => {
+  it("leave the default model's bytes as generator version 1 wrote them", () => {
+    const digest = (options?: ModelVariantOptions) => {
+      const hash = createHash('sha256');
+      for (const f of buildDefaultModelFiles(options)) hash.update(f.path).update(f.data);
+      return hash.digest('hex');
+    };
+    // Pinned for DEFAULT_MODEL_GENERATOR_VERSION 1: a change of the default's bytes must bump the version (and this).
+    expect(DEFAULT_MODEL_GENERATOR_VERSION).toBe(1);
+    expect(digest()).toBe('94a6efac51752ba73fd2eca62ad378cacddd619b62f98f47bbc6ef8590709f6a');
+    expect(digest({})).toBe(digest());
+  });
+
+  it.each([
+    ['unet/model.onnx', { timestepDtype: 'int64' }],
+    ['unet/model.onnx', { timestepShape: 'scalar' }],
+    ['text_encoder/model.onnx', { inputIdsDtype: 'int64', padToken: '!' }],
+    ['vae_encoder/model.onnx', { vaeEncoderOutput: 'latent_parameters' }],
+  ] as const)('keep every named weight of %s for %o', (path, options) => {
+    const weights = (o: ModelVariantOptions) => {
+      const file = buildDefaultModelFiles(o).find((f) => f.path === path)!;
+      const graph = onnx.ModelProto.decode(file.data).graph!;
+      // const_* are the builder's shared constants (shapes, axes), named in creation order.
+      return new Map(
+        (graph.initializer ?? []).filter((t) => !t.name!.startsWith('const_')).map((t) => [t.name!, Buffer.from(t.rawData!).toString('base64')]),
+      );
+    };
+    const base = weights({});
+    const variant = weights(options);
+    expect(base.size).toBeGreaterThan(10);
+    expect(variant).toEqual(base);
+  });
+
+  it('reject options out of range, naming the value', () => {
+    expect(() => buildDefaultModelFiles({ hiddenSize: 30 })).toThrow('hiddenSize must be a multiple of 4 (the text encoder\'s heads) between 8 and 1024, got 30');
+    expect(() => buildDefaultModelFiles({ unetInChannels: 5 as 4 })).toThrow('unetInChannels must be 4 or 9, got 5');
+    expect(() => buildDefaultModelFiles({ schedulerConfig: { prediction_type: 'epsilon' } })).toThrow('schedulerConfig._class_name');
+  });
+
+  it('are never taken for the default model by ensureDefaultModel', async () => {
+    const cache = join(root, 'cache');
+    await writeDefaultModel(join(cache, 'sd-embedded-v1'), { timestepDtype: 'int64' });
+    const dir = await ensureDefaultModel(cache);
+    const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1 });
+    try {
+      expect(pipe.model.io.unet.timestepDtype).toBe('float32');
+    } finally {
+      await pipe.release();
+    }
+  });
+});
+
 describe('interface-only variants give the default model images (same weights; tolerance: exact)', () => {
   it.each([
     ['int64 timestep [batch] (optimum 1.x)', 'int64Timestep'],
@@ -234,6 +297,17 @@ describe('9-channel inpainting U-Net', () => {
         if (i === 0) expect(maxAbsDiff(item.subarray(0, c * plane), initLatents)).toBe(0);
       }
     }
+  });
+
+  it('lays out mask and masked-image latents per image: image i of two is the single run with seed + i', async () => {
+    const pipe = await pipeline('inpainting');
+    const request = { ...BASE, steps: 2, image: picture(), mask: MASK };
+    const two = await pipe.generate({ ...request, numOutputs: 2 });
+    const second = await pipe.generate({ ...request, seed: BASE.seed + 1 });
+    expectImages(two, 2);
+    // Tolerance 1e-4: onnxruntime may sum in another order for batch 4 than for batch 2.
+    expect(maxAbsDiff(two.images[1].decoded, second.images[0].decoded)).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(two.images[0].decoded, two.images[1].decoded)).toBeGreaterThan(1e-2);
   });
 
   it('never sees the pixels under the mask: changing them leaves the result as it was', async () => {

@@ -7,7 +7,7 @@ import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
-import { createPrediction, sha256Hex } from '../predictions/create-prediction.ts';
+import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import type { PredictionRecord } from '../predictions/prediction-record.ts';
 import { predictionStub } from '../predictions/stubs.ts';
 import { type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
@@ -54,7 +54,10 @@ export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
     const req = parsed.data;
     const model = req.model ? resolveModel(config, req.model) : config.models[0];
     if (!model) {
-      throw invalidInput('model', `model must be one of ${config.models.map((m) => m.id).join(', ')}, got ${JSON.stringify(req.model)}`);
+      throw invalidInput(
+        'model',
+        `model must be one of ${config.models.map((m) => m.id).join(', ')}, got ${JSON.stringify(req.model)}`,
+      );
     }
     const [width, height] = req.size.split('x').map(Number);
     const input: Record<string, unknown> = { prompt: req.prompt, num_outputs: req.n, width, height };
@@ -69,8 +72,7 @@ export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
         {
           model,
           body: { input },
-          idempotencyKey: c.req.header('idempotency-key') ?? null,
-          bodyHash: await sha256Hex(text),
+          idempotency: await idempotencyOf(c.req.header('idempotency-key'), text),
           source: principal.kind === 'secret' ? 'api' : 'web',
         },
       ));
@@ -78,10 +80,14 @@ export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
       throw err instanceof DomainError ? renameIssues(err) : err;
     }
     const done = (await predictionStub(c.env, record.id).waitForCompletion(OPENAI_WAIT_MS)) ?? record;
-    if (done.status === 'failed') throw new DomainError('upstream_failed', `image generation failed: ${done.error ?? 'unknown error'}`);
+    if (done.status === 'failed')
+      throw new DomainError('upstream_failed', `image generation failed: ${done.error ?? 'unknown error'}`);
     if (done.status === 'canceled') throw new DomainError('upstream_failed', `image generation ${done.id} was canceled`);
     if (done.status !== 'succeeded') {
-      throw new DomainError('timeout', `image generation ${done.id} did not finish in ${OPENAI_WAIT_MS / 1000}s; poll GET /v1/predictions/${done.id}`);
+      throw new DomainError(
+        'timeout',
+        `image generation ${done.id} did not finish in ${OPENAI_WAIT_MS / 1000}s; poll GET /v1/predictions/${done.id}`,
+      );
     }
     const urls = done.output ?? [];
     const data =

@@ -6,7 +6,7 @@ import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
-import { createPrediction, sha256Hex } from '../predictions/create-prediction.ts';
+import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import { toPublicPrediction, type PredictionRecord } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
@@ -38,10 +38,17 @@ async function create(c: AppContext, modelRef: string | null) {
     model = resolveModel(config, modelRef);
     if (!model) throw notFound(`model ${modelRef}`);
     if (body.version && body.version !== model.version && body.version !== `${model.id}:${model.version}`) {
-      throw invalidInput('version', `version must be ${model.version} for model ${model.id}, got ${JSON.stringify(body.version)}`);
+      throw invalidInput(
+        'version',
+        `version must be ${model.version} for model ${model.id}, got ${JSON.stringify(body.version)}`,
+      );
     }
   } else {
-    if (!body.version) throw invalidInput('version', 'version is required: "owner/name:version", a version id, or use /v1/models/{owner}/{name}/predictions');
+    if (!body.version)
+      throw invalidInput(
+        'version',
+        'version is required: "owner/name:version", a version id, or use /v1/models/{owner}/{name}/predictions',
+      );
     model = resolveModel(config, body.version);
     if (!model) {
       const known = config.models.map((m) => `${m.id}:${m.version}`).join(', ');
@@ -56,7 +63,12 @@ async function create(c: AppContext, modelRef: string | null) {
   const log = requestLog(c, { keyId: principal.keyId });
   const { record, replayed } = await createPrediction(
     { env: c.env, config, principal, log, cache: defaultCache() },
-    { model, body, idempotencyKey, bodyHash: await sha256Hex(text), source: principal.kind === 'secret' ? 'api' : 'web' },
+    {
+      model,
+      body,
+      idempotency: await idempotencyOf(idempotencyKey ?? undefined, text),
+      source: principal.kind === 'secret' ? 'api' : 'web',
+    },
   );
   let current = record;
   const wait = parsePreferWait(c.req.header('prefer'));
@@ -96,7 +108,10 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
     const cursor = c.req.query('cursor') ?? null;
     // A cursor we did not write would silently restart the listing at page one.
     if (cursor !== null && (cursor.length > 200 || decodeCursor(cursor) === null)) {
-      throw invalidInput('cursor', `cursor must be the value of a previous page's next link, got ${JSON.stringify(cursor.slice(0, 40))}`);
+      throw invalidInput(
+        'cursor',
+        `cursor must be the value of a previous page's next link, got ${JSON.stringify(cursor.slice(0, 40))}`,
+      );
     }
     const page = await indexStub(c.env, callerOf(c).keyId).list(cursor, PAGE_SIZE);
     const records = await Promise.all(page.ids.map((id) => predictionStub(c.env, id).get()));
@@ -116,7 +131,8 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
   app.post('/v1/predictions/:id/cancel', write, async (c) => {
     const record = await ownedPrediction(c, c.req.param('id'));
     const after = (await predictionStub(c.env, record.id).cancel()) ?? record;
-    if (!isTerminal(after.status)) throw new DomainError('conflict', `prediction ${record.id} could not be canceled from ${after.status}`);
+    if (!isTerminal(after.status))
+      throw new DomainError('conflict', `prediction ${record.id} could not be canceled from ${after.status}`);
     return c.json(toPublicPrediction(after, configOf(c).publicBaseUrl));
   });
 }

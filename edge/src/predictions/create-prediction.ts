@@ -19,7 +19,6 @@ import type { PredictionRecord } from './prediction-record.ts';
 import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
 import { streamToken } from './stream-token.ts';
 
-
 export interface CreateContext {
   env: Env;
   config: EdgeConfig;
@@ -32,9 +31,8 @@ export interface CreateContext {
 export interface CreateRequest {
   model: ModelConfig;
   body: CreatePredictionRequest;
-  idempotencyKey: string | null;
-  /** Hash of the raw body, so a key reused with a different body is refused. */
-  bodyHash: string;
+  /** Idempotency-Key and the hash of the raw body (a key reused with another body is refused); null without the header. */
+  idempotency: { key: string; bodyHash: string } | null;
   source: 'api' | 'web';
 }
 
@@ -68,6 +66,11 @@ export function checkModelAllowed(model: ModelConfig, principal: Principal): voi
   }
 }
 
+/** The idempotency claim of a request: only hashed when the client sent a key (large img2img bodies cost ms to hash). */
+export async function idempotencyOf(key: string | undefined, bodyText: string): Promise<CreateRequest['idempotency']> {
+  return key ? { key, bodyHash: await sha256Hex(bodyText) } : null;
+}
+
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -79,7 +82,11 @@ interface Conditioning {
   cache: 'hit' | 'miss' | null;
 }
 
-async function prepareConditioning(ctx: CreateContext, model: ModelConfig, input: Record<string, unknown>): Promise<Conditioning> {
+async function prepareConditioning(
+  ctx: CreateContext,
+  model: ModelConfig,
+  input: Record<string, unknown>,
+): Promise<Conditioning> {
   if (model.backend !== 'cog' || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
   let tokenizer: ClipTokenizer;
   try {
@@ -110,7 +117,10 @@ async function prepareConditioning(ctx: CreateContext, model: ModelConfig, input
   return { tokens, cacheKeys, cache: hit ? 'hit' : 'miss' };
 }
 
-export async function createPrediction(ctx: CreateContext, req: CreateRequest): Promise<{ record: PredictionRecord; replayed: boolean }> {
+export async function createPrediction(
+  ctx: CreateContext,
+  req: CreateRequest,
+): Promise<{ record: PredictionRecord; replayed: boolean }> {
   const { env, config, principal } = ctx;
   checkModelAllowed(req.model, principal);
   const parsed = inputSchemaFor(effectiveLimits(req.model, principal)).safeParse(req.body.input);
@@ -118,15 +128,22 @@ export async function createPrediction(ctx: CreateContext, req: CreateRequest): 
 
   let id = newPredictionId();
   const index = indexStub(env, principal.keyId);
-  if (req.idempotencyKey) {
-    const claim = await index.claimIdempotencyKey(req.idempotencyKey, req.bodyHash, id);
+  const idempotencyKey = req.idempotency?.key;
+  if (req.idempotency) {
+    const claim = await index.claimIdempotencyKey(req.idempotency.key, req.idempotency.bodyHash, id);
     if (claim.kind === 'mismatch') {
-      throw new DomainError('conflict', `Idempotency-Key ${JSON.stringify(req.idempotencyKey)} was already used with a different request body`);
+      throw new DomainError(
+        'conflict',
+        `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used with a different request body`,
+      );
     }
     if (claim.kind === 'existing') {
       const existing = await waitForRecord(env, claim.predictionId);
       if (existing) return { record: existing, replayed: true };
-      throw new DomainError('conflict', `a request with Idempotency-Key ${JSON.stringify(req.idempotencyKey)} is still being processed; retry shortly`);
+      throw new DomainError(
+        'conflict',
+        `a request with Idempotency-Key ${JSON.stringify(idempotencyKey)} is still being processed; retry shortly`,
+      );
     }
     id = claim.predictionId;
   }
@@ -135,7 +152,8 @@ export async function createPrediction(ctx: CreateContext, req: CreateRequest): 
   try {
     // The edge chooses the seed when the caller did not, so a requeued prediction renders the same image and the seed is reported.
     const input: Record<string, unknown> = { ...parsed.data };
-    if (input.seed === undefined || input.seed === null) input.seed = crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1);
+    if (input.seed === undefined || input.seed === null)
+      input.seed = crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1);
     const conditioning = await prepareConditioning({ ...ctx, log }, req.model, input);
 
     await admission().acquireInFlight(env, principal, id);
@@ -160,7 +178,16 @@ export async function createPrediction(ctx: CreateContext, req: CreateRequest): 
       webhookEventsFilter: req.body.webhook_events_filter ?? [],
       streamToken: await streamToken(config.secrets.streamSigningSecret, id),
       job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
-      dispatch: { generation: 0, runner: null, remoteId: null, acceptedAt: null, leaseUntil: null, lastError: null, lastHeardAt: null, requeues: 0 },
+      dispatch: {
+        generation: 0,
+        runner: null,
+        remoteId: null,
+        acceptedAt: null,
+        leaseUntil: null,
+        lastError: null,
+        lastHeardAt: null,
+        requeues: 0,
+      },
     };
     try {
       const { record: stored } = await predictionStub(env, id).create(record);
@@ -171,12 +198,16 @@ export async function createPrediction(ctx: CreateContext, req: CreateRequest): 
       return { record: stored, replayed: false };
     } catch (err) {
       // Never leave an accepted-looking prediction that nobody will run.
-      await predictionStub(env, id).fail('the prediction could not be queued').catch(() => null);
-      await admission().releaseInFlight(env, principal.keyId, id).catch(() => undefined);
+      await predictionStub(env, id)
+        .fail('the prediction could not be queued')
+        .catch(() => null);
+      await admission()
+        .releaseInFlight(env, principal.keyId, id)
+        .catch(() => undefined);
       throw err;
     }
   } catch (err) {
-    if (req.idempotencyKey) await index.releaseIdempotencyKey(req.idempotencyKey, id).catch(() => undefined);
+    if (idempotencyKey) await index.releaseIdempotencyKey(idempotencyKey, id).catch(() => undefined);
     throw err;
   }
 }

@@ -27,7 +27,9 @@ async function post(runner: RunnerHandle, path: string, body?: unknown, headers:
   return { status: res.status, body: (await res.json()) as RunnerPrediction & { error: unknown; detail?: string } };
 }
 
-async function health(runner: RunnerHandle): Promise<{ status: string; setup: { status: string; logs: string; error?: string } }> {
+async function health(
+  runner: RunnerHandle,
+): Promise<{ status: string; setup: { status: string; logs: string; error?: string } }> {
   return (await fetch(`${runner.url}/health-check`)).json() as never;
 }
 
@@ -51,7 +53,11 @@ describe('start-up', () => {
       {
         onStatus: async (status, url) => {
           if (status !== 'STARTING') return;
-          const res = await fetch(`${url}/predictions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: SMALL }) });
+          const res = await fetch(`${url}/predictions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ input: SMALL }),
+          });
           whileStarting.push(res.status);
         },
       },
@@ -114,7 +120,9 @@ describe('storage down and SIGTERM', () => {
     expect(res.status).toBe(200);
     expect(res.body.status).toBe('failed');
     expect(res.body.output).toBeNull();
-    expect(res.body.error).toMatch(/storing output predictions\/storage-down-1\/0\.png in s3:\/\/outputs .*failed after \d+ attempt\(s\).*S3_TIMEOUT_MS=2000/);
+    expect(res.body.error).toMatch(
+      /storing output predictions\/storage-down-1\/0\.png in s3:\/\/outputs .*failed after \d+ attempt\(s\).*S3_TIMEOUT_MS=2000/,
+    );
     expect(res.body.error).toMatch(/ECONNREFUSED/);
     expect(elapsed).toBeLessThan(2000 + 3000); // the upload budget plus generation and slack
     expect((await health(runner)).status).toBe('READY'); // a failed upload leaves the runner usable
@@ -155,7 +163,12 @@ describe('SIGTERM with a grace period long enough', () => {
     runners.push(runner);
     const id = 'sigterm-finish-1';
     const steps = 40;
-    await post(runner, '/predictions', { id, input: { prompt: 'slow', width: 128, height: 128, num_inference_steps: steps }, webhook: hooks.url }, { prefer: 'respond-async' });
+    await post(
+      runner,
+      '/predictions',
+      { id, input: { prompt: 'slow', width: 128, height: 128, num_inference_steps: steps }, webhook: hooks.url },
+      { prefer: 'respond-async' },
+    );
     await hooks.waitFor(id, (w) => (w.body.progress?.step ?? 0) >= 1);
     runner.process.signal('SIGTERM');
     expect(await runner.process.exited).toEqual({ code: 0, signal: null });
@@ -164,5 +177,29 @@ describe('SIGTERM with a grace period long enough', () => {
     expect(final.signatureValid).toBe(true);
     expect(final.body.output![0]).toMatch(/^data:image\/png;base64,/);
     expect(final.body.progress!.step).toBe(final.body.progress!.total);
+  });
+});
+
+describe('SIGTERM just after a prediction finished', () => {
+  it('still delivers its completed webhook (retried past a refusal) before exiting', async () => {
+    const runner = await startRunner({ SHUTDOWN_GRACE_MS: '60000', WEBHOOK_SIGNING_SECRET: WEBHOOK_SECRET });
+    runners.push(runner);
+    const id = 'sigterm-after-finish-1';
+    // The first completed delivery is refused: the runner backs off (0.5 s) and retries while SIGTERM arrives.
+    hooks.respondWith((body, previous) =>
+      body.id === id && body.status === 'succeeded' && !previous.some((w) => w.body.status === 'succeeded') ? 503 : 200,
+    );
+    try {
+      const done = await post(runner, '/predictions', { id, input: SMALL, webhook: hooks.url });
+      expect(done.body.status).toBe('succeeded');
+      await hooks.waitFor(id, (w) => w.body.status === 'succeeded' && w.answered === 503);
+      runner.process.signal('SIGTERM');
+      expect(await runner.process.exited).toEqual({ code: 0, signal: null });
+      const completed = hooks.forPrediction(id).filter((w) => w.body.status === 'succeeded');
+      expect(completed.map((w) => w.answered)).toEqual([503, 200]);
+      expect(new Set(completed.map((w) => w.webhookId)).size).toBe(1);
+    } finally {
+      hooks.respondWith(() => 200);
+    }
   });
 });

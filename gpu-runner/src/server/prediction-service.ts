@@ -159,7 +159,9 @@ export class PredictionService {
       await allFinished;
     }
     clearTimeout(timer);
-    const delivered = Promise.all(running.map((r) => r.delivered));
+    // Every prediction's final webhook, not only those running at the signal: one that finished just before it may
+    // still be delivering (or backing off), and exiting now would lose its terminal state.
+    const delivered = Promise.all([...this.predictions.values()].map((r) => r.delivered));
     await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, webhookWaitMs).unref())]);
   }
 

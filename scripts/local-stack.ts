@@ -42,10 +42,24 @@ export interface LocalStackOptions {
   secretKey?: Pick<KeySpec, 'ratePerMinute' | 'maxInFlight'>;
   /** Runner environment on top of the stack's (e.g. SLOTS, PROGRESS_THROTTLE_MS, ORT_INTRA_OP_THREADS). */
   runnerEnv?: Record<string, string>;
+  /** How many runner processes to start (default 1); all share the bucket and secrets. */
+  runnerCount?: number;
   /** Edge vars on top of the stack's (e.g. LOG_LEVEL, RUNNER_SILENCE_SECONDS). */
   edgeVars?: Record<string, string>;
-  /** The model's runner pool as the edge sees it, given the local runner's URL (default: just it); e.g. a proxy in front. */
-  runnerPool?: (runnerUrl: string) => string[];
+  /** Edge secrets on top of the stack's (e.g. REPLICATE_API_TOKEN). */
+  edgeSecrets?: Record<string, string>;
+  /**
+   * The dispatch retry budget: sets both the DISPATCH_MAX_RETRIES var and max_retries of the sd-jobs queue consumer
+   * (which must agree; the latter through a derived wrangler config, see startEdge). Default: wrangler.jsonc's.
+   */
+  dispatchMaxRetries?: number;
+  /**
+   * The model's runner pool as the edge sees it, given the first runner's URL and all of them (default: all of them);
+   * e.g. a proxy in front.
+   */
+  runnerPool?: (runnerUrl: string, runnerUrls: string[]) => string[];
+  /** More MODELS entries after the configured model (e.g. a pool of runners that refuse), given the runners' URLs. */
+  extraModels?: (runnerUrls: string[]) => Record<string, unknown>[];
   /** Keep the edge's local state here (persists between runs); default: a temporary folder stop() removes. */
   stateDir?: string;
   /** Each output line of the children, as it arrives. */
@@ -56,7 +70,9 @@ export interface LocalStackOptions {
 
 export interface LocalStack {
   edgeUrl: string;
+  /** The first runner's URL (runnerUrls[0]). */
   runnerUrl: string;
+  runnerUrls: string[];
   model: ModelRef;
   /** The default secret key (sk_...). */
   apiKey: string;
@@ -64,8 +80,12 @@ export interface LocalStack {
   /** Signs the edge's client webhooks (verify with @sd/shared/webhook-signature verifyWebhook). */
   clientWebhookSecret: string;
   runnerToken: string;
+  /** The runners' WEBHOOK_SIGNING_SECRET, which the edge verifies runner webhooks with. */
+  runnerWebhookSecret: string;
   s3: S3rverHandle;
+  /** The first runner (runners[0]). */
   runner: RunnerHandle;
+  runners: RunnerHandle[];
   edge: EdgeHandle;
   stateDir: string;
   stop(): Promise<void>;
@@ -123,12 +143,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const tokenSigningSecret = randomBytes(32).toString('base64url');
 
   let s3: S3rverHandle | undefined;
-  let runner: RunnerHandle | undefined;
+  const runners: RunnerHandle[] = [];
   let edge: EdgeHandle | undefined;
   const stop = async () => {
-    // Edge first (no new dispatches), then the runner (its final webhooks may fail: the edge is gone), then storage.
+    // Edge first (no new dispatches), then the runners (their final webhooks may fail: the edge is gone), then storage.
     await edge?.stop();
-    await runner?.stop();
+    await Promise.all(runners.map((r) => r.stop()));
     await s3?.stop();
     if (!options.stateDir) await rm(stateDir, { recursive: true, force: true });
   };
@@ -139,24 +159,37 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const backend = (async () => {
       step('starting s3rver');
       s3 = await startS3rver('outputs', { group: true, onLine: (l) => options.onLine?.('s3', l) });
-      step('starting the runner (embedded model)');
-      runner = await startRunner(
-        {
-          API_TOKEN: runnerToken,
-          WEBHOOK_SIGNING_SECRET: runnerWebhookSecret,
-          S3_ENDPOINT: s3.endpoint,
-          S3_REGION: 'us-east-1',
-          S3_BUCKET: s3.bucket,
-          S3_FORCE_PATH_STYLE: 'true',
-          AWS_ACCESS_KEY_ID: s3.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-          S3_PRESIGN_EXPIRES_SECONDS: '3600',
-          S3_TIMEOUT_MS: '10000',
-          ORT_INTRA_OP_THREADS: String(Math.min(availableParallelism(), 4)),
-          ...options.runnerEnv,
-        },
-        { timeoutMs: 180_000, processOptions: { group: true, onLine: (l) => options.onLine?.('runner', l) } },
+      const count = options.runnerCount ?? 1;
+      if (!Number.isInteger(count) || count < 1) throw new Error(`runnerCount must be a positive integer, got ${count}`);
+      step(`starting ${count === 1 ? 'the runner' : `${count} runners`} (embedded model)`);
+      const env = {
+        API_TOKEN: runnerToken,
+        WEBHOOK_SIGNING_SECRET: runnerWebhookSecret,
+        S3_ENDPOINT: s3.endpoint,
+        S3_REGION: 'us-east-1',
+        S3_BUCKET: s3.bucket,
+        S3_FORCE_PATH_STYLE: 'true',
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        S3_PRESIGN_EXPIRES_SECONDS: '3600',
+        S3_TIMEOUT_MS: '10000',
+        ORT_INTRA_OP_THREADS: String(Math.min(availableParallelism(), 4)),
+        ...options.runnerEnv,
+      };
+      // allSettled, then push each: a runner that started is stopped by stop() even when its sibling failed.
+      const started = await Promise.allSettled(
+        Array.from({ length: count }, () =>
+          startRunner(env, {
+            timeoutMs: 180_000,
+            processOptions: { group: true, onLine: (l) => options.onLine?.('runner', l) },
+          }).then((r) => {
+            runners.push(r);
+            return r;
+          }),
+        ),
       );
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     })();
     const kv = (async () => {
       const [model, modelDir] = await Promise.all([configuredModel(), ensureDefaultModel()]);
@@ -184,18 +217,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (started.status === 'rejected') throw started.reason;
     if (prepared.status === 'rejected') throw prepared.reason;
     const { model, keys } = prepared.value;
+    const runner = runners[0];
     if (!runner) throw new Error('unreachable: the runner did not start');
+    const runnerUrls = runners.map((r) => r.url);
 
     step('starting the edge (wrangler dev)');
     const port = await freePort();
     const edgeUrl = `http://127.0.0.1:${port}`;
     const { ref: _ref, ...modelEntry } = model;
+    const retries = options.dispatchMaxRetries;
     edge = await startEdge({
       port,
       persistTo,
       vars: {
-        MODELS: JSON.stringify([{ ...modelEntry, runners: options.runnerPool?.(runner.url) ?? [runner.url] }]),
+        MODELS: JSON.stringify([
+          { ...modelEntry, runners: options.runnerPool?.(runner.url, runnerUrls) ?? runnerUrls },
+          ...(options.extraModels?.(runnerUrls) ?? []),
+        ]),
         PUBLIC_BASE_URL: edgeUrl,
+        ...(retries === undefined ? {} : { DISPATCH_MAX_RETRIES: String(retries) }),
         ...options.edgeVars,
       },
       secrets: {
@@ -203,7 +243,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         RUNNER_WEBHOOK_SECRET: runnerWebhookSecret,
         WEBHOOK_SIGNING_SECRET: clientWebhookSecret,
         TOKEN_SIGNING_SECRET: tokenSigningSecret,
+        ...options.edgeSecrets,
       },
+      queueMaxRetries: retries,
       timeoutMs: 120_000,
       processOptions: { onLine: (l) => options.onLine?.('edge', l) },
     });
@@ -216,13 +258,97 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     return {
       edgeUrl,
       runnerUrl: runner.url,
+      runnerUrls,
       model: { id: model.id, version: model.version, ref: model.ref, tokenizer: model.tokenizer },
       apiKey: keys['local-stack'].key,
       keys,
       clientWebhookSecret,
       runnerToken,
+      runnerWebhookSecret,
       s3: s3 as S3rverHandle,
       runner,
+      runners,
+      edge,
+      stateDir,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export interface EdgeStackOptions {
+  /** This edge's MODELS entries (e.g. backend "replicate" pointing at another edge's /v1). No tokenizers are uploaded. */
+  models: Record<string, unknown>[];
+  keys?: KeySpec[];
+  secretKey?: Pick<KeySpec, 'ratePerMinute' | 'maxInFlight'>;
+  edgeVars?: Record<string, string>;
+  edgeSecrets?: Record<string, string>;
+  /** As LocalStackOptions.dispatchMaxRetries. */
+  dispatchMaxRetries?: number;
+  onLine?: (line: string) => void;
+  onStep?: (message: string) => void;
+}
+
+export type EdgeStack = Pick<
+  LocalStack,
+  'edgeUrl' | 'apiKey' | 'keys' | 'clientWebhookSecret' | 'runnerToken' | 'runnerWebhookSecret' | 'edge' | 'stateDir' | 'stop'
+>;
+
+/**
+ * One more edge with its own state (persist folder, keys, secrets, ports) and no runners or storage of its own: in front
+ * of whatever its MODELS name, e.g. another edge through the `replicate` backend. stop() ends it and removes its state.
+ */
+export async function startEdgeStack(options: EdgeStackOptions): Promise<EdgeStack> {
+  const step = options.onStep ?? (() => {});
+  const stateDir = await mkdtemp(join(tmpdir(), 'sd-edge-stack-'));
+  const persistTo = join(stateDir, 'wrangler-state');
+  const secrets = {
+    RUNNER_TOKEN: randomBytes(24).toString('hex'),
+    RUNNER_WEBHOOK_SECRET: whsec(),
+    WEBHOOK_SIGNING_SECRET: whsec(),
+    TOKEN_SIGNING_SECRET: randomBytes(32).toString('base64url'),
+  };
+  let edge: EdgeHandle | undefined;
+  const stop = async () => {
+    await edge?.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  };
+  try {
+    step('creating API keys');
+    const keys: Record<string, CreatedKey> = {};
+    for (const spec of [{ name: 'local-stack', ...options.secretKey }, ...(options.keys ?? [])]) {
+      keys[spec.name] = await createKey(persistTo, spec);
+    }
+    step('starting the edge (wrangler dev)');
+    const port = await freePort();
+    const edgeUrl = `http://127.0.0.1:${port}`;
+    const retries = options.dispatchMaxRetries;
+    edge = await startEdge({
+      port,
+      persistTo,
+      vars: {
+        MODELS: JSON.stringify(options.models),
+        PUBLIC_BASE_URL: edgeUrl,
+        ...(retries === undefined ? {} : { DISPATCH_MAX_RETRIES: String(retries) }),
+        ...options.edgeVars,
+      },
+      secrets: { ...secrets, ...options.edgeSecrets },
+      queueMaxRetries: retries,
+      timeoutMs: 120_000,
+      processOptions: { onLine: options.onLine },
+    });
+    const probe = await fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
+    if (probe.status !== 200)
+      throw new Error(`the edge answered GET /v1/predictions with ${probe.status}: ${await probe.text()}`);
+    return {
+      edgeUrl,
+      apiKey: keys['local-stack'].key,
+      keys,
+      clientWebhookSecret: secrets.WEBHOOK_SIGNING_SECRET,
+      runnerToken: secrets.RUNNER_TOKEN,
+      runnerWebhookSecret: secrets.RUNNER_WEBHOOK_SECRET,
       edge,
       stateDir,
       stop,

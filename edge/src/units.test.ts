@@ -55,6 +55,15 @@ describe('runner pool', () => {
     expect(order[3]).toBe(first);
     expect([1, 2, 3, 10].map((n) => retryDelaySeconds(n, () => 0))).toEqual([2, 4, 8, 60]);
   });
+
+  it('asks runners that went silent on the prediction only when no other is configured', () => {
+    const runners = ['a', 'b', 'c'];
+    const silent = pickRunner(runners, 'pred1', 1);
+    const order = [1, 2, 3, 4].map((n) => pickRunner(runners, 'pred1', n, [silent]));
+    expect(order).not.toContain(silent);
+    expect(new Set(order).size).toBe(2);
+    expect(pickRunner(['a'], 'pred1', 1, ['a'])).toBe('a');
+  });
 });
 
 describe('client webhook outbox', () => {

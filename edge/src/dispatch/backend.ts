@@ -16,6 +16,8 @@ export interface DispatchRequest {
   input: Record<string, unknown>;
   webhookUrl: string;
   attempt: number;
+  /** Runners to ask only when no other is left (they went silent on this prediction before). */
+  avoid?: readonly string[];
 }
 
 /** Shortens a response body for an error message (runners may answer with HTML or a long JSON). */

@@ -14,7 +14,7 @@ export interface CogOptions {
 const RETRYABLE = new Set([401, 403, 408, 409, 425, 429, 500, 502, 503, 504]);
 
 export async function dispatchToCog(request: DispatchRequest, options: CogOptions): Promise<DispatchOutcome> {
-  const runner = pickRunner(request.model.runners, request.predictionId, request.attempt);
+  const runner = pickRunner(request.model.runners, request.predictionId, request.attempt, request.avoid);
   let res: Response;
   try {
     res = await options.fetch(`${runner}/predictions/${encodeURIComponent(request.predictionId)}`, {

@@ -87,7 +87,14 @@ export async function consumeJob(message: Message<unknown>, env: Env, config: Ed
   const { input, embeddingCache } = await runnerInput(record, model, cache);
   const outcome = await dispatch(
     config,
-    { predictionId, model, input, webhookUrl: webhookUrlFor(config, predictionId, generation), attempt: message.attempts },
+    {
+      predictionId,
+      model,
+      input,
+      webhookUrl: webhookUrlFor(config, predictionId, generation),
+      attempt: message.attempts,
+      avoid: record.dispatch.silentRunners,
+    },
     deps,
   );
 

@@ -9,10 +9,12 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** `attempt` is 1-based (the queue's message.attempts). */
-export function pickRunner(runners: readonly string[], predictionId: string, attempt: number): string {
+/** `attempt` is 1-based (the queue's message.attempts); `avoid`ed runners are asked only when no other is configured. */
+export function pickRunner(runners: readonly string[], predictionId: string, attempt: number, avoid: readonly string[] = []): string {
   if (runners.length === 0) throw new Error('runners must not be empty');
-  return runners[(fnv1a(predictionId) + attempt - 1) % runners.length];
+  const preferred = runners.filter((r) => !avoid.includes(r));
+  const pool = preferred.length > 0 ? preferred : runners;
+  return pool[(fnv1a(predictionId) + attempt - 1) % pool.length];
 }
 
 /** Seconds before retry n (1-based): 2, 4, 8, 16, 32, then 60, with up to 25% jitter so refused messages spread out. */

@@ -278,7 +278,19 @@ export class PredictionObject extends DurableObject<Env> {
     await this.cancelOnRunner(record);
     await this.save({
       ...record,
-      dispatch: { ...d, generation, runner: null, remoteId: null, acceptedAt: null, lastHeardAt: null, leaseUntil: null, requeues: d.requeues + 1 },
+      dispatch: {
+        ...d,
+        generation,
+        runner: null,
+        remoteId: null,
+        acceptedAt: null,
+        lastHeardAt: null,
+        leaseUntil: null,
+        requeues: d.requeues + 1,
+        // Not back to it first: a dead runner costs a retry, and a live one whose webhooks do not arrive would take
+        // the PUT again (idempotent on the id) and stay silent until the requeues are spent.
+        silentRunners: [...(d.silentRunners ?? []), d.runner],
+      },
     });
     const message: JobMessage = { predictionId: record.id, generation };
     await this.env.JOBS.send(message);

@@ -27,6 +27,8 @@ export interface DispatchState {
   /** Last time the runner spoke (accept or webhook): the silence deadline counts from here. */
   lastHeardAt: number | null;
   requeues: number;
+  /** Runners that went silent on this prediction: its requeues go to the others first. Absent on older records. */
+  silentRunners?: string[];
 }
 
 export interface PredictionRecord {

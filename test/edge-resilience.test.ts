@@ -1,0 +1,405 @@
+// No accepted prediction is lost or run twice when runners refuse, fail or redeliver: real processes only (two runners,
+// s3rver, the edge under wrangler dev, and a second edge whose model uses the `replicate` backend against the first).
+// A runner SIGKILLed mid-run is requeued to its sibling; a pool that only refuses fails the prediction after the retry
+// budget; client webhooks are retried with one webhook-id until accepted; the replicate backend runs, and cancels, on
+// a real Replicate-compatible API (our own edge).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { signWebhook } from '@sd/shared/webhook-signature';
+import Replicate, { type Prediction } from 'replicate';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EdgeStack, type LocalStack, startEdgeStack, startLocalStack } from '../scripts/local-stack.ts';
+import { freePort } from '../scripts/stack/free-port.ts';
+import type { RunnerHandle } from '../scripts/stack/runner-process.ts';
+import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
+
+const TINY = { width: 64, height: 64, num_inference_steps: 6 } as const;
+/** Small so a dead runner is noticed in seconds (production: 120). */
+const SILENCE_SECONDS = 4;
+/** Small so a pool that only refuses fails in seconds: attempts 1..3, with 2-3 s and 4-5 s between them. */
+const DISPATCH_MAX_RETRIES = 2;
+const REFUSING_MODEL = { id: 'sd/refused', version: 'refused-v1' } as const;
+const REMOTE_MODEL = { id: 'sd/remote', version: 'remote-v1' } as const;
+const TERMINAL = ['succeeded', 'failed', 'canceled'];
+
+interface PublicPrediction {
+  id: string;
+  status: string;
+  input: Record<string, unknown>;
+  output: string[] | null;
+  error: string | null;
+  metrics: Record<string, unknown>;
+  progress: { step: number; total: number } | null;
+}
+
+/** The edge B: two runners behind it, a second model whose pool only refuses (one answers 409, one is down). */
+let stack: LocalStack;
+/** The edge A: its model runs on B through the replicate backend. */
+let front: EdgeStack;
+/** A "runner" that answers every call with 409, counting them. */
+let refuser: { url: string; server: Server; calls: number };
+const started = Date.now();
+const timings: Record<string, number> = {};
+
+function startRefuser(): Promise<typeof refuser> {
+  const state = { url: '', server: undefined as unknown as Server, calls: 0 };
+  state.server = createServer((req, res) => {
+    state.calls++;
+    req.resume();
+    res.writeHead(409, { 'content-type': 'application/json' }).end(JSON.stringify({ detail: 'the test refuser is always busy' }));
+  });
+  return new Promise((resolve) =>
+    state.server.listen(0, '127.0.0.1', () => {
+      state.url = `http://127.0.0.1:${(state.server.address() as AddressInfo).port}`;
+      resolve(state);
+    }),
+  );
+}
+
+function api(base: string, key: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`${base}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function create(
+  version: string,
+  input: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Promise<PublicPrediction> {
+  const res = await api(stack.edgeUrl, stack.apiKey, '/v1/predictions', { version, input, ...extra });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return (await res.json()) as PublicPrediction;
+}
+
+async function waitFor(
+  base: string,
+  key: string,
+  id: string,
+  done: (p: PublicPrediction) => boolean,
+  timeoutMs = 60_000,
+): Promise<PublicPrediction> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const p = (await (await api(base, key, `/v1/predictions/${id}`)).json()) as PublicPrediction;
+    if (done(p)) return p;
+    if (Date.now() > deadline)
+      throw new Error(`prediction ${id} still ${p.status} (progress ${JSON.stringify(p.progress)}) after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function imageOf(url: string): Promise<{ width?: number; height?: number; format?: string }> {
+  const res = await fetch(url);
+  expect(res.status, `GET ${url}`).toBe(200);
+  return sharp(new Uint8Array(await res.arrayBuffer())).metadata();
+}
+
+/** How many times a runner started the prediction (its log: one "prediction started" per run). */
+function starts(runner: RunnerHandle, id: string): number {
+  return runner.logRecords().filter((r) => r.msg === 'prediction started' && r.prediction_id === id).length;
+}
+
+/** The edge's JSON log records (wrangler dev prints the worker's console lines among its own). */
+function edgeLogs(edge: { process: { lines: string[] } }): Record<string, unknown>[] {
+  return edge.process.lines.flatMap((colored) => {
+    // wrangler colours warnings and errors even with FORCE_COLOR=0.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are control characters.
+    const line = colored.replace(/\x1b\[[0-9;]*m/g, '');
+    const brace = line.indexOf('{');
+    if (brace < 0) return [];
+    try {
+      return [JSON.parse(line.slice(brace)) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
+async function storedObjects(id: string): Promise<string[]> {
+  const s3 = new S3Client({
+    endpoint: stack.s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: stack.s3.accessKeyId, secretAccessKey: stack.s3.secretAccessKey },
+  });
+  const prefix = `predictions/${id}/`;
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: stack.s3.bucket, Prefix: prefix }));
+  s3.destroy();
+  return (listed.Contents ?? []).map((o) => (o.Key ?? '').slice(prefix.length));
+}
+
+/** Posts a runner webhook signed with the runners' secret, as a runner would (e.g. a late one from a dead attempt). */
+async function runnerWebhook(id: string, generation: number, envelope: Record<string, unknown>): Promise<Response> {
+  const body = JSON.stringify(envelope);
+  const headers = await signWebhook(stack.runnerWebhookSecret, `msg_${id}_${generation}_${Date.now()}`, body);
+  return fetch(`${stack.edgeUrl}/internal/runner-webhook?prediction=${id}&generation=${generation}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+}
+
+beforeAll(async () => {
+  refuser = await startRefuser();
+  // Nothing listens here: the pool's "down" runner (connection refused).
+  const downRunner = `http://127.0.0.1:${await freePort()}`;
+  const t0 = Date.now();
+  stack = await startLocalStack({
+    runnerCount: 2,
+    secretKey: { ratePerMinute: 600, maxInFlight: 16 },
+    runnerEnv: { SLOTS: '1', PROGRESS_THROTTLE_MS: '100', ORT_INTRA_OP_THREADS: '1' },
+    edgeVars: { RUNNER_SILENCE_SECONDS: String(SILENCE_SECONDS), MAX_REQUEUES: '2' },
+    dispatchMaxRetries: DISPATCH_MAX_RETRIES,
+    extraModels: () => [{ ...REFUSING_MODEL, backend: 'cog', runners: [refuser.url, downRunner] }],
+  });
+  timings.startEdgeB = Date.now() - t0;
+  const t1 = Date.now();
+  front = await startEdgeStack({
+    secretKey: { ratePerMinute: 600, maxInFlight: 16 },
+    models: [
+      { ...REMOTE_MODEL, backend: 'replicate', replicate: { baseUrl: `${stack.edgeUrl}/v1`, version: stack.model.version } },
+    ],
+    edgeSecrets: { REPLICATE_API_TOKEN: stack.apiKey, REPLICATE_WEBHOOK_SECRET: stack.clientWebhookSecret },
+  });
+  timings.startEdgeA = Date.now() - t1;
+}, 240_000);
+
+afterAll(async () => {
+  if (process.env.DUMP_EDGE_LOGS) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync('/tmp/edgeB.log', stack?.edge.process.lines.join('\n') ?? '');
+    writeFileSync('/tmp/edgeA.log', front?.edge.process.lines.join('\n') ?? '');
+  }
+  // Each stop is independent: one failing must not leave the others' processes running.
+  await Promise.allSettled([front?.stop(), stack?.stop()]);
+  await new Promise<void>((resolve) => (refuser ? refuser.server.close(() => resolve()) : resolve()));
+  console.log(`edge-resilience timings (ms): ${JSON.stringify({ ...timings, total: Date.now() - started })}`);
+});
+
+describe('client webhooks are retried end to end', () => {
+  let hooks: WebhookReceiver;
+  beforeAll(async () => {
+    hooks = await startWebhookReceiver(stack.clientWebhookSecret);
+  });
+  afterAll(async () => {
+    await hooks?.close();
+  });
+
+  it('a receiver that answers 500 twice to completed gets the same webhook-id again until it answers 200', async () => {
+    const t0 = Date.now();
+    hooks.respondWith((body, previous) => (TERMINAL.includes(body.status) && previous.length < 2 ? 500 : 200));
+    const p = await create(
+      stack.model.ref,
+      { prompt: 'a webhook that fails twice', ...TINY },
+      {
+        webhook: hooks.url,
+        webhook_events_filter: ['completed'],
+      },
+    );
+    await hooks.waitFor(p.id, (w) => w.answered === 200, 45_000);
+    const deliveries = hooks.forPrediction(p.id);
+    expect(deliveries.map((d) => d.answered)).toEqual([500, 500, 200]);
+    expect(deliveries.every((d) => d.signatureValid && d.body.status === 'succeeded')).toBe(true);
+    // One message, delivered three times: receivers deduplicate on webhook-id.
+    expect(new Set(deliveries.map((d) => d.webhookId)).size).toBe(1);
+    expect(deliveries[0].webhookId).toBeTruthy();
+    // The DO alarm's schedule: 5 s, then 10 s (a little early is not allowed, late by the alarm's latency is).
+    const gaps = deliveries.slice(1).map((d, i) => d.receivedAt - deliveries[i].receivedAt);
+    expect(gaps[0]).toBeGreaterThanOrEqual(4_500);
+    expect(gaps[1]).toBeGreaterThanOrEqual(9_500);
+    // Accepted: nothing more comes (the next retry would have been due 20 s later; the outbox is empty instead).
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(hooks.forPrediction(p.id)).toHaveLength(3);
+    timings.webhookRetries = Date.now() - t0;
+  });
+});
+
+describe('the replicate backend against a real Replicate-compatible API (edge A -> edge B -> runner)', () => {
+  const replicateOnA = () => new Replicate({ auth: front.apiKey, baseUrl: `${front.edgeUrl}/v1`, useFileOutput: false });
+
+  /** B's prediction that A created for `prompt` (A's token is a key of B, so B lists it among that key's). */
+  async function onB(prompt: string): Promise<PublicPrediction> {
+    const res = await api(stack.edgeUrl, stack.apiKey, '/v1/predictions');
+    const { results } = (await res.json()) as { results: PublicPrediction[] };
+    const hit = results.find((p) => p.input.prompt === prompt);
+    if (!hit) throw new Error(`edge B has no prediction for ${JSON.stringify(prompt)}`);
+    return hit;
+  }
+
+  it("replicate.run on A returns an image URL of the requested size; A learns the result from B's signed webhook", async () => {
+    const t0 = Date.now();
+    const prompt = `a harbour through two edges ${Date.now()}`;
+    let last: Prediction | undefined;
+    const output = await replicateOnA().run(
+      `${REMOTE_MODEL.id}:${REMOTE_MODEL.version}`,
+      { input: { prompt, width: 64, height: 96, num_inference_steps: 6, seed: 11 } },
+      (p) => {
+        last = p;
+      },
+    );
+    expect(Array.isArray(output)).toBe(true);
+    const [url] = output as string[];
+    expect(url).toMatch(new RegExp(`^${stack.s3.endpoint}/outputs/predictions/`));
+    expect(await imageOf(url)).toMatchObject({ width: 64, height: 96, format: 'png' });
+    expect(last?.status).toBe('succeeded');
+    const remote = await onB(prompt);
+    expect(remote.status).toBe('succeeded');
+    expect(remote.output).toEqual(output);
+    expect(remote.id).not.toBe(last?.id);
+    // A applied B's webhooks (verified with REPLICATE_WEBHOOK_SECRET), the terminal one included.
+    const applied = edgeLogs(front.edge).filter((r) => r.msg === 'runner webhook' && r.predictionId === last?.id);
+    expect(applied.some((r) => r.status === 'succeeded' && r.applied === true)).toBe(true);
+    expect(edgeLogs(front.edge).filter((r) => r.msg === 'runner webhook rejected')).toEqual([]);
+    timings.replicateRun = Date.now() - t0;
+  });
+
+  it('a webhook to A signed with another secret is refused and changes nothing', async () => {
+    const prompt = `forged ${Date.now()}`;
+    const body = JSON.stringify({ id: 'x', status: 'succeeded', input: { prompt }, output: ['http://127.0.0.1:1/evil.png'] });
+    const headers = await signWebhook(
+      `whsec_${Buffer.from('not the secret of B at all').toString('base64')}`,
+      'msg_forged',
+      body,
+    );
+    const res = await fetch(`${front.edgeUrl}/internal/runner-webhook?prediction=abc&generation=0`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
+    expect(res.status).toBe(401);
+  });
+
+  it('cancel on A cancels the prediction on B (and B cancels it on the runner)', async () => {
+    const t0 = Date.now();
+    const prompt = `a cancel through two edges ${Date.now()}`;
+    const res = await api(front.edgeUrl, front.apiKey, '/v1/predictions', {
+      version: `${REMOTE_MODEL.id}:${REMOTE_MODEL.version}`,
+      input: { prompt, width: 256, height: 256, num_inference_steps: 150 },
+    });
+    expect(res.status).toBe(201);
+    const p = (await res.json()) as PublicPrediction;
+    // Processing on A means B's start webhook arrived: the runner is at work.
+    await waitFor(front.edgeUrl, front.apiKey, p.id, (x) => x.status !== 'starting', 60_000);
+    const cancel = await api(front.edgeUrl, front.apiKey, `/v1/predictions/${p.id}/cancel`, {});
+    expect(cancel.status).toBe(200);
+    const final = await waitFor(front.edgeUrl, front.apiKey, p.id, (x) => TERMINAL.includes(x.status));
+    expect(final.status).toBe('canceled');
+    const remote = await onB(prompt);
+    const remoteFinal = await waitFor(stack.edgeUrl, stack.apiKey, remote.id, (x) => TERMINAL.includes(x.status), 30_000);
+    expect(remoteFinal.status).toBe('canceled');
+    expect(remoteFinal.progress?.step ?? 0).toBeLessThan(150);
+    // The runner stopped mid-loop and stored nothing.
+    expect(await storedObjects(remote.id)).toEqual([]);
+    timings.replicateCancel = Date.now() - t0;
+  });
+});
+
+describe('runners that die or refuse', () => {
+  let hooks: WebhookReceiver;
+  beforeAll(async () => {
+    hooks = await startWebhookReceiver(stack.clientWebhookSecret);
+  });
+  afterAll(async () => {
+    await hooks?.close();
+  });
+
+  it('every runner of the pool busy or down: after the retry budget the prediction fails naming the reason, and the job is dead-lettered', async () => {
+    const t0 = Date.now();
+    const p = await create(`${REFUSING_MODEL.id}:${REFUSING_MODEL.version}`, { prompt: 'nobody will take this', ...TINY });
+    const final = await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 40_000);
+    expect(final.status).toBe('failed');
+    expect(final.error).toMatch(
+      new RegExp(
+        `^no runner accepted the prediction after ${DISPATCH_MAX_RETRIES + 1} attempts; last: runner http://127\\.0\\.0\\.1:\\d+ (answered 409: the test refuser is always busy|is unreachable: .+)$`,
+      ),
+    );
+    expect(refuser.calls).toBeGreaterThanOrEqual(1);
+    // The queue's max_retries agrees with DISPATCH_MAX_RETRIES: the attempt that failed it was the queue's last, so the
+    // message went to the dead-letter queue (with the default max_retries 8 it would have been retried instead).
+    await expect
+      .poll(() => edgeLogs(stack.edge).filter((r) => r.msg === 'job dead-lettered' && r.predictionId === p.id).length, {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    const attempts = edgeLogs(stack.edge).filter(
+      (r) => r.predictionId === p.id && (r.msg === 'runner refused; retrying' || r.msg === 'dispatch budget spent'),
+    );
+    expect(attempts.map((r) => r.msg)).toEqual([
+      ...Array.from({ length: DISPATCH_MAX_RETRIES }, () => 'runner refused; retrying'),
+      'dispatch budget spent',
+    ]);
+    timings.allRefuse = Date.now() - t0;
+  });
+
+  it('a runner SIGKILLed mid-prediction: the edge requeues it after the silence deadline and the other runner completes it once', async () => {
+    const t0 = Date.now();
+    const p = await create(
+      stack.model.ref,
+      { prompt: 'a runner that will not finish', width: 256, height: 256, num_inference_steps: 150 },
+      { webhook: hooks.url, webhook_events_filter: ['completed'] },
+    );
+    await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 3 || TERMINAL.includes(x.status), 60_000);
+    const [victim, ...others] = [...stack.runners].sort((a, b) => starts(b, p.id) - starts(a, p.id));
+    expect(starts(victim, p.id)).toBe(1);
+    const survivor = others[0];
+    victim.process.signal('SIGKILL');
+    const killedAt = Date.now();
+    await victim.process.exited;
+    const final = await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
+    timings.killToSucceeded = Date.now() - killedAt;
+    expect(final.status, final.error ?? '').toBe('succeeded');
+    const [url] = final.output ?? [];
+    expect(await imageOf(url)).toMatchObject({ width: 256, height: 256, format: 'png' });
+    // Run once more, on the survivor; one object in the bucket; the seed the edge chose at create, kept across the requeue.
+    expect(starts(survivor, p.id)).toBe(1);
+    expect(starts(victim, p.id)).toBe(1);
+    expect(await storedObjects(p.id)).toEqual(['0.png']);
+    expect(final.metrics.seed).toBe(p.input.seed);
+    const requeued = edgeLogs(stack.edge).filter((r) => r.msg === 'runner silent; requeueing' && r.predictionId === p.id);
+    expect(requeued).toHaveLength(1);
+    expect(requeued[0]).toMatchObject({ runner: victim.url, generation: 1 });
+    // Straight to the survivor: a requeue does not start with the runner that went silent.
+    const dispatched = edgeLogs(stack.edge).filter((r) => r.msg === 'dispatched' && r.predictionId === p.id);
+    expect(dispatched.map((r) => [r.generation, r.runner])).toEqual([
+      [0, victim.url],
+      [1, survivor.url],
+    ]);
+    expect(edgeLogs(stack.edge).filter((r) => r.msg === 'runner refused; retrying' && r.predictionId === p.id)).toEqual([]);
+    // It noticed after the silence deadline, not before.
+    expect(Date.parse(String(requeued[0].time)) - killedAt).toBeGreaterThanOrEqual(SILENCE_SECONDS * 1000 - 1_000);
+
+    // A late completion from the dead attempt (generation 0) and a redelivered one of the live attempt change nothing.
+    const envelope = {
+      id: p.id,
+      status: 'succeeded',
+      input: {},
+      output: ['http://127.0.0.1:1/from-the-dead-attempt.png'],
+      error: null,
+      logs: '',
+      metrics: {},
+      created_at: null,
+      started_at: null,
+      completed_at: new Date().toISOString(),
+    };
+    const late = await runnerWebhook(p.id, 0, envelope);
+    expect(late.status).toBe(200);
+    expect(await late.json()).toMatchObject({ applied: false, reason: 'stale generation 0 (current 1)' });
+    const again = await runnerWebhook(p.id, 1, envelope);
+    expect(await again.json()).toMatchObject({ applied: false, reason: 'prediction is succeeded' });
+    const after = await waitFor(stack.edgeUrl, stack.apiKey, p.id, () => true);
+    expect(after.output).toEqual(final.output);
+
+    // One completion: one finished transition on the edge, one completed webhook to the client.
+    expect(edgeLogs(stack.edge).filter((r) => r.msg === 'prediction finished' && r.predictionId === p.id)).toHaveLength(1);
+    const completed = await hooks.waitFor(p.id, (w) => w.body.status === 'succeeded', 10_000);
+    expect(completed.body.output).toEqual(final.output);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(hooks.forPrediction(p.id)).toHaveLength(1);
+    timings.runnerDies = Date.now() - t0;
+  });
+});

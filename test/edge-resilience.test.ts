@@ -170,11 +170,6 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (process.env.DUMP_EDGE_LOGS) {
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync('/tmp/edgeB.log', stack?.edge.process.lines.join('\n') ?? '');
-    writeFileSync('/tmp/edgeA.log', front?.edge.process.lines.join('\n') ?? '');
-  }
   // Each stop is independent: one failing must not leave the others' processes running.
   await Promise.allSettled([front?.stop(), stack?.stop()]);
   await new Promise<void>((resolve) => (refuser ? refuser.server.close(() => resolve()) : resolve()));

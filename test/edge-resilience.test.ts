@@ -22,6 +22,8 @@ const SILENCE_SECONDS = 4;
 const DISPATCH_MAX_RETRIES = 2;
 const REFUSING_MODEL = { id: 'sd/refused', version: 'refused-v1' } as const;
 const REMOTE_MODEL = { id: 'sd/remote', version: 'remote-v1' } as const;
+/** A pool of one runner (the second): a requeue can only go back to it. */
+const SOLO_MODEL = { id: 'sd/solo', version: 'solo-v1' } as const;
 const TERMINAL = ['succeeded', 'failed', 'canceled'];
 
 interface PublicPrediction {
@@ -155,7 +157,10 @@ beforeAll(async () => {
     runnerEnv: { SLOTS: '1', PROGRESS_THROTTLE_MS: '100', ORT_INTRA_OP_THREADS: '1' },
     edgeVars: { RUNNER_SILENCE_SECONDS: String(SILENCE_SECONDS), MAX_REQUEUES: '2' },
     dispatchMaxRetries: DISPATCH_MAX_RETRIES,
-    extraModels: () => [{ ...REFUSING_MODEL, backend: 'cog', runners: [refuser.url, downRunner] }],
+    extraModels: (runnerUrls) => [
+      { ...REFUSING_MODEL, backend: 'cog', runners: [refuser.url, downRunner] },
+      { ...SOLO_MODEL, backend: 'cog', runners: [runnerUrls[1]] },
+    ],
   });
   timings.startEdgeB = Date.now() - t0;
   const t1 = Date.now();
@@ -331,6 +336,36 @@ describe('runners that die or refuse', () => {
     timings.allRefuse = Date.now() - t0;
   });
 
+  it('a single runner that goes silent (SIGSTOP) and comes back runs the requeued prediction under a new runner-side id', async () => {
+    const t0 = Date.now();
+    const solo = stack.runners[1];
+    const p = await create(`${SOLO_MODEL.id}:${SOLO_MODEL.version}`, {
+      prompt: 'a runner that pauses',
+      width: 256,
+      height: 256,
+      num_inference_steps: 150,
+    });
+    await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 2 || TERMINAL.includes(x.status), 60_000);
+    solo.process.signal('SIGSTOP');
+    try {
+      await expect
+        .poll(() => edgeLogs(stack.edge).filter((r) => r.msg === 'runner silent; requeueing' && r.predictionId === p.id).length, {
+          timeout: 30_000,
+          interval: 200,
+        })
+        .toBe(1);
+    } finally {
+      solo.process.signal('SIGCONT');
+    }
+    const final = await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
+    expect(final.status, final.error ?? '').toBe('succeeded');
+    // The same runner ran it again as <id>-g1 (its idempotent PUT would have handed back the abandoned <id>).
+    expect(starts(solo, `${p.id}-g1`)).toBe(1);
+    expect(final.output?.[0]).toContain(`/predictions/${p.id}-g1/0.png`);
+    expect(await imageOf(final.output![0])).toMatchObject({ width: 256, height: 256 });
+    timings.soloRequeue = Date.now() - t0;
+  });
+
   it('a runner SIGKILLed mid-prediction: the edge requeues it after the silence deadline and the other runner completes it once', async () => {
     const t0 = Date.now();
     const p = await create(
@@ -350,10 +385,14 @@ describe('runners that die or refuse', () => {
     expect(final.status, final.error ?? '').toBe('succeeded');
     const [url] = final.output ?? [];
     expect(await imageOf(url)).toMatchObject({ width: 256, height: 256, format: 'png' });
-    // Run once more, on the survivor; one object in the bucket; the seed the edge chose at create, kept across the requeue.
-    expect(starts(survivor, p.id)).toBe(1);
+    // Run once more, on the survivor, under the requeue's runner-side id (<id>-g1); one object in the bucket; the
+    // seed the edge chose at create, kept across the requeue.
+    const requeuedId = `${p.id}-g1`;
+    expect(starts(survivor, requeuedId)).toBe(1);
+    expect(starts(survivor, p.id)).toBe(0);
     expect(starts(victim, p.id)).toBe(1);
-    expect(await storedObjects(p.id)).toEqual(['0.png']);
+    expect(await storedObjects(p.id)).toEqual([]);
+    expect(await storedObjects(requeuedId)).toEqual(['0.png']);
     expect(final.metrics.seed).toBe(p.input.seed);
     const requeued = edgeLogs(stack.edge).filter((r) => r.msg === 'runner silent; requeueing' && r.predictionId === p.id);
     expect(requeued).toHaveLength(1);
@@ -384,7 +423,7 @@ describe('runners that die or refuse', () => {
     const late = await runnerWebhook(p.id, 0, envelope);
     expect(late.status).toBe(200);
     expect(await late.json()).toMatchObject({ applied: false, reason: 'stale generation 0 (current 1)' });
-    const again = await runnerWebhook(p.id, 1, envelope);
+    const again = await runnerWebhook(p.id, 1, { ...envelope, id: requeuedId });
     expect(await again.json()).toMatchObject({ applied: false, reason: 'prediction is succeeded' });
     const after = await waitFor(stack.edgeUrl, stack.apiKey, p.id, () => true);
     expect(after.output).toEqual(final.output);

@@ -16,6 +16,8 @@ export interface DispatchRequest {
   input: Record<string, unknown>;
   webhookUrl: string;
   attempt: number;
+  /** Dispatch generation: bumped when a silent runner's prediction is requeued. */
+  generation: number;
   /** Runners to ask only when no other is left (they went silent on this prediction before). */
   avoid?: readonly string[];
 }
@@ -25,7 +27,8 @@ export async function describeBody(res: Response): Promise<string> {
   const text = await res.text().catch(() => '');
   try {
     const json = JSON.parse(text) as { detail?: unknown; error?: { message?: unknown } };
-    const detail = typeof json.detail === 'string' ? json.detail : typeof json.error?.message === 'string' ? json.error.message : null;
+    const detail =
+      typeof json.detail === 'string' ? json.detail : typeof json.error?.message === 'string' ? json.error.message : null;
     if (detail) return detail.slice(0, 300);
   } catch {
     // not JSON

@@ -13,11 +13,21 @@ export interface CogOptions {
 // (a misconfigured runner should not fail predictions that another runner would take).
 const RETRYABLE = new Set([401, 403, 408, 409, 425, 429, 500, 502, 503, 504]);
 
+/**
+ * The id a runner knows a prediction by. Generation 0 uses the prediction's own id; a requeue (the runner went silent)
+ * gets a new one, because the runner's PUT is idempotent by id: the same id would hand back the attempt that was given
+ * up on (or canceled) instead of running it again, which matters most when the pool has a single runner.
+ */
+export function runnerPredictionId(predictionId: string, generation: number): string {
+  return generation === 0 ? predictionId : `${predictionId}-g${generation}`;
+}
+
 export async function dispatchToCog(request: DispatchRequest, options: CogOptions): Promise<DispatchOutcome> {
   const runner = pickRunner(request.model.runners, request.predictionId, request.attempt, request.avoid);
+  const remoteId = runnerPredictionId(request.predictionId, request.generation);
   let res: Response;
   try {
-    res = await options.fetch(`${runner}/predictions/${encodeURIComponent(request.predictionId)}`, {
+    res = await options.fetch(`${runner}/predictions/${encodeURIComponent(remoteId)}`, {
       method: 'PUT',
       headers: {
         'content-type': 'application/json',
@@ -25,7 +35,7 @@ export async function dispatchToCog(request: DispatchRequest, options: CogOption
         authorization: `Bearer ${options.token}`,
       },
       body: JSON.stringify({
-        id: request.predictionId,
+        id: remoteId,
         input: request.input,
         webhook: request.webhookUrl,
         webhook_events_filter: ['start', 'output', 'completed'],
@@ -37,7 +47,7 @@ export async function dispatchToCog(request: DispatchRequest, options: CogOption
   }
   if (res.status >= 200 && res.status < 300) {
     await res.body?.cancel();
-    return { kind: 'accepted', runner, remoteId: null };
+    return { kind: 'accepted', runner, remoteId: remoteId === request.predictionId ? null : remoteId };
   }
   const detail = await describeBody(res);
   const reason = `runner ${runner} answered ${res.status}${detail ? `: ${detail}` : ''}`;

@@ -50,10 +50,19 @@ async function runnerInput(
 async function dispatch(config: EdgeConfig, request: DispatchRequest, deps: ConsumerDeps): Promise<DispatchOutcome> {
   if (request.model.backend === 'replicate') {
     const token = config.secrets.replicateApiToken;
-    if (!token) return { kind: 'rejected', runner: 'replicate', reason: 'REPLICATE_API_TOKEN is not set for a model with backend "replicate"' };
+    if (!token)
+      return {
+        kind: 'rejected',
+        runner: 'replicate',
+        reason: 'REPLICATE_API_TOKEN is not set for a model with backend "replicate"',
+      };
     return dispatchToReplicate(request, { token, fetch: deps.fetch });
   }
-  return dispatchToCog(request, { token: config.secrets.runnerToken, timeoutMs: config.dispatch.requestTimeoutMs, fetch: deps.fetch });
+  return dispatchToCog(request, {
+    token: config.secrets.runnerToken,
+    timeoutMs: config.dispatch.requestTimeoutMs,
+    fetch: deps.fetch,
+  });
 }
 
 export async function consumeJob(message: Message<unknown>, env: Env, config: EdgeConfig, deps: ConsumerDeps): Promise<void> {
@@ -93,6 +102,7 @@ export async function consumeJob(message: Message<unknown>, env: Env, config: Ed
       input,
       webhookUrl: webhookUrlFor(config, predictionId, generation),
       attempt: message.attempts,
+      generation,
       avoid: record.dispatch.silentRunners,
     },
     deps,
@@ -142,7 +152,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       const record = await stub.get();
       const reason = record?.dispatch.lastError ? `; last: ${record.dispatch.lastError}` : '';
       await stub.fail(`no runner accepted the prediction before the queue gave up${reason}`);
-      logger({ component: 'dispatch', predictionId: message.body.predictionId }).error('job dead-lettered', { status: record?.status });
+      logger({ component: 'dispatch', predictionId: message.body.predictionId }).error('job dead-lettered', {
+        status: record?.status,
+      });
     }
     message.ack();
   }

@@ -10,7 +10,12 @@ function fnv1a(text: string): number {
 }
 
 /** `attempt` is 1-based (the queue's message.attempts); `avoid`ed runners are asked only when no other is configured. */
-export function pickRunner(runners: readonly string[], predictionId: string, attempt: number, avoid: readonly string[] = []): string {
+export function pickRunner(
+  runners: readonly string[],
+  predictionId: string,
+  attempt: number,
+  avoid: readonly string[] = [],
+): string {
   if (runners.length === 0) throw new Error('runners must not be empty');
   const preferred = runners.filter((r) => !avoid.includes(r));
   const pool = preferred.length > 0 ? preferred : runners;

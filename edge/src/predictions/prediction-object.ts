@@ -321,7 +321,7 @@ export class PredictionObject extends DurableObject<Env> {
       if (token) await cancelOnReplicate(d.runner, d.remoteId, { token, fetch: this.outbound });
       return;
     }
-    await cancelOnCog(d.runner, record.id, {
+    await cancelOnCog(d.runner, d.remoteId ?? record.id, {
       token: this.config.secrets.runnerToken,
       timeoutMs: this.config.dispatch.requestTimeoutMs,
       fetch: this.outbound,

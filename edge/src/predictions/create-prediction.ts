@@ -191,9 +191,9 @@ export async function createPrediction(
     };
     try {
       const { record: stored } = await predictionStub(env, id).create(record);
-      await index.add(id, now);
       const message: JobMessage = { predictionId: id, generation: 0 };
-      await env.JOBS.send(message);
+      // Independent: the listing entry and the job can be written together.
+      await Promise.all([index.add(id, now), env.JOBS.send(message)]);
       log.info('prediction accepted', { model: req.model.id, cache: conditioning.cache });
       return { record: stored, replayed: false };
     } catch (err) {

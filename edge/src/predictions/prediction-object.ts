@@ -34,6 +34,7 @@ export interface JobMessage {
 
 const RECORD = 'record';
 const OUTBOX = 'outbox';
+const INPUT = 'input';
 
 export class PredictionObject extends DurableObject<Env> {
   private record: PredictionRecord | null | undefined;
@@ -52,7 +53,12 @@ export class PredictionObject extends DurableObject<Env> {
   }
 
   private async load(): Promise<PredictionRecord | null> {
-    if (this.record === undefined) this.record = (await getLarge<PredictionRecord>(this.ctx.storage, RECORD)) ?? null;
+    if (this.record === undefined) {
+      const state = await getLarge<Omit<PredictionRecord, 'input'>>(this.ctx.storage, RECORD);
+      this.record = state
+        ? { ...state, input: (await getLarge<PredictionRecord['input']>(this.ctx.storage, INPUT)) ?? {} }
+        : null;
+    }
     return this.record;
   }
 
@@ -61,17 +67,27 @@ export class PredictionObject extends DurableObject<Env> {
     return this.outbox;
   }
 
-  private async save(record: PredictionRecord): Promise<void> {
+  /**
+   * Writes the mutable state. The input never changes after create and may hold two 10 MiB data URIs, so it lives
+   * under its own key, written once, instead of being rewritten with every progress update.
+   */
+  private async save(record: PredictionRecord, { withInput = false } = {}): Promise<void> {
     this.record = record;
-    await putLarge(this.ctx.storage, RECORD, record);
+    const { input, ...state } = record;
+    if (withInput) await putLarge(this.ctx.storage, INPUT, input);
+    await putLarge(this.ctx.storage, RECORD, state);
   }
 
   /** Stores a new prediction; a second create with the same id returns the first (idempotent). */
   async create(record: PredictionRecord): Promise<{ record: PredictionRecord; created: boolean }> {
     const existing = await this.load();
     if (existing) return { record: existing, created: false };
-    await this.save(record);
-    this.log(record).info('prediction created', { model: record.model, owner: record.ownerKeyId, cache: record.metrics.embedding_cache });
+    await this.save(record, { withInput: true });
+    this.log(record).info('prediction created', {
+      model: record.model,
+      owner: record.ownerKeyId,
+      cache: record.metrics.embedding_cache,
+    });
     return { record, created: true };
   }
 
@@ -240,7 +256,14 @@ export class PredictionObject extends DurableObject<Env> {
   private async queueWebhooks(record: PredictionRecord, events: WebhookEvent[]): Promise<void> {
     if (!record.webhook || events.length === 0) return;
     const body = JSON.stringify(toPublicPrediction(record, this.config.publicBaseUrl));
-    const outbox = enqueueDeliveries(await this.loadOutbox(), events, effectiveFilter(record.webhookEventsFilter), body, record.id, Date.now());
+    const outbox = enqueueDeliveries(
+      await this.loadOutbox(),
+      events,
+      effectiveFilter(record.webhookEventsFilter),
+      body,
+      record.id,
+      Date.now(),
+    );
     this.outbox = outbox;
     await putLarge(this.ctx.storage, OUTBOX, outbox);
   }
@@ -328,7 +351,10 @@ export class PredictionObject extends DurableObject<Env> {
     });
   }
 
-  private async storeEmbeddings(record: PredictionRecord, embeddings: NonNullable<RunnerPrediction['embeddings']>): Promise<void> {
+  private async storeEmbeddings(
+    record: PredictionRecord,
+    embeddings: NonNullable<RunnerPrediction['embeddings']>,
+  ): Promise<void> {
     const keys = record.job.cacheKeys;
     if (!keys) return;
     try {

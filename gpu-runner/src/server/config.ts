@@ -55,18 +55,6 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-function intVar(name: string, min: number, max: number, fallback: number) {
-  return optionalString.transform((v, ctx) => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message: `${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-}
-
 function optionalIntVar(name: string, min: number, max: number) {
   return optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
@@ -77,6 +65,10 @@ function optionalIntVar(name: string, min: number, max: number) {
     }
     return n;
   });
+}
+
+function intVar(name: string, min: number, max: number, fallback: number) {
+  return optionalIntVar(name, min, max).transform((n) => n ?? fallback);
 }
 
 function boolVar(name: string) {

@@ -1,4 +1,5 @@
 // The embedding cache key: a hash of everything that determines a text encoder's output.
+import { sha256Hex } from './sha256.ts';
 export interface EmbeddingKeyParts {
   /** Model id and version (weights differ per version). */
   model: string;
@@ -17,6 +18,5 @@ export async function embeddingCacheKey(parts: EmbeddingKeyParts): Promise<strin
     weights: parts.weights.map((w) => Array.from(new Uint32Array(Float32Array.from(w).buffer))),
     clipSkip: parts.clipSkip ?? 1,
   });
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  return sha256Hex(canonical);
 }

@@ -10,3 +10,4 @@ export * from './schemas/prediction-input.ts';
 export * from './schemas/runner.ts';
 export * from './tensor-format.ts';
 export * from './webhook-signature.ts';
+export * from './sha256.ts';

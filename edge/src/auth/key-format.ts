@@ -1,6 +1,7 @@
 // API keys: their text format (sk_<id>_<secret>, pk_<id>_<secret>), their SHA-256 hash and the stored key record.
 // Pure Web Crypto + zod, so the worker and the Node key-management CLI hash and parse keys with the same code.
 import { z } from 'zod';
+import { sha256Hex } from '@sd/shared/sha256';
 
 export const SCOPES = ['predictions:write', 'predictions:read', 'tokens:write'] as const;
 export const ScopeSchema = z.enum(SCOPES);
@@ -105,9 +106,8 @@ export async function generateApiKey(kind: KeyKind): Promise<{ key: string; id: 
 }
 
 /** SHA-256 over the whole key text (prefix and id included, so a secret cannot be moved to another id). */
-export async function hashApiKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(key));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+export function hashApiKey(key: string): Promise<string> {
+  return sha256Hex(key);
 }
 
 /** `scheme://host[:port]` exactly as browsers send it in `Origin`; throws with the value on anything else. */

@@ -1,6 +1,7 @@
 // GET /embed.js: serves the <sd-image> widget with a strong ETag and long, revalidating cache headers.
 import type { Context } from 'hono';
 import { SD_IMAGE_ELEMENT_SOURCE } from './sd-image-element.ts';
+import { sha256Hex } from '@sd/shared/sha256';
 
 /** The widget's script text, as served at /embed.js. */
 export const EMBED_SCRIPT: string = SD_IMAGE_ELEMENT_SOURCE;
@@ -12,10 +13,7 @@ let etagPromise: Promise<string> | null = null;
 
 /** Strong ETag: SHA-256 of the script text (Web Crypto, so it runs in workerd and Node alike). */
 export function embedScriptEtag(): Promise<string> {
-  etagPromise ??= crypto.subtle.digest('SHA-256', new TextEncoder().encode(EMBED_SCRIPT)).then((digest) => {
-    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-    return `"${hex.slice(0, 32)}"`;
-  });
+  etagPromise ??= sha256Hex(EMBED_SCRIPT).then((hex) => `"${hex.slice(0, 32)}"`);
   return etagPromise;
 }
 

@@ -10,6 +10,7 @@ import type { Principal } from '../api/caller.ts';
 import type { EdgeConfig, ModelConfig } from '../config.ts';
 import { EmbeddingCache, cacheKeysFor, type CacheKeys } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
+import { sha256Hex } from '@sd/shared/sha256';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
 import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
@@ -71,10 +72,6 @@ export async function idempotencyOf(key: string | undefined, bodyText: string): 
   return key ? { key, bodyHash: await sha256Hex(bodyText) } : null;
 }
 
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 interface Conditioning {
   tokens: PromptPair | null;

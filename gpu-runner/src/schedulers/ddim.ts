@@ -1,8 +1,8 @@
 // DDIM (Song et al. 2020), as diffusers' DDIMScheduler with eta = 0 (the pipelines' default): deterministic,
 // integer timesteps, prev timestep = t - train/steps.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger } from './scheduler-config.ts';
-import { addNoiseVp, alphaProdAt, alphasCumprod, assertSameLength, discreteTimesteps, makeBetas } from './schedule.ts';
+import { type DiscreteSchedule, PREDICTION_TYPES, type PredictionType, readDiscreteSchedule, readSpacing } from './scheduler-config.ts';
+import { addNoiseVp, alphaProdAt, assertSameLength, checkSteps, discreteTimesteps } from './schedule.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
 export class DdimScheduler implements Scheduler {
@@ -12,31 +12,24 @@ export class DdimScheduler implements Scheduler {
   readonly sigmas = null;
   timesteps: Float64Array = new Float64Array(0);
 
-  private readonly alphasCumprod: Float64Array;
-  private readonly finalAlphaCumprod: number;
-  private readonly numTrainTimesteps: number;
-  private readonly predictionType;
+  private readonly schedule: DiscreteSchedule<PredictionType>;
   private readonly spacing;
   private readonly stepsOffset: number;
   private readonly threshold: ThresholdConfig;
   private numInferenceSteps = 0;
 
   constructor(config: SchedulerConfig) {
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
-    this.numTrainTimesteps = beta.numTrainTimesteps;
-    this.alphasCumprod = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
     // With zero terminal SNR the last alpha is exactly 0 and diffusers keeps it (no 2**-24 clamp in DDIM).
-    this.finalAlphaCumprod = readBoolean(config, 'set_alpha_to_one', true) ? 1 : this.alphasCumprod[0];
-    this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'leading');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    this.schedule = readDiscreteSchedule(config, { hasRescaleZeroSnr: true, setAlphaToOne: true, predictionTypes: PREDICTION_TYPES });
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'leading'));
     this.threshold = readThresholdConfig(config, { clipSample: true });
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.numTrainTimesteps);
+    const train = this.schedule.numTrainTimesteps;
+    checkSteps(numInferenceSteps, train);
     this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = Float64Array.from(discreteTimesteps(this.spacing, this.numTrainTimesteps, numInferenceSteps, this.stepsOffset));
+    this.timesteps = Float64Array.from(discreteTimesteps(this.spacing, train, numInferenceSteps, this.stepsOffset));
   }
 
   setBeginIndex(): void {}
@@ -49,24 +42,25 @@ export class DdimScheduler implements Scheduler {
     assertSameLength(modelOutput, sample, 'ddim step');
     if (this.numInferenceSteps === 0) throw new Error('ddim: call setTimesteps before step');
     // 1. get previous step value (=t-1)
-    const prevTimestep = timestep - Math.floor(this.numTrainTimesteps / this.numInferenceSteps);
+    const prevTimestep = timestep - Math.floor(this.schedule.numTrainTimesteps / this.numInferenceSteps);
     // 2. compute alphas, betas
-    const alphaProdT = this.alphasCumprod[timestep];
-    const alphaProdPrev = alphaProdAt(this.alphasCumprod, prevTimestep, this.finalAlphaCumprod);
+    const alphaProdT = this.schedule.alphasCumprod[timestep];
+    const alphaProdPrev = alphaProdAt(this.schedule.alphasCumprod, prevTimestep, this.schedule.finalAlphaCumprod);
     const betaProdT = 1 - alphaProdT;
     const sa = Math.sqrt(alphaProdT);
     const sb = Math.sqrt(betaProdT);
     // 3. compute predicted original sample and predicted noise ("predicted x_0" / "direction" of eq. 12)
     const n = sample.length;
+    const { predictionType } = this.schedule;
     const predOriginal = new Float32Array(n);
     const predEpsilon = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       const x = sample[i];
       const m = modelOutput[i];
-      if (this.predictionType === 'epsilon') {
+      if (predictionType === 'epsilon') {
         predOriginal[i] = (x - sb * m) / sa;
         predEpsilon[i] = m;
-      } else if (this.predictionType === 'sample') {
+      } else if (predictionType === 'sample') {
         predOriginal[i] = m;
         predEpsilon[i] = (x - sa * m) / sb;
       } else {
@@ -87,12 +81,6 @@ export class DdimScheduler implements Scheduler {
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'ddim addNoise');
-    return addNoiseVp(originalSamples, noise, this.alphasCumprod[timestep]);
-  }
-}
-
-export function checkSteps(n: number, train: number): void {
-  if (!Number.isInteger(n) || n < 1 || n > train) {
-    throw new Error(`num_inference_steps must be an integer between 1 and num_train_timesteps (${train}), got ${n}`);
+    return addNoiseVp(originalSamples, noise, this.schedule.alphasCumprod[timestep]);
   }
 }

@@ -1,9 +1,16 @@
 // DDPM (Ho et al. 2020) ancestral sampling as diffusers' DDPMScheduler: posterior mean from x0 and x_t, plus
 // noise of the fixed variance drawn from the generator on every step with t > 0.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readChoice, readInteger } from './scheduler-config.ts';
-import { addNoiseVp, alphasCumprod, assertSameLength, discreteTimesteps, drawNoise, makeBetas } from './schedule.ts';
-import { checkSteps } from './ddim.ts';
+import {
+  BETA_SCHEDULES,
+  type DiscreteSchedule,
+  PREDICTION_TYPES,
+  type PredictionType,
+  readChoice,
+  readDiscreteSchedule,
+  readSpacing,
+} from './scheduler-config.ts';
+import { addNoiseVp, assertSameLength, checkSteps, discreteTimesteps, drawNoise } from './schedule.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
 const VARIANCE_TYPES = ['fixed_small', 'fixed_small_log', 'fixed_large'] as const;
@@ -15,9 +22,7 @@ export class DdpmScheduler implements Scheduler {
   readonly sigmas = null;
   timesteps: Float64Array = new Float64Array(0);
 
-  private readonly alphasCumprod: Float64Array;
-  private readonly numTrainTimesteps: number;
-  private readonly predictionType;
+  private readonly schedule: DiscreteSchedule<PredictionType>;
   private readonly spacing;
   private readonly stepsOffset: number;
   private readonly varianceType;
@@ -25,12 +30,13 @@ export class DdpmScheduler implements Scheduler {
   private numInferenceSteps = 0;
 
   constructor(config: SchedulerConfig) {
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
-    this.numTrainTimesteps = beta.numTrainTimesteps;
-    this.alphasCumprod = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid']));
-    this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'leading');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    this.schedule = readDiscreteSchedule(config, {
+      hasRescaleZeroSnr: true,
+      betaSchedules: [...BETA_SCHEDULES, 'sigmoid'],
+      setAlphaToOne: null,
+      predictionTypes: PREDICTION_TYPES,
+    });
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'leading'));
     // Learned variances need an 8-channel U-Net output, which no Stable Diffusion export has; diffusers'
     // fixed_large_log takes the square root of a negative log (NaN), so it is refused too.
     this.varianceType = readChoice(config, 'variance_type', VARIANCE_TYPES, 'fixed_small');
@@ -38,9 +44,10 @@ export class DdpmScheduler implements Scheduler {
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.numTrainTimesteps);
+    const train = this.schedule.numTrainTimesteps;
+    checkSteps(numInferenceSteps, train);
     this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = Float64Array.from(discreteTimesteps(this.spacing, this.numTrainTimesteps, numInferenceSteps, this.stepsOffset));
+    this.timesteps = Float64Array.from(discreteTimesteps(this.spacing, train, numInferenceSteps, this.stepsOffset));
   }
 
   setBeginIndex(): void {}
@@ -66,8 +73,8 @@ export class DdpmScheduler implements Scheduler {
     if (this.numInferenceSteps === 0) throw new Error('ddpm: call setTimesteps before step');
     const prevT = this.previousTimestep(timestep);
     // 1. compute alphas, betas
-    const alphaProdT = this.alphasCumprod[timestep];
-    const alphaProdPrev = prevT >= 0 ? this.alphasCumprod[prevT] : 1;
+    const alphaProdT = this.schedule.alphasCumprod[timestep];
+    const alphaProdPrev = prevT >= 0 ? this.schedule.alphasCumprod[prevT] : 1;
     const betaProdT = 1 - alphaProdT;
     const betaProdPrev = 1 - alphaProdPrev;
     const currentAlphaT = alphaProdT / alphaProdPrev;
@@ -76,10 +83,11 @@ export class DdpmScheduler implements Scheduler {
     const n = sample.length;
     const sa = Math.sqrt(alphaProdT);
     const sb = Math.sqrt(betaProdT);
+    const { predictionType } = this.schedule;
     const predOriginal = new Float32Array(n);
     for (let i = 0; i < n; i++) {
-      if (this.predictionType === 'epsilon') predOriginal[i] = (sample[i] - sb * modelOutput[i]) / sa;
-      else if (this.predictionType === 'sample') predOriginal[i] = modelOutput[i];
+      if (predictionType === 'epsilon') predOriginal[i] = (sample[i] - sb * modelOutput[i]) / sa;
+      else if (predictionType === 'sample') predOriginal[i] = modelOutput[i];
       else predOriginal[i] = sa * sample[i] - sb * modelOutput[i];
     }
     // 3. clip or threshold "predicted x_0"
@@ -116,6 +124,6 @@ export class DdpmScheduler implements Scheduler {
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'ddpm addNoise');
-    return addNoiseVp(originalSamples, noise, this.alphasCumprod[timestep]);
+    return addNoiseVp(originalSamples, noise, this.schedule.alphasCumprod[timestep]);
   }
 }

@@ -1,23 +1,10 @@
 // DPM-Solver++ multistep (Lu et al. 2022) as diffusers' DPMSolverMultistepScheduler: "dpmsolver++" (DPM++ 2M at
 // solver_order 2) or "sde-dpmsolver++", midpoint/heun second-order form, lower-order final steps, Karras sigmas.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger, readNumber } from './scheduler-config.ts';
-import {
-  alphaSigmaFromSigma,
-  alphasCumprod,
-  assertSameLength,
-  drawNoise,
-  float32Logs,
-  interpAtIndex,
-  karrasSigmas,
-  makeBetas,
-  multistepTimesteps,
-  roundHalfEven,
-  sigmaToT,
-  trainingSigmas,
-} from './schedule.ts';
-import { checkSteps } from './ddim.ts';
-import { addNoiseSigmaVp, convertToX0, lambdaOf, multistepIndexForNoise } from './multistep.ts';
+import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readInteger, readNumber, readSpacing } from './scheduler-config.ts';
+import { alphaSigmaFromSigma, assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
+import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
+import { StepIndexTracker } from './step-index.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
 const f32 = Math.fround;
@@ -45,20 +32,16 @@ export class DpmSolverMultistepScheduler implements Scheduler {
   private readonly threshold: ThresholdConfig;
   private modelOutputs: (Float32Array | null)[] = [];
   private lowerOrderNums = 0;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly steps = new StepIndexTracker({ float32Timestep: false, fallbackToLast: true });
 
   constructor(config: SchedulerConfig, readonly name: string = 'dpmpp_2m') {
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
-    this.numTrainTimesteps = beta.numTrainTimesteps;
-    const ac = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
-    if (beta.rescaleBetasZeroSnr) ac[ac.length - 1] = 2 ** -24;
+    const { numTrainTimesteps, alphasCumprod: ac } = readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true });
+    this.numTrainTimesteps = numTrainTimesteps;
     this.trainSigmas = trainingSigmas(ac);
     // lambda_t = log(alpha_t) - log(sigma_t) of the training schedule, in float32 like torch.
     this.lambdas = ac.map((a) => f32(f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a)))))));
     this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
     this.solverOrder = readInteger(config, 'solver_order', 2, 1);
     if (this.solverOrder > 3) throw new Error(`scheduler config solver_order must be 1, 2 or 3, got ${this.solverOrder}`);
     this.algorithm = readChoice(config, 'algorithm_type', ['dpmsolver++', 'sde-dpmsolver++'] as const, 'dpmsolver++');
@@ -85,26 +68,22 @@ export class DpmSolverMultistepScheduler implements Scheduler {
     let clipped = 0;
     for (let i = this.lambdas.length - 1; i >= 0 && this.lambdas[i] < this.lambdaMinClipped; i--) clipped++;
     const last = train - clipped;
-    let timesteps = multistepTimesteps(this.spacing, train, last, numInferenceSteps, this.stepsOffset);
-    let sigmas: number[];
-    if (this.useKarras) {
-      const logSigmas = float32Logs(this.trainSigmas);
-      sigmas = Array.from(karrasSigmas(this.trainSigmas[0], this.trainSigmas[this.trainSigmas.length - 1], numInferenceSteps));
-      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
-    } else {
-      sigmas = timesteps.map((t) => interpAtIndex(t, this.trainSigmas));
-    }
-    const sigmaLast = this.finalSigmaType === 'zero' ? 0 : this.useKarras ? sigmas[sigmas.length - 1] : this.trainSigmas[0];
-    this.sigmas = Float64Array.from([...sigmas, sigmaLast], f32);
-    this.timesteps = Float64Array.from(timesteps);
+    const s = buildMultistepSchedule(this.trainSigmas, numInferenceSteps, {
+      spacing: this.spacing,
+      stepsOffset: this.stepsOffset,
+      last,
+      useKarrasSigmas: this.useKarras,
+      finalSigmaType: this.finalSigmaType,
+    });
+    this.sigmas = s.sigmas;
+    this.timesteps = s.timesteps;
     this.modelOutputs = new Array(this.solverOrder).fill(null);
     this.lowerOrderNums = 0;
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.beginIndex = beginIndex;
+    this.steps.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array): Float32Array {
@@ -114,8 +93,7 @@ export class DpmSolverMultistepScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, `${this.name} step`);
     if (this.timesteps.length === 0) throw new Error(`${this.name}: call setTimesteps before step`);
-    if (this.stepIndex === null) this.stepIndex = multistepIndexForNoise(this.timesteps, timestep, this.beginIndex, null);
-    const idx = this.stepIndex;
+    const idx = this.steps.index(this.timesteps, timestep);
     const count = this.timesteps.length;
     // Improve numerical stability for small numbers of steps: finish with lower orders.
     const lowerOrderFinal =
@@ -141,7 +119,7 @@ export class DpmSolverMultistepScheduler implements Scheduler {
       prevSample = this.thirdOrderUpdate(sample, idx);
     }
     if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
-    this.stepIndex = idx + 1;
+    this.steps.advance();
     return { prevSample };
   }
 
@@ -220,7 +198,6 @@ export class DpmSolverMultistepScheduler implements Scheduler {
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, `${this.name} addNoise`);
-    const idx = multistepIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex);
-    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[idx]);
+    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
   }
 }

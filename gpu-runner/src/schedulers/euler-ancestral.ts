@@ -1,11 +1,10 @@
 // Euler ancestral (k-diffusion's sample_euler_ancestral) as diffusers' EulerAncestralDiscreteScheduler: an Euler
 // step down to sigma_down, then fresh noise of size sigma_up drawn from the generator every step.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { TIMESTEP_SPACINGS, readBetaConfig, readChoice, readInteger } from './scheduler-config.ts';
-import { alphasCumprod, assertSameLength, drawNoise, indexForTimestep, makeBetas, trainingSigmas } from './schedule.ts';
-import { checkSteps } from './ddim.ts';
-import { addNoiseSigma, sigmaIndexForNoise } from './euler.ts';
-import { buildSigmaSchedule, initNoiseSigmaFor, predictOriginal, scaleBySigma } from './sigma-schedule.ts';
+import { readAlphasCumprod, readChoice, readSpacing } from './scheduler-config.ts';
+import { assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
+import { addNoiseSigma, buildSigmaSchedule, initNoiseSigmaFor, predictOriginal, scaleBySigma, trainingSigmaSchedule } from './sigma-schedule.ts';
+import { StepIndexTracker } from './step-index.ts';
 
 export class EulerAncestralScheduler implements Scheduler {
   readonly name = 'euler_a';
@@ -18,19 +17,14 @@ export class EulerAncestralScheduler implements Scheduler {
   private readonly predictionType;
   private readonly spacing;
   private readonly stepsOffset: number;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
 
   constructor(config: SchedulerConfig) {
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
-    const ac = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
-    if (beta.rescaleBetasZeroSnr) ac[ac.length - 1] = 2 ** -24;
-    this.trainSigmas = trainingSigmas(ac);
+    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true }).alphasCumprod);
     // diffusers' EulerAncestral has no "sample" prediction.
     this.predictionType = readChoice(config, 'prediction_type', ['epsilon', 'v_prediction'] as const, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
-    this.sigmas = Float64Array.from([...Array.from(this.trainSigmas).reverse(), 0]);
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
+    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
   }
 
@@ -46,26 +40,20 @@ export class EulerAncestralScheduler implements Scheduler {
     this.timesteps = s.timesteps;
     this.sigmas = s.sigmas;
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.beginIndex = beginIndex;
-  }
-
-  private currentIndex(timestep: number): number {
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, Math.fround(timestep));
-    return this.stepIndex;
+    this.steps.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return scaleBySigma(sample, this.sigmas[this.currentIndex(timestep)]);
+    return scaleBySigma(sample, this.sigmas[this.steps.index(this.timesteps, timestep)]);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'euler_a step');
-    const idx = this.currentIndex(timestep);
+    const idx = this.steps.index(this.timesteps, timestep);
     if (idx + 1 >= this.sigmas.length) throw new Error(`euler_a: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     const sigma = this.sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
@@ -81,12 +69,12 @@ export class EulerAncestralScheduler implements Scheduler {
     for (let i = 0; i < sample.length; i++) prevSample[i] = sample[i] + ((sample[i] - predOriginal[i]) / sigma) * dt;
     const noise = drawNoise(this.name, ctx, sample.length);
     for (let i = 0; i < sample.length; i++) prevSample[i] += noise[i] * sigmaUp;
-    this.stepIndex = idx + 1;
+    this.steps.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'euler_a addNoise');
-    return addNoiseSigma(originalSamples, noise, this.sigmas[sigmaIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex)]);
+    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
   }
 }

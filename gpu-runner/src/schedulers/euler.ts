@@ -1,10 +1,18 @@
 // Euler (Karras et al. 2022, Algorithm 2) as diffusers' EulerDiscreteScheduler with s_churn = 0: a deterministic
 // first-order ODE step in sigma, fractional (float32) timesteps, optional Karras sigmas.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger, readNumber } from './scheduler-config.ts';
-import { alphasCumprod, assertSameLength, indexForTimestep, makeBetas, trainingSigmas } from './schedule.ts';
-import { checkSteps } from './ddim.ts';
-import { buildSigmaSchedule, initNoiseSigmaFor, predictOriginal, rejectUnsupportedSigmaOptions, scaleBySigma } from './sigma-schedule.ts';
+import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readNumber, readSpacing } from './scheduler-config.ts';
+import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import {
+  addNoiseSigma,
+  buildSigmaSchedule,
+  initNoiseSigmaFor,
+  predictOriginal,
+  rejectUnsupportedSigmaOptions,
+  scaleBySigma,
+  trainingSigmaSchedule,
+} from './sigma-schedule.ts';
+import { StepIndexTracker } from './step-index.ts';
 
 export class EulerScheduler implements Scheduler {
   readonly name: string = 'euler';
@@ -21,19 +29,13 @@ export class EulerScheduler implements Scheduler {
   private readonly finalSigmaType;
   private readonly sigmaMin: number | null;
   private readonly sigmaMax: number | null;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
 
   constructor(config: SchedulerConfig) {
     rejectUnsupportedSigmaOptions(config, 'euler');
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
-    const ac = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
-    // Close to 0 without being 0, so the first sigma is not infinite (the fp16 smallest subnormal, as diffusers).
-    if (beta.rescaleBetasZeroSnr) ac[ac.length - 1] = 2 ** -24;
-    this.trainSigmas = trainingSigmas(ac);
+    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true }).alphasCumprod);
     this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
     this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
     this.finalSigmaType = readChoice(config, 'final_sigmas_type', ['zero', 'sigma_min'] as const, 'zero');
     const sMin = readNumber(config, 'sigma_min', Number.NaN);
@@ -41,7 +43,7 @@ export class EulerScheduler implements Scheduler {
     this.sigmaMin = Number.isNaN(sMin) ? null : sMin;
     this.sigmaMax = Number.isNaN(sMax) ? null : sMax;
     // Before setTimesteps: the full training schedule, as diffusers' constructor leaves it.
-    this.sigmas = Float64Array.from([...Array.from(this.trainSigmas).reverse(), 0]);
+    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
   }
 
@@ -59,26 +61,20 @@ export class EulerScheduler implements Scheduler {
     this.timesteps = s.timesteps;
     this.sigmas = s.sigmas;
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.beginIndex = beginIndex;
-  }
-
-  private currentIndex(timestep: number): number {
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, Math.fround(timestep));
-    return this.stepIndex;
+    this.steps.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return scaleBySigma(sample, this.sigmas[this.currentIndex(timestep)]);
+    return scaleBySigma(sample, this.sigmas[this.steps.index(this.timesteps, timestep)]);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'euler step');
-    const idx = this.currentIndex(timestep);
+    const idx = this.steps.index(this.timesteps, timestep);
     if (idx + 1 >= this.sigmas.length) throw new Error(`euler: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     // s_churn = 0, so gamma = 0 and sigma_hat = sigma: no noise is added.
     const sigma = this.sigmas[idx];
@@ -91,24 +87,12 @@ export class EulerScheduler implements Scheduler {
       const derivative = (sample[i] - predOriginal[i]) / sigma;
       prevSample[i] = sample[i] + derivative * dt;
     }
-    this.stepIndex = idx + 1;
+    this.steps.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'euler addNoise');
-    return addNoiseSigma(originalSamples, noise, this.sigmas[sigmaIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex)]);
+    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
   }
-}
-
-/** Which sigma add_noise uses: by timestep before img2img sets a begin index, else the current/begin index. */
-export function sigmaIndexForNoise(timesteps: Float64Array, timestep: number, beginIndex: number | null, stepIndex: number | null, fallbackToLast = false): number {
-  if (beginIndex === null) return indexForTimestep(timesteps, Math.fround(timestep), fallbackToLast);
-  return stepIndex ?? beginIndex;
-}
-
-export function addNoiseSigma(x0: Float32Array, noise: Float32Array, sigma: number): Float32Array {
-  const out = new Float32Array(x0.length);
-  for (let i = 0; i < x0.length; i++) out[i] = x0[i] + noise[i] * sigma;
-  return out;
 }

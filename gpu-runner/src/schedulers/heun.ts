@@ -1,11 +1,18 @@
 // Heun's method (Karras et al. 2022, Algorithm 1 without churn) as diffusers' HeunDiscreteScheduler: order 2, two
 // model evaluations per sigma interval, so the timesteps repeat every entry after the first (2N-1 in all).
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger, readNumber } from './scheduler-config.ts';
-import { alphasCumprod, assertSameLength, indexForTimestep, makeBetas, trainingSigmas } from './schedule.ts';
-import { checkSteps } from './ddim.ts';
-import { addNoiseSigma, sigmaIndexForNoise } from './euler.ts';
-import { buildSigmaSchedule, initNoiseSigmaFor, predictOriginal, rejectUnsupportedSigmaOptions, scaleBySigma } from './sigma-schedule.ts';
+import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readNumber, readSpacing } from './scheduler-config.ts';
+import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import {
+  addNoiseSigma,
+  buildSigmaSchedule,
+  initNoiseSigmaFor,
+  predictOriginal,
+  rejectUnsupportedSigmaOptions,
+  scaleBySigma,
+  trainingSigmaSchedule,
+} from './sigma-schedule.ts';
+import { StepIndexTracker } from './step-index.ts';
 
 export class HeunScheduler implements Scheduler {
   readonly name = 'heun';
@@ -21,8 +28,7 @@ export class HeunScheduler implements Scheduler {
   private readonly useKarras: boolean;
   private readonly clipSample: boolean;
   private readonly clipSampleRange: number;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
   // First-order state carried into the correction evaluation.
   private prevDerivative: Float64Array | null = null;
   private dt: number | null = null;
@@ -30,15 +36,14 @@ export class HeunScheduler implements Scheduler {
 
   constructor(config: SchedulerConfig) {
     rejectUnsupportedSigmaOptions(config, 'heun');
-    const beta = readBetaConfig(config, { betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'linear' }, { hasRescaleZeroSnr: false });
-    this.trainSigmas = trainingSigmas(alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2'])));
+    const betas = { betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'linear' };
+    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { betas, hasRescaleZeroSnr: false }).alphasCumprod);
     this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
     this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
     this.clipSample = readBoolean(config, 'clip_sample', false);
     this.clipSampleRange = readNumber(config, 'clip_sample_range', 1);
-    this.sigmas = Float64Array.from([...Array.from(this.trainSigmas).reverse(), 0]);
+    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
   }
 
@@ -63,26 +68,20 @@ export class HeunScheduler implements Scheduler {
     this.prevDerivative = null;
     this.dt = null;
     this.firstSample = null;
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.beginIndex = beginIndex;
-  }
-
-  private currentIndex(timestep: number): number {
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, Math.fround(timestep));
-    return this.stepIndex;
+    this.steps.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return scaleBySigma(sample, this.sigmas[this.currentIndex(timestep)]);
+    return scaleBySigma(sample, this.sigmas[this.steps.index(this.timesteps, timestep)]);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'heun step');
-    const idx = this.currentIndex(timestep);
+    const idx = this.steps.index(this.timesteps, timestep);
     if (idx + 1 >= this.sigmas.length) throw new Error(`heun: step ${idx} is past the last timestep (${this.timesteps.length} entries)`);
     const firstOrder = this.dt === null;
     const sigma = firstOrder ? this.sigmas[idx] : this.sigmas[idx - 1];
@@ -118,12 +117,12 @@ export class HeunScheduler implements Scheduler {
       this.dt = null;
       this.firstSample = null;
     }
-    this.stepIndex = idx + 1;
+    this.steps.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'heun addNoise');
-    return addNoiseSigma(originalSamples, noise, this.sigmas[sigmaIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex)]);
+    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
   }
 }

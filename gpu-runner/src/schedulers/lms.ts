@@ -1,11 +1,18 @@
 // Linear multistep (k-diffusion's sample_lms) as diffusers' LMSDiscreteScheduler: up to 4 past derivatives combined
 // with coefficients that integrate the Lagrange basis over each sigma interval.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger } from './scheduler-config.ts';
-import { alphasCumprod, assertSameLength, indexForTimestep, makeBetas, trainingSigmas } from './schedule.ts';
-import { checkSteps } from './ddim.ts';
-import { addNoiseSigma, sigmaIndexForNoise } from './euler.ts';
-import { buildSigmaSchedule, initNoiseSigmaFor, predictOriginal, rejectUnsupportedSigmaOptions, scaleBySigma } from './sigma-schedule.ts';
+import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readSpacing } from './scheduler-config.ts';
+import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import {
+  addNoiseSigma,
+  buildSigmaSchedule,
+  initNoiseSigmaFor,
+  predictOriginal,
+  rejectUnsupportedSigmaOptions,
+  scaleBySigma,
+  trainingSigmaSchedule,
+} from './sigma-schedule.ts';
+import { StepIndexTracker } from './step-index.ts';
 
 /** diffusers' step() default order. */
 const LMS_ORDER = 4;
@@ -37,18 +44,15 @@ export class LmsScheduler implements Scheduler {
   private readonly stepsOffset: number;
   private readonly useKarras: boolean;
   private derivatives: Float64Array[] = [];
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
 
   constructor(config: SchedulerConfig) {
     rejectUnsupportedSigmaOptions(config, 'lms');
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: false });
-    this.trainSigmas = trainingSigmas(alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2'])));
+    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { hasRescaleZeroSnr: false }).alphasCumprod);
     this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
     this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
-    this.sigmas = Float64Array.from([...Array.from(this.trainSigmas).reverse(), 0]);
+    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
   }
 
@@ -66,21 +70,15 @@ export class LmsScheduler implements Scheduler {
     this.sigmas = s.sigmas;
     this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
     this.derivatives = [];
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.beginIndex = beginIndex;
-  }
-
-  private currentIndex(timestep: number): number {
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, Math.fround(timestep));
-    return this.stepIndex;
+    this.steps.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return scaleBySigma(sample, this.sigmas[this.currentIndex(timestep)]);
+    return scaleBySigma(sample, this.sigmas[this.steps.index(this.timesteps, timestep)]);
   }
 
   /** The LMS coefficient for the derivative `current` steps back: the Lagrange basis integrated over [s_t, s_t+1]. */
@@ -99,7 +97,7 @@ export class LmsScheduler implements Scheduler {
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'lms step');
-    const idx = this.currentIndex(timestep);
+    const idx = this.steps.index(this.timesteps, timestep);
     if (idx + 1 >= this.sigmas.length) throw new Error(`lms: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     const sigma = this.sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
@@ -124,12 +122,12 @@ export class LmsScheduler implements Scheduler {
       for (let c = 0; c < terms; c++) acc += coeffs[c] * d[d.length - 1 - c][i];
       prevSample[i] = acc;
     }
-    this.stepIndex = idx + 1;
+    this.steps.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'lms addNoise');
-    return addNoiseSigma(originalSamples, noise, this.sigmas[sigmaIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex)]);
+    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
   }
 }

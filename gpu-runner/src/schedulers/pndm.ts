@@ -1,9 +1,8 @@
 // PNDM (Liu et al. 2022) as diffusers' PNDMScheduler. Stable Diffusion sets skip_prk_steps: PLMS only, with the
 // second timestep repeated (the first PLMS step is a two-evaluation warm-up); Runge-Kutta warm-up otherwise.
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger } from './scheduler-config.ts';
-import { addNoiseVp, alphaProdAt, alphasCumprod, assertSameLength, linspace, makeBetas, roundHalfEven } from './schedule.ts';
-import { checkSteps } from './ddim.ts';
+import { type DiscreteSchedule, readBoolean, readDiscreteSchedule, readSpacing } from './scheduler-config.ts';
+import { addNoiseVp, alphaProdAt, assertSameLength, checkSteps, linspace, roundHalfEven } from './schedule.ts';
 
 export class PndmScheduler implements Scheduler {
   readonly name = 'pndm';
@@ -12,10 +11,7 @@ export class PndmScheduler implements Scheduler {
   readonly sigmas = null;
   timesteps: Float64Array = new Float64Array(0);
 
-  private readonly alphasCumprod: Float64Array;
-  private readonly finalAlphaCumprod: number;
-  private readonly numTrainTimesteps: number;
-  private readonly predictionType;
+  private readonly schedule: DiscreteSchedule<'epsilon' | 'v_prediction'>;
   private readonly spacing;
   private readonly stepsOffset: number;
   private readonly skipPrkSteps: boolean;
@@ -28,20 +24,19 @@ export class PndmScheduler implements Scheduler {
   private curModelOutput: Float32Array | null = null;
 
   constructor(config: SchedulerConfig) {
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: false });
-    this.numTrainTimesteps = beta.numTrainTimesteps;
-    this.alphasCumprod = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
-    this.finalAlphaCumprod = readBoolean(config, 'set_alpha_to_one', false) ? 1 : this.alphasCumprod[0];
-    this.predictionType = readChoice(config, 'prediction_type', ['epsilon', 'v_prediction'] as const, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'leading');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    this.schedule = readDiscreteSchedule(config, {
+      hasRescaleZeroSnr: false,
+      setAlphaToOne: false,
+      predictionTypes: ['epsilon', 'v_prediction'] as const,
+    });
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'leading'));
     this.skipPrkSteps = readBoolean(config, 'skip_prk_steps', false);
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.numTrainTimesteps);
+    const train = this.schedule.numTrainTimesteps;
+    checkSteps(numInferenceSteps, train);
     this.numInferenceSteps = numInferenceSteps;
-    const train = this.numTrainTimesteps;
     const n = numInferenceSteps;
     let base: number[]; // ascending
     if (this.spacing === 'linspace') base = Array.from(linspace(0, train - 1, n), roundHalfEven);
@@ -92,7 +87,7 @@ export class PndmScheduler implements Scheduler {
 
   /** Runge-Kutta warm-up: four evaluations per step, combined 1/6, 1/3, 1/3, 1/6. */
   private stepPrk(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
-    const diffToPrev = this.counter % 2 ? 0 : Math.floor(Math.floor(this.numTrainTimesteps / this.numInferenceSteps) / 2);
+    const diffToPrev = this.counter % 2 ? 0 : Math.floor(Math.floor(this.schedule.numTrainTimesteps / this.numInferenceSteps) / 2);
     const prevTimestep = timestep - diffToPrev;
     const t = this.timesteps[Math.floor(this.counter / 4) * 4];
     const n = sample.length;
@@ -120,7 +115,7 @@ export class PndmScheduler implements Scheduler {
   /** Linear multistep (Adams-Bashforth) on the stored model outputs. */
   private stepPlms(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
     if (!this.skipPrkSteps && this.ets.length < 3) throw new Error('pndm: PLMS needs three Runge-Kutta steps first');
-    const jump = Math.floor(this.numTrainTimesteps / this.numInferenceSteps);
+    const jump = Math.floor(this.schedule.numTrainTimesteps / this.numInferenceSteps);
     let t = timestep;
     let prevTimestep = timestep - jump;
     if (this.counter !== 1) {
@@ -160,8 +155,8 @@ export class PndmScheduler implements Scheduler {
 
   /** Eq. (9) of the PNDM paper: x_{t-δ} from x_t and the (combined) noise estimate. */
   private prevSample(sample: Float32Array, timestep: number, prevTimestep: number, modelOutput: Float32Array): Float32Array {
-    const alphaProdT = this.alphasCumprod[timestep];
-    const alphaProdPrev = alphaProdAt(this.alphasCumprod, prevTimestep, this.finalAlphaCumprod);
+    const alphaProdT = this.schedule.alphasCumprod[timestep];
+    const alphaProdPrev = alphaProdAt(this.schedule.alphasCumprod, prevTimestep, this.schedule.finalAlphaCumprod);
     const betaProdT = 1 - alphaProdT;
     const betaProdPrev = 1 - alphaProdPrev;
     const sampleCoeff = Math.sqrt(alphaProdPrev / alphaProdT);
@@ -170,7 +165,7 @@ export class PndmScheduler implements Scheduler {
     const sa = Math.sqrt(alphaProdT);
     const sb = Math.sqrt(betaProdT);
     const out = new Float32Array(sample.length);
-    const vPred = this.predictionType === 'v_prediction';
+    const vPred = this.schedule.predictionType === 'v_prediction';
     for (let i = 0; i < sample.length; i++) {
       const eps = vPred ? sa * modelOutput[i] + sb * sample[i] : modelOutput[i];
       out[i] = sampleCoeff * sample[i] - k * eps;
@@ -180,6 +175,6 @@ export class PndmScheduler implements Scheduler {
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'pndm addNoise');
-    return addNoiseVp(originalSamples, noise, this.alphasCumprod[timestep]);
+    return addNoiseVp(originalSamples, noise, this.schedule.alphasCumprod[timestep]);
   }
 }

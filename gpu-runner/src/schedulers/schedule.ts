@@ -207,6 +207,13 @@ export function float32Logs(values: Float64Array): Float64Array {
   return values.map((v) => f32(Math.log(v)));
 }
 
+/** num_inference_steps as set_timesteps accepts it: an integer in [1, num_train_timesteps]. */
+export function checkSteps(n: number, train: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > train) {
+    throw new Error(`num_inference_steps must be an integer between 1 and num_train_timesteps (${train}), got ${n}`);
+  }
+}
+
 /** Index of `timestep` in `schedule`; the second match when it repeats (diffusers' index_for_timestep). */
 export function indexForTimestep(schedule: Float64Array, timestep: number, fallbackToLast = false): number {
   const hits: number[] = [];

@@ -43,6 +43,11 @@ export function buildSigmaSchedule(trainSigmas: Float64Array, n: number, opts: S
   };
 }
 
+/** The sigmas a constructor leaves before setTimesteps: the full training schedule, descending, then 0 (as diffusers). */
+export function trainingSigmaSchedule(trainSigmas: Float64Array): Float64Array {
+  return Float64Array.from([...Array.from(trainSigmas).reverse(), 0]);
+}
+
 /** diffusers' init_noise_sigma for sigma schedules: sigma_max for linspace/trailing, sqrt(sigma_max^2 + 1) for leading. */
 export function initNoiseSigmaFor(sigmas: Float64Array, spacing: TimestepSpacing): number {
   let max = 0;
@@ -86,5 +91,12 @@ export function predictOriginal(
   } else {
     out.set(modelOutput);
   }
+  return out;
+}
+
+/** add_noise of the k-diffusion schedulers: x0 + sigma * noise. */
+export function addNoiseSigma(x0: Float32Array, noise: Float32Array, sigma: number): Float32Array {
+  const out = new Float32Array(x0.length);
+  for (let i = 0; i < x0.length; i++) out[i] = x0[i] + noise[i] * sigma;
   return out;
 }

@@ -1,25 +1,11 @@
 // UniPC (Zhao et al. 2023) as diffusers' UniPCMultistepScheduler defaults: predict_x0, B(h) = bh2, solver_order 2,
 // lower_order_final; each step first corrects the previous step's result (UniC), then predicts the next (UniP).
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, TIMESTEP_SPACINGS, readBetaConfig, readBoolean, readChoice, readInteger } from './scheduler-config.ts';
-import {
-  alphaSigmaFromSigma,
-  alphasCumprod,
-  assertSameLength,
-  float32Logs,
-  interpAtIndex,
-  karrasSigmas,
-  makeBetas,
-  multistepTimesteps,
-  roundHalfEven,
-  sigmaToT,
-  trainingSigmas,
-} from './schedule.ts';
-import { checkSteps } from './ddim.ts';
-import { addNoiseSigmaVp, convertToX0, lambdaOf, multistepIndexForNoise } from './multistep.ts';
+import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readInteger, readSpacing } from './scheduler-config.ts';
+import { alphaSigmaFromSigma, assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
+import { StepIndexTracker } from './step-index.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
-
-const f32 = Math.fround;
 
 /** Solves the small dense system A x = b (Gaussian elimination with partial pivoting). */
 export function solveLinear(a: number[][], b: number[]): number[] {
@@ -83,18 +69,14 @@ export class UniPcScheduler implements Scheduler {
   private lowerOrderNums = 0;
   private lastSample: Float32Array | null = null;
   private thisOrder = 1;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly steps = new StepIndexTracker({ float32Timestep: false, fallbackToLast: true });
 
   constructor(config: SchedulerConfig) {
-    const beta = readBetaConfig(config, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true });
-    this.numTrainTimesteps = beta.numTrainTimesteps;
-    const ac = alphasCumprod(makeBetas(beta, ['linear', 'scaled_linear', 'squaredcos_cap_v2']));
-    if (beta.rescaleBetasZeroSnr) ac[ac.length - 1] = 2 ** -24;
+    const { numTrainTimesteps, alphasCumprod: ac } = readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true });
+    this.numTrainTimesteps = numTrainTimesteps;
     this.trainSigmas = trainingSigmas(ac);
     this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    this.spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'linspace');
-    this.stepsOffset = readInteger(config, 'steps_offset', 0);
+    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
     this.solverOrder = readInteger(config, 'solver_order', 2, 1);
     if (!readBoolean(config, 'predict_x0', true)) throw new Error('scheduler unipc: config predict_x0=false is not supported');
     // diffusers maps the DPM-Solver names midpoint/heun/logrho to bh2.
@@ -118,29 +100,24 @@ export class UniPcScheduler implements Scheduler {
 
   setTimesteps(numInferenceSteps: number): void {
     checkSteps(numInferenceSteps, this.numTrainTimesteps);
-    const train = this.numTrainTimesteps;
-    let timesteps = multistepTimesteps(this.spacing, train, train, numInferenceSteps, this.stepsOffset);
-    let sigmas: number[];
-    if (this.useKarras) {
-      const logSigmas = float32Logs(this.trainSigmas);
-      sigmas = Array.from(karrasSigmas(this.trainSigmas[0], this.trainSigmas[this.trainSigmas.length - 1], numInferenceSteps));
-      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
-    } else {
-      sigmas = timesteps.map((t) => interpAtIndex(t, this.trainSigmas));
-    }
-    const sigmaLast = this.finalSigmaType === 'zero' ? 0 : this.useKarras ? sigmas[sigmas.length - 1] : this.trainSigmas[0];
-    this.sigmas = Float64Array.from([...sigmas, sigmaLast], f32);
-    this.timesteps = Float64Array.from(timesteps);
+    const s = buildMultistepSchedule(this.trainSigmas, numInferenceSteps, {
+      spacing: this.spacing,
+      stepsOffset: this.stepsOffset,
+      last: this.numTrainTimesteps,
+      useKarrasSigmas: this.useKarras,
+      finalSigmaType: this.finalSigmaType,
+    });
+    this.sigmas = s.sigmas;
+    this.timesteps = s.timesteps;
     this.modelOutputs = new Array(this.solverOrder).fill(null);
     this.lowerOrderNums = 0;
     this.lastSample = null;
     this.thisOrder = 1;
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.beginIndex = beginIndex;
+    this.steps.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array): Float32Array {
@@ -150,8 +127,7 @@ export class UniPcScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'unipc step');
     if (this.timesteps.length === 0) throw new Error('unipc: call setTimesteps before step');
-    if (this.stepIndex === null) this.stepIndex = multistepIndexForNoise(this.timesteps, timestep, this.beginIndex, null);
-    const idx = this.stepIndex;
+    const idx = this.steps.index(this.timesteps, timestep);
     const useCorrector = idx > 0 && !this.disableCorrector.includes(idx - 1) && this.lastSample !== null;
 
     // 1. convert the model output to x0
@@ -173,8 +149,24 @@ export class UniPcScheduler implements Scheduler {
     // 4. UniP: predict the next sample
     const prevSample = this.predict(current, order, idx);
     if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
-    this.stepIndex = idx + 1;
+    this.steps.advance();
     return { prevSample };
+  }
+
+  /**
+   * Fills rks (the older steps' lambda offsets over h, then 1) and D1s (their x0 differences from the newest over rk);
+   * the i-th older stored output pairs with sigmas[base - i].
+   */
+  private differences(rks: number[], d1s: Float32Array[], base: number, lambdaS0: number, h: number, order: number): void {
+    const m = this.modelOutputs;
+    const m0 = m[m.length - 1] as Float32Array;
+    for (let i = 1; i < order; i++) {
+      const mi = m[m.length - 1 - i] as Float32Array;
+      const rk = (lambdaOf(alphaSigmaFromSigma(this.sigmas[base - i])) - lambdaS0) / h;
+      rks.push(rk);
+      d1s.push(mi.map((v, j) => (v - m0[j]) / rk));
+    }
+    rks.push(1);
   }
 
   /** UniP with B(h): x_t from x_s0 and the stored x0 predictions (multistep_uni_p_bh_update). */
@@ -187,13 +179,7 @@ export class UniPcScheduler implements Scheduler {
     const h = lambdaOf(t) - lambdaS0;
     const rks: number[] = [];
     const d1s: Float32Array[] = [];
-    for (let i = 1; i < order; i++) {
-      const mi = m[m.length - 1 - i] as Float32Array;
-      const rk = (lambdaOf(alphaSigmaFromSigma(this.sigmas[idx - i])) - lambdaS0) / h;
-      rks.push(rk);
-      d1s.push(mi.map((v, j) => (v - m0[j]) / rk));
-    }
-    rks.push(1);
+    this.differences(rks, d1s, idx, lambdaS0, h, order);
     const { R, b, hPhi1, bH } = orderConditions(rks, -h, order, this.bh1);
     // order 2 uses the fixed rho 0.5, as diffusers does
     const rhosP = d1s.length === 0 ? [] : order === 2 ? [0.5] : solveLinear(R.slice(0, -1).map((r) => r.slice(0, -1)), b.slice(0, -1));
@@ -218,13 +204,7 @@ export class UniPcScheduler implements Scheduler {
     const h = lambdaOf(t) - lambdaS0;
     const rks: number[] = [];
     const d1s: Float32Array[] = [];
-    for (let i = 1; i < order; i++) {
-      const mi = m[m.length - 1 - i] as Float32Array;
-      const rk = (lambdaOf(alphaSigmaFromSigma(this.sigmas[idx - (i + 1)])) - lambdaS0) / h;
-      rks.push(rk);
-      d1s.push(mi.map((v, j) => (v - m0[j]) / rk));
-    }
-    rks.push(1);
+    this.differences(rks, d1s, idx - 1, lambdaS0, h, order);
     const { R, b, hPhi1, bH } = orderConditions(rks, -h, order, this.bh1);
     // order 1 uses the fixed rho 0.5, as diffusers does
     const rhosC = order === 1 ? [0.5] : solveLinear(R, b);
@@ -243,7 +223,6 @@ export class UniPcScheduler implements Scheduler {
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     assertSameLength(originalSamples, noise, 'unipc addNoise');
-    const idx = multistepIndexForNoise(this.timesteps, timestep, this.beginIndex, this.stepIndex);
-    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[idx]);
+    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
   }
 }

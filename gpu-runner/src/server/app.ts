@@ -2,6 +2,7 @@
 // status codes (onError: not ready 503, at capacity 409, invalid input 422, not found 404, unauthorized 401,
 // body too large 413, body not JSON 415).
 import { errorBody } from '@sd/shared/schemas/errors';
+import type { HttpBindings } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -79,9 +80,12 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     if (err instanceof NotReadyError) return reply(503, 'not_ready');
     if (err instanceof NotFoundError) return reply(404, 'not_found');
     if (err instanceof PayloadTooLargeError) {
-      // The rest of the body is never read: the connection cannot carry another request.
+      // The connection cannot carry another request. Read and drop what the client is still sending (bounded) first:
+      // closing with unread bytes makes the kernel reset the connection, and the client sees a reset, not the 413.
       c.header('Connection', 'close');
-      return reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]);
+      return discardRestOfBody(c, 2 * options.maxRequestBytes, 5_000).then(() =>
+        reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]),
+      );
     }
     if (err instanceof UnsupportedMediaTypeError) return reply(415, 'unsupported_media_type', [{ field: 'Content-Type', message: err.message }]);
     if (err instanceof UnauthorizedError) {
@@ -133,4 +137,31 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     return c.json({ status: 'shutting down' });
   });
   return app;
+}
+
+/**
+ * Discards the unread rest of the request body, up to `limitBytes` or `timeoutMs`, whichever comes first. Only under
+ * @hono/node-server, which passes the Node request as `c.env.incoming`; elsewhere there is nothing to drain.
+ */
+function discardRestOfBody(c: Context, limitBytes: number, timeoutMs: number): Promise<void> {
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  if (!incoming || incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      incoming.off('data', onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > limitBytes) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    incoming.on('data', onData);
+    incoming.once('end', done);
+    incoming.once('error', done);
+    incoming.once('close', done);
+    incoming.resume();
+  });
 }

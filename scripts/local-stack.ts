@@ -118,6 +118,64 @@ async function createKey(persistTo: string, spec: KeySpec): Promise<CreatedKey> 
   return { id: created.id, key: created.key };
 }
 
+/** Runs `start`; when it throws, `stop` ends whatever it had started before the error goes on. */
+async function startOrStop<T>(stop: () => Promise<void>, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The keys a stack starts with: its secret key "local-stack" (with `secretKey`'s limits) and `keys`. */
+async function createKeys(
+  persistTo: string,
+  options: Pick<LocalStackOptions, 'secretKey' | 'keys'>,
+): Promise<Record<string, CreatedKey>> {
+  const keys: Record<string, CreatedKey> = {};
+  for (const spec of [{ name: 'local-stack', ...options.secretKey }, ...(options.keys ?? [])]) {
+    keys[spec.name] = await createKey(persistTo, spec);
+  }
+  return keys;
+}
+
+/**
+ * wrangler dev on a free port with `models` as MODELS and the options' vars and secrets on top. Ready = the configuration
+ * parses and the "local-stack" key is accepted, not just "listening"; an edge that is not ready is stopped.
+ */
+async function startReadyEdge(
+  persistTo: string,
+  keys: Record<string, CreatedKey>,
+  options: Pick<LocalStackOptions, 'dispatchMaxRetries' | 'edgeVars' | 'edgeSecrets'>,
+  edge: { models: unknown[]; secrets: Record<string, string>; onLine?: (line: string) => void },
+): Promise<{ edge: EdgeHandle; edgeUrl: string }> {
+  const port = await freePort();
+  const edgeUrl = `http://127.0.0.1:${port}`;
+  const retries = options.dispatchMaxRetries;
+  const handle = await startEdge({
+    port,
+    persistTo,
+    vars: {
+      MODELS: JSON.stringify(edge.models),
+      PUBLIC_BASE_URL: edgeUrl,
+      ...(retries === undefined ? {} : { DISPATCH_MAX_RETRIES: String(retries) }),
+      ...options.edgeVars,
+    },
+    secrets: { ...edge.secrets, ...options.edgeSecrets },
+    queueMaxRetries: retries,
+    timeoutMs: 120_000,
+    processOptions: { onLine: edge.onLine },
+  });
+  const probe = await fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
+  if (probe.status !== 200) {
+    const text = await probe.text();
+    await handle.stop();
+    throw new Error(`the edge answered GET /v1/predictions with ${probe.status}: ${text}`);
+  }
+  return { edge: handle, edgeUrl };
+}
+
 /** The first model wrangler.jsonc configures (MODELS var); the stack points its runner pool at the local runner. */
 async function configuredModel(): Promise<Record<string, unknown> & ModelRef> {
   const { unstable_readConfig } = await import('wrangler');
@@ -153,7 +211,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (!options.stateDir) await rm(stateDir, { recursive: true, force: true });
   };
 
-  try {
+  return startOrStop(stop, async () => {
     // Storage + runner, and (meanwhile) the edge's KV: tokenizer files and keys. KV writes are sequential: one
     // persistence folder, one writer at a time, and all before wrangler dev opens it.
     const backend = (async () => {
@@ -206,10 +264,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ]);
       }
       step('creating API keys');
-      const keys: Record<string, CreatedKey> = {};
-      for (const spec of [{ name: 'local-stack', ...options.secretKey }, ...(options.keys ?? [])]) {
-        keys[spec.name] = await createKey(persistTo, spec);
-      }
+      const keys = await createKeys(persistTo, options);
       return { model, keys };
     })();
     // allSettled: a failure on one side must not leave the other side's processes starting unseen by stop().
@@ -222,38 +277,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const runnerUrls = runners.map((r) => r.url);
 
     step('starting the edge (wrangler dev)');
-    const port = await freePort();
-    const edgeUrl = `http://127.0.0.1:${port}`;
     const { ref: _ref, ...modelEntry } = model;
-    const retries = options.dispatchMaxRetries;
-    edge = await startEdge({
-      port,
-      persistTo,
-      vars: {
-        MODELS: JSON.stringify([
-          { ...modelEntry, runners: options.runnerPool?.(runner.url, runnerUrls) ?? runnerUrls },
-          ...(options.extraModels?.(runnerUrls) ?? []),
-        ]),
-        PUBLIC_BASE_URL: edgeUrl,
-        ...(retries === undefined ? {} : { DISPATCH_MAX_RETRIES: String(retries) }),
-        ...options.edgeVars,
-      },
+    let edgeUrl: string;
+    ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, {
+      models: [
+        { ...modelEntry, runners: options.runnerPool?.(runner.url, runnerUrls) ?? runnerUrls },
+        ...(options.extraModels?.(runnerUrls) ?? []),
+      ],
       secrets: {
         RUNNER_TOKEN: runnerToken,
         RUNNER_WEBHOOK_SECRET: runnerWebhookSecret,
         WEBHOOK_SIGNING_SECRET: clientWebhookSecret,
         TOKEN_SIGNING_SECRET: tokenSigningSecret,
-        ...options.edgeSecrets,
       },
-      queueMaxRetries: retries,
-      timeoutMs: 120_000,
-      processOptions: { onLine: (l) => options.onLine?.('edge', l) },
-    });
-
-    // Ready = the configuration parses and the key is accepted, not just "listening".
-    const probe = await fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
-    if (probe.status !== 200)
-      throw new Error(`the edge answered GET /v1/predictions with ${probe.status}: ${await probe.text()}`);
+      onLine: (l) => options.onLine?.('edge', l),
+    }));
 
     return {
       edgeUrl,
@@ -272,10 +310,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       stateDir,
       stop,
     };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  });
 }
 
 export interface EdgeStackOptions {
@@ -315,33 +350,16 @@ export async function startEdgeStack(options: EdgeStackOptions): Promise<EdgeSta
     await edge?.stop();
     await rm(stateDir, { recursive: true, force: true });
   };
-  try {
+  return startOrStop(stop, async () => {
     step('creating API keys');
-    const keys: Record<string, CreatedKey> = {};
-    for (const spec of [{ name: 'local-stack', ...options.secretKey }, ...(options.keys ?? [])]) {
-      keys[spec.name] = await createKey(persistTo, spec);
-    }
+    const keys = await createKeys(persistTo, options);
     step('starting the edge (wrangler dev)');
-    const port = await freePort();
-    const edgeUrl = `http://127.0.0.1:${port}`;
-    const retries = options.dispatchMaxRetries;
-    edge = await startEdge({
-      port,
-      persistTo,
-      vars: {
-        MODELS: JSON.stringify(options.models),
-        PUBLIC_BASE_URL: edgeUrl,
-        ...(retries === undefined ? {} : { DISPATCH_MAX_RETRIES: String(retries) }),
-        ...options.edgeVars,
-      },
-      secrets: { ...secrets, ...options.edgeSecrets },
-      queueMaxRetries: retries,
-      timeoutMs: 120_000,
-      processOptions: { onLine: options.onLine },
-    });
-    const probe = await fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
-    if (probe.status !== 200)
-      throw new Error(`the edge answered GET /v1/predictions with ${probe.status}: ${await probe.text()}`);
+    let edgeUrl: string;
+    ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, {
+      models: options.models,
+      secrets,
+      onLine: options.onLine,
+    }));
     return {
       edgeUrl,
       apiKey: keys['local-stack'].key,
@@ -353,8 +371,5 @@ export async function startEdgeStack(options: EdgeStackOptions): Promise<EdgeSta
       stateDir,
       stop,
     };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  });
 }

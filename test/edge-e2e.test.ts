@@ -4,7 +4,6 @@
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import OpenAI from 'openai';
 import type { ImageGenerateParams } from 'openai/resources/images';
 import { type Browser, chromium } from 'playwright-core';
@@ -12,6 +11,7 @@ import Replicate, { type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
+import { callEdge, imageMetadata, type PublicPrediction, runnerStarts, storedObjects, waitForPrediction } from './support/stack-probes.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -52,23 +52,7 @@ function api(
   path: string,
   init: { method?: string; body?: unknown; headers?: Record<string, string>; key?: string | null } = {},
 ) {
-  const key = init.key === undefined ? stack.apiKey : init.key;
-  return fetch(`${stack.edgeUrl}${path}`, {
-    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...init.headers },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-}
-
-interface PublicPrediction {
-  id: string;
-  status: string;
-  output: string[] | null;
-  error: string | null;
-  logs: string;
-  metrics: Record<string, unknown>;
-  progress: { step: number; total: number } | null;
-  urls: { get: string; cancel: string; stream?: string };
+  return callEdge(stack.edgeUrl, init.key === undefined ? stack.apiKey : init.key, path, init);
 }
 
 async function createPrediction(input: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<PublicPrediction> {
@@ -77,39 +61,16 @@ async function createPrediction(input: Record<string, unknown>, extra: Record<st
   return (await res.json()) as PublicPrediction;
 }
 
-async function waitForStatus(id: string, done: (p: PublicPrediction) => boolean, timeoutMs = 60_000): Promise<PublicPrediction> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const p = (await (await api(`/v1/predictions/${id}`)).json()) as PublicPrediction;
-    if (done(p)) return p;
-    if (Date.now() > deadline) throw new Error(`prediction ${id} still ${p.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitForStatus = (id: string, done: (p: PublicPrediction) => boolean, timeoutMs?: number) =>
+  waitForPrediction(stack.edgeUrl, stack.apiKey, id, done, timeoutMs);
 
-async function imageSize(url: string): Promise<{ width?: number; height?: number; format?: string }> {
-  const res = await fetch(url);
-  expect(res.status, `GET ${url}`).toBe(200);
-  return sharp(new Uint8Array(await res.arrayBuffer())).metadata();
-}
-
-/** How many times the runner started each prediction (its pino log: one "prediction started" per run). */
-function runnerStarts(id: string): number {
-  return stack.runner.logRecords().filter((r) => r.msg === 'prediction started' && r.prediction_id === id).length;
-}
-
-/** The object keys the bucket holds under predictions/{id}/, relative to that prefix. */
-async function storedObjects(id: string): Promise<string[]> {
-  const s3 = new S3Client({
-    endpoint: stack.s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: stack.s3.accessKeyId, secretAccessKey: stack.s3.secretAccessKey },
+/** replicate.run on the stack's model, keeping the last prediction its progress callback saw. */
+async function runWithReplicate(input: Record<string, unknown>): Promise<{ output: unknown; last: Prediction }> {
+  let last: Prediction | undefined;
+  const output = await replicate.run(stack.model.ref as `${string}/${string}:${string}`, { input }, (p) => {
+    last = p;
   });
-  const prefix = `predictions/${id}/`;
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: stack.s3.bucket, Prefix: prefix }));
-  s3.destroy();
-  return (listed.Contents ?? []).map((o) => o.Key!.slice(prefix.length));
+  return { output, last: last! };
 }
 
 beforeAll(async () => {
@@ -152,19 +113,12 @@ describe('the replicate client through the edge', () => {
   let first: Prediction;
 
   it('replicate.run returns an image URL whose bytes decode to the requested size (cache miss)', async () => {
-    let last: Prediction | undefined;
-    const output = await replicate.run(
-      stack.model.ref as `${string}/${string}:${string}`,
-      { input: { prompt, ...TINY, seed: 7 } },
-      (p) => {
-        last = p;
-      },
-    );
+    const { output, last } = await runWithReplicate({ prompt, ...TINY, seed: 7 });
     expect(Array.isArray(output)).toBe(true);
     const [url] = output as string[];
     expect(url).toMatch(new RegExp(`^${stack.s3.endpoint}/outputs/predictions/`));
-    expect(await imageSize(url)).toMatchObject({ width: 64, height: 64, format: 'png' });
-    first = last!;
+    expect(await imageMetadata(url)).toMatchObject({ width: 64, height: 64, format: 'png' });
+    first = last;
     expect(first.status).toBe('succeeded');
     expect(first.metrics).toMatchObject({ embedding_cache: 'miss' });
     expect((first.metrics as Record<string, number>).text_encoder_time).toBeGreaterThan(0);
@@ -172,15 +126,7 @@ describe('the replicate client through the edge', () => {
   });
 
   it('the same prompt again is a cache hit: the job carries embeddings and the runner skips the text encoder', async () => {
-    let last: Prediction | undefined;
-    const output = await replicate.run(
-      stack.model.ref as `${string}/${string}:${string}`,
-      { input: { prompt, ...TINY, seed: 7 } },
-      (p) => {
-        last = p;
-      },
-    );
-    const hit = last!;
+    const { output, last: hit } = await runWithReplicate({ prompt, ...TINY, seed: 7 });
     expect(hit.metrics).toMatchObject({ embedding_cache: 'hit' });
     expect((hit.metrics as Record<string, number | undefined>).text_encoder_time ?? 0).toBe(0);
     expect(hit.logs).toContain('text encoder skipped (embeddings given)');
@@ -203,7 +149,7 @@ describe('the OpenAI client through the edge', () => {
     expect(res.data).toHaveLength(2);
     for (const d of res.data ?? []) {
       expect(d.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/outputs\/predictions\//);
-      expect(await imageSize(d.url!)).toMatchObject({ width: 64, height: 64 });
+      expect(await imageMetadata(d.url!)).toMatchObject({ width: 64, height: 64 });
     }
   });
 
@@ -267,7 +213,7 @@ describe('streaming, cancel, busy runners and client webhooks', () => {
         timeout: 10_000,
       })
       .toBe('READY');
-    expect(await storedObjects(p.id)).toEqual([]);
+    expect(await storedObjects(stack.s3, p.id)).toEqual([]);
   });
 
   it('a busy runner (one slot, two predictions at once): the second is retried by the queue and both succeed, each run once', async () => {
@@ -288,8 +234,8 @@ describe('streaming, cancel, busy runners and client webhooks', () => {
     expect(refusals.join('\n')).toMatch(/409/);
     // No prediction lost or run twice: one run and one stored object each.
     for (const p of [a, b]) {
-      expect(runnerStarts(p.id)).toBe(1);
-      expect(await storedObjects(p.id)).toEqual(['0.png']);
+      expect(runnerStarts(stack.runner, p.id)).toBe(1);
+      expect(await storedObjects(stack.s3, p.id)).toEqual(['0.png']);
     }
   });
 

@@ -5,14 +5,12 @@
 // a real Replicate-compatible API (our own edge).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { signWebhook } from '@sd/shared/webhook-signature';
 import Replicate, { type Prediction } from 'replicate';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EdgeStack, type LocalStack, startEdgeStack, startLocalStack } from '../scripts/local-stack.ts';
 import { freePort } from '../scripts/stack/free-port.ts';
-import type { RunnerHandle } from '../scripts/stack/runner-process.ts';
+import { callEdge, imageMetadata, type PublicPrediction, runnerStarts, storedObjects, waitForPrediction } from './support/stack-probes.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const TINY = { width: 64, height: 64, num_inference_steps: 6 } as const;
@@ -25,16 +23,6 @@ const REMOTE_MODEL = { id: 'sd/remote', version: 'remote-v1' } as const;
 /** A pool of one runner (the second): a requeue can only go back to it. */
 const SOLO_MODEL = { id: 'sd/solo', version: 'solo-v1' } as const;
 const TERMINAL = ['succeeded', 'failed', 'canceled'];
-
-interface PublicPrediction {
-  id: string;
-  status: string;
-  input: Record<string, unknown>;
-  output: string[] | null;
-  error: string | null;
-  metrics: Record<string, unknown>;
-  progress: { step: number; total: number } | null;
-}
 
 /** The edge B: two runners behind it, a second model whose pool only refuses (one answers 409, one is down). */
 let stack: LocalStack;
@@ -60,50 +48,14 @@ function startRefuser(): Promise<typeof refuser> {
   );
 }
 
-function api(base: string, key: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(`${base}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-}
-
 async function create(
   version: string,
   input: Record<string, unknown>,
   extra: Record<string, unknown> = {},
 ): Promise<PublicPrediction> {
-  const res = await api(stack.edgeUrl, stack.apiKey, '/v1/predictions', { version, input, ...extra });
+  const res = await callEdge(stack.edgeUrl, stack.apiKey, '/v1/predictions', { body: { version, input, ...extra } });
   expect(res.status, await res.clone().text()).toBe(201);
   return (await res.json()) as PublicPrediction;
-}
-
-async function waitFor(
-  base: string,
-  key: string,
-  id: string,
-  done: (p: PublicPrediction) => boolean,
-  timeoutMs = 60_000,
-): Promise<PublicPrediction> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const p = (await (await api(base, key, `/v1/predictions/${id}`)).json()) as PublicPrediction;
-    if (done(p)) return p;
-    if (Date.now() > deadline)
-      throw new Error(`prediction ${id} still ${p.status} (progress ${JSON.stringify(p.progress)}) after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function imageOf(url: string): Promise<{ width?: number; height?: number; format?: string }> {
-  const res = await fetch(url);
-  expect(res.status, `GET ${url}`).toBe(200);
-  return sharp(new Uint8Array(await res.arrayBuffer())).metadata();
-}
-
-/** How many times a runner started the prediction (its log: one "prediction started" per run). */
-function starts(runner: RunnerHandle, id: string): number {
-  return runner.logRecords().filter((r) => r.msg === 'prediction started' && r.prediction_id === id).length;
 }
 
 /** The edge's JSON log records (wrangler dev prints the worker's console lines among its own). */
@@ -120,19 +72,6 @@ function edgeLogs(edge: { process: { lines: string[] } }): Record<string, unknow
       return [];
     }
   });
-}
-
-async function storedObjects(id: string): Promise<string[]> {
-  const s3 = new S3Client({
-    endpoint: stack.s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: stack.s3.accessKeyId, secretAccessKey: stack.s3.secretAccessKey },
-  });
-  const prefix = `predictions/${id}/`;
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: stack.s3.bucket, Prefix: prefix }));
-  s3.destroy();
-  return (listed.Contents ?? []).map((o) => (o.Key ?? '').slice(prefix.length));
 }
 
 /** Posts a runner webhook signed with the runners' secret, as a runner would (e.g. a late one from a dead attempt). */
@@ -224,7 +163,7 @@ describe('the replicate backend against a real Replicate-compatible API (edge A 
 
   /** B's prediction that A created for `prompt` (A's token is a key of B, so B lists it among that key's). */
   async function onB(prompt: string): Promise<PublicPrediction> {
-    const res = await api(stack.edgeUrl, stack.apiKey, '/v1/predictions');
+    const res = await callEdge(stack.edgeUrl, stack.apiKey, '/v1/predictions');
     const { results } = (await res.json()) as { results: PublicPrediction[] };
     const hit = results.find((p) => p.input.prompt === prompt);
     if (!hit) throw new Error(`edge B has no prediction for ${JSON.stringify(prompt)}`);
@@ -245,7 +184,7 @@ describe('the replicate backend against a real Replicate-compatible API (edge A 
     expect(Array.isArray(output)).toBe(true);
     const [url] = output as string[];
     expect(url).toMatch(new RegExp(`^${stack.s3.endpoint}/outputs/predictions/`));
-    expect(await imageOf(url)).toMatchObject({ width: 64, height: 96, format: 'png' });
+    expect(await imageMetadata(url)).toMatchObject({ width: 64, height: 96, format: 'png' });
     expect(last?.status).toBe('succeeded');
     const remote = await onB(prompt);
     expect(remote.status).toBe('succeeded');
@@ -277,24 +216,23 @@ describe('the replicate backend against a real Replicate-compatible API (edge A 
   it('cancel on A cancels the prediction on B (and B cancels it on the runner)', async () => {
     const t0 = Date.now();
     const prompt = `a cancel through two edges ${Date.now()}`;
-    const res = await api(front.edgeUrl, front.apiKey, '/v1/predictions', {
-      version: `${REMOTE_MODEL.id}:${REMOTE_MODEL.version}`,
-      input: { prompt, width: 256, height: 256, num_inference_steps: 150 },
+    const res = await callEdge(front.edgeUrl, front.apiKey, '/v1/predictions', {
+      body: { version: `${REMOTE_MODEL.id}:${REMOTE_MODEL.version}`, input: { prompt, width: 256, height: 256, num_inference_steps: 150 } },
     });
     expect(res.status).toBe(201);
     const p = (await res.json()) as PublicPrediction;
     // Processing on A means B's start webhook arrived: the runner is at work.
-    await waitFor(front.edgeUrl, front.apiKey, p.id, (x) => x.status !== 'starting', 60_000);
-    const cancel = await api(front.edgeUrl, front.apiKey, `/v1/predictions/${p.id}/cancel`, {});
+    await waitForPrediction(front.edgeUrl, front.apiKey, p.id, (x) => x.status !== 'starting', 60_000);
+    const cancel = await callEdge(front.edgeUrl, front.apiKey, `/v1/predictions/${p.id}/cancel`, { body: {} });
     expect(cancel.status).toBe(200);
-    const final = await waitFor(front.edgeUrl, front.apiKey, p.id, (x) => TERMINAL.includes(x.status));
+    const final = await waitForPrediction(front.edgeUrl, front.apiKey, p.id, (x) => TERMINAL.includes(x.status));
     expect(final.status).toBe('canceled');
     const remote = await onB(prompt);
-    const remoteFinal = await waitFor(stack.edgeUrl, stack.apiKey, remote.id, (x) => TERMINAL.includes(x.status), 30_000);
+    const remoteFinal = await waitForPrediction(stack.edgeUrl, stack.apiKey, remote.id, (x) => TERMINAL.includes(x.status), 30_000);
     expect(remoteFinal.status).toBe('canceled');
     expect(remoteFinal.progress?.step ?? 0).toBeLessThan(150);
     // The runner stopped mid-loop and stored nothing.
-    expect(await storedObjects(remote.id)).toEqual([]);
+    expect(await storedObjects(stack.s3, remote.id)).toEqual([]);
     timings.replicateCancel = Date.now() - t0;
   });
 });
@@ -311,7 +249,7 @@ describe('runners that die or refuse', () => {
   it('every runner of the pool busy or down: after the retry budget the prediction fails naming the reason, and the job is dead-lettered', async () => {
     const t0 = Date.now();
     const p = await create(`${REFUSING_MODEL.id}:${REFUSING_MODEL.version}`, { prompt: 'nobody will take this', ...TINY });
-    const final = await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 40_000);
+    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 40_000);
     expect(final.status).toBe('failed');
     expect(final.error).toMatch(
       new RegExp(
@@ -345,7 +283,7 @@ describe('runners that die or refuse', () => {
       height: 256,
       num_inference_steps: 150,
     });
-    await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 2 || TERMINAL.includes(x.status), 60_000);
+    await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 2 || TERMINAL.includes(x.status), 60_000);
     solo.process.signal('SIGSTOP');
     try {
       await expect
@@ -357,12 +295,12 @@ describe('runners that die or refuse', () => {
     } finally {
       solo.process.signal('SIGCONT');
     }
-    const final = await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
+    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
     expect(final.status, final.error ?? '').toBe('succeeded');
     // The same runner ran it again as <id>-g1 (its idempotent PUT would have handed back the abandoned <id>).
-    expect(starts(solo, `${p.id}-g1`)).toBe(1);
+    expect(runnerStarts(solo, `${p.id}-g1`)).toBe(1);
     expect(final.output?.[0]).toContain(`/predictions/${p.id}-g1/0.png`);
-    expect(await imageOf(final.output![0])).toMatchObject({ width: 256, height: 256 });
+    expect(await imageMetadata(final.output![0])).toMatchObject({ width: 256, height: 256 });
     timings.soloRequeue = Date.now() - t0;
   });
 
@@ -373,26 +311,26 @@ describe('runners that die or refuse', () => {
       { prompt: 'a runner that will not finish', width: 256, height: 256, num_inference_steps: 150 },
       { webhook: hooks.url, webhook_events_filter: ['completed'] },
     );
-    await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 3 || TERMINAL.includes(x.status), 60_000);
-    const [victim, ...others] = [...stack.runners].sort((a, b) => starts(b, p.id) - starts(a, p.id));
-    expect(starts(victim, p.id)).toBe(1);
+    await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 3 || TERMINAL.includes(x.status), 60_000);
+    const [victim, ...others] = [...stack.runners].sort((a, b) => runnerStarts(b, p.id) - runnerStarts(a, p.id));
+    expect(runnerStarts(victim, p.id)).toBe(1);
     const survivor = others[0];
     victim.process.signal('SIGKILL');
     const killedAt = Date.now();
     await victim.process.exited;
-    const final = await waitFor(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
+    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
     timings.killToSucceeded = Date.now() - killedAt;
     expect(final.status, final.error ?? '').toBe('succeeded');
     const [url] = final.output ?? [];
-    expect(await imageOf(url)).toMatchObject({ width: 256, height: 256, format: 'png' });
+    expect(await imageMetadata(url)).toMatchObject({ width: 256, height: 256, format: 'png' });
     // Run once more, on the survivor, under the requeue's runner-side id (<id>-g1); one object in the bucket; the
     // seed the edge chose at create, kept across the requeue.
     const requeuedId = `${p.id}-g1`;
-    expect(starts(survivor, requeuedId)).toBe(1);
-    expect(starts(survivor, p.id)).toBe(0);
-    expect(starts(victim, p.id)).toBe(1);
-    expect(await storedObjects(p.id)).toEqual([]);
-    expect(await storedObjects(requeuedId)).toEqual(['0.png']);
+    expect(runnerStarts(survivor, requeuedId)).toBe(1);
+    expect(runnerStarts(survivor, p.id)).toBe(0);
+    expect(runnerStarts(victim, p.id)).toBe(1);
+    expect(await storedObjects(stack.s3, p.id)).toEqual([]);
+    expect(await storedObjects(stack.s3, requeuedId)).toEqual(['0.png']);
     expect(final.metrics.seed).toBe(p.input.seed);
     const requeued = edgeLogs(stack.edge).filter((r) => r.msg === 'runner silent; requeueing' && r.predictionId === p.id);
     expect(requeued).toHaveLength(1);
@@ -425,7 +363,7 @@ describe('runners that die or refuse', () => {
     expect(await late.json()).toMatchObject({ applied: false, reason: 'stale generation 0 (current 1)' });
     const again = await runnerWebhook(p.id, 1, { ...envelope, id: requeuedId });
     expect(await again.json()).toMatchObject({ applied: false, reason: 'prediction is succeeded' });
-    const after = await waitFor(stack.edgeUrl, stack.apiKey, p.id, () => true);
+    const after = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, () => true);
     expect(after.output).toEqual(final.output);
 
     // One completion: one finished transition on the edge, one completed webhook to the client.

@@ -1,11 +1,11 @@
 // Hardening of the runner's HTTP surface: seeded malformed requests on every public route must get a 4xx with the
 // shared error body naming the field, never a stack trace or a configured secret, and leave the runner READY and working.
 import { deflateSync } from 'node:zlib';
-import { ErrorBodySchema } from '@sd/shared/schemas/errors';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunnerHandle, startRunner } from './support/runner-process.ts';
+import { type RunnerHandle, startRunner } from '../scripts/stack/runner-process.ts';
+import { BAD_PUBLIC_FIELDS, badInputs, CONTROL, INF, NEG_INF, namesField, type Reply, randomText, readReply, refusalChecks, rng, toJson } from './support/fuzz.ts';
 
 const API_TOKEN = 'hardening-runner-api-token-5e1f';
 const WEBHOOK_TOKEN = 'hardening-webhook-token-77ab';
@@ -37,59 +37,14 @@ afterAll(async () => {
   await runner?.stop();
 });
 
-/** mulberry32: a small seeded generator, so every run sends the same requests. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-
-interface Reply {
-  status: number;
-  text: string;
-  body: unknown;
-}
-
 async function send(method: string, path: string, body?: string | Uint8Array, headers: Record<string, string> = json): Promise<Reply> {
-  const res = await fetch(`${runner.url}${path}`, { method, headers, body: body as BodyInit | undefined });
-  const text = await res.text();
-  let parsed: unknown = null;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = null;
-  }
-  return { status: res.status, text, body: parsed };
+  return readReply(await fetch(`${runner.url}${path}`, { method, headers, body: body as BodyInit | undefined }));
 }
 
 const post = (input: unknown, headers: Record<string, string> = json) => send('POST', '/predictions', JSON.stringify({ input }), headers);
 
 /** Nothing a caller sees may carry a stack frame, a source path or a configured secret. */
-function expectNoLeak(reply: Reply): void {
-  for (const marker of ['    at ', '.ts:', 'node_modules', ...SECRETS]) expect(reply.text, `leaked ${JSON.stringify(marker)}`).not.toContain(marker);
-}
-
-/** A 4xx in the shared error shape whose issues (and message) name every field in `fields`. */
-function expectRefused(reply: Reply, status: number | number[], fields: string[] = []): ReturnType<typeof ErrorBodySchema.parse> {
-  const allowed = Array.isArray(status) ? status : [status];
-  expect(allowed, reply.text.slice(0, 500)).toContain(reply.status);
-  expectNoLeak(reply);
-  const body = ErrorBodySchema.parse(reply.body);
-  expect(body.status).toBe(reply.status);
-  for (const field of fields) {
-    const named = (body.error.issues ?? []).filter((i) => i.field === field || i.field.startsWith(`${field}.`));
-    expect(named.length, `${field} not named in ${reply.text.slice(0, 500)}`).toBeGreaterThan(0);
-    const leaf = field === '(body)' ? 'body' : (field.split('.').at(-1) as string);
-    expect(body.error.message, `message does not name ${leaf}`).toContain(leaf);
-  }
-  return body;
-}
+const { expectNoLeak, expectRefused } = refusalChecks(SECRETS);
 
 async function expectHealthy(): Promise<void> {
   expect(runner.process.isRunning()).toBe(true);
@@ -106,37 +61,10 @@ async function expectValidPredictionSucceeds(): Promise<void> {
   expect(p.output?.[0]).toMatch(/^data:image\/png;base64,/);
 }
 
-/** Raw JSON tokens for values JSON.stringify cannot write (1e999 parses to Infinity, -0 stays negative zero). */
-type Raw = { raw: string };
-const raw = (text: string): Raw => ({ raw: text });
-function toJson(v: unknown): string {
-  if (v && typeof v === 'object' && 'raw' in v) return (v as Raw).raw;
-  if (Array.isArray(v)) return `[${v.map(toJson).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${toJson(x)}`).join(',')}}`;
-  return JSON.stringify(v);
-}
-
-const INF = raw('1e999');
-const NEG_INF = raw('-1e999');
-const NEG_ZERO = raw('-0');
-const CONTROL = 'a\u0000b\u0007c\u001b[31m\u2028😀';
-
 /** Values each field must refuse (schema level: no model needed to know they are wrong). */
 const BAD: Record<string, unknown[]> = {
-  prompt: [1, null, [], {}, true, 'x'.repeat(10_001)],
-  negative_prompt: [5, false, ['a'], 'y'.repeat(10_001)],
-  width: ['64', 64.5, 65, INF, NEG_ZERO, 0, 4096, null, true, [64], {}],
-  height: ['64', 63.999, 8, NEG_INF, -64, 2056],
-  num_inference_steps: ['2', 2.5, 0, -1, INF, 151, null],
+  ...BAD_PUBLIC_FIELDS,
   guidance_scale: ['7', -0.5, 31, INF, NEG_INF, 'NaN', 'Infinity', null],
-  seed: [-1, 1.5, 4294967296, INF, '1', true, 1e308],
-  num_outputs: [0, 5, 1.5, NEG_ZERO, '1'],
-  strength: [-0.1, 1.5, '0.5', INF],
-  output_quality: [0, 101, 50.5, '80'],
-  scheduler: ['nope', '', 1, '\u0000', '😀', CONTROL],
-  output_format: ['gif', 'png\u0000', 1, ''],
-  prompt_mode: ['x', true],
-  prompt_weighting: ['true', 1, null],
   return_embeddings: ['yes', 0],
   image: ['http://example.com/a.png', 'ftp://example.com/a.png', 'data:image/gif;base64,R0lGODlh', 'data:image/png;base64,@@@@', 'not a url', 5, `https://${'a'.repeat(5000)}.com/`],
   mask: ['http://example.com/m.png', 'data:text/plain;base64,AAAA', 'data:image/png;base64,%%%', {}],
@@ -212,8 +140,7 @@ describe('malformed bodies on POST /predictions and PUT /predictions/{id}', () =
       },
     });
     const res = await fetch(`${runner.url}/predictions/streamed`, { method: 'PUT', headers: json, body: stream, duplex: 'half' } as RequestInit);
-    const text = await res.text();
-    const streamed = expectRefused({ status: res.status, text, body: JSON.parse(text) }, 413);
+    const streamed = expectRefused(await readReply(res), 413);
     expect(streamed.error.message).toContain(String(MAX_REQUEST_BYTES));
   });
 
@@ -228,26 +155,11 @@ describe('malformed bodies on POST /predictions and PUT /predictions/{id}', () =
 
 describe('seeded field fuzzing', () => {
   it('every field given a bad value (1 to 3 at once, plus unknown fields) is named in a 422', async () => {
-    const r = rng(0x5eed);
-    const fields = Object.keys(BAD);
-    for (let n = 0; n < 120; n++) {
-      const input: Record<string, unknown> = { ...BASE };
-      const expected: string[] = [];
-      for (let k = 1 + Math.floor(r() * 3); k > 0; k--) {
-        const field = pick(r, fields);
-        input[field] = pick(r, BAD[field]);
-        if (!expected.includes(field)) expected.push(field);
-      }
-      if (r() < 0.3) {
-        const unknown = pick(r, ['extra', 'Prompt', 'prompt ', '__proto__x', `k${CONTROL}`, 'constructor']);
-        input[unknown] = pick(r, [1, 'x', null, {}]);
-        expected.push(unknown);
-      }
+    for (const { n, input, expected } of badInputs(0x5eed, 120, BASE, BAD, ['extra', 'Prompt', 'prompt ', '__proto__x', `k${CONTROL}`, 'constructor'])) {
       const reply = await send('POST', '/predictions', toJson({ input }));
       const body = expectRefused(reply, 422);
       for (const field of expected) {
-        const named = (body.error.issues ?? []).some((i) => i.field === `input.${field}` || i.field.startsWith(`input.${field}.`));
-        expect(named, `case ${n}: input.${field} not named; input ${toJson(input).slice(0, 300)}; got ${reply.text.slice(0, 400)}`).toBe(true);
+        expect(namesField(body, `input.${field}`), `case ${n}: input.${field} not named; input ${toJson(input).slice(0, 300)}; got ${reply.text.slice(0, 400)}`).toBe(true);
       }
     }
   });
@@ -256,7 +168,7 @@ describe('seeded field fuzzing', () => {
     const r = rng(42);
     const alphabet = ['\u0000', '\u0007', '\u001b', '\u200b', '\u2028', '\ufeff', '😀', '🧑‍🚀', 'é', 'ﬁ', '日本', '\ud800', '"', '\\', '<script>', '(', ')', ':', 'BREAK'];
     for (let n = 0; n < 4; n++) {
-      const text = () => Array.from({ length: 1 + Math.floor(r() * 40) }, () => pick(r, alphabet)).join(pick(r, [' ', '', ',']));
+      const text = () => randomText(r, alphabet, 40);
       const res = await post({ ...BASE, num_inference_steps: 1, prompt: text(), negative_prompt: text(), seed: n });
       expect(res.status, res.text.slice(0, 300)).toBe(200);
       expect((res.body as RunnerPrediction).status).toBe('succeeded');

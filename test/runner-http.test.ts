@@ -9,8 +9,8 @@ import { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import Replicate from 'replicate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunnerHandle, startRunner } from './support/runner-process.ts';
-import { type S3rverHandle, startS3rver } from './support/s3rver-process.ts';
+import { type RunnerHandle, startRunner } from '../scripts/stack/runner-process.ts';
+import { type S3rverHandle, startS3rver } from '../scripts/stack/s3rver-process.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const API_TOKEN = 'runner-test-token';

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunnerHandle, startRunner } from './support/runner-process.ts';
-import { type S3rverHandle, startS3rver } from './support/s3rver-process.ts';
+import { type RunnerHandle, startRunner } from '../scripts/stack/runner-process.ts';
+import { type S3rverHandle, startS3rver } from '../scripts/stack/s3rver-process.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const WEBHOOK_SECRET = `whsec_${Buffer.from('runner-lifecycle-test-signing-key').toString('base64')}`;

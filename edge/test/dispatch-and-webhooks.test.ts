@@ -3,7 +3,7 @@
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { verifyWebhook } from '@sd/shared/webhook-signature';
 import { env } from 'cloudflare:workers';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getConfig } from '../src/config.ts';
 import { consumeDeadLetters, consumeJob } from '../src/dispatch/queue-consumer.ts';
 import { predictionStub } from '../src/predictions/stubs.ts';
@@ -16,16 +16,13 @@ import {
   runnerEnvelope,
   runnerPuts,
   sendRunnerWebhook,
-  uploadEmbeddedTokenizer,
+  useEdgeHarness,
   VERSION,
   WEBHOOK_SIGNING_SECRET,
   waitFor,
 } from './support/edge-harness.ts';
 
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-beforeAll(uploadEmbeddedTokenizer);
+useEdgeHarness();
 
 /** A queue message as the runtime hands it to the consumer, recording what the consumer decided. */
 function message(body: unknown, attempts: number) {

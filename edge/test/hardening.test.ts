@@ -1,10 +1,10 @@
 // Hardening of the edge's public surface inside workerd: seeded malformed requests on every route must get a 4xx with
 // the shared error body naming the field, never a stack trace or a configured secret, and the edge keeps working.
-import { ErrorBodySchema } from '@sd/shared/schemas/errors';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { encodeTensor } from '@sd/shared/tensor-format';
 import { env, exports } from 'cloudflare:workers';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BAD_PUBLIC_FIELDS, badInputs, CONTROL, namesField, randomText, readReply, refusalChecks, rng, toJson } from '../../test/support/fuzz.ts';
 import { MAX_BODY_BYTES } from '../src/api/json-body.ts';
 import {
   api,
@@ -16,7 +16,7 @@ import {
   runnerEnvelope,
   runnerPuts,
   sendRunnerWebhook,
-  uploadEmbeddedTokenizer,
+  useEdgeHarness,
   VERSION,
   WEBHOOK_SIGNING_SECRET,
   waitFor,
@@ -30,99 +30,22 @@ const BASE = { prompt: 'a red apple', width: 64, height: 64, num_inference_steps
 let key: string;
 let call: ReturnType<typeof api>;
 
+useEdgeHarness();
+
 beforeAll(async () => {
-  await uploadEmbeddedTokenizer();
   ({ key } = await createKey({ ratePerMinute: 100_000, maxInFlight: 1000 }));
   call = api(key);
 });
 
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-/** mulberry32: a small seeded generator, so every run sends the same requests. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-
-interface Reply {
-  status: number;
-  text: string;
-  body: unknown;
-}
-
-async function reply(res: Response): Promise<Reply> {
-  const text = await res.text();
-  let body: unknown = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = null;
-  }
-  return { status: res.status, text, body };
-}
-
 const json = { 'content-type': 'application/json' };
 const rawPost = async (path: string, body: BodyInit, headers: Record<string, string> = json) =>
-  reply(await call(path, { method: 'POST', body, headers }));
+  readReply(await call(path, { method: 'POST', body, headers }));
 
-function expectNoLeak(r: Reply): void {
-  for (const marker of ['    at ', '.ts:', 'node_modules', ...SECRETS]) expect(r.text, `leaked ${JSON.stringify(marker)}`).not.toContain(marker);
-}
-
-/** A 4xx in the shared error shape whose issues name every field in `fields` (and whose message names its leaf). */
-function expectRefused(r: Reply, status: number | number[], fields: string[] = []) {
-  const allowed = Array.isArray(status) ? status : [status];
-  expect(allowed, r.text.slice(0, 500)).toContain(r.status);
-  expectNoLeak(r);
-  const body = ErrorBodySchema.parse(r.body);
-  expect(body.status).toBe(r.status);
-  for (const field of fields) {
-    const named = (body.error.issues ?? []).some((i) => i.field === field || i.field.startsWith(`${field}.`));
-    expect(named, `${field} not named in ${r.text.slice(0, 500)}`).toBe(true);
-    const leaf = field === '(body)' ? 'body' : (field.split('.').at(-1) as string);
-    expect(body.error.message, `message does not name ${leaf}`).toContain(leaf);
-  }
-  return body;
-}
-
-/** Raw JSON tokens for values JSON.stringify cannot write (1e999 parses to Infinity, -0 stays negative zero). */
-type Raw = { raw: string };
-const raw = (text: string): Raw => ({ raw: text });
-function toJson(v: unknown): string {
-  if (v && typeof v === 'object' && 'raw' in v) return (v as Raw).raw;
-  if (Array.isArray(v)) return `[${v.map(toJson).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${toJson(x)}`).join(',')}}`;
-  return JSON.stringify(v);
-}
-const INF = raw('1e999');
-const NEG_ZERO = raw('-0');
-const CONTROL = 'a\u0000b\u0007c\u001b[31m\u2028😀';
+const { expectNoLeak, expectRefused } = refusalChecks(SECRETS);
 
 /** Values each public input field must refuse; runner-only fields are unknown here. */
 const BAD: Record<string, unknown[]> = {
-  prompt: [1, null, [], {}, true, 'x'.repeat(10_001)],
-  negative_prompt: [5, false, ['a'], 'y'.repeat(10_001)],
-  width: ['64', 64.5, 65, INF, NEG_ZERO, 0, 4096, null, true, [64], {}],
-  height: ['64', 63.999, 8, raw('-1e999'), -64, 2056],
-  num_inference_steps: ['2', 2.5, 0, -1, INF, 151, null],
-  guidance_scale: ['7', -0.5, 31, INF, 'NaN', 'Infinity', null],
-  seed: [-1, 1.5, 4294967296, INF, '1', true, 1e308],
-  num_outputs: [0, 5, 1.5, NEG_ZERO, '1'],
-  strength: [-0.1, 1.5, '0.5', INF],
-  output_quality: [0, 101, 50.5, '80'],
-  scheduler: ['nope', '', 1, '\u0000', '😀', CONTROL],
-  output_format: ['gif', 'png\u0000', 1, ''],
-  prompt_mode: ['x', true],
-  prompt_weighting: ['true', 1, null],
+  ...BAD_PUBLIC_FIELDS,
   image: ['http://example.com/a.png', 'ftp://example.com/a.png', 'data:image/gif;base64,R0lGODlh', 'data:image/png;base64,@@@@', 'not a url', 5],
   mask: ['http://example.com/m.png', 'data:text/plain;base64,AAAA', {}],
   // Only the runner takes these; a public caller sending them is refused by name.
@@ -194,26 +117,11 @@ describe('malformed bodies on the create routes', () => {
 
 describe('seeded field fuzzing', () => {
   it('every field given a bad value (1 to 3 at once, plus unknown fields) is named in a 422', async () => {
-    const r = rng(0x5eed);
-    const fields = Object.keys(BAD);
-    for (let n = 0; n < 100; n++) {
-      const input: Record<string, unknown> = { ...BASE };
-      const expected: string[] = [];
-      for (let k = 1 + Math.floor(r() * 3); k > 0; k--) {
-        const field = pick(r, fields);
-        input[field] = pick(r, BAD[field]);
-        if (!expected.includes(field)) expected.push(field);
-      }
-      if (r() < 0.3) {
-        const unknown = pick(r, ['extra', 'Prompt', 'prompt ', `k${CONTROL}`, 'constructor']);
-        input[unknown] = pick(r, [1, 'x', null, {}]);
-        expected.push(unknown);
-      }
+    for (const { n, input, expected } of badInputs(0x5eed, 100, BASE, BAD, ['extra', 'Prompt', 'prompt ', `k${CONTROL}`, 'constructor'])) {
       const res = await rawPost('/v1/predictions', toJson({ version: VERSION_REF, input }));
       const body = expectRefused(res, 422);
       for (const field of expected) {
-        const named = (body.error.issues ?? []).some((i) => i.field === `input.${field}` || i.field.startsWith(`input.${field}.`));
-        expect(named, `case ${n}: input.${field} not named; got ${res.text.slice(0, 400)}`).toBe(true);
+        expect(namesField(body, `input.${field}`), `case ${n}: input.${field} not named; got ${res.text.slice(0, 400)}`).toBe(true);
       }
     }
   });
@@ -224,8 +132,8 @@ describe('seeded field fuzzing', () => {
     const r = rng(42);
     const alphabet = ['\u0000', '\u0007', '\u001b', '\u200b', '\u2028', '\ufeff', '😀', '🧑‍🚀', 'é', '日本', '\ud800', '"', '\\', '<script>', 'BREAK'];
     for (let n = 0; n < 4; n++) {
-      const text = () => Array.from({ length: 1 + Math.floor(r() * 30) }, () => pick(r, alphabet)).join(pick(r, [' ', '', ',']));
-      const res = await reply(await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt: text(), negative_prompt: text() } } }));
+      const text = () => randomText(r, alphabet, 30);
+      const res = await readReply(await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt: text(), negative_prompt: text() } } }));
       expect(res.status, res.text.slice(0, 300)).toBe(201);
       expectNoLeak(res);
       ids.push((res.body as Prediction).id);
@@ -257,12 +165,12 @@ describe('seeded field fuzzing', () => {
 describe('paths, queries and auth', () => {
   it('weird prediction ids are 404; a cursor that is not one is 422 naming cursor', async () => {
     for (const id of ['%00', '..%2F..%2Fetc', 'A', 'a%20b', '%F0%9F%98%80', 'x'.repeat(65), "a'b"]) {
-      expectRefused(await reply(await call(`/v1/predictions/${id}`)), 404);
-      expectRefused(await reply(await call(`/v1/predictions/${id}/cancel`, { method: 'POST' })), 404);
-      expectRefused(await reply(await exports.default.fetch(`http://edge.test/v1/predictions/${id}/stream?token=x`)), 404);
+      expectRefused(await readReply(await call(`/v1/predictions/${id}`)), 404);
+      expectRefused(await readReply(await call(`/v1/predictions/${id}/cancel`, { method: 'POST' })), 404);
+      expectRefused(await readReply(await exports.default.fetch(`http://edge.test/v1/predictions/${id}/stream?token=x`)), 404);
     }
     for (const cursor of ['garbage', '%00', 'x'.repeat(5000), btoa('notatime:abc')]) {
-      expectRefused(await reply(await call(`/v1/predictions?cursor=${cursor}`)), 422, ['cursor']);
+      expectRefused(await readReply(await call(`/v1/predictions?cursor=${cursor}`)), 422, ['cursor']);
     }
     expect((await call('/v1/predictions')).status).toBe(200);
   });
@@ -271,18 +179,18 @@ describe('paths, queries and auth', () => {
     for (const authorization of [undefined, 'Bearer wrong', `Bearer ${key}x`, `Basic ${key}`, 'Bearer sk_\u0001 ', `Bearer ${'a'.repeat(10_000)}`]) {
       const headers = new Headers(json);
       if (authorization !== undefined) headers.set('authorization', authorization);
-      const res = await reply(await exports.default.fetch(new Request('http://edge.test/v1/predictions', { method: 'POST', headers, body: JSON.stringify({ version: VERSION_REF, input: BASE }) })));
+      const res = await readReply(await exports.default.fetch(new Request('http://edge.test/v1/predictions', { method: 'POST', headers, body: JSON.stringify({ version: VERSION_REF, input: BASE }) })));
       expectRefused(res, [401, 403]);
       expect(res.text).not.toContain(key);
     }
   });
 
   it('runner webhooks: unsigned or garbage is 401, signed garbage is 422, bad query values are named', async () => {
-    expectRefused(await reply(await exports.default.fetch(new Request('http://edge.test/internal/runner-webhook?prediction=abc', { method: 'POST', body: '{"x":1}' }))), 401);
+    expectRefused(await readReply(await exports.default.fetch(new Request('http://edge.test/internal/runner-webhook?prediction=abc', { method: 'POST', body: '{"x":1}' }))), 401);
     const signedRaw = async (body: string, query = 'prediction=abc&generation=0') => {
       const { signWebhook } = await import('@sd/shared/webhook-signature');
       const headers = await signWebhook(RUNNER_WEBHOOK_SECRET, `msg_${crypto.randomUUID()}`, body);
-      return reply(await exports.default.fetch(new Request(`http://edge.test/internal/runner-webhook?${query}`, { method: 'POST', headers: { ...json, ...headers }, body })));
+      return readReply(await exports.default.fetch(new Request(`http://edge.test/internal/runner-webhook?${query}`, { method: 'POST', headers: { ...json, ...headers }, body })));
     };
     expectRefused(await signedRaw('{bad'), 422, ['(body)']);
     expectRefused(await signedRaw('[]'), 422, ['(body)']);

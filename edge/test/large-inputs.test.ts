@@ -1,7 +1,7 @@
 // Inputs and outputs bigger than one Durable Object storage value (2 MiB): a maximum-size img2img request and
 // data-URL outputs must be stored and dispatched intact, never lost with an internal error.
 import type { Prediction } from '@sd/shared/schemas/prediction';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   api,
   createKey,
@@ -11,18 +11,12 @@ import {
   runnerEnvelope,
   runnerPuts,
   sendRunnerWebhook,
-  uploadEmbeddedTokenizer,
+  useEdgeHarness,
   VERSION,
   waitFor,
 } from './support/edge-harness.ts';
 
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-beforeAll(async () => {
-  await uploadEmbeddedTokenizer();
-});
+useEdgeHarness();
 
 /** A data URI of `bytes` decoded bytes with a PNG signature (the edge checks size and type, the runner decodes). */
 function bigDataUri(bytes: number, fill: string): string {

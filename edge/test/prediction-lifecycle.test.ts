@@ -3,7 +3,7 @@
 import { encodeTensor } from '@sd/shared/tensor-format';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { exports } from 'cloudflare:workers';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   api,
   createKey,
@@ -15,18 +15,12 @@ import {
   runnerEnvelope,
   runnerPuts,
   sendRunnerWebhook,
-  uploadEmbeddedTokenizer,
+  useEdgeHarness,
   VERSION,
   waitFor,
 } from './support/edge-harness.ts';
 
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-beforeAll(async () => {
-  await uploadEmbeddedTokenizer();
-});
+useEdgeHarness();
 
 async function create(key: string, input: Record<string, unknown>, init: RequestInit = {}): Promise<Prediction> {
   const res = await api(key)('/v1/predictions', { method: 'POST', json: { version: `${MODEL}:${VERSION}`, input }, ...init });

@@ -5,7 +5,7 @@ import type { Prediction } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { signWebhook } from '@sd/shared/webhook-signature';
 import { env, exports } from 'cloudflare:workers';
-import { vi } from 'vitest';
+import { afterEach, beforeAll, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/key-format.ts';
 import { kvStore, saveKeyRecord } from '../../src/auth/key-store.ts';
 import { clearTokenizerCache } from '../../src/embeddings/tokenizer-store.ts';
@@ -42,6 +42,14 @@ export async function uploadEmbeddedTokenizer(): Promise<void> {
   for (const [name, text] of Object.entries(files)) await env.TOKENIZERS.put(`${VERSION}/${name}`, text);
   clearTokenizerCache();
   tokenizerUploaded = true;
+}
+
+/** The hooks every edge test file wants: the tokenizer in KV before its tests, the real network back after each. */
+export function useEdgeHarness(): void {
+  beforeAll(uploadEmbeddedTokenizer);
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 }
 
 export interface Seen {

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type S3rverHandle, startS3rver } from '../../../test/support/s3rver-process.ts';
+import { type S3rverHandle, startS3rver } from '../../../scripts/stack/s3rver-process.ts';
 import type { S3Config } from '../server/config.ts';
 import { S3Storage } from './s3-storage.ts';
 

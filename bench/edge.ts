@@ -5,9 +5,9 @@ import { readdir } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { tokenizePromptPair } from '../edge/src/embeddings/prompt-tokens.ts';
 import { ensureDefaultModel } from '../gpu-runner/src/default-model/write-model.ts';
 import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
-import { tokenizePromptPair } from '../edge/src/embeddings/prompt-tokens.ts';
 import { ClipTokenizer } from '../shared/src/tokenizer/index.ts';
 
 /** Requests per scenario and concurrency level: enough for a p99, few enough to stay under three minutes in all. */
@@ -62,7 +62,9 @@ async function startRunnerProxy(): Promise<RunnerProxy> {
     }
     if (put) proxy.dispatchedAt.set(decodeURIComponent(put[1]), arrived);
     const headers = Object.fromEntries(
-      Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && !['host', 'connection', 'content-length'].includes(k)),
+      Object.entries(req.headers).filter(
+        ([k, v]) => typeof v === 'string' && !['host', 'connection', 'content-length'].includes(k),
+      ),
     ) as Record<string, string>;
     const upstream = await fetch(`${proxy.target}${req.url}`, {
       method: req.method,
@@ -125,17 +127,14 @@ function once(agent: Agent, base: URL, spec: RequestSpec, i: number): Promise<{ 
   }
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const req = httpRequest(
-      { agent, host: base.hostname, port: base.port, method: spec.method, path, headers },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - started }),
-        );
-        res.on('error', reject);
-      },
-    );
+    const req = httpRequest({ agent, host: base.hostname, port: base.port, method: spec.method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - started }),
+      );
+      res.on('error', reject);
+    });
     req.setTimeout(30_000, () => req.destroy(new Error(`${spec.method} ${path}: no answer in 30 s`)));
     req.on('error', reject);
     req.end(payload);
@@ -165,13 +164,21 @@ const processCpuMs = () => {
   return (u.user + u.system) / 1000;
 };
 
-async function load(edgeUrl: string, edgePgid: number, spec: RequestSpec, count: number, concurrency: number): Promise<LoadResult> {
+async function load(
+  edgeUrl: string,
+  edgePgid: number,
+  spec: RequestSpec,
+  count: number,
+  concurrency: number,
+): Promise<LoadResult> {
   const base = new URL(edgeUrl);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   try {
     const check = (r: { status: number; body: string }, i: number) => {
       if (r.status !== spec.expect) {
-        throw new Error(`${spec.method} ${typeof spec.path === 'string' ? spec.path : spec.path(i)} #${i}: expected ${spec.expect}, got ${r.status}: ${r.body.slice(0, 300)}`);
+        throw new Error(
+          `${spec.method} ${typeof spec.path === 'string' ? spec.path : spec.path(i)} #${i}: expected ${spec.expect}, got ${r.status}: ${r.body.slice(0, 300)}`,
+        );
       }
     };
     // Warm-up at the same concurrency: opens the connections, and the isolate's caches see this workload once.
@@ -289,12 +296,20 @@ async function endToEnd(stack: LocalStack, proxy: RunnerProxy, auth: Record<stri
     const wallMs = performance.now() - t0;
     const p = JSON.parse(text) as { id: string; status: string; metrics?: { predict_time?: number; embedding_cache?: string } };
     if (res.status !== 201 || p.status !== 'succeeded' || typeof p.metrics?.predict_time !== 'number') {
-      throw new Error(`end-to-end prediction ${i}: expected 201 succeeded with metrics.predict_time, got ${res.status}: ${text.slice(0, 400)}`);
+      throw new Error(
+        `end-to-end prediction ${i}: expected 201 succeeded with metrics.predict_time, got ${res.status}: ${text.slice(0, 400)}`,
+      );
     }
     const dispatched = proxy.dispatchedAt.get(p.id);
     if (dispatched === undefined) throw new Error(`end-to-end prediction ${p.id} never reached the runner proxy`);
     // Run 0 is the warm-up: the first at this size in the runner, and the embedding cache miss that fills the cache.
-    if (i > 0) runs.push({ wallMs, toDispatchMs: dispatched - t0, predictS: p.metrics.predict_time, cache: p.metrics.embedding_cache ?? '-' });
+    if (i > 0)
+      runs.push({
+        wallMs,
+        toDispatchMs: dispatched - t0,
+        predictS: p.metrics.predict_time,
+        cache: p.metrics.embedding_cache ?? '-',
+      });
   }
   return runs;
 }
@@ -357,7 +372,11 @@ export async function run(): Promise<{ title: string; markdown: string }> {
       method: 'POST',
       path: '/v1/predictions',
       headers: auth,
-      body: (i) => JSON.stringify({ version: stack?.model.ref, input: { prompt: prompt(i), width: 64, height: 64, num_inference_steps: 1 } }),
+      body: (i) =>
+        JSON.stringify({
+          version: stack?.model.ref,
+          input: { prompt: prompt(i), width: 64, height: 64, num_inference_steps: 1 },
+        }),
       expect: 201,
     });
     const runTag = Date.now().toString(36);
@@ -380,7 +399,12 @@ export async function run(): Promise<{ title: string; markdown: string }> {
         count: COUNTS.create,
         creates: true,
       },
-      { label: '(c) POST 201, 5 words, embedding cache hit', spec: create(() => HIT_PROMPT), count: COUNTS.create, creates: true },
+      {
+        label: '(c) POST 201, 5 words, embedding cache hit',
+        spec: create(() => HIT_PROMPT),
+        count: COUNTS.create,
+        creates: true,
+      },
       {
         label: `(e) POST 201, ${long.tokens}-token prompt (${longWindows} windows), miss`,
         spec: create((i) => long.text(`l${runTag}x${i}`)),
@@ -402,7 +426,9 @@ export async function run(): Promise<{ title: string; markdown: string }> {
             const p = JSON.parse(b) as { id: string; metrics?: { embedding_cache?: string } };
             const want = s.label.includes('hit') ? 'hit' : 'miss';
             if (p.metrics?.embedding_cache !== want) {
-              throw new Error(`${s.label}: prediction ${p.id} reports embedding_cache ${p.metrics?.embedding_cache}, expected ${want}`);
+              throw new Error(
+                `${s.label}: prediction ${p.id} reports embedding_cache ${p.metrics?.embedding_cache}, expected ${want}`,
+              );
             }
             created.push(p.id);
           }
@@ -414,7 +440,12 @@ export async function run(): Promise<{ title: string; markdown: string }> {
       }
     }
     // Cycles through the predictions made above: each GET reaches another Durable Object most of the time.
-    const read: RequestSpec = { method: 'GET', path: (i) => `/v1/predictions/${created[i % created.length]}`, headers: auth, expect: 200 };
+    const read: RequestSpec = {
+      method: 'GET',
+      path: (i) => `/v1/predictions/${created[i % created.length]}`,
+      headers: auth,
+      expect: 200,
+    };
     // And one prediction read again and again, as a polling client does: its object stays in memory.
     const poll: RequestSpec = { ...read, path: `/v1/predictions/${created[0]}` };
     for (const [label, spec] of [
@@ -429,7 +460,10 @@ export async function run(): Promise<{ title: string; markdown: string }> {
 
     const short = tokenizeMicros(tokenizer, HIT_PROMPT);
     const longUs = tokenizeMicros(tokenizer, long.text('v0a1b2'));
-    return { title: 'Edge: time added per request (wrangler dev, workerd on loopback)', markdown: report(rows, e2e, { startupS, drains, short, longUs, long }) };
+    return {
+      title: 'Edge: time added per request (wrangler dev, workerd on loopback)',
+      markdown: report(rows, e2e, { startupS, drains, short, longUs, long }),
+    };
   } finally {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
     await stopAll();

@@ -43,7 +43,12 @@ function overhead(results: GenerateResult[]): Overhead {
   };
 }
 
-async function generations(pipe: StableDiffusionPipeline, base: GenerateRequest, count: number, firstSeed: number): Promise<GenerateResult[]> {
+async function generations(
+  pipe: StableDiffusionPipeline,
+  base: GenerateRequest,
+  count: number,
+  firstSeed: number,
+): Promise<GenerateResult[]> {
   const out: GenerateResult[] = [];
   for (let i = 0; i < count; i++) out.push(await pipe.generate({ ...base, seed: firstSeed + i }));
   return out;
@@ -58,7 +63,14 @@ export async function run(): Promise<{ title: string; markdown: string }> {
   const dir = await ensureDefaultModel();
   const threads = 2;
   const steadyRuns = 10;
-  const base: GenerateRequest = { prompt: 'a lighthouse at dusk, oil painting', width: 64, height: 64, steps: 20, guidanceScale: 7.5, seed: 1 };
+  const base: GenerateRequest = {
+    prompt: 'a lighthouse at dusk, oil painting',
+    width: 64,
+    height: 64,
+    steps: 20,
+    guidanceScale: 7.5,
+    seed: 1,
+  };
 
   // Two intra-op threads (= the cores here): the production setting. One thread: the same loop with exact CPU
   // accounting, since the only busy thread is the one that calls run (a spinning pool thread's CPU time is
@@ -72,7 +84,12 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     [1, true],
     [threads, false],
   ] as const) {
-    const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: intraOp, interOpNumThreads: 1, measureCpuTime: true, allowSpinning });
+    const pipe = await StableDiffusionPipeline.load(dir, {
+      intraOpNumThreads: intraOp,
+      interOpNumThreads: 1,
+      measureCpuTime: true,
+      allowSpinning,
+    });
     try {
       const cold = overhead(await generations(pipe, base, 1, 0)); // fresh sessions, V8 not yet optimized
       const steady = overhead(await generations(pipe, base, steadyRuns, 1)); // after that warm-up generation

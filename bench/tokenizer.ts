@@ -14,7 +14,10 @@ interface TokenizerCase {
 
 /** The slice of transformers.js' tokenizer we call; its published types are looser than this. */
 interface HfTokenizer {
-  (text: string, options: { padding: 'max_length'; max_length: number; truncation: boolean }): {
+  (
+    text: string,
+    options: { padding: 'max_length'; max_length: number; truncation: boolean },
+  ): {
     input_ids: { data: ArrayLike<bigint | number> };
   };
   encode(text: string): number[];
@@ -130,13 +133,23 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     coldHf.push((prompts.length / hfMs) * 1000);
   }
 
-  process.stdout.write(`  cold prompts/s ours ${coldOurs.map(fmt).join(" ")}; transformers.js ${coldHf.map(fmt).join(" ")}\n`);
+  process.stdout.write(`  cold prompts/s ours ${coldOurs.map(fmt).join(' ')}; transformers.js ${coldHf.map(fmt).join(' ')}\n`);
 
   // 4. Warm: repeated passes; the two run alternately in rounds so machine noise hits both alike.
   const rows: Array<{ label: string; ours: (p: string) => unknown; hf: (p: string) => unknown; set: readonly string[] }> = [
     { label: '77-id window, all 158 prompts', ours: oursIds, hf: (p) => hf(p, hfOptions), set: prompts },
-    { label: `77-id window, the ${agreeing.length} prompts with identical ids`, ours: oursIds, hf: (p) => hf(p, hfOptions), set: agreeing },
-    { label: 'raw BPE ids (no specials, no padding), all 158', ours: (p) => ours.encodeBpe(p), hf: (p) => hf.encode(p), set: prompts },
+    {
+      label: `77-id window, the ${agreeing.length} prompts with identical ids`,
+      ours: oursIds,
+      hf: (p) => hf(p, hfOptions),
+      set: agreeing,
+    },
+    {
+      label: 'raw BPE ids (no specials, no padding), all 158',
+      ours: (p) => ours.encodeBpe(p),
+      hf: (p) => hf.encode(p),
+      set: prompts,
+    },
   ];
   const warm: string[] = [];
   let headline = 0;
@@ -152,8 +165,12 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     warm.push(`| ${row.label} | ${fmt(median(o))} | ${fmt(median(h))} | ${ratio.toFixed(1)}x |`);
     process.stdout.write(`  warm ${row.label}: ${fmt(median(o))} vs ${fmt(median(h))} prompts/s\n`);
   }
-  const weighted = median(Array.from({ length: 5 }, () => throughput(prompts, (p) => ours.tokenizePrompt(p, { mode: 'truncate' }), 250)));
-  const chunked = median(Array.from({ length: 5 }, () => throughput(prompts, (p) => ours.tokenizePrompt(p, { mode: 'chunk' }), 250)));
+  const weighted = median(
+    Array.from({ length: 5 }, () => throughput(prompts, (p) => ours.tokenizePrompt(p, { mode: 'truncate' }), 250)),
+  );
+  const chunked = median(
+    Array.from({ length: 5 }, () => throughput(prompts, (p) => ours.tokenizePrompt(p, { mode: 'chunk' }), 250)),
+  );
 
   const markdown = [
     `Prompts: the ${cases.length} prompts of \`tokenizer_cases.jsonl\` (58 hand-written tricky cases + 100 PartiPrompts).`,

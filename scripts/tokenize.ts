@@ -21,7 +21,10 @@ function parseArgs(argv: string[]): CliOptions {
   let weighting = true;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`);
@@ -71,10 +74,16 @@ function tokenizeLine(tokenizer: ClipTokenizer, options: CliOptions, line: strin
   try {
     prompt = JSON.parse(line);
   } catch {
-    return JSON.stringify({ error: `line ${lineNo} must be a JSON string, got invalid JSON: ${line.slice(0, 60)}`, line: lineNo });
+    return JSON.stringify({
+      error: `line ${lineNo} must be a JSON string, got invalid JSON: ${line.slice(0, 60)}`,
+      line: lineNo,
+    });
   }
   if (typeof prompt !== 'string') {
-    return JSON.stringify({ error: `line ${lineNo} must be a JSON string, got ${prompt === null ? 'null' : typeof prompt}`, line: lineNo });
+    return JSON.stringify({
+      error: `line ${lineNo} must be a JSON string, got ${prompt === null ? 'null' : typeof prompt}`,
+      line: lineNo,
+    });
   }
   const out = tokenizer.tokenizePrompt(prompt, { mode: options.mode, weighting: options.weighting });
   // Truncate mode has exactly one window: print it flat, as the 77 ids a pipeline feeds the text encoder.

@@ -11,7 +11,14 @@ import Replicate, { type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
-import { callEdge, imageMetadata, type PublicPrediction, runnerStarts, storedObjects, waitForPrediction } from './support/stack-probes.ts';
+import {
+  callEdge,
+  imageMetadata,
+  type PublicPrediction,
+  runnerStarts,
+  storedObjects,
+  waitForPrediction,
+} from './support/stack-probes.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const CHROMIUM = '/usr/bin/chromium';

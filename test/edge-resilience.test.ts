@@ -10,7 +10,14 @@ import Replicate, { type Prediction } from 'replicate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EdgeStack, type LocalStack, startEdgeStack, startLocalStack } from '../scripts/local-stack.ts';
 import { freePort } from '../scripts/stack/free-port.ts';
-import { callEdge, imageMetadata, type PublicPrediction, runnerStarts, storedObjects, waitForPrediction } from './support/stack-probes.ts';
+import {
+  callEdge,
+  imageMetadata,
+  type PublicPrediction,
+  runnerStarts,
+  storedObjects,
+  waitForPrediction,
+} from './support/stack-probes.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const TINY = { width: 64, height: 64, num_inference_steps: 6 } as const;
@@ -217,7 +224,10 @@ describe('the replicate backend against a real Replicate-compatible API (edge A 
     const t0 = Date.now();
     const prompt = `a cancel through two edges ${Date.now()}`;
     const res = await callEdge(front.edgeUrl, front.apiKey, '/v1/predictions', {
-      body: { version: `${REMOTE_MODEL.id}:${REMOTE_MODEL.version}`, input: { prompt, width: 256, height: 256, num_inference_steps: 150 } },
+      body: {
+        version: `${REMOTE_MODEL.id}:${REMOTE_MODEL.version}`,
+        input: { prompt, width: 256, height: 256, num_inference_steps: 150 },
+      },
     });
     expect(res.status).toBe(201);
     const p = (await res.json()) as PublicPrediction;
@@ -228,7 +238,13 @@ describe('the replicate backend against a real Replicate-compatible API (edge A 
     const final = await waitForPrediction(front.edgeUrl, front.apiKey, p.id, (x) => TERMINAL.includes(x.status));
     expect(final.status).toBe('canceled');
     const remote = await onB(prompt);
-    const remoteFinal = await waitForPrediction(stack.edgeUrl, stack.apiKey, remote.id, (x) => TERMINAL.includes(x.status), 30_000);
+    const remoteFinal = await waitForPrediction(
+      stack.edgeUrl,
+      stack.apiKey,
+      remote.id,
+      (x) => TERMINAL.includes(x.status),
+      30_000,
+    );
     expect(remoteFinal.status).toBe('canceled');
     expect(remoteFinal.progress?.step ?? 0).toBeLessThan(150);
     // The runner stopped mid-loop and stored nothing.
@@ -283,7 +299,13 @@ describe('runners that die or refuse', () => {
       height: 256,
       num_inference_steps: 150,
     });
-    await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 2 || TERMINAL.includes(x.status), 60_000);
+    await waitForPrediction(
+      stack.edgeUrl,
+      stack.apiKey,
+      p.id,
+      (x) => (x.progress?.step ?? 0) >= 2 || TERMINAL.includes(x.status),
+      60_000,
+    );
     solo.process.signal('SIGSTOP');
     try {
       await expect
@@ -311,7 +333,13 @@ describe('runners that die or refuse', () => {
       { prompt: 'a runner that will not finish', width: 256, height: 256, num_inference_steps: 150 },
       { webhook: hooks.url, webhook_events_filter: ['completed'] },
     );
-    await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => (x.progress?.step ?? 0) >= 3 || TERMINAL.includes(x.status), 60_000);
+    await waitForPrediction(
+      stack.edgeUrl,
+      stack.apiKey,
+      p.id,
+      (x) => (x.progress?.step ?? 0) >= 3 || TERMINAL.includes(x.status),
+      60_000,
+    );
     const [victim, ...others] = [...stack.runners].sort((a, b) => runnerStarts(b, p.id) - runnerStarts(a, p.id));
     expect(runnerStarts(victim, p.id)).toBe(1);
     const survivor = others[0];

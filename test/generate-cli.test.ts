@@ -24,7 +24,20 @@ describe('generate CLI', () => {
 
   it('writes a PNG with the embedded model and prints the seed', async () => {
     const out = join(work, 'a.png');
-    const r = generate('--prompt', 'a lighthouse at dusk', '--width', '64', '--height', '64', '--steps', '3', '--seed', '42', '--out', out);
+    const r = generate(
+      '--prompt',
+      'a lighthouse at dusk',
+      '--width',
+      '64',
+      '--height',
+      '64',
+      '--steps',
+      '3',
+      '--seed',
+      '42',
+      '--out',
+      out,
+    );
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/seed: 42/);
@@ -38,7 +51,22 @@ describe('generate CLI', () => {
     const latents = new Float32Array(2 * 4 * 8 * 8).map((_, i) => Math.sin(i));
     const latentsFile = join(work, 'noise.f32');
     writeFileSync(latentsFile, Buffer.from(latents.buffer));
-    const args = ['--prompt', 'x', '--width', '64', '--height', '64', '--steps', '2', '--num-outputs', '2', '--init-latents', latentsFile, '--scheduler', 'ddim'];
+    const args = [
+      '--prompt',
+      'x',
+      '--width',
+      '64',
+      '--height',
+      '64',
+      '--steps',
+      '2',
+      '--num-outputs',
+      '2',
+      '--init-latents',
+      latentsFile,
+      '--scheduler',
+      'ddim',
+    ];
     const r = generate(...args, '--format', 'webp', '--quality', '50', '--out', out, '--raw-out', raw);
     expect(r.code).toBe(0);
     expect(existsSync(join(work, 'b-0.webp')) && existsSync(join(work, 'b-1.webp'))).toBe(true);
@@ -57,7 +85,10 @@ describe('generate CLI', () => {
     [['--prompt', 'x', '--out', 'o.png', '--guidance', '31'], /--guidance must be a number between 0 and 30, got 31/],
     [['--prompt', 'x', '--out', 'o.png', '--seed', '-1'], /--seed must be an integer between 0 and 4294967295, got -1/],
     [['--prompt', 'x', '--out', 'o.png', '--num-outputs', '5'], /--num-outputs must be an integer between 1 and 4, got 5/],
-    [['--prompt', 'x', '--out', 'o.png', '--image', 'i.png', '--strength', '1.5'], /--strength must be a number between 0 and 1, got 1.5/],
+    [
+      ['--prompt', 'x', '--out', 'o.png', '--image', 'i.png', '--strength', '1.5'],
+      /--strength must be a number between 0 and 1, got 1.5/,
+    ],
     [['--out', 'o.png'], /--prompt is required/],
     [['--prompt', 'x', '--out', 'o.png', '--bogus', '1'], /bogus/],
   ])('exits 2 with one line for %j', (args, message) => {

@@ -5,7 +5,20 @@ import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunnerHandle, startRunner } from '../scripts/stack/runner-process.ts';
-import { BAD_PUBLIC_FIELDS, badInputs, CONTROL, INF, NEG_INF, namesField, type Reply, randomText, readReply, refusalChecks, rng, toJson } from './support/fuzz.ts';
+import {
+  BAD_PUBLIC_FIELDS,
+  badInputs,
+  CONTROL,
+  INF,
+  NEG_INF,
+  namesField,
+  type Reply,
+  randomText,
+  readReply,
+  refusalChecks,
+  rng,
+  toJson,
+} from './support/fuzz.ts';
 
 const API_TOKEN = 'hardening-runner-api-token-5e1f';
 const WEBHOOK_TOKEN = 'hardening-webhook-token-77ab';
@@ -37,11 +50,17 @@ afterAll(async () => {
   await runner?.stop();
 });
 
-async function send(method: string, path: string, body?: string | Uint8Array, headers: Record<string, string> = json): Promise<Reply> {
+async function send(
+  method: string,
+  path: string,
+  body?: string | Uint8Array,
+  headers: Record<string, string> = json,
+): Promise<Reply> {
   return readReply(await fetch(`${runner.url}${path}`, { method, headers, body: body as BodyInit | undefined }));
 }
 
-const post = (input: unknown, headers: Record<string, string> = json) => send('POST', '/predictions', JSON.stringify({ input }), headers);
+const post = (input: unknown, headers: Record<string, string> = json) =>
+  send('POST', '/predictions', JSON.stringify({ input }), headers);
 
 /** Nothing a caller sees may carry a stack frame, a source path or a configured secret. */
 const { expectNoLeak, expectRefused } = refusalChecks(SECRETS);
@@ -66,7 +85,15 @@ const BAD: Record<string, unknown[]> = {
   ...BAD_PUBLIC_FIELDS,
   guidance_scale: ['7', -0.5, 31, INF, NEG_INF, 'NaN', 'Infinity', null],
   return_embeddings: ['yes', 0],
-  image: ['http://example.com/a.png', 'ftp://example.com/a.png', 'data:image/gif;base64,R0lGODlh', 'data:image/png;base64,@@@@', 'not a url', 5, `https://${'a'.repeat(5000)}.com/`],
+  image: [
+    'http://example.com/a.png',
+    'ftp://example.com/a.png',
+    'data:image/gif;base64,R0lGODlh',
+    'data:image/png;base64,@@@@',
+    'not a url',
+    5,
+    `https://${'a'.repeat(5000)}.com/`,
+  ],
   mask: ['http://example.com/m.png', 'data:text/plain;base64,AAAA', 'data:image/png;base64,%%%', {}],
   prompt_tokens: [
     'x',
@@ -84,10 +111,19 @@ const BAD: Record<string, unknown[]> = {
   negative_prompt_tokens: [{ ids: [[1]], weights: [[NEG_INF]] }, { ids: [[1]] }],
   embeddings: [
     'AAAA',
-    { prompt: { dtype: 'float32', shape: [1, 77, 4], data: '!!!!' }, negative: { dtype: 'float32', shape: [1, 77, 4], data: '!!!!' } },
-    { prompt: { dtype: 'float32', shape: [1, 77, 4], data: 'AAAA' }, negative: { dtype: 'float32', shape: [1, 77, 4], data: 'AAAA' } },
+    {
+      prompt: { dtype: 'float32', shape: [1, 77, 4], data: '!!!!' },
+      negative: { dtype: 'float32', shape: [1, 77, 4], data: '!!!!' },
+    },
+    {
+      prompt: { dtype: 'float32', shape: [1, 77, 4], data: 'AAAA' },
+      negative: { dtype: 'float32', shape: [1, 77, 4], data: 'AAAA' },
+    },
     { prompt: { dtype: 'int8', shape: [1, 1, 4], data: 'AAAA' }, negative: { dtype: 'int8', shape: [1, 1, 4], data: 'AAAA' } },
-    { prompt: { dtype: 'float32', shape: [4], data: 'AAAAAAAAAAAAAAAAAAAAAA==' }, negative: { dtype: 'float32', shape: [4], data: 'AAAAAAAAAAAAAAAAAAAAAA==' } },
+    {
+      prompt: { dtype: 'float32', shape: [4], data: 'AAAAAAAAAAAAAAAAAAAAAA==' },
+      negative: { dtype: 'float32', shape: [4], data: 'AAAAAAAAAAAAAAAAAAAAAA==' },
+    },
     { prompt: { dtype: 'float32', shape: [1, 0, 4], data: '' }, negative: { dtype: 'float32', shape: [1, 0, 4], data: '' } },
     { prompt: { dtype: 'float32', shape: [1, 1, 1], data: 'AAAAAA==' } },
   ],
@@ -122,7 +158,13 @@ describe('malformed bodies on POST /predictions and PUT /predictions/{id}', () =
   });
 
   it('a body that is not declared as JSON is 415 naming Content-Type', async () => {
-    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', 'image/png']) {
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/jsonx',
+      'image/png',
+    ]) {
       const reply = await send('POST', '/predictions', JSON.stringify({ input: BASE }), { ...auth, 'content-type': type });
       expectRefused(reply, 415, ['Content-Type']);
     }
@@ -139,7 +181,12 @@ describe('malformed bodies on POST /predictions and PUT /predictions/{id}', () =
         c.close();
       },
     });
-    const res = await fetch(`${runner.url}/predictions/streamed`, { method: 'PUT', headers: json, body: stream, duplex: 'half' } as RequestInit);
+    const res = await fetch(`${runner.url}/predictions/streamed`, {
+      method: 'PUT',
+      headers: json,
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     const streamed = expectRefused(await readReply(res), 413);
     expect(streamed.error.message).toContain(String(MAX_REQUEST_BYTES));
   });
@@ -155,18 +202,48 @@ describe('malformed bodies on POST /predictions and PUT /predictions/{id}', () =
 
 describe('seeded field fuzzing', () => {
   it('every field given a bad value (1 to 3 at once, plus unknown fields) is named in a 422', async () => {
-    for (const { n, input, expected } of badInputs(0x5eed, 120, BASE, BAD, ['extra', 'Prompt', 'prompt ', '__proto__x', `k${CONTROL}`, 'constructor'])) {
+    for (const { n, input, expected } of badInputs(0x5eed, 120, BASE, BAD, [
+      'extra',
+      'Prompt',
+      'prompt ',
+      '__proto__x',
+      `k${CONTROL}`,
+      'constructor',
+    ])) {
       const reply = await send('POST', '/predictions', toJson({ input }));
       const body = expectRefused(reply, 422);
       for (const field of expected) {
-        expect(namesField(body, `input.${field}`), `case ${n}: input.${field} not named; input ${toJson(input).slice(0, 300)}; got ${reply.text.slice(0, 400)}`).toBe(true);
+        expect(
+          namesField(body, `input.${field}`),
+          `case ${n}: input.${field} not named; input ${toJson(input).slice(0, 300)}; got ${reply.text.slice(0, 400)}`,
+        ).toBe(true);
       }
     }
   });
 
   it('unicode, emoji, NUL and control characters in the free-text fields are accepted and produce an image', async () => {
     const r = rng(42);
-    const alphabet = ['\u0000', '\u0007', '\u001b', '\u200b', '\u2028', '\ufeff', '😀', '🧑‍🚀', 'é', 'ﬁ', '日本', '\ud800', '"', '\\', '<script>', '(', ')', ':', 'BREAK'];
+    const alphabet = [
+      '\u0000',
+      '\u0007',
+      '\u001b',
+      '\u200b',
+      '\u2028',
+      '\ufeff',
+      '😀',
+      '🧑‍🚀',
+      'é',
+      'ﬁ',
+      '日本',
+      '\ud800',
+      '"',
+      '\\',
+      '<script>',
+      '(',
+      ')',
+      ':',
+      'BREAK',
+    ];
     for (let n = 0; n < 4; n++) {
       const text = () => randomText(r, alphabet, 40);
       const res = await post({ ...BASE, num_inference_steps: 1, prompt: text(), negative_prompt: text(), seed: n });
@@ -183,10 +260,14 @@ describe('model-level checks at the entrance', () => {
 
   it('token ids outside the vocabulary and windows of the wrong length are 422 naming the tokens', async () => {
     for (const id of [1e9, 49408, 2 ** 31]) {
-      const body = expectRefused(await post({ ...BASE, prompt_tokens: { ids: [window(id)], weights: [ones()] } }), 422, ['input.prompt_tokens']);
+      const body = expectRefused(await post({ ...BASE, prompt_tokens: { ids: [window(id)], weights: [ones()] } }), 422, [
+        'input.prompt_tokens',
+      ]);
       expect(body.error.message).toMatch(/below the vocabulary size \d+/);
     }
-    expectRefused(await post({ ...BASE, negative_prompt_tokens: { ids: [window(5, 76)], weights: [ones(76)] } }), 422, ['input.negative_prompt_tokens']);
+    expectRefused(await post({ ...BASE, negative_prompt_tokens: { ids: [window(5, 76)], weights: [ones(76)] } }), 422, [
+      'input.negative_prompt_tokens',
+    ]);
   });
 
   it('embeddings that are not a whole number of windows, or too many, are 422 naming the shape', async () => {
@@ -233,7 +314,12 @@ describe('model-level checks at the entrance', () => {
       ['POST', '/predictions/abc/cancel'],
       ['POST', '/shutdown'],
     ] as const) {
-      for (const header of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${API_TOKEN}x` }, { authorization: `Basic ${API_TOKEN}` }]) {
+      for (const header of [
+        {} as Record<string, string>,
+        { authorization: 'Bearer wrong' },
+        { authorization: `Bearer ${API_TOKEN}x` },
+        { authorization: `Basic ${API_TOKEN}` },
+      ]) {
         expectRefused(await send(method, path, undefined, header), 401);
       }
     }
@@ -266,7 +352,12 @@ function png(width: number, height: number, idat: Buffer): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8;
   ihdr[9] = 2;
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', idat),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 const dataUri = (bytes: Buffer) => `data:image/png;base64,${bytes.toString('base64')}`;
 
@@ -281,11 +372,26 @@ describe('inputs that pass validation but fail in the pipeline', () => {
   it('end failed with a clear error naming the input, and the runner stays READY and working', async () => {
     const wrongHidden = { dtype: 'float32', shape: [1, 77, 3], data: Buffer.alloc(77 * 3 * 4).toString('base64') };
     const cases: Array<[Record<string, unknown>, RegExp]> = [
-      [{ embeddings: { prompt: wrongHidden, negative: wrongHidden } }, /embeddings\.cond must be float32 \[1, tokens, \d+\].*\[1, 77, 3\]/],
-      [{ image: dataUri(Buffer.concat([png(1, 1, Buffer.alloc(0)).subarray(0, 8), Buffer.alloc(100, 7)])) }, /image is not a readable PNG, JPEG or WebP image/],
+      [
+        { embeddings: { prompt: wrongHidden, negative: wrongHidden } },
+        /embeddings\.cond must be float32 \[1, tokens, \d+\].*\[1, 77, 3\]/,
+      ],
+      [
+        { image: dataUri(Buffer.concat([png(1, 1, Buffer.alloc(0)).subarray(0, 8), Buffer.alloc(100, 7)])) },
+        /image is not a readable PNG, JPEG or WebP image/,
+      ],
       [{ image: dataUri(Buffer.from('GIF89a not a png at all')) }, /image is not a readable PNG, JPEG or WebP image/],
-      [{ image: dataUri(png(20000, 20000, deflateSync(Buffer.alloc(64)))) }, /image must have between 1 and 16777216 pixels, got 20000 x 20000/],
-      [{ image: dataUri(png(64, 64, deflateSync(Buffer.alloc(64)))), mask: dataUri(png(100_000, 1000, deflateSync(Buffer.alloc(64)))) }, /mask must have between 1 and 16777216 pixels/],
+      [
+        { image: dataUri(png(20000, 20000, deflateSync(Buffer.alloc(64)))) },
+        /image must have between 1 and 16777216 pixels, got 20000 x 20000/,
+      ],
+      [
+        {
+          image: dataUri(png(64, 64, deflateSync(Buffer.alloc(64)))),
+          mask: dataUri(png(100_000, 1000, deflateSync(Buffer.alloc(64)))),
+        },
+        /mask must have between 1 and 16777216 pixels/,
+      ],
     ];
     for (const [input, error] of cases) {
       const p = await runToEnd(input);
@@ -297,8 +403,12 @@ describe('inputs that pass validation but fail in the pipeline', () => {
   });
 
   it('a 1x1 image and a mask of another size are resized and succeed', async () => {
-    const tiny = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#3a6' } }).png().toBuffer();
-    const mask = await sharp({ create: { width: 48, height: 200, channels: 3, background: '#fff' } }).png().toBuffer();
+    const tiny = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#3a6' } })
+      .png()
+      .toBuffer();
+    const mask = await sharp({ create: { width: 48, height: 200, channels: 3, background: '#fff' } })
+      .png()
+      .toBuffer();
     const p = await runToEnd({ image: dataUri(tiny), mask: dataUri(mask), strength: 1 });
     expect(p.status, p.error ?? '').toBe('succeeded');
   });

@@ -95,7 +95,9 @@ describe('health, auth and schema', () => {
       expect(wrong.status, `${method} ${path}`).toBe(401);
       expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
     }
-    await expect(new Replicate({ auth: 'nope', baseUrl: runner.url }).predictions.create({ version: 'v', input: SMALL })).rejects.toThrow(/401/);
+    await expect(
+      new Replicate({ auth: 'nope', baseUrl: runner.url }).predictions.create({ version: 'v', input: SMALL }),
+    ).rejects.toThrow(/401/);
   });
 
   it('serves openapi.json generated from the shared schemas', async () => {
@@ -119,7 +121,10 @@ describe('health, auth and schema', () => {
 
 describe('predictions through the replicate client', () => {
   it('runs on the embedded model and stores a PNG of the requested size in S3 (200, sync)', async () => {
-    const prediction = (await replicate.predictions.create({ version: 'local', input: { ...SMALL, seed: 1234 } })) as unknown as RunnerPrediction;
+    const prediction = (await replicate.predictions.create({
+      version: 'local',
+      input: { ...SMALL, seed: 1234 },
+    })) as unknown as RunnerPrediction;
     expect(prediction.status).toBe('succeeded');
     expect(prediction.error).toBeNull();
     expect(prediction.seeds).toEqual([1234]);
@@ -143,7 +148,10 @@ describe('predictions through the replicate client', () => {
 
   it('gives the same bytes for the same seed, and different bytes for another seed', async () => {
     const run = async (seed: number) => {
-      const p = (await replicate.predictions.create({ version: 'local', input: { ...SMALL, seed } })) as unknown as RunnerPrediction;
+      const p = (await replicate.predictions.create({
+        version: 'local',
+        input: { ...SMALL, seed },
+      })) as unknown as RunnerPrediction;
       expect(p.status).toBe('succeeded');
       return download(p.output![0]);
     };
@@ -153,12 +161,18 @@ describe('predictions through the replicate client', () => {
   });
 
   it('picks a random seed when none is given and reports it (201 with Prefer: wait via replicate.run)', async () => {
-    const output = (await replicate.run('owner/model:local', { input: { ...SMALL, num_outputs: 2, output_format: 'webp' } })) as string[];
+    const output = (await replicate.run('owner/model:local', {
+      input: { ...SMALL, num_outputs: 2, output_format: 'webp' },
+    })) as string[];
     expect(output).toHaveLength(2);
     expect(output[1]).toMatch(/\/predictions\/[0-9a-f]+\/1\.webp\?/);
     expect((await sharp(await download(output[1])).metadata()).format).toBe('webp');
 
-    const res = await fetch(`${runner.url}/predictions`, { method: 'POST', headers: { ...auth, prefer: 'wait=30' }, body: JSON.stringify({ input: SMALL }) });
+    const res = await fetch(`${runner.url}/predictions`, {
+      method: 'POST',
+      headers: { ...auth, prefer: 'wait=30' },
+      body: JSON.stringify({ input: SMALL }),
+    });
     expect(res.status).toBe(201);
     const p = (await res.json()) as RunnerPrediction;
     expect(p.status).toBe('succeeded');
@@ -198,7 +212,12 @@ describe('async predictions, webhooks, capacity, idempotency and cancel', () => 
     const { status, body } = await call(
       'PUT',
       `/predictions/${id}`,
-      { id, input: { ...SMALL, num_inference_steps: 8, seed: 5 }, webhook: hooks.url, webhook_events_filter: ['start', 'output', 'completed'] },
+      {
+        id,
+        input: { ...SMALL, num_inference_steps: 8, seed: 5 },
+        webhook: hooks.url,
+        webhook_events_filter: ['start', 'output', 'completed'],
+      },
       { prefer: 'respond-async' },
     );
     expect(status).toBe(202);
@@ -226,10 +245,17 @@ describe('async predictions, webhooks, capacity, idempotency and cancel', () => 
   it('retries the completed webhook with backoff until the receiver takes it', async () => {
     const id = 'webhook-retry-1';
     hooks.respondWith((body, previous) =>
-      body.id === id && body.status === 'succeeded' && previous.filter((w) => w.body.status === 'succeeded').length < 2 ? 503 : 200,
+      body.id === id && body.status === 'succeeded' && previous.filter((w) => w.body.status === 'succeeded').length < 2
+        ? 503
+        : 200,
     );
     try {
-      await call('PUT', `/predictions/${id}`, { input: SMALL, webhook: hooks.url, webhook_events_filter: ['completed'] }, { prefer: 'respond-async' });
+      await call(
+        'PUT',
+        `/predictions/${id}`,
+        { input: SMALL, webhook: hooks.url, webhook_events_filter: ['completed'] },
+        { prefer: 'respond-async' },
+      );
       await hooks.waitFor(id, (w) => w.body.status === 'succeeded' && w.answered === 200, 20_000);
       const attempts = hooks.forPrediction(id);
       expect(attempts.map((w) => w.answered)).toEqual([503, 503, 200]);
@@ -244,7 +270,12 @@ describe('async predictions, webhooks, capacity, idempotency and cancel', () => 
   it('is busy (409, BUSY) while a prediction runs, idempotent on PUT, and cancels within one step', async () => {
     const id = 'long-run-1';
     const filter = ['start', 'output', 'completed'];
-    const first = await call('PUT', `/predictions/${id}`, { input: { ...LONG, seed: 9 }, webhook: hooks.url, webhook_events_filter: filter }, { prefer: 'respond-async' });
+    const first = await call(
+      'PUT',
+      `/predictions/${id}`,
+      { input: { ...LONG, seed: 9 }, webhook: hooks.url, webhook_events_filter: filter },
+      { prefer: 'respond-async' },
+    );
     expect(first.status).toBe(202);
     await hooks.waitFor(id, (w) => (w.body.progress?.step ?? 0) >= 2);
 
@@ -257,7 +288,12 @@ describe('async predictions, webhooks, capacity, idempotency and cancel', () => 
     expect(viaClient.response?.status).toBe(409);
 
     // The same id again: the current state, never a second run.
-    const again = await call('PUT', `/predictions/${id}`, { input: { ...LONG, seed: 9 }, webhook: hooks.url, webhook_events_filter: filter }, { prefer: 'respond-async' });
+    const again = await call(
+      'PUT',
+      `/predictions/${id}`,
+      { input: { ...LONG, seed: 9 }, webhook: hooks.url, webhook_events_filter: filter },
+      { prefer: 'respond-async' },
+    );
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ id, status: 'processing' });
     expect(again.body.created_at).toBe(first.body.created_at);
@@ -283,7 +319,9 @@ describe('async predictions, webhooks, capacity, idempotency and cancel', () => 
   });
 
   it('tags every log line about a prediction with its id', () => {
-    const lines = runner.logRecords().filter((r) => typeof r.msg === 'string' && /Using seed|prediction (started|completed)/.test(r.msg as string));
+    const lines = runner
+      .logRecords()
+      .filter((r) => typeof r.msg === 'string' && /Using seed|prediction (started|completed)/.test(r.msg as string));
     expect(lines.length).toBeGreaterThan(5);
     for (const l of lines) expect(l.prediction_id, JSON.stringify(l)).toMatch(/\S/);
   });

@@ -57,7 +57,9 @@ try {
   if (values['persist-to']) args.push('--persist-to', values['persist-to']);
   const run = spawnSync('npx', args, { cwd: edgeDir, stdio: 'inherit' });
   if (run.status !== 0) fail(`wrangler kv bulk put exited with ${run.status}`);
-  console.log(`uploaded ${entries.length} files as tokenizer ${name} (vocabulary of ${tokenizer.vocabSize} tokens, windows of ${tokenizer.modelMaxLength})`);
+  console.log(
+    `uploaded ${entries.length} files as tokenizer ${name} (vocabulary of ${tokenizer.vocabSize} tokens, windows of ${tokenizer.modelMaxLength})`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

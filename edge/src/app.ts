@@ -4,11 +4,11 @@ import { errorBody } from '@sd/shared/schemas/errors';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { type AppEnv, configOf } from './api/app-env.ts';
-import { openApiDocument } from './api/openapi.ts';
+import { MAX_BODY_BYTES } from './api/json-body.ts';
 import { registerOpenAIRoutes } from './api/openai-routes.ts';
+import { openApiDocument } from './api/openapi.ts';
 import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
 import { registerRunnerWebhookRoute } from './api/runner-webhook-route.ts';
-import { MAX_BODY_BYTES } from './api/json-body.ts';
 import { DomainError, errorResponse } from './errors.ts';
 import { errorFields, logger } from './log.ts';
 

@@ -1,9 +1,8 @@
 // The edge's closed set of domain errors, and the one place they become HTTP responses.
-import { type ErrorIssue, errorBody } from '@sd/shared/schemas/errors';
+import { type ErrorIssue, errorBody, issuesFromZod } from '@sd/shared/schemas/errors';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
-import { issuesFromZod } from '@sd/shared/schemas/errors';
 import { ConfigError } from './config.ts';
 
 export type DomainErrorCode =
@@ -71,7 +70,12 @@ export interface ErrorResponse {
 
 export function errorResponse(err: unknown): ErrorResponse {
   if (err instanceof DomainError) {
-    return { status: err.status, body: errorBody(err.status, err.code, err.message, err.issues), headers: err.headers ?? {}, known: true };
+    return {
+      status: err.status,
+      body: errorBody(err.status, err.code, err.message, err.issues),
+      headers: err.headers ?? {},
+      known: true,
+    };
   }
   if (err instanceof HTTPException && err.res) {
     // The auth and limits middleware build their own errorBody response; keep it as it is.
@@ -89,7 +93,12 @@ export function errorResponse(err: unknown): ErrorResponse {
   }
   if (err instanceof ConfigError) {
     // The operator's mistake, not the caller's: say so without echoing config values.
-    return { status: 500, body: errorBody(500, 'misconfigured', 'the edge is misconfigured; see its logs'), headers: {}, known: false };
+    return {
+      status: 500,
+      body: errorBody(500, 'misconfigured', 'the edge is misconfigured; see its logs'),
+      headers: {},
+      known: false,
+    };
   }
   return { status: 500, body: errorBody(500, 'internal_error', 'internal error'), headers: {}, known: false };
 }

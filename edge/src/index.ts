@@ -1,18 +1,18 @@
 // The edge worker's entry: the Hono app for HTTP, the queue consumers (jobs and their dead letters), and the
 // Durable Object classes wrangler.jsonc binds.
 import { defaultCache } from './api/app-env.ts';
+import { createApp } from './app.ts';
 import { authenticate } from './auth/authenticate/index.ts';
 import { cors } from './auth/cors/index.ts';
 import { tokenRoutes } from './auth/routes.ts';
-import { rateLimit } from './limits/rate-limit/index.ts';
-import { createApp } from './app.ts';
 import { getConfig } from './config.ts';
 import { consumeDeadLetters, consumeJobs } from './dispatch/queue-consumer.ts';
 import { embedRoute } from './embed/embed-script.ts';
+import { rateLimit } from './limits/rate-limit/index.ts';
 
-export { PredictionObject } from './predictions/prediction-object.ts';
-export { PredictionIndex } from './predictions/prediction-index.ts';
 export { KeyLimiter } from './limits/key-limiter.ts';
+export { PredictionIndex } from './predictions/prediction-index.ts';
+export { PredictionObject } from './predictions/prediction-object.ts';
 
 const app = createApp({
   cors: [cors()],

@@ -6,7 +6,9 @@ import { pickRunner, retryDelaySeconds } from './dispatch/runner-pool.ts';
 import { enqueueDeliveries, type OutboxItem, runOutbox } from './webhooks/client-webhooks.ts';
 
 const secrets = { RUNNER_WEBHOOK_SECRET: 'a', RUNNER_TOKEN: 'b', WEBHOOK_SIGNING_SECRET: 'c', TOKEN_SIGNING_SECRET: 'd' };
-const models = JSON.stringify([{ id: 'sd/one', version: 'v1', runners: ['http://r1/', 'http://r2'], tokenizer: 't', limits: { maxSteps: 30 } }]);
+const models = JSON.stringify([
+  { id: 'sd/one', version: 'v1', runners: ['http://r1/', 'http://r2'], tokenizer: 't', limits: { maxSteps: 30 } },
+]);
 
 describe('Prefer: wait', () => {
   it.each([

@@ -1,8 +1,9 @@
 // Dispatch past its retry budget and the dead-letter queue; client webhooks signed per Standard Webhooks and filtered;
 // the OpenAI route's validation and answer; the OpenAPI document.
+
+import { env } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { verifyWebhook } from '@sd/shared/webhook-signature';
-import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { getConfig } from '../src/config.ts';
 import { consumeDeadLetters, consumeJob } from '../src/dispatch/queue-consumer.ts';
@@ -45,8 +46,12 @@ function message(body: unknown, attempts: number) {
 describe('dispatch budget', () => {
   it('after the retry budget the prediction fails with the last reason and the message goes on to the DLQ', async () => {
     const { key } = await createKey();
-    const fakeRunnerThatAlwaysSays409 = fakeNetwork(() => Response.json({ detail: 'Already running a prediction' }, { status: 409 }));
-    const created = (await (await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a lynx' } } })).json()) as Prediction;
+    const fakeRunnerThatAlwaysSays409 = fakeNetwork(() =>
+      Response.json({ detail: 'Already running a prediction' }, { status: 409 }),
+    );
+    const created = (await (
+      await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a lynx' } } })
+    ).json()) as Prediction;
     // The queue's own delivery is refused first; then the last attempt, by hand, as the runtime would deliver it.
     await waitFor(() => runnerPuts(fakeRunnerThatAlwaysSays409, created.id).length >= 1);
     const config = getConfig(env);
@@ -56,7 +61,9 @@ describe('dispatch budget', () => {
       return (await getPrediction(key, created.id)).status === 'failed';
     });
     const failed = await getPrediction(key, created.id);
-    expect(failed.error).toMatch(/^no runner accepted the prediction after 9 attempts; last: runner http:\/\/127\.0\.0\.1:5000 answered 409: Already running a prediction$/);
+    expect(failed.error).toMatch(
+      /^no runner accepted the prediction after 9 attempts; last: runner http:\/\/127\.0\.0\.1:5000 answered 409: Already running a prediction$/,
+    );
     // retry() without a delay past max_retries is how a message reaches the dead-letter queue.
     expect(last.decided.retry.at(-1)).toEqual({});
 
@@ -70,19 +77,25 @@ describe('dispatch budget', () => {
   it('the DLQ consumer fails a prediction nothing else ended, naming the last refusal', async () => {
     const { key } = await createKey();
     fakeNetwork(() => new Response('busy', { status: 503 }));
-    const created = (await (await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a mink' } } })).json()) as Prediction;
+    const created = (await (
+      await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a mink' } } })
+    ).json()) as Prediction;
     await waitFor(async () => (await predictionStub(env, created.id).get())?.dispatch.lastError);
     const dead = message({ predictionId: created.id, generation: 0 }, 1);
     await consumeDeadLetters({ queue: 'sd-jobs-dlq', messages: [dead.msg] } as unknown as MessageBatch<unknown>, env);
     const p = await getPrediction(key, created.id);
     expect(p.status).toBe('failed');
-    expect(p.error).toContain('no runner accepted the prediction before the queue gave up; last: runner http://127.0.0.1:5000 answered 503');
+    expect(p.error).toContain(
+      'no runner accepted the prediction before the queue gave up; last: runner http://127.0.0.1:5000 answered 503',
+    );
   });
 
   it('a 422 from the runner fails the prediction at once (retrying cannot help)', async () => {
     const { key } = await createKey();
     fakeNetwork(() => Response.json({ detail: 'input.width: bad' }, { status: 422 }));
-    const created = (await (await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a newt' } } })).json()) as Prediction;
+    const created = (await (
+      await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a newt' } } })
+    ).json()) as Prediction;
     const p = await waitFor(async () => {
       const x = await getPrediction(key, created.id);
       return x.status === 'failed' ? x : null;
@@ -94,11 +107,18 @@ describe('dispatch budget', () => {
 describe('client webhooks', () => {
   it('delivers only the filtered events, signed per Standard Webhooks with the deployment secret', async () => {
     const { key } = await createKey();
-    const seen = fakeNetwork((req) => (req.url.startsWith(RUNNER_URL) ? new Response('{}', { status: 202 }) : new Response('ok')));
+    const seen = fakeNetwork((req) =>
+      req.url.startsWith(RUNNER_URL) ? new Response('{}', { status: 202 }) : new Response('ok'),
+    );
     const created = (await (
       await api(key)('/v1/predictions', {
         method: 'POST',
-        json: { version: VERSION, input: { prompt: 'a vole' }, webhook: 'https://client.test/hook', webhook_events_filter: ['completed'] },
+        json: {
+          version: VERSION,
+          input: { prompt: 'a vole' },
+          webhook: 'https://client.test/hook',
+          webhook_events_filter: ['completed'],
+        },
       })
     ).json()) as Prediction;
     await waitFor(() => runnerPuts(seen, created.id)[0]);
@@ -133,13 +153,20 @@ describe('OpenAI images route', () => {
   it('waits for the prediction and answers with URLs or base64', async () => {
     const { key } = await createKey();
     const seen = fakeNetwork((req) =>
-      req.url.startsWith(RUNNER_URL) ? new Response('{}', { status: 202 }) : new Response(new Uint8Array([137, 80, 78, 71]), { headers: { 'content-type': 'image/png' } }),
+      req.url.startsWith(RUNNER_URL)
+        ? new Response('{}', { status: 202 })
+        : new Response(new Uint8Array([137, 80, 78, 71]), { headers: { 'content-type': 'image/png' } }),
     );
-    const pending = api(key)('/v1/images/generations', { method: 'POST', json: { prompt: 'a yak', n: 2, size: '256x256', response_format: 'b64_json' } });
+    const pending = api(key)('/v1/images/generations', {
+      method: 'POST',
+      json: { prompt: 'a yak', n: 2, size: '256x256', response_format: 'b64_json' },
+    });
     const put = await waitFor(() => seen.find((s) => s.method === 'PUT'));
     const job = JSON.parse(put.body);
     expect(job.input).toMatchObject({ prompt: 'a yak', num_outputs: 2, width: 256, height: 256 });
-    await sendRunnerWebhook(runnerEnvelope(job.id, { status: 'succeeded', output: ['https://cdn.test/a.png', 'data:image/png;base64,AAEC'] }));
+    await sendRunnerWebhook(
+      runnerEnvelope(job.id, { status: 'succeeded', output: ['https://cdn.test/a.png', 'data:image/png;base64,AAEC'] }),
+    );
     const res = await pending;
     expect(res.status).toBe(200);
     const body = (await res.json()) as { created: number; data: { b64_json: string }[] };
@@ -150,8 +177,15 @@ describe('OpenAI images route', () => {
 describe('OpenAPI', () => {
   it('describes the routes and the input from the zod schemas', async () => {
     const res = await api('unused')('/openapi.json');
-    const doc = (await res.json()) as { paths: Record<string, unknown>; components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/predictions', '/v1/predictions/{id}', '/v1/images/generations']));
-    expect(Object.keys(doc.components.schemas.PredictionInput.properties ?? {})).toEqual(expect.arrayContaining(['prompt', 'width', 'scheduler', 'seed']));
+    const doc = (await res.json()) as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/predictions', '/v1/predictions/{id}', '/v1/images/generations']),
+    );
+    expect(Object.keys(doc.components.schemas.PredictionInput.properties ?? {})).toEqual(
+      expect.arrayContaining(['prompt', 'width', 'scheduler', 'seed']),
+    );
   });
 });

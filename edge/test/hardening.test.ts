@@ -1,10 +1,21 @@
 // Hardening of the edge's public surface inside workerd: seeded malformed requests on every route must get a 4xx with
 // the shared error body naming the field, never a stack trace or a configured secret, and the edge keeps working.
+
+import { env, exports } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { encodeTensor } from '@sd/shared/tensor-format';
-import { env, exports } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BAD_PUBLIC_FIELDS, badInputs, CONTROL, namesField, randomText, readReply, refusalChecks, rng, toJson } from '../../test/support/fuzz.ts';
+import {
+  BAD_PUBLIC_FIELDS,
+  badInputs,
+  CONTROL,
+  namesField,
+  randomText,
+  readReply,
+  refusalChecks,
+  rng,
+  toJson,
+} from '../../test/support/fuzz.ts';
 import { MAX_BODY_BYTES } from '../src/api/json-body.ts';
 import {
   api,
@@ -46,7 +57,14 @@ const { expectNoLeak, expectRefused } = refusalChecks(SECRETS);
 /** Values each public input field must refuse; runner-only fields are unknown here. */
 const BAD: Record<string, unknown[]> = {
   ...BAD_PUBLIC_FIELDS,
-  image: ['http://example.com/a.png', 'ftp://example.com/a.png', 'data:image/gif;base64,R0lGODlh', 'data:image/png;base64,@@@@', 'not a url', 5],
+  image: [
+    'http://example.com/a.png',
+    'ftp://example.com/a.png',
+    'data:image/gif;base64,R0lGODlh',
+    'data:image/png;base64,@@@@',
+    'not a url',
+    5,
+  ],
   mask: ['http://example.com/m.png', 'data:text/plain;base64,AAAA', {}],
   // Only the runner takes these; a public caller sending them is refused by name.
   prompt_tokens: [{ ids: [[1]], weights: [[1]] }],
@@ -55,7 +73,11 @@ const BAD: Record<string, unknown[]> = {
 };
 
 describe('malformed bodies on the create routes', () => {
-  const createRoutes = ['/v1/predictions', `/v1/models/${MODEL}/predictions`, `/v1/models/${MODEL}/versions/${VERSION}/predictions`];
+  const createRoutes = [
+    '/v1/predictions',
+    `/v1/models/${MODEL}/predictions`,
+    `/v1/models/${MODEL}/versions/${VERSION}/predictions`,
+  ];
 
   it('invalid JSON, empty, array, string, null and deeply nested bodies are 422 naming the body or the field', async () => {
     const cases: Array<[string, string]> = [
@@ -81,8 +103,17 @@ describe('malformed bodies on the create routes', () => {
   });
 
   it('a body that is not declared as JSON is 415 naming Content-Type', async () => {
-    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx']) {
-      expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: BASE }), { 'content-type': type }), 415, ['Content-Type']);
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/jsonx',
+    ]) {
+      expectRefused(
+        await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: BASE }), { 'content-type': type }),
+        415,
+        ['Content-Type'],
+      );
     }
   });
 
@@ -95,33 +126,61 @@ describe('malformed bodies on the create routes', () => {
   });
 
   it('a 1 MB prompt is 422 naming prompt and its limit; a prompt past the window limit names prompt', async () => {
-    const huge = expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt: '\u00e9'.repeat(1024 * 1024) } })), 422, [
-      'input.prompt',
-    ]);
+    const huge = expectRefused(
+      await rawPost(
+        '/v1/predictions',
+        JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt: '\u00e9'.repeat(1024 * 1024) } }),
+      ),
+      422,
+      ['input.prompt'],
+    );
     expect(huge.error.message).toContain('10000 characters');
     const words = Array.from({ length: 3000 }, (_, i) => `w${i}`).join(' ');
-    const long = expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt: words.slice(0, 9999) } })), 422, ['input.prompt']);
+    const long = expectRefused(
+      await rawPost(
+        '/v1/predictions',
+        JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt: words.slice(0, 9999) } }),
+      ),
+      422,
+      ['input.prompt'],
+    );
     expect(long.error.message).toMatch(/must fit in 32 windows/);
   });
 
   it('prompt weights past the runner limit are 422 naming prompt, not a failed prediction later', async () => {
     for (const prompt of ['(cat:1000)', '(cat:-500)', `${'('.repeat(60)}cat${')'.repeat(60)}`]) {
-      const body = expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt } })), 422, ['input.prompt']);
+      const body = expectRefused(
+        await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, prompt } })),
+        422,
+        ['input.prompt'],
+      );
       expect(body.error.message).toMatch(/weights? .*between -100 and 100/);
     }
     for (const negative_prompt of ['(ugly:999)', '(ugly:100.5)']) {
-      expectRefused(await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, negative_prompt } })), 422, ['input.negative_prompt']);
+      expectRefused(
+        await rawPost('/v1/predictions', JSON.stringify({ version: VERSION_REF, input: { ...BASE, negative_prompt } })),
+        422,
+        ['input.negative_prompt'],
+      );
     }
   });
 });
 
 describe('seeded field fuzzing', () => {
   it('every field given a bad value (1 to 3 at once, plus unknown fields) is named in a 422', async () => {
-    for (const { n, input, expected } of badInputs(0x5eed, 100, BASE, BAD, ['extra', 'Prompt', 'prompt ', `k${CONTROL}`, 'constructor'])) {
+    for (const { n, input, expected } of badInputs(0x5eed, 100, BASE, BAD, [
+      'extra',
+      'Prompt',
+      'prompt ',
+      `k${CONTROL}`,
+      'constructor',
+    ])) {
       const res = await rawPost('/v1/predictions', toJson({ version: VERSION_REF, input }));
       const body = expectRefused(res, 422);
       for (const field of expected) {
-        expect(namesField(body, `input.${field}`), `case ${n}: input.${field} not named; got ${res.text.slice(0, 400)}`).toBe(true);
+        expect(namesField(body, `input.${field}`), `case ${n}: input.${field} not named; got ${res.text.slice(0, 400)}`).toBe(
+          true,
+        );
       }
     }
   });
@@ -130,10 +189,31 @@ describe('seeded field fuzzing', () => {
     const seen = fakeRunnerThatAccepts();
     const ids: string[] = [];
     const r = rng(42);
-    const alphabet = ['\u0000', '\u0007', '\u001b', '\u200b', '\u2028', '\ufeff', '😀', '🧑‍🚀', 'é', '日本', '\ud800', '"', '\\', '<script>', 'BREAK'];
+    const alphabet = [
+      '\u0000',
+      '\u0007',
+      '\u001b',
+      '\u200b',
+      '\u2028',
+      '\ufeff',
+      '😀',
+      '🧑‍🚀',
+      'é',
+      '日本',
+      '\ud800',
+      '"',
+      '\\',
+      '<script>',
+      'BREAK',
+    ];
     for (let n = 0; n < 4; n++) {
       const text = () => randomText(r, alphabet, 30);
-      const res = await readReply(await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt: text(), negative_prompt: text() } } }));
+      const res = await readReply(
+        await call('/v1/predictions', {
+          method: 'POST',
+          json: { version: VERSION_REF, input: { ...BASE, prompt: text(), negative_prompt: text() } },
+        }),
+      );
       expect(res.status, res.text.slice(0, 300)).toBe(201);
       expectNoLeak(res);
       ids.push((res.body as Prediction).id);
@@ -176,21 +256,51 @@ describe('paths, queries and auth', () => {
   });
 
   it('missing, wrong and malformed credentials are 401 without echoing anything secret', async () => {
-    for (const authorization of [undefined, 'Bearer wrong', `Bearer ${key}x`, `Basic ${key}`, 'Bearer sk_\u0001 ', `Bearer ${'a'.repeat(10_000)}`]) {
+    for (const authorization of [
+      undefined,
+      'Bearer wrong',
+      `Bearer ${key}x`,
+      `Basic ${key}`,
+      'Bearer sk_\u0001 ',
+      `Bearer ${'a'.repeat(10_000)}`,
+    ]) {
       const headers = new Headers(json);
       if (authorization !== undefined) headers.set('authorization', authorization);
-      const res = await readReply(await exports.default.fetch(new Request('http://edge.test/v1/predictions', { method: 'POST', headers, body: JSON.stringify({ version: VERSION_REF, input: BASE }) })));
+      const res = await readReply(
+        await exports.default.fetch(
+          new Request('http://edge.test/v1/predictions', {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ version: VERSION_REF, input: BASE }),
+          }),
+        ),
+      );
       expectRefused(res, [401, 403]);
       expect(res.text).not.toContain(key);
     }
   });
 
   it('runner webhooks: unsigned or garbage is 401, signed garbage is 422, bad query values are named', async () => {
-    expectRefused(await readReply(await exports.default.fetch(new Request('http://edge.test/internal/runner-webhook?prediction=abc', { method: 'POST', body: '{"x":1}' }))), 401);
+    expectRefused(
+      await readReply(
+        await exports.default.fetch(
+          new Request('http://edge.test/internal/runner-webhook?prediction=abc', { method: 'POST', body: '{"x":1}' }),
+        ),
+      ),
+      401,
+    );
     const signedRaw = async (body: string, query = 'prediction=abc&generation=0') => {
       const { signWebhook } = await import('@sd/shared/webhook-signature');
       const headers = await signWebhook(RUNNER_WEBHOOK_SECRET, `msg_${crypto.randomUUID()}`, body);
-      return readReply(await exports.default.fetch(new Request(`http://edge.test/internal/runner-webhook?${query}`, { method: 'POST', headers: { ...json, ...headers }, body })));
+      return readReply(
+        await exports.default.fetch(
+          new Request(`http://edge.test/internal/runner-webhook?${query}`, {
+            method: 'POST',
+            headers: { ...json, ...headers },
+            body,
+          }),
+        ),
+      );
     };
     expectRefused(await signedRaw('{bad'), 422, ['(body)']);
     expectRefused(await signedRaw('[]'), 422, ['(body)']);
@@ -207,7 +317,10 @@ describe('embeddings a runner returns are checked before they are cached', () =>
     const seen = fakeRunnerThatAccepts();
     const prompt = `a harbour ${crypto.randomUUID()}`;
     const create = async () => {
-      const res = await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt, seed: 1 } } });
+      const res = await call('/v1/predictions', {
+        method: 'POST',
+        json: { version: VERSION_REF, input: { ...BASE, prompt, seed: 1 } },
+      });
       expect(res.status).toBe(201);
       return (await res.json()) as Prediction;
     };
@@ -217,7 +330,12 @@ describe('embeddings a runner returns are checked before they are cached', () =>
     // Two windows' worth of tokens for a one-window prompt: bytes match the shape, the shape does not match the job.
     const wrong = encodeTensor(new Float32Array(154 * 8), [1, 154, 8]);
     const done = await sendRunnerWebhook(
-      runnerEnvelope(first.id, { status: 'succeeded', output: ['https://cdn.test/a.png'], embeddings: { prompt: wrong, negative: wrong }, completed_at: new Date().toISOString() }),
+      runnerEnvelope(first.id, {
+        status: 'succeeded',
+        output: ['https://cdn.test/a.png'],
+        embeddings: { prompt: wrong, negative: wrong },
+        completed_at: new Date().toISOString(),
+      }),
     );
     expect(done.status).toBe(200);
     expect((await getPrediction(key, first.id)).status).toBe('succeeded');
@@ -230,11 +348,16 @@ describe('after all of that', () => {
   it('the edge is healthy and a valid prediction goes through to succeeded', async () => {
     expect((await exports.default.fetch('http://edge.test/health')).status).toBe(200);
     const seen = fakeRunnerThatAccepts();
-    const res = await call('/v1/predictions', { method: 'POST', json: { version: VERSION_REF, input: { ...BASE, prompt: 'a calm lake' } } });
+    const res = await call('/v1/predictions', {
+      method: 'POST',
+      json: { version: VERSION_REF, input: { ...BASE, prompt: 'a calm lake' } },
+    });
     expect(res.status).toBe(201);
     const p = (await res.json()) as Prediction;
     await waitFor(() => runnerPuts(seen, p.id)[0]);
-    const done = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/b.png'], completed_at: new Date().toISOString() }));
+    const done = await sendRunnerWebhook(
+      runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/b.png'], completed_at: new Date().toISOString() }),
+    );
     expect(done.status).toBe(200);
     expect((await getPrediction(key, p.id)).status).toBe('succeeded');
     expect(env.KEYS).toBeDefined();

@@ -1,8 +1,9 @@
 // The prediction's life through the real worker entry, KV, Queue, Durable Objects and Cache API, with the network
 // faked at fetch: create, dispatch, runner webhooks, embedding cache, idempotency, stream, cancel, listing.
-import { encodeTensor } from '@sd/shared/tensor-format';
-import type { Prediction } from '@sd/shared/schemas/prediction';
+
 import { exports } from 'cloudflare:workers';
+import type { Prediction } from '@sd/shared/schemas/prediction';
+import { encodeTensor } from '@sd/shared/tensor-format';
 import { describe, expect, it } from 'vitest';
 import {
   api,
@@ -30,7 +31,13 @@ async function create(key: string, input: Record<string, unknown>, init: Request
 
 const fakeEmbeddings = (seed: number) => {
   const data = new Float32Array(77 * 8).map((_, i) => Math.sin(i + seed));
-  return { prompt: encodeTensor(data, [1, 77, 8]), negative: encodeTensor(data.map((v) => -v), [1, 77, 8]) };
+  return {
+    prompt: encodeTensor(data, [1, 77, 8]),
+    negative: encodeTensor(
+      data.map((v) => -v),
+      [1, 77, 8],
+    ),
+  };
 };
 
 describe('embedding cache', () => {
@@ -53,7 +60,12 @@ describe('embedding cache', () => {
 
     const embeddings = fakeEmbeddings(1);
     const done = await sendRunnerWebhook(
-      runnerEnvelope(first.id, { status: 'succeeded', output: ['https://cdn.test/out-0.png'], embeddings, completed_at: new Date().toISOString() }),
+      runnerEnvelope(first.id, {
+        status: 'succeeded',
+        output: ['https://cdn.test/out-0.png'],
+        embeddings,
+        completed_at: new Date().toISOString(),
+      }),
     );
     expect(done.status).toBe(200);
     expect(await done.json()).toEqual({ applied: true });
@@ -91,13 +103,25 @@ describe('create', () => {
     const { key } = await createKey();
     fakeRunnerThatAccepts();
     const headers = { 'idempotency-key': `idem-${crypto.randomUUID()}` };
-    const a = await api(key)('/v1/predictions', { method: 'POST', headers, json: { version: VERSION, input: { prompt: 'a fox' } } });
-    const b = await api(key)('/v1/predictions', { method: 'POST', headers, json: { version: VERSION, input: { prompt: 'a fox' } } });
+    const a = await api(key)('/v1/predictions', {
+      method: 'POST',
+      headers,
+      json: { version: VERSION, input: { prompt: 'a fox' } },
+    });
+    const b = await api(key)('/v1/predictions', {
+      method: 'POST',
+      headers,
+      json: { version: VERSION, input: { prompt: 'a fox' } },
+    });
     expect(a.status).toBe(201);
     expect(b.status).toBe(200);
     expect(b.headers.get('idempotent-replayed')).toBe('true');
     expect(((await b.json()) as Prediction).id).toBe(((await a.json()) as Prediction).id);
-    const c = await api(key)('/v1/predictions', { method: 'POST', headers, json: { version: VERSION, input: { prompt: 'a wolf' } } });
+    const c = await api(key)('/v1/predictions', {
+      method: 'POST',
+      headers,
+      json: { version: VERSION, input: { prompt: 'a wolf' } },
+    });
     expect(c.status).toBe(409);
     const list = (await (await api(key)('/v1/predictions')).json()) as { results: Prediction[] };
     expect(list.results).toHaveLength(1);
@@ -105,7 +129,10 @@ describe('create', () => {
 
   it('reports validation errors with the field, the limit and the value', async () => {
     const { key } = await createKey();
-    const res = await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'x', width: 500 } } });
+    const res = await api(key)('/v1/predictions', {
+      method: 'POST',
+      json: { version: VERSION, input: { prompt: 'x', width: 500 } },
+    });
     expect(res.status).toBe(422);
     const body = (await res.json()) as { error: { param: string; message: string; code: string } };
     expect(body.error).toMatchObject({ code: 'invalid_input', param: 'input.width' });
@@ -115,16 +142,25 @@ describe('create', () => {
     expect(unknown.status).toBe(422);
     expect(((await unknown.json()) as { error: { param: string } }).error.param).toBe('version');
 
-    const notJson = await api(key)('/v1/predictions', { method: 'POST', body: '{oops', headers: { 'content-type': 'application/json' } });
+    const notJson = await api(key)('/v1/predictions', {
+      method: 'POST',
+      body: '{oops',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(notJson.status).toBe(422);
     expect(((await notJson.json()) as { error: { message: string } }).error.message).toContain('body must be JSON');
   });
 
   it("applies the key's limits on top of the model's", async () => {
     const { key } = await createKey({ maxSteps: 10 });
-    const res = await api(key)(`/v1/models/${MODEL}/predictions`, { method: 'POST', json: { input: { prompt: 'x', num_inference_steps: 11 } } });
+    const res = await api(key)(`/v1/models/${MODEL}/predictions`, {
+      method: 'POST',
+      json: { input: { prompt: 'x', num_inference_steps: 11 } },
+    });
     expect(res.status).toBe(422);
-    expect(((await res.json()) as { detail: string }).detail).toBe('num_inference_steps must be an integer between 1 and 10, got 11');
+    expect(((await res.json()) as { detail: string }).detail).toBe(
+      'num_inference_steps must be an integer between 1 and 10, got 11',
+    );
   });
 
   it('rejects unauthenticated calls before anything else', async () => {
@@ -135,7 +171,11 @@ describe('create', () => {
   it('holds the answer for Prefer: wait until the prediction ends', async () => {
     const { key } = await createKey();
     const seen = fakeRunnerThatAccepts();
-    const pending = api(key)('/v1/predictions', { method: 'POST', headers: { prefer: 'wait=20' }, json: { version: VERSION, input: { prompt: 'an owl' } } });
+    const pending = api(key)('/v1/predictions', {
+      method: 'POST',
+      headers: { prefer: 'wait=20' },
+      json: { version: VERSION, input: { prompt: 'an owl' } },
+    });
     const put = await waitFor(() => seen.find((s) => s.method === 'PUT'));
     const id = JSON.parse(put.body).id as string;
     await sendRunnerWebhook(runnerEnvelope(id, { status: 'succeeded', output: ['https://cdn.test/owl.png'] }));
@@ -149,7 +189,11 @@ describe('create', () => {
     const { key } = await createKey();
     fakeRunnerThatAccepts();
     const t0 = Date.now();
-    const res = await api(key)('/v1/predictions', { method: 'POST', headers: { prefer: 'wait=1' }, json: { version: VERSION, input: { prompt: 'a bat' } } });
+    const res = await api(key)('/v1/predictions', {
+      method: 'POST',
+      headers: { prefer: 'wait=1' },
+      json: { version: VERSION, input: { prompt: 'a bat' } },
+    });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(['starting', 'processing']).toContain(((await res.json()) as Prediction).status);
   });
@@ -161,10 +205,15 @@ describe('runner webhooks', () => {
     const seen = fakeRunnerThatAccepts();
     const p = await create(key, { prompt: 'a heron' });
     await waitFor(() => runnerPuts(seen, p.id)[0]);
-    const forged = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://evil.test/x.png'] }), { secret: 'not-the-secret' });
+    const forged = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://evil.test/x.png'] }), {
+      secret: 'not-the-secret',
+    });
     expect(forged.status).toBe(401);
     const unsigned = await exports.default.fetch(
-      new Request(`http://edge.test/internal/runner-webhook?prediction=${p.id}`, { method: 'POST', body: JSON.stringify(runnerEnvelope(p.id, { status: 'failed' })) }),
+      new Request(`http://edge.test/internal/runner-webhook?prediction=${p.id}`, {
+        method: 'POST',
+        body: JSON.stringify(runnerEnvelope(p.id, { status: 'failed' })),
+      }),
     );
     expect(unsigned.status).toBe(401);
     const after = await getPrediction(key, p.id);
@@ -177,7 +226,9 @@ describe('runner webhooks', () => {
     const seen = fakeRunnerThatAccepts();
     const p = await create(key, { prompt: 'a crane' });
     await waitFor(() => runnerPuts(seen, p.id)[0]);
-    const res = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/x.png'] }), { generation: 7 });
+    const res = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/x.png'] }), {
+      generation: 7,
+    });
     expect(((await res.json()) as { applied: boolean }).applied).toBe(false);
     expect((await getPrediction(key, p.id)).status).toBe('starting');
   });
@@ -189,7 +240,9 @@ describe('runner webhooks', () => {
     await waitFor(() => runnerPuts(seen, p.id)[0]);
     await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'processing', progress: { step: 1, total: 4, fraction: 0.25 } }));
     expect((await getPrediction(key, p.id)).status).toBe('processing');
-    await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/swan.png'], metrics: { predict_time: 1.5 } }));
+    await sendRunnerWebhook(
+      runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/swan.png'], metrics: { predict_time: 1.5 } }),
+    );
     const late = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'failed', error: 'boom' }));
     expect(((await late.json()) as { applied: boolean }).applied).toBe(false);
     const canceled = await api(key)(`/v1/predictions/${p.id}/cancel`, { method: 'POST' });
@@ -209,7 +262,9 @@ describe('stream, cancel and listing', () => {
     const streamUrl = new URL(p.urls.stream as string);
     const bad = await exports.default.fetch(new Request(`http://edge.test${streamUrl.pathname}?token=forged`));
     expect(bad.status).toBe(404);
-    const res = await exports.default.fetch(new Request(`http://edge.test${streamUrl.pathname}${streamUrl.search}`, { headers: { accept: 'text/event-stream' } }));
+    const res = await exports.default.fetch(
+      new Request(`http://edge.test${streamUrl.pathname}${streamUrl.search}`, { headers: { accept: 'text/event-stream' } }),
+    );
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     const text = res.text();
     await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'processing', progress: { step: 2, total: 4, fraction: 0.5 } }));

@@ -112,7 +112,9 @@ export function startProcess(command: string, args: string[], options: StartOpti
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`${options.name} did not print ${pattern} within ${timeoutMs} ms; output:\n${lines.slice(-30).join('\n')}`));
+          reject(
+            new Error(`${options.name} did not print ${pattern} within ${timeoutMs} ms; output:\n${lines.slice(-30).join('\n')}`),
+          );
         }, timeoutMs);
         const done = () => {
           clearTimeout(timer);
@@ -125,7 +127,10 @@ export function startProcess(command: string, args: string[], options: StartOpti
     async stop() {
       if (alive) {
         kill('SIGTERM');
-        const killed = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+        const killed = await Promise.race([
+          exited.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+        ]);
         if (!killed && alive) {
           kill('SIGKILL');
           await exited;

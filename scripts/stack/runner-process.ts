@@ -52,7 +52,8 @@ export async function startRunner(
   try {
     for (;;) {
       if (!proc.isRunning()) throw new Error(`runner exited during start-up; output:\n${proc.lines.slice(-30).join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`runner not ${waitFor} within ${timeoutMs} ms; statuses ${statusesSeen.join(' -> ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`runner not ${waitFor} within ${timeoutMs} ms; statuses ${statusesSeen.join(' -> ')}`);
       try {
         const res = await fetch(`${url}/health-check`);
         const { status } = (await res.json()) as { status: string };

@@ -21,13 +21,27 @@ export interface S3rverHandle {
 
 const require = createRequire(import.meta.url);
 
-export async function startS3rver(bucket = 'outputs', processOptions: Pick<StartOptions, 'group' | 'onLine'> = {}): Promise<S3rverHandle> {
+export async function startS3rver(
+  bucket = 'outputs',
+  processOptions: Pick<StartOptions, 'group' | 'onLine'> = {},
+): Promise<S3rverHandle> {
   const port = await freePort();
   const dataDir = await mkdtemp(join(tmpdir(), 's3rver-'));
   const bin = require.resolve('s3rver/bin/s3rver.js');
   const proc = startProcess(
     process.execPath,
-    [bin, '--directory', dataDir, '--address', '127.0.0.1', '--port', String(port), '--configure-bucket', bucket, '--no-vhost-buckets'],
+    [
+      bin,
+      '--directory',
+      dataDir,
+      '--address',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--configure-bucket',
+      bucket,
+      '--no-vhost-buckets',
+    ],
     { env: { PATH: process.env.PATH }, name: 's3rver', ...processOptions },
   );
   try {

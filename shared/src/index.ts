@@ -8,6 +8,6 @@ export * from './schemas/openai.ts';
 export * from './schemas/prediction.ts';
 export * from './schemas/prediction-input.ts';
 export * from './schemas/runner.ts';
+export * from './sha256.ts';
 export * from './tensor-format.ts';
 export * from './webhook-signature.ts';
-export * from './sha256.ts';

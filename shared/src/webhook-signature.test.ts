@@ -22,7 +22,10 @@ describe('webhook signatures (Standard Webhooks)', () => {
     expect((await verifyWebhook(secret, h({ ...hs }), '{"a":2}')).ok).toBe(false);
     expect((await verifyWebhook('whsec_b3RoZXItc2VjcmV0', h({ ...hs }), body)).ok).toBe(false);
     const old = await signWebhook(secret, 'msg_3', body, Math.floor(Date.now() / 1000) - 3600);
-    expect(await verifyWebhook(secret, h({ ...old }), body)).toEqual({ ok: false, reason: 'webhook-timestamp outside the tolerance' });
+    expect(await verifyWebhook(secret, h({ ...old }), body)).toEqual({
+      ok: false,
+      reason: 'webhook-timestamp outside the tolerance',
+    });
     expect((await verifyWebhook(secret, h({}), body)).ok).toBe(false);
   });
 

@@ -48,7 +48,10 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
     const headers = { get: (name: string) => (req.headers[name.toLowerCase()] as string | undefined) ?? null };
     const verification = await verifyWebhook(secret, headers, raw);
     const body = JSON.parse(raw) as RunnerPrediction;
-    const answered = decide(body, received.filter((w) => w.body.id === body.id));
+    const answered = decide(
+      body,
+      received.filter((w) => w.body.id === body.id),
+    );
     received.push({
       receivedAt: Date.now(),
       webhookId: headers.get('webhook-id'),

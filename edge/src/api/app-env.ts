@@ -1,7 +1,7 @@
 // The Hono environment of the edge app: Worker bindings (typed by `wrangler types`) and the parsed config.
 import type { Context } from 'hono';
 import { type EdgeConfig, getConfig } from '../config.ts';
-import { logger, type Logger } from '../log.ts';
+import { type Logger, logger } from '../log.ts';
 
 export type AppEnv = { Bindings: Env };
 export type AppContext = Context<AppEnv>;

@@ -17,9 +17,11 @@ export async function readJsonBody(request: Request, maxBytes = MAX_BODY_BYTES):
     throw new DomainError('unsupported_media_type', message, [{ field: 'Content-Type', message }]);
   }
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${declared}`);
+  if (declared > maxBytes)
+    throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${declared}`);
   const text = await request.text();
-  if (text.length > maxBytes) throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${text.length}`);
+  if (text.length > maxBytes)
+    throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${text.length}`);
   try {
     return { text, json: JSON.parse(text) };
   } catch {

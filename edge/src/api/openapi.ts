@@ -22,12 +22,26 @@ export function openApiDocument(serverUrl: string): unknown {
   const input = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
   const output = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' });
   const createBody = { content: json('CreatePredictionRequest'), required: true };
-  const prefer = { name: 'Prefer', in: 'header', schema: { type: 'string', example: 'wait=60' }, description: 'wait or wait=N (N <= 60): hold the answer until done' };
-  const idem = { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' }, description: 'a retried create with the same key returns the same prediction' };
+  const prefer = {
+    name: 'Prefer',
+    in: 'header',
+    schema: { type: 'string', example: 'wait=60' },
+    description: 'wait or wait=N (N <= 60): hold the answer until done',
+  };
+  const idem = {
+    name: 'Idempotency-Key',
+    in: 'header',
+    schema: { type: 'string' },
+    description: 'a retried create with the same key returns the same prediction',
+  };
   const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
   cached = {
     openapi: '3.1.0',
-    info: { title: 'Stable Diffusion edge API', version: '1.0.0', description: 'Replicate-compatible predictions and OpenAI-compatible image generation.' },
+    info: {
+      title: 'Stable Diffusion edge API',
+      version: '1.0.0',
+      description: 'Replicate-compatible predictions and OpenAI-compatible image generation.',
+    },
     servers: [{ url: serverUrl }],
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
@@ -59,7 +73,11 @@ export function openApiDocument(serverUrl: string): unknown {
                 'application/json': {
                   schema: {
                     type: 'object',
-                    properties: { previous: { type: ['string', 'null'] }, next: { type: ['string', 'null'] }, results: { type: 'array', items: ref('Prediction') } },
+                    properties: {
+                      previous: { type: ['string', 'null'] },
+                      next: { type: ['string', 'null'] },
+                      results: { type: 'array', items: ref('Prediction') },
+                    },
                   },
                 },
               },
@@ -80,8 +98,20 @@ export function openApiDocument(serverUrl: string): unknown {
           responses: { '201': { description: 'created', content: json('Prediction') }, ...errors },
         },
       },
-      '/v1/predictions/{id}': { get: { summary: 'Get a prediction', parameters: [idParam], responses: { '200': { description: 'the prediction', content: json('Prediction') }, ...errors } } },
-      '/v1/predictions/{id}/cancel': { post: { summary: 'Cancel a prediction', parameters: [idParam], responses: { '200': { description: 'the prediction', content: json('Prediction') }, ...errors } } },
+      '/v1/predictions/{id}': {
+        get: {
+          summary: 'Get a prediction',
+          parameters: [idParam],
+          responses: { '200': { description: 'the prediction', content: json('Prediction') }, ...errors },
+        },
+      },
+      '/v1/predictions/{id}/cancel': {
+        post: {
+          summary: 'Cancel a prediction',
+          parameters: [idParam],
+          responses: { '200': { description: 'the prediction', content: json('Prediction') }, ...errors },
+        },
+      },
       '/v1/predictions/{id}/stream': {
         get: {
           summary: 'Server-Sent Events: status, progress, logs, output, error, done (urls.stream carries its token)',

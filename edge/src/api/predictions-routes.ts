@@ -1,18 +1,17 @@
 // The Replicate-shaped prediction routes: create (by version or by model), get, list (the caller's own), cancel, and
 // the SSE stream (authorised by the capability token in urls.stream, so it is mounted before the auth middleware).
-import { isTerminal } from '@sd/shared/schemas/prediction';
-import { CreatePredictionRequestSchema } from '@sd/shared/schemas/prediction';
+import { CreatePredictionRequestSchema, isTerminal } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
-import { toPublicPrediction, type PredictionRecord } from '../predictions/prediction-record.ts';
-import { verifyStreamToken } from '../predictions/stream-token.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
+import { type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
+import { verifyStreamToken } from '../predictions/stream-token.ts';
 import { indexStub, predictionStub } from '../predictions/stubs.ts';
-import { callerOf } from './caller.ts';
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
+import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
 import { parsePreferWait } from './prefer-wait.ts';
 

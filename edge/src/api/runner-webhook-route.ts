@@ -23,12 +23,15 @@ export function registerRunnerWebhookRoute(app: Hono<AppEnv>): void {
       return c.json(errorBody(401, 'unauthorized', `webhook signature rejected: ${verdict.reason}`), 401);
     }
     // The body is already read (and signed); the synthetic request only reuses the size cap and the JSON errors.
-    const { json } = await readJsonBody(new Request(c.req.url, { method: 'POST', body, headers: { 'content-type': 'application/json' } }));
+    const { json } = await readJsonBody(
+      new Request(c.req.url, { method: 'POST', body, headers: { 'content-type': 'application/json' } }),
+    );
     const parsed = RunnerPredictionSchema.safeParse(json);
     if (!parsed.success) throw invalidFromZod(parsed.error);
     const update = parsed.data;
     const predictionId = c.req.query('prediction') ?? update.id;
-    if (!/^[a-z0-9]{1,64}$/.test(predictionId)) throw invalidInput('prediction', `prediction must be a prediction id, got ${JSON.stringify(predictionId)}`);
+    if (!/^[a-z0-9]{1,64}$/.test(predictionId))
+      throw invalidInput('prediction', `prediction must be a prediction id, got ${JSON.stringify(predictionId)}`);
     const rawGeneration = c.req.query('generation');
     const generation = rawGeneration === undefined ? null : Number(rawGeneration);
     if (generation !== null && !Number.isInteger(generation)) {

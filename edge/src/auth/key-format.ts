@@ -1,7 +1,8 @@
 // API keys: their text format (sk_<id>_<secret>, pk_<id>_<secret>), their SHA-256 hash and the stored key record.
 // Pure Web Crypto + zod, so the worker and the Node key-management CLI hash and parse keys with the same code.
-import { z } from 'zod';
+
 import { sha256Hex } from '@sd/shared/sha256';
+import { z } from 'zod';
 
 export const SCOPES = ['predictions:write', 'predictions:read', 'tokens:write'] as const;
 export const ScopeSchema = z.enum(SCOPES);

@@ -1,7 +1,8 @@
 // Dispatch to a Cog runner: PUT /predictions/{id} (idempotent, so a redelivered message never runs twice on one
 // runner) with Prefer: respond-async and a webhook back to the edge; and best-effort cancel.
-import { pickRunner } from './runner-pool.ts';
+
 import { type DispatchOutcome, type DispatchRequest, describeBody } from './backend.ts';
+import { pickRunner } from './runner-pool.ts';
 
 export interface CogOptions {
   token: string;

@@ -1,7 +1,8 @@
 // GET /embed.js: serves the <sd-image> widget with a strong ETag and long, revalidating cache headers.
+
+import { sha256Hex } from '@sd/shared/sha256';
 import type { Context } from 'hono';
 import { SD_IMAGE_ELEMENT_SOURCE } from './sd-image-element.ts';
-import { sha256Hex } from '@sd/shared/sha256';
 
 /** The widget's script text, as served at /embed.js. */
 export const EMBED_SCRIPT: string = SD_IMAGE_ELEMENT_SOURCE;

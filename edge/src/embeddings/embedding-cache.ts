@@ -1,14 +1,8 @@
 // The CLIP embedding cache: KV holds each side's conditioning as raw little-endian float32 bytes with
 // {dtype, shape} metadata; the Cache API (this colo's memory) fronts KV, keyed by a synthetic URL.
 import { embeddingCacheKey } from '@sd/shared/embedding-cache-key';
-import {
-  bytesToFloat32,
-  decodeTensor,
-  type EncodedTensor,
-  encodeTensor,
-  float32ToBytes,
-} from '@sd/shared/tensor-format';
 import { type PrecomputedEmbeddings, PrecomputedEmbeddingsInputSchema, type TokenizedPrompt } from '@sd/shared/schemas/runner';
+import { bytesToFloat32, decodeTensor, type EncodedTensor, encodeTensor, float32ToBytes } from '@sd/shared/tensor-format';
 
 interface TensorMetadata {
   dtype: 'float32';
@@ -45,12 +39,16 @@ export async function cacheKeysFor(
  * Why a runner's returned embeddings do not fit the job's tokens: [1, windows x window length, hidden] on both
  * sides, data matching the shape (the check the runner's entrance applies). Null when they fit.
  */
-export function embeddingsShapeProblem(embeddings: PrecomputedEmbeddings, tokens: { prompt: TokenizedPrompt; negative: TokenizedPrompt }): string | null {
+export function embeddingsShapeProblem(
+  embeddings: PrecomputedEmbeddings,
+  tokens: { prompt: TokenizedPrompt; negative: TokenizedPrompt },
+): string | null {
   const parsed = PrecomputedEmbeddingsInputSchema.safeParse(embeddings);
   if (!parsed.success) return parsed.error.issues.map((i) => i.message).join('; ');
   const expected = tokens.prompt.ids.reduce((n, w) => n + w.length, 0);
   const got = embeddings.prompt.shape[1];
-  if (got !== expected) return `embeddings.prompt.shape[1] must be ${expected} (the job's ${tokens.prompt.ids.length} token windows), got ${got}`;
+  if (got !== expected)
+    return `embeddings.prompt.shape[1] must be ${expected} (the job's ${tokens.prompt.ids.length} token windows), got ${got}`;
   return null;
 }
 

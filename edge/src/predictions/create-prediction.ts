@@ -1,24 +1,24 @@
 // Accepting a prediction: resolve the model, validate the input against the model's and the caller's limits, honour the
 // idempotency key, tokenize and look up the embedding cache, take an in-flight slot, record it, enqueue it.
 import type { InputLimits } from '@sd/shared/schemas/limits';
-import { createPredictionInputSchema } from '@sd/shared/schemas/prediction-input';
-import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
+import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
+import { createPredictionInputSchema } from '@sd/shared/schemas/prediction-input';
 import { MAX_PROMPT_WINDOWS as MAX_WINDOWS } from '@sd/shared/schemas/runner';
+import { sha256Hex } from '@sd/shared/sha256';
+import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { admission } from '../admission.ts';
 import type { Principal } from '../api/caller.ts';
 import type { EdgeConfig, ModelConfig } from '../config.ts';
-import { EmbeddingCache, cacheKeysFor, type CacheKeys } from '../embeddings/embedding-cache.ts';
+import { type CacheKeys, cacheKeysFor, EmbeddingCache } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
-import { sha256Hex } from '@sd/shared/sha256';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
-import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { errorFields, type Logger } from '../log.ts';
 import type { JobMessage } from './prediction-object.ts';
 import type { PredictionRecord } from './prediction-record.ts';
-import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
 import { streamToken } from './stream-token.ts';
+import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
 
 export interface CreateContext {
   env: Env;
@@ -71,7 +71,6 @@ export function checkModelAllowed(model: ModelConfig, principal: Principal): voi
 export async function idempotencyOf(key: string | undefined, bodyText: string): Promise<CreateRequest['idempotency']> {
   return key ? { key, bodyHash: await sha256Hex(bodyText) } : null;
 }
-
 
 interface Conditioning {
   tokens: PromptPair | null;

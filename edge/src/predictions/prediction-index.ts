@@ -52,7 +52,9 @@ export class PredictionIndex extends DurableObject<Env> {
       .toArray();
     if (rows.length > 0) {
       const row = rows[0];
-      return row.body_hash === bodyHash ? { kind: 'existing', predictionId: row.prediction_id } : { kind: 'mismatch', predictionId: row.prediction_id };
+      return row.body_hash === bodyHash
+        ? { kind: 'existing', predictionId: row.prediction_id }
+        : { kind: 'mismatch', predictionId: row.prediction_id };
     }
     this.ctx.storage.sql.exec(
       'INSERT INTO idempotency (key, body_hash, prediction_id, created_ms) VALUES (?, ?, ?, ?)',
@@ -86,7 +88,10 @@ export class PredictionIndex extends DurableObject<Env> {
           )
           .toArray()
       : this.ctx.storage.sql
-          .exec<{ id: string; created_ms: number }>('SELECT id, created_ms FROM predictions ORDER BY created_ms DESC, id DESC LIMIT ?', limit + 1)
+          .exec<{ id: string; created_ms: number }>(
+            'SELECT id, created_ms FROM predictions ORDER BY created_ms DESC, id DESC LIMIT ?',
+            limit + 1,
+          )
           .toArray();
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];

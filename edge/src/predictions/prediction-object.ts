@@ -1,9 +1,10 @@
 // One Durable Object per prediction: the single owner of its state. Every change goes through commit(), where the side
 // effects hang: SSE push, waiters (Prefer: wait), client webhooks (outbox + alarm), embedding cache write, in-flight release.
 // The alarm also watches the runner: silent past the deadline, the prediction is requeued under a new generation.
+
+import { DurableObject } from 'cloudflare:workers';
 import { isTerminal, type WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
-import { DurableObject } from 'cloudflare:workers';
 import { admission } from '../admission.ts';
 import { type EdgeConfig, getConfig } from '../config.ts';
 import { cancelOnCog } from '../dispatch/cog-backend.ts';
@@ -11,6 +12,7 @@ import { cancelOnReplicate } from '../dispatch/replicate-backend.ts';
 import { EmbeddingCache, embeddingsShapeProblem } from '../embeddings/embedding-cache.ts';
 import { errorFields, logger } from '../log.ts';
 import { effectiveFilter, enqueueDeliveries, httpDeliverer, type OutboxItem, runOutbox } from '../webhooks/client-webhooks.ts';
+import { getLarge, putLarge } from './chunked-storage.ts';
 import {
   applyRunnerUpdate,
   type Change,
@@ -19,7 +21,6 @@ import {
   type PredictionRecord,
   toPublicPrediction,
 } from './prediction-record.ts';
-import { getLarge, putLarge } from './chunked-storage.ts';
 import { changeEvents, encodeSse, type SseEvent, snapshotEvents } from './sse-events.ts';
 
 export type ClaimResult =

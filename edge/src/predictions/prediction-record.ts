@@ -70,7 +70,13 @@ function finish(record: PredictionRecord, to: PredictionStatus, now: number): Pr
   const created = Date.parse(record.created_at);
   const metrics: PredictionMetrics = { ...record.metrics };
   if (Number.isFinite(created)) metrics.total_time = (now - created) / 1000;
-  return { ...record, status: to, completed_at: completed, metrics, started_at: record.started_at ?? (to === 'succeeded' ? completed : null) };
+  return {
+    ...record,
+    status: to,
+    completed_at: completed,
+    metrics,
+    started_at: record.started_at ?? (to === 'succeeded' ? completed : null),
+  };
 }
 
 /** Applies a runner's webhook envelope. Returns null when nothing may change (terminal, or an illegal step). */
@@ -105,7 +111,11 @@ export function applyRunnerUpdate(record: PredictionRecord, update: RunnerPredic
     if (update.output && update.output.length > 0) events.push('output');
     events.push('completed');
   } else if (to === 'failed' || to === 'canceled') {
-    next = finish({ ...next, error: to === 'failed' ? (update.error ?? 'the runner reported a failure without a message') : null }, to, now);
+    next = finish(
+      { ...next, error: to === 'failed' ? (update.error ?? 'the runner reported a failure without a message') : null },
+      to,
+      now,
+    );
     events.push('completed');
   }
   return { record: next, events };

@@ -53,6 +53,9 @@ const encoder = new TextEncoder();
 
 export function encodeSse(event: SseEvent): Uint8Array {
   // Each data line must be prefixed; multi-line logs stay one event.
-  const data = event.data.split('\n').map((line) => `data: ${line}`).join('\n');
+  const data = event.data
+    .split('\n')
+    .map((line) => `data: ${line}`)
+    .join('\n');
   return encoder.encode(`${event.id ? `id: ${event.id}\n` : ''}event: ${event.event}\n${data}\n\n`);
 }

@@ -7,7 +7,15 @@ type Methods<T, K extends keyof T> = Pick<T, K> & { fetch(input: string | Reques
 /** The PredictionObject's RPC surface. */
 export type PredictionStub = Methods<
   PredictionObject,
-  'create' | 'get' | 'claimDispatch' | 'dispatchAccepted' | 'dispatchRefused' | 'fail' | 'cancel' | 'runnerUpdate' | 'waitForCompletion'
+  | 'create'
+  | 'get'
+  | 'claimDispatch'
+  | 'dispatchAccepted'
+  | 'dispatchRefused'
+  | 'fail'
+  | 'cancel'
+  | 'runnerUpdate'
+  | 'waitForCompletion'
 >;
 export type IndexStub = Methods<PredictionIndex, 'claimIdempotencyKey' | 'releaseIdempotencyKey' | 'add' | 'list'>;
 

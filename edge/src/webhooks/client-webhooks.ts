@@ -38,7 +38,13 @@ export function enqueueDeliveries(
   for (const event of new Set(events)) {
     if (!filter.includes(event)) continue;
     if (event !== 'completed') next = next.filter((item) => !(item.event === event && item.attempts === 0));
-    next.push({ msgId: `${predictionId}-${event}-${now}-${crypto.randomUUID().slice(0, 8)}`, event, body, attempts: 0, nextAt: now });
+    next.push({
+      msgId: `${predictionId}-${event}-${now}-${crypto.randomUUID().slice(0, 8)}`,
+      event,
+      body,
+      attempts: 0,
+      nextAt: now,
+    });
   }
   return next;
 }

@@ -1,10 +1,11 @@
 // Test support for the edge inside workerd: real API keys in KV, the embedded model's tokenizer files in KV, signed
 // runner webhooks, and a stand-in network (global fetch) for the runner and client webhook receivers.
+
+import { env, exports } from 'cloudflare:workers';
 import { buildDefaultVocabulary, tokenizerFiles } from '@sd/gpu-runner/default-model/vocabulary';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { signWebhook } from '@sd/shared/webhook-signature';
-import { env, exports } from 'cloudflare:workers';
 import { afterEach, beforeAll, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/key-format.ts';
 import { kvStore, saveKeyRecord } from '../../src/auth/key-store.ts';
@@ -18,7 +19,11 @@ export const VERSION = 'embedded-v1';
 
 /** A secret key stored in KEYS; generous limits unless given. */
 export async function createKey(limits: Record<string, unknown> = {}): Promise<{ key: string; keyId: string }> {
-  const { key, record } = await newApiKey({ kind: 'secret', name: 'test', limits: { ratePerMinute: 1000, maxInFlight: 100, ...limits } });
+  const { key, record } = await newApiKey({
+    kind: 'secret',
+    name: 'test',
+    limits: { ratePerMinute: 1000, maxInFlight: 100, ...limits },
+  });
   await saveKeyRecord(kvStore(env.KEYS), record);
   return { key, keyId: record.id };
 }
@@ -76,14 +81,19 @@ export function fakeNetwork(handler: (req: Seen) => Response | Promise<Response>
 
 /** A runner that accepts every PUT (202) and every cancel. */
 export function fakeRunnerThatAccepts(): Seen[] {
-  return fakeNetwork((req) => (req.url.startsWith(RUNNER_URL) ? new Response('{}', { status: 202 }) : new Response('no route', { status: 404 })));
+  return fakeNetwork((req) =>
+    req.url.startsWith(RUNNER_URL) ? new Response('{}', { status: 202 }) : new Response('no route', { status: 404 }),
+  );
 }
 
 export function runnerPuts(seen: Seen[], predictionId: string): Seen[] {
   return seen.filter((s) => s.method === 'PUT' && s.url === `${RUNNER_URL}/predictions/${predictionId}`);
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 15_000,
+): Promise<T> {
   const start = Date.now();
   for (;;) {
     const v = await probe();

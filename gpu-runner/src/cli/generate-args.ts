@@ -32,14 +32,28 @@ export const USAGE = `usage: npm run -s generate -- [--model DIR] --prompt TEXT 
   [--steps N] [--guidance G] [--scheduler NAME] [--seed S] [--num-outputs N] [--image FILE --strength X]
   [--mask FILE] [--init-latents FILE] [--format png|webp|jpeg] [--quality Q] [--threads N] --out FILE.png [--raw-out FILE]`;
 
-function num(flag: string, raw: string | undefined, opts: { int?: boolean; min: number; max: number; multipleOf?: number }): number | undefined {
+function num(
+  flag: string,
+  raw: string | undefined,
+  opts: { int?: boolean; min: number; max: number; multipleOf?: number },
+): number | undefined {
   if (raw === undefined) return undefined;
   const v = Number(raw);
   const kind = opts.int ? 'an integer' : 'a number';
   const mult = opts.multipleOf ? ` multiple of ${opts.multipleOf}` : '';
-  const ok = raw.trim() !== '' && Number.isFinite(v) && (!opts.int || Number.isInteger(v)) && v >= opts.min && v <= opts.max && (!opts.multipleOf || v % opts.multipleOf === 0);
+  const ok =
+    raw.trim() !== '' &&
+    Number.isFinite(v) &&
+    (!opts.int || Number.isInteger(v)) &&
+    v >= opts.min &&
+    v <= opts.max &&
+    (!opts.multipleOf || v % opts.multipleOf === 0);
   if (!ok) {
-    throw new UsageError(mult ? `--${flag} must be a${mult} between ${opts.min} and ${opts.max}, got ${raw}` : `--${flag} must be ${kind} between ${opts.min} and ${opts.max}, got ${raw}`);
+    throw new UsageError(
+      mult
+        ? `--${flag} must be a${mult} between ${opts.min} and ${opts.max}, got ${raw}`
+        : `--${flag} must be ${kind} between ${opts.min} and ${opts.max}, got ${raw}`,
+    );
   }
   return v;
 }
@@ -65,9 +79,27 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
       strict: true,
       allowPositionals: false,
       options: Object.fromEntries(
-        ['model', 'prompt', 'negative-prompt', 'width', 'height', 'steps', 'guidance', 'scheduler', 'seed', 'num-outputs', 'image', 'strength', 'mask', 'init-latents', 'format', 'quality', 'out', 'raw-out', 'threads'].map(
-          (k) => [k, { type: 'string' as const }],
-        ),
+        [
+          'model',
+          'prompt',
+          'negative-prompt',
+          'width',
+          'height',
+          'steps',
+          'guidance',
+          'scheduler',
+          'seed',
+          'num-outputs',
+          'image',
+          'strength',
+          'mask',
+          'init-latents',
+          'format',
+          'quality',
+          'out',
+          'raw-out',
+          'threads',
+        ].map((k) => [k, { type: 'string' as const }]),
       ),
     });
     values = parsed.values as Record<string, string | undefined>;
@@ -76,7 +108,9 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
   }
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
   if (!values.out) throw new UsageError('--out FILE is required');
-  const extFormat = /\.(png|webp|jpe?g)$/i.exec(values.out)?.[1]?.toLowerCase().replace('jpg', 'jpeg') as OutputFormat | undefined;
+  const extFormat = /\.(png|webp|jpe?g)$/i.exec(values.out)?.[1]?.toLowerCase().replace('jpg', 'jpeg') as
+    | OutputFormat
+    | undefined;
   const format = (values.format ?? extFormat ?? 'png') as OutputFormat;
   if (!['png', 'webp', 'jpeg'].includes(format)) throw new UsageError(`--format must be png, webp or jpeg, got ${values.format}`);
   if (values.strength !== undefined && values.image === undefined) throw new UsageError('--strength needs --image');

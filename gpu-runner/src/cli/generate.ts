@@ -25,7 +25,9 @@ function readInitLatents(path: string, expected: readonly number[]): Float32Arra
   const bytes = readFileArg('init-latents', path);
   const count = expected.reduce((a, b) => a * b, 1);
   if (bytes.byteLength !== count * 4) {
-    throw new UsageError(`--init-latents must hold float32 [${expected.join(', ')}] = ${count * 4} bytes, got ${bytes.byteLength}`);
+    throw new UsageError(
+      `--init-latents must hold float32 [${expected.join(', ')}] = ${count * 4} bytes, got ${bytes.byteLength}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);

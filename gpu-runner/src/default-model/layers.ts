@@ -1,7 +1,7 @@
 // Neural-network building blocks shared by the embedded model's graphs (linear, conv, norms, attention,
 // ResNet block), each emitting standard ONNX ops with weights named like the diffusers modules they mirror.
-import { type GraphBuilder, float } from './graph-builder.ts';
-import { type WeightGenerator, filled } from './weights.ts';
+import { float, type GraphBuilder } from './graph-builder.ts';
+import { filled, type WeightGenerator } from './weights.ts';
 
 export interface Ctx {
   b: GraphBuilder;

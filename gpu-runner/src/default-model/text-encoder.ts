@@ -1,7 +1,7 @@
 // The embedded model's text encoder: a CLIP text transformer (token + learned position embeddings,
 // pre-LN blocks with causal multi-head attention and quick-GELU MLP, final LayerNorm), as HF CLIPTextModel.
 import { ElemType, GraphBuilder } from './graph-builder.ts';
-import { type Ctx, attention, layerNorm, linear } from './layers.ts';
+import { attention, type Ctx, layerNorm, linear } from './layers.ts';
 import type { WeightGenerator } from './weights.ts';
 
 export interface TextEncoderSpec {

@@ -2,8 +2,8 @@
 // blocks, cross-attention transformer blocks at the lower resolutions, stride-2 down, nearest-up, skip concats).
 import { ElemType, GraphBuilder } from './graph-builder.ts';
 import {
-  type Ctx,
   attention,
+  type Ctx,
   conv2d,
   fromTokens,
   gelu,
@@ -102,7 +102,13 @@ export function buildUNet(spec: UNetSpec, w: WeightGenerator): GraphBuilder {
   );
   const context = b.input('encoder_hidden_states', ElemType.float32, ['batch', 'sequence', spec.crossAttentionDim]);
 
-  let temb = linear(ctx, timestepEmbedding(ctx, timestep, sample, ch[0], spec.timestep), 'time_embedding.linear_1', ch[0], timeDim);
+  let temb = linear(
+    ctx,
+    timestepEmbedding(ctx, timestep, sample, ch[0], spec.timestep),
+    'time_embedding.linear_1',
+    ch[0],
+    timeDim,
+  );
   temb = linear(ctx, silu(ctx, temb, 'time_embedding'), 'time_embedding.linear_2', timeDim, timeDim);
   // Every ResNet applies SiLU to the time embedding before its projection; compute it once.
   const tembAct = silu(ctx, temb, 'time_embedding');

@@ -1,7 +1,7 @@
 // The embedded model's VAE: diffusers AutoencoderKL encoder (to the posterior mean, so it is deterministic) and
 // decoder, each a separate graph with ResNet blocks, a mid-block attention and factor-8 down/up sampling.
 import { ElemType, GraphBuilder } from './graph-builder.ts';
-import { type Ctx, attention, conv2d, fromTokens, groupNorm, resnetBlock, silu, toTokens, upsample2x } from './layers.ts';
+import { attention, type Ctx, conv2d, fromTokens, groupNorm, resnetBlock, silu, toTokens, upsample2x } from './layers.ts';
 import type { WeightGenerator } from './weights.ts';
 
 export interface VaeSpec {

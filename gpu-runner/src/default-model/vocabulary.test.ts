@@ -1,6 +1,6 @@
 import { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { describe, expect, it } from 'vitest';
-import { BOS_TOKEN, EOS_TOKEN, buildDefaultVocabulary, byteTable, tokenizerFiles, trainBpe } from './vocabulary.ts';
+import { BOS_TOKEN, buildDefaultVocabulary, byteTable, EOS_TOKEN, tokenizerFiles, trainBpe } from './vocabulary.ts';
 
 describe('embedded BPE vocabulary', () => {
   const vocab = buildDefaultVocabulary();

@@ -1,15 +1,15 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  buildDefaultModelFiles,
   COMPLETE_MARKER,
   DEFAULT_MODEL_NAME,
-  buildDefaultModelFiles,
   defaultModelCacheDir,
   ensureDefaultModel,
 } from './write-model.ts';

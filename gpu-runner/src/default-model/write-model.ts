@@ -5,10 +5,10 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GraphBuilder, ModelOptions } from './graph-builder.ts';
-import { type TextEncoderSpec, buildTextEncoder } from './text-encoder.ts';
-import { type UNetSpec, buildUNet } from './unet.ts';
-import { type VaeSpec, buildVaeDecoder, buildVaeEncoder } from './vae.ts';
-import { EOS_TOKEN, buildDefaultVocabulary, tokenizerFiles } from './vocabulary.ts';
+import { buildTextEncoder, type TextEncoderSpec } from './text-encoder.ts';
+import { buildUNet, type UNetSpec } from './unet.ts';
+import { buildVaeDecoder, buildVaeEncoder, type VaeSpec } from './vae.ts';
+import { buildDefaultVocabulary, EOS_TOKEN, tokenizerFiles } from './vocabulary.ts';
 import { WeightGenerator } from './weights.ts';
 
 export const DEFAULT_MODEL_NAME = 'sd-embedded-v1';
@@ -196,11 +196,16 @@ function checkVariant(o: ModelVariantOptions): void {
   if (o.unetInChannels !== undefined && o.unetInChannels !== 4 && o.unetInChannels !== 9) {
     throw new Error(`unetInChannels must be 4 or 9, got ${o.unetInChannels}`);
   }
-  if (o.hiddenSize !== undefined && !(Number.isInteger(o.hiddenSize) && o.hiddenSize >= 8 && o.hiddenSize <= 1024 && o.hiddenSize % 4 === 0)) {
+  if (
+    o.hiddenSize !== undefined &&
+    !(Number.isInteger(o.hiddenSize) && o.hiddenSize >= 8 && o.hiddenSize <= 1024 && o.hiddenSize % 4 === 0)
+  ) {
     throw new Error(`hiddenSize must be a multiple of 4 (the text encoder's heads) between 8 and 1024, got ${o.hiddenSize}`);
   }
   if (o.schedulerConfig !== undefined && typeof o.schedulerConfig._class_name !== 'string') {
-    throw new Error(`schedulerConfig._class_name must be a scheduler class name, got ${JSON.stringify(o.schedulerConfig._class_name)}`);
+    throw new Error(
+      `schedulerConfig._class_name must be a scheduler class name, got ${JSON.stringify(o.schedulerConfig._class_name)}`,
+    );
   }
 }
 
@@ -239,7 +244,10 @@ export function buildDefaultModelFiles(options: ModelVariantOptions = {}): Model
   const files: [string, Uint8Array | string][] = [
     ['model_index.json', json(modelIndex(scheduler._class_name as string, unet.inChannels !== unet.outChannels))],
     ['scheduler/scheduler_config.json', json(scheduler)],
-    ...Object.entries(tokenizerFiles(vocab, { padToken })).map(([name, content]): [string, string] => [`tokenizer/${name}`, content]),
+    ...Object.entries(tokenizerFiles(vocab, { padToken })).map(([name, content]): [string, string] => [
+      `tokenizer/${name}`,
+      content,
+    ]),
     ['text_encoder/config.json', json(textEncoderConfig(text, vocab.tokens.indexOf(padToken)))],
     ['text_encoder/model.onnx', graph(buildTextEncoder(text, new WeightGenerator(DEFAULT_MODEL_SEED + 1)))],
     ['unet/config.json', json(unetConfig(unet))],

@@ -4,7 +4,8 @@ import { decodeToSize, encodeImage } from './image-codec.ts';
 
 function gradient(w: number, h: number): Uint8Array {
   const px = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set([(x * 255) / (w - 1), (y * 255) / (h - 1), 128], (y * w + x) * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) px.set([(x * 255) / (w - 1), (y * 255) / (h - 1), 128], (y * w + x) * 3);
   return px;
 }
 
@@ -37,6 +38,8 @@ describe('image codec', () => {
   });
 
   it('rejects bytes that are not an image', async () => {
-    await expect(decodeToSize({ kind: 'encoded', bytes: new Uint8Array([1, 2, 3]) }, 8, 8, 3)).rejects.toThrow(/cannot decode input image/);
+    await expect(decodeToSize({ kind: 'encoded', bytes: new Uint8Array([1, 2, 3]) }, 8, 8, 3)).rejects.toThrow(
+      /cannot decode input image/,
+    );
   });
 });

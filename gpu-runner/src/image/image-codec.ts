@@ -7,9 +7,17 @@ export type OutputFormat = 'png' | 'webp' | 'jpeg';
 export const MIME_TYPES: Record<OutputFormat, string> = { png: 'image/png', webp: 'image/webp', jpeg: 'image/jpeg' };
 
 /** uint8 HWC RGB → encoded bytes. quality (1..100) applies to webp and jpeg; png is lossless. */
-export async function encodeImage(rgb: Uint8Array, width: number, height: number, format: OutputFormat, quality = 80): Promise<Uint8Array> {
-  if (rgb.length !== width * height * 3) throw new Error(`RGB buffer has ${rgb.length} bytes, expected ${width}x${height}x3 = ${width * height * 3}`);
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new Error(`quality must be an integer between 1 and 100, got ${quality}`);
+export async function encodeImage(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  format: OutputFormat,
+  quality = 80,
+): Promise<Uint8Array> {
+  if (rgb.length !== width * height * 3)
+    throw new Error(`RGB buffer has ${rgb.length} bytes, expected ${width}x${height}x3 = ${width * height * 3}`);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100)
+    throw new Error(`quality must be an integer between 1 and 100, got ${quality}`);
   const img = sharp(rgb, { raw: { width, height, channels: 3 } });
   const out =
     format === 'png'
@@ -33,7 +41,11 @@ export const MAX_INPUT_PIXELS = 4096 * 4096;
  * Reads only the header of an input image: refuses what is not PNG, JPEG or WebP and what declares more than
  * maxPixels, before anything is decoded. Messages name the input field.
  */
-export async function checkInputImage(field: string, bytes: Uint8Array, maxPixels = MAX_INPUT_PIXELS): Promise<{ width: number; height: number }> {
+export async function checkInputImage(
+  field: string,
+  bytes: Uint8Array,
+  maxPixels = MAX_INPUT_PIXELS,
+): Promise<{ width: number; height: number }> {
   let meta: Awaited<ReturnType<Sharp['metadata']>>;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -57,7 +69,9 @@ export interface DecodedPixels {
   channels: 1 | 3;
 }
 
-export type PixelSource = { kind: 'pixels'; data: Uint8Array; width: number; height: number; channels: 1 | 3 | 4 } | { kind: 'encoded'; bytes: Uint8Array };
+export type PixelSource =
+  | { kind: 'pixels'; data: Uint8Array; width: number; height: number; channels: 1 | 3 | 4 }
+  | { kind: 'encoded'; bytes: Uint8Array };
 
 /**
  * Decodes an input image to `channels` (3 = RGB, alpha flattened onto black; 1 = grayscale, for masks) at
@@ -66,7 +80,8 @@ export type PixelSource = { kind: 'pixels'; data: Uint8Array; width: number; hei
  */
 export async function decodeToSize(src: PixelSource, width: number, height: number, channels: 1 | 3): Promise<DecodedPixels> {
   if (src.kind === 'pixels' && src.width === width && src.height === height && src.channels === channels) {
-    if (src.data.length !== width * height * channels) throw new Error(`pixel buffer has ${src.data.length} bytes, expected ${width * height * channels}`);
+    if (src.data.length !== width * height * channels)
+      throw new Error(`pixel buffer has ${src.data.length} bytes, expected ${width * height * channels}`);
     return { data: src.data, width, height, channels };
   }
   let img: Sharp;
@@ -91,7 +106,8 @@ export async function decodeToSize(src: PixelSource, width: number, height: numb
     if (info.channels === channels) return { data: out, width, height, channels };
     // sharp keeps 3 channels for a grayscale pipeline on some inputs; take the first.
     const picked = new Uint8Array(width * height * channels);
-    for (let p = 0; p < width * height; p++) for (let c = 0; c < channels; c++) picked[p * channels + c] = out[p * info.channels + c];
+    for (let p = 0; p < width * height; p++)
+      for (let c = 0; c < channels; c++) picked[p * channels + c] = out[p * info.channels + c];
     return { data: picked, width, height, channels };
   } catch (err) {
     throw new Error(`cannot decode input image: ${(err as Error).message}`);

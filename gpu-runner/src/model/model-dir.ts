@@ -57,7 +57,8 @@ function readJsonObject(dir: string, rel: string): Record<string, unknown> {
     if (err instanceof ModelLoadError) throw err;
     throw new ModelLoadError(path, `is not valid JSON (${(err as Error).message})`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ModelLoadError(path, 'must hold a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ModelLoadError(path, 'must hold a JSON object');
   return value as Record<string, unknown>;
 }
 
@@ -77,7 +78,10 @@ export function readModelDirectory(dirArg: string): ModelDirectory {
   const modelIndex = readJsonObject(dir, 'model_index.json');
   const schedulerConfig = readJsonObject(dir, 'scheduler/scheduler_config.json');
   if (typeof schedulerConfig.num_train_timesteps !== 'undefined' && typeof schedulerConfig.num_train_timesteps !== 'number') {
-    throw new ModelLoadError(join(dir, 'scheduler/scheduler_config.json'), `num_train_timesteps must be a number, got ${JSON.stringify(schedulerConfig.num_train_timesteps)}`);
+    throw new ModelLoadError(
+      join(dir, 'scheduler/scheduler_config.json'),
+      `num_train_timesteps must be a number, got ${JSON.stringify(schedulerConfig.num_train_timesteps)}`,
+    );
   }
 
   const graphs = {
@@ -93,7 +97,10 @@ export function readModelDirectory(dirArg: string): ModelDirectory {
     const parsed: unknown = JSON.parse(vocab);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
   } catch (err) {
-    throw new ModelLoadError(join(dir, 'tokenizer/vocab.json'), `must be a JSON object of token -> id (${(err as Error).message})`);
+    throw new ModelLoadError(
+      join(dir, 'tokenizer/vocab.json'),
+      `must be a JSON object of token -> id (${(err as Error).message})`,
+    );
   }
   const merges = readText(dir, 'tokenizer/merges.txt');
   const tokenizer: TokenizerFiles = { vocab, merges };
@@ -113,12 +120,23 @@ export function readModelDirectory(dirArg: string): ModelDirectory {
     const cfg = optionalJsonObject(dir, rel);
     if (cfg && cfg.scaling_factor !== undefined && cfg.scaling_factor !== null) {
       if (typeof cfg.scaling_factor !== 'number' || !(cfg.scaling_factor > 0)) {
-        throw new ModelLoadError(join(dir, rel), `scaling_factor must be a positive number, got ${JSON.stringify(cfg.scaling_factor)}`);
+        throw new ModelLoadError(
+          join(dir, rel),
+          `scaling_factor must be a positive number, got ${JSON.stringify(cfg.scaling_factor)}`,
+        );
       }
       vaeScalingFactor = cfg.scaling_factor;
       break;
     }
   }
 
-  return { dir, modelIndex, schedulerConfig, graphs, tokenizer, vaeScalingFactor, unetConfig: optionalJsonObject(dir, 'unet/config.json') };
+  return {
+    dir,
+    modelIndex,
+    schedulerConfig,
+    graphs,
+    tokenizer,
+    vaeScalingFactor,
+    unetConfig: optionalJsonObject(dir, 'unet/config.json'),
+  };
 }

@@ -87,7 +87,9 @@ function sessionOptions(config: SessionConfig, providers: readonly ExecutionProv
 }
 
 function describe(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
-  return meta.map((m) => (m.isTensor ? { name: m.name, dtype: m.type, dims: [...m.shape] } : { name: m.name, dtype: 'non-tensor', dims: [] }));
+  return meta.map((m) =>
+    m.isTensor ? { name: m.name, dtype: m.type, dims: [...m.shape] } : { name: m.name, dtype: 'non-tensor', dims: [] },
+  );
 }
 
 /** One ONNX graph with a live session, reused for every call. */
@@ -130,7 +132,12 @@ export class OnnxGraph {
     return OnnxGraph.wrap(path, session, 'cpu', config);
   }
 
-  private static wrap(path: string, session: ort.InferenceSession, provider: ExecutionProvider, config: SessionConfig): OnnxGraph {
+  private static wrap(
+    path: string,
+    session: ort.InferenceSession,
+    provider: ExecutionProvider,
+    config: SessionConfig,
+  ): OnnxGraph {
     const graph = new OnnxGraph(path, session, provider, describe(session.inputMetadata), describe(session.outputMetadata));
     graph.measureCpuTime = config.measureCpuTime ?? false;
     return graph;
@@ -148,7 +155,11 @@ export class OnnxGraph {
    * Runs the graph; every requested output must be a float32 tensor. Inputs are wrapped, not copied.
    * `into` gives preallocated output buffers (onnxruntime writes into them), so a loop allocates nothing per call.
    */
-  async run(feeds: Record<string, Feed>, outputNames: readonly string[], into?: Record<string, FloatOutput>): Promise<Record<string, FloatOutput>> {
+  async run(
+    feeds: Record<string, Feed>,
+    outputNames: readonly string[],
+    into?: Record<string, FloatOutput>,
+  ): Promise<Record<string, FloatOutput>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, feed] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(feed.data, feed.dims as number[]);
     let fetches: string[] | Record<string, ort.Tensor> = outputNames as string[];
@@ -161,7 +172,8 @@ export class OnnxGraph {
     for (const name of outputNames) {
       const tensor = results[name] as ort.Tensor | undefined;
       if (!tensor) throw new Error(`${this.path}: output ${name} missing from run results`);
-      if (tensor.type !== 'float32') throw new Error(`${this.path}: output ${name} is ${tensor.type}, only float32 outputs are supported`);
+      if (tensor.type !== 'float32')
+        throw new Error(`${this.path}: output ${name} is ${tensor.type}, only float32 outputs are supported`);
       out[name] = into ? into[name] : { data: tensor.data as Float32Array, dims: [...tensor.dims] };
     }
     return out;
@@ -180,7 +192,10 @@ export class OnnxGraph {
     return { run: () => this.timedRun(ortFeeds, fetches) };
   }
 
-  private async timedRun(feeds: Record<string, ort.Tensor>, fetches: string[] | Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+  private async timedRun(
+    feeds: Record<string, ort.Tensor>,
+    fetches: string[] | Record<string, ort.Tensor>,
+  ): Promise<ort.InferenceSession.ReturnType> {
     const c0 = this.measureCpuTime ? processCpuMs() : 0;
     const t0 = performance.now();
     const results = await this.session.run(feeds, fetches);

@@ -14,8 +14,21 @@ describe.skipIf(!referenceDir)(`model loading on ../shared/reference/tiny-sd${re
   it('reads the interface from the graphs: names, dtypes, hidden size, channels, scaling factor', async () => {
     const model = await loadSdModel(tiny);
     try {
-      expect(model.io.text).toEqual({ input: 'input_ids', inputDtype: 'int32', output: 'last_hidden_state', hiddenSize: 32, sequenceLength: null });
-      expect(model.io.unet).toMatchObject({ sample: 'sample', timestep: 'timestep', encoderHiddenStates: 'encoder_hidden_states', output: 'out_sample', inChannels: 4, timestepDtype: 'float32' });
+      expect(model.io.text).toEqual({
+        input: 'input_ids',
+        inputDtype: 'int32',
+        output: 'last_hidden_state',
+        hiddenSize: 32,
+        sequenceLength: null,
+      });
+      expect(model.io.unet).toMatchObject({
+        sample: 'sample',
+        timestep: 'timestep',
+        encoderHiddenStates: 'encoder_hidden_states',
+        output: 'out_sample',
+        inChannels: 4,
+        timestepDtype: 'float32',
+      });
       expect(model.io.latentChannels).toBe(4);
       expect(model.io.isInpainting).toBe(false);
       expect(model.io.vaeEncoder).toEqual({ input: 'sample', output: 'latent_sample' });
@@ -28,7 +41,11 @@ describe.skipIf(!referenceDir)(`model loading on ../shared/reference/tiny-sd${re
 
   it('falls back to cpu with a logged warning when cuda is requested but unavailable', async () => {
     const warnings: string[] = [];
-    const model = await loadSdModel(tiny, { executionProviders: ['cuda'], intraOpNumThreads: 1, logger: (_l, m) => warnings.push(m) });
+    const model = await loadSdModel(tiny, {
+      executionProviders: ['cuda'],
+      intraOpNumThreads: 1,
+      logger: (_l, m) => warnings.push(m),
+    });
     try {
       expect(model.unet.provider).toBe('cpu');
       expect(warnings.some((w) => w.includes('cuda') && w.includes('unet'))).toBe(true);

@@ -1,10 +1,16 @@
 // A loaded Stable Diffusion model: the four sessions plus the interface facts read from their metadata
 // (names, dtypes, hidden size, latent and U-Net input channels), so no export's quirks are hard-coded.
-import { ModelLoadError, type ModelDirectory, readModelDirectory } from './model-dir.ts';
+import { type ModelDirectory, ModelLoadError, readModelDirectory } from './model-dir.ts';
 import { OnnxGraph, type SessionConfig, type TensorInfo } from './onnx-session.ts';
 
 export interface ModelInterface {
-  text: { input: string; inputDtype: 'int32' | 'int64'; output: string; hiddenSize: number | null; sequenceLength: number | null };
+  text: {
+    input: string;
+    inputDtype: 'int32' | 'int64';
+    output: string;
+    hiddenSize: number | null;
+    sequenceLength: number | null;
+  };
   unet: {
     sample: string;
     timestep: string;
@@ -52,12 +58,18 @@ function pick(graph: OnnxGraph, kind: 'input' | 'output', preferred: readonly st
 
 function requireFloat(graph: OnnxGraph, info: TensorInfo): void {
   if (info.dtype !== 'float32') {
-    throw new ModelLoadError(graph.path, `${info.name} is ${info.dtype}; only float32 exports are supported (export without --fp16)`);
+    throw new ModelLoadError(
+      graph.path,
+      `${info.name} is ${info.dtype}; only float32 exports are supported (export without --fp16)`,
+    );
   }
 }
 
 /** Reads names, dtypes and dims from the sessions' metadata. */
-export function describeModel(files: ModelDirectory, g: Pick<SdModel, 'textEncoder' | 'unet' | 'vaeDecoder' | 'vaeEncoder'>): ModelInterface {
+export function describeModel(
+  files: ModelDirectory,
+  g: Pick<SdModel, 'textEncoder' | 'unet' | 'vaeDecoder' | 'vaeEncoder'>,
+): ModelInterface {
   const textIn = pick(g.textEncoder, 'input', ['input_ids'], 0);
   if (textIn.dtype !== 'int32' && textIn.dtype !== 'int64') {
     throw new ModelLoadError(g.textEncoder.path, `${textIn.name} must be int32 or int64, got ${textIn.dtype}`);
@@ -85,7 +97,10 @@ export function describeModel(files: ModelDirectory, g: Pick<SdModel, 'textEncod
   const latentChannels = fixedDim(unetOut, 1) ?? fixedDim(decIn, 1) ?? configOut ?? 4;
   const isInpainting = inChannels === 2 * latentChannels + 1;
   if (inChannels !== latentChannels && !isInpainting) {
-    throw new ModelLoadError(g.unet.path, `U-Net takes ${inChannels} channels; expected ${latentChannels} (regular) or ${2 * latentChannels + 1} (inpainting)`);
+    throw new ModelLoadError(
+      g.unet.path,
+      `U-Net takes ${inChannels} channels; expected ${latentChannels} (regular) or ${2 * latentChannels + 1} (inpainting)`,
+    );
   }
 
   let vaeEncoder: ModelInterface['vaeEncoder'] = null;

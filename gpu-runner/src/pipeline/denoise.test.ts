@@ -1,6 +1,13 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maxAbs, maxAbsDiff, readReferenceJson, referenceDir, referenceSkipReason, toFloat32 } from '../../../test/support/reference.ts';
+import {
+  maxAbs,
+  maxAbsDiff,
+  readReferenceJson,
+  referenceDir,
+  referenceSkipReason,
+  toFloat32,
+} from '../../../test/support/reference.ts';
 import { loadSdModel, type SdModel } from '../model/sd-model.ts';
 import type { Scheduler, StepContext } from '../schedulers/scheduler.ts';
 import { denoise } from './denoise.ts';
@@ -39,11 +46,17 @@ describe.skipIf(!referenceDir)(`denoising loop vs pipeline goldens${referenceSki
   const cases: Record<string, GoldenCase> = {};
   beforeAll(async () => {
     model = await loadSdModel(join(referenceDir!, 'tiny-sd'), { intraOpNumThreads: 1 });
-    for (const name of ['txt2img_ddim10_astronaut', 'txt2img_lcm4_astronaut']) cases[name] = readReferenceJson<GoldenCase>('pipeline', `${name}.json`);
+    for (const name of ['txt2img_ddim10_astronaut', 'txt2img_lcm4_astronaut'])
+      cases[name] = readReferenceJson<GoldenCase>('pipeline', `${name}.json`);
   });
   afterAll(() => model?.release());
 
-  function run(golden: GoldenCase, extra: Partial<Parameters<typeof denoise>[0]> = {}, preds: Float32Array[] = [], seen = new Set<Float32Array>()) {
+  function run(
+    golden: GoldenCase,
+    extra: Partial<Parameters<typeof denoise>[0]> = {},
+    preds: Float32Array[] = [],
+    seen = new Set<Float32Array>(),
+  ) {
     const ehs = golden.encoder_hidden_states;
     const per = 77 * 32;
     const guided = golden.guidance_scale > 1;

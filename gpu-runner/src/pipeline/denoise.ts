@@ -1,7 +1,8 @@
 // The denoising loop: one batched U-Net call per step ([uncond; cond] under classifier-free guidance),
 // the guidance mix, the scheduler step, optional inpainting inputs, progress, cancellation and timing.
-import type { SdModel } from '../model/sd-model.ts';
+
 import type { Feed } from '../model/onnx-session.ts';
+import type { SdModel } from '../model/sd-model.ts';
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
 import { CanceledError, type Float32Tensor, type StepProgress } from './types.ts';
 
@@ -137,7 +138,8 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
 
     // 5. 4-channel inpainting: keep the known region, noised to where the next step expects it.
     if (inpaint?.kind === 'blend') {
-      const known = i < total - 1 ? scheduler.addNoise(inpaint.imageLatents, inpaint.noise, input.timesteps[i + 1]) : inpaint.imageLatents;
+      const known =
+        i < total - 1 ? scheduler.addNoise(inpaint.imageLatents, inpaint.noise, input.timesteps[i + 1]) : inpaint.imageLatents;
       const mixed = new Float32Array(latentSize);
       for (let b = 0; b < n; b++) {
         for (let ch = 0; ch < c; ch++) {

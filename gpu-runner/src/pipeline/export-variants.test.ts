@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../../../test/support/reference.ts';
 import {
-  DEFAULT_MODEL_GENERATOR_VERSION,
-  type ModelVariantOptions,
   buildDefaultModelFiles,
+  DEFAULT_MODEL_GENERATOR_VERSION,
   ensureDefaultModel,
+  type ModelVariantOptions,
   writeDefaultModel,
 } from '../default-model/write-model.ts';
 import type { BoundRun, Feed, FloatOutput } from '../model/onnx-session.ts';
@@ -26,7 +26,14 @@ import { encodeImage, rgbToUnitRange } from './vae.ts';
 const { onnx } = createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto');
 
 const SIZE = 64;
-const BASE: GenerateRequest = { prompt: 'a red fox in the snow', width: SIZE, height: SIZE, steps: 3, guidanceScale: 7.5, seed: 11 };
+const BASE: GenerateRequest = {
+  prompt: 'a red fox in the snow',
+  width: SIZE,
+  height: SIZE,
+  steps: 3,
+  guidanceScale: 7.5,
+  seed: 11,
+};
 
 /** SD 2.1's own scheduler_config.json (DDIM, v-prediction). */
 const SD2_SCHEDULER = {
@@ -104,7 +111,10 @@ function expectImages(result: GenerateResult, count = 1): void {
 }
 
 /** Records a copy of every U-Net feed at each run (the loop binds its buffers once and refills them per step). */
-function recordUnetFeeds(pipe: StableDiffusionPipeline): { runs: Record<string, Float32Array | BigInt64Array>[]; restore(): void } {
+function recordUnetFeeds(pipe: StableDiffusionPipeline): {
+  runs: Record<string, Float32Array | BigInt64Array>[];
+  restore(): void;
+} {
   const unet = pipe.model.unet;
   const original = unet.bind;
   const runs: Record<string, Float32Array | BigInt64Array>[] = [];
@@ -169,7 +179,9 @@ describe('variant options of the embedded model', () => {
       const graph = onnx.ModelProto.decode(file.data).graph!;
       // const_* are the builder's shared constants (shapes, axes), named in creation order.
       return new Map(
-        (graph.initializer ?? []).filter((t) => !t.name!.startsWith('const_')).map((t) => [t.name!, Buffer.from(t.rawData!).toString('base64')]),
+        (graph.initializer ?? [])
+          .filter((t) => !t.name!.startsWith('const_'))
+          .map((t) => [t.name!, Buffer.from(t.rawData!).toString('base64')]),
       );
     };
     const base = weights({});
@@ -179,9 +191,13 @@ describe('variant options of the embedded model', () => {
   });
 
   it('reject options out of range, naming the value', () => {
-    expect(() => buildDefaultModelFiles({ hiddenSize: 30 })).toThrow('hiddenSize must be a multiple of 4 (the text encoder\'s heads) between 8 and 1024, got 30');
+    expect(() => buildDefaultModelFiles({ hiddenSize: 30 })).toThrow(
+      "hiddenSize must be a multiple of 4 (the text encoder's heads) between 8 and 1024, got 30",
+    );
     expect(() => buildDefaultModelFiles({ unetInChannels: 5 as 4 })).toThrow('unetInChannels must be 4 or 9, got 5');
-    expect(() => buildDefaultModelFiles({ schedulerConfig: { prediction_type: 'epsilon' } })).toThrow('schedulerConfig._class_name');
+    expect(() => buildDefaultModelFiles({ schedulerConfig: { prediction_type: 'epsilon' } })).toThrow(
+      'schedulerConfig._class_name',
+    );
   });
 
   it('are never taken for the default model by ensureDefaultModel', async () => {

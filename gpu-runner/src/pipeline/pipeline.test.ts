@@ -11,8 +11,8 @@ import {
   referenceSkipReason,
   toFloat32,
 } from '../../../test/support/reference.ts';
-import { schedulerNameFromConfig } from '../schedulers/index.ts';
 import { encodeImage as encodePng } from '../image/image-codec.ts';
+import { schedulerNameFromConfig } from '../schedulers/index.ts';
 import type { GoldenCase, GoldenIndexEntry } from './golden-cases.ts';
 import { StableDiffusionPipeline } from './pipeline.ts';
 import { CanceledError, type GenerateRequest, InvalidRequestError } from './types.ts';

@@ -13,10 +13,10 @@ import { encodeText, type TextEmbeddings } from './text-encoding.ts';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer-adapter.ts';
 import {
   type Float32Tensor,
+  type GeneratedImage,
   type GenerateOptions,
   type GenerateRequest,
   type GenerateResult,
-  type GeneratedImage,
   InvalidRequestError,
   type PromptTokens,
 } from './types.ts';
@@ -65,7 +65,10 @@ export class StableDiffusionPipeline {
     // 1. Scheduler: the requested one, built from the model's scheduler_config.json (diffusers from_config).
     let scheduler: Scheduler;
     try {
-      scheduler = createScheduler(request.scheduler ?? this.defaultScheduler, { ...model.files.schedulerConfig, ...request.schedulerConfig });
+      scheduler = createScheduler(request.scheduler ?? this.defaultScheduler, {
+        ...model.files.schedulerConfig,
+        ...request.schedulerConfig,
+      });
     } catch (err) {
       throw new InvalidRequestError((err as Error).message);
     }
@@ -83,7 +86,9 @@ export class StableDiffusionPipeline {
     const drawNoise = (): Float32Array => {
       if (!request.initLatents) return generators.randn(shape);
       if (request.initLatents.length !== latentSize) {
-        throw new InvalidRequestError(`initLatents must hold [${shape.join(', ')}] = ${latentSize} values, got ${request.initLatents.length}`);
+        throw new InvalidRequestError(
+          `initLatents must hold [${shape.join(', ')}] = ${latentSize} values, got ${request.initLatents.length}`,
+        );
       }
       return request.initLatents;
     };
@@ -104,12 +109,19 @@ export class StableDiffusionPipeline {
       const fullStrength = strength >= 1;
       timesteps = cutTimesteps(scheduler, request.steps, strength).timesteps;
       if (timesteps.length === 0) {
-        throw new InvalidRequestError(`strength ${strength} with ${request.steps} steps leaves no denoising step; raise strength or steps`);
+        throw new InvalidRequestError(
+          `strength ${strength} with ${request.steps} steps leaves no denoising step; raise strength or steps`,
+        );
       }
       const needImageLatents = !model.io.isInpainting || !fullStrength || !request.mask;
-      const imageLatents = needImageLatents ? repeat((await encodeImage(model, imagePixels, [1, 3, height, width])).data, n) : null;
+      const imageLatents = needImageLatents
+        ? repeat((await encodeImage(model, imagePixels, [1, 3, height, width])).data, n)
+        : null;
       const noise = drawNoise();
-      latents = fullStrength && request.mask ? scaleBy(noise, scheduler.initNoiseSigma) : scheduler.addNoise(imageLatents!, noise, timesteps[0]);
+      latents =
+        fullStrength && request.mask
+          ? scaleBy(noise, scheduler.initNoiseSigma)
+          : scheduler.addNoise(imageLatents!, noise, timesteps[0]);
 
       if (request.mask) {
         const mask = await decodeToSize(request.mask, width, height, 1);
@@ -192,18 +204,26 @@ export class StableDiffusionPipeline {
 
   /** Tokenizes a prompt (or takes the edge's tokens) into the model's windows. */
   tokenize(prompt: string, request: Pick<GenerateRequest, 'promptMode' | 'promptWeighting'>): PromptTokens {
-    const t = this.tokenizer.tokenizePrompt(prompt, { mode: request.promptMode ?? 'truncate', weighting: request.promptWeighting ?? true });
+    const t = this.tokenizer.tokenizePrompt(prompt, {
+      mode: request.promptMode ?? 'truncate',
+      weighting: request.promptWeighting ?? true,
+    });
     return { ids: t.ids, weights: t.weights };
   }
 
-  private async textEmbeddings(request: GenerateRequest, guided: boolean): Promise<Omit<TextEmbeddings, 'ms'> & { ms: number; skipped: boolean }> {
+  private async textEmbeddings(
+    request: GenerateRequest,
+    guided: boolean,
+  ): Promise<Omit<TextEmbeddings, 'ms'> & { ms: number; skipped: boolean }> {
     const given = request.embeddings;
     if (given) {
       if (guided && !given.uncond) throw new InvalidRequestError('embeddings.uncond is required when guidance_scale > 1');
       checkEmbedding('embeddings.cond', given.cond, this.model.io.text.hiddenSize);
       if (given.uncond) checkEmbedding('embeddings.uncond', given.uncond, this.model.io.text.hiddenSize);
       if (guided && given.uncond && given.uncond.shape[1] !== given.cond.shape[1]) {
-        throw new InvalidRequestError(`embeddings.uncond has ${given.uncond.shape[1]} tokens, embeddings.cond ${given.cond.shape[1]}; they must match`);
+        throw new InvalidRequestError(
+          `embeddings.uncond has ${given.uncond.shape[1]} tokens, embeddings.cond ${given.cond.shape[1]}; they must match`,
+        );
       }
       return { cond: given.cond, uncond: given.uncond, ms: 0, skipped: true };
     }
@@ -222,13 +242,17 @@ export class StableDiffusionPipeline {
       ['width', r.width],
       ['height', r.height],
     ] as const) {
-      if (!Number.isInteger(v) || v % VAE_FACTOR !== 0 || v < 64 || v > 2048) bad(`${name} must be a multiple of 8 between 64 and 2048, got ${v}`);
+      if (!Number.isInteger(v) || v % VAE_FACTOR !== 0 || v < 64 || v > 2048)
+        bad(`${name} must be a multiple of 8 between 64 and 2048, got ${v}`);
     }
-    if (!Number.isInteger(r.steps) || r.steps < 1 || r.steps > 500) bad(`steps must be an integer between 1 and 500, got ${r.steps}`);
-    if (!Number.isFinite(r.guidanceScale) || r.guidanceScale < 0) bad(`guidanceScale must be a finite number >= 0, got ${r.guidanceScale}`);
+    if (!Number.isInteger(r.steps) || r.steps < 1 || r.steps > 500)
+      bad(`steps must be an integer between 1 and 500, got ${r.steps}`);
+    if (!Number.isFinite(r.guidanceScale) || r.guidanceScale < 0)
+      bad(`guidanceScale must be a finite number >= 0, got ${r.guidanceScale}`);
     if (!Number.isSafeInteger(r.seed) || r.seed < 0) bad(`seed must be a non-negative integer, got ${r.seed}`);
     if (!Number.isInteger(n) || n < 1 || n > 16) bad(`numOutputs must be an integer between 1 and 16, got ${n}`);
-    if (r.strength !== undefined && !(r.strength >= 0 && r.strength <= 1)) bad(`strength must be between 0 and 1, got ${r.strength}`);
+    if (r.strength !== undefined && !(r.strength >= 0 && r.strength <= 1))
+      bad(`strength must be between 0 and 1, got ${r.strength}`);
     if (r.mask && !r.image) bad('mask needs an image to inpaint');
   }
 }
@@ -236,7 +260,9 @@ export class StableDiffusionPipeline {
 function checkEmbedding(name: string, t: Float32Tensor, hidden: number | null): void {
   const [b, l, h] = t.shape;
   if (t.shape.length !== 3 || b !== 1 || !(l > 0) || (hidden !== null && h !== hidden) || t.data.length !== b * l * h) {
-    throw new InvalidRequestError(`${name} must be float32 [1, tokens, ${hidden ?? 'hidden'}] with matching data, got shape [${t.shape.join(', ')}] and ${t.data.length} values`);
+    throw new InvalidRequestError(
+      `${name} must be float32 [1, tokens, ${hidden ?? 'hidden'}] with matching data, got shape [${t.shape.join(', ')}] and ${t.data.length} values`,
+    );
   }
 }
 

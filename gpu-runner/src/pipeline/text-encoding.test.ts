@@ -1,6 +1,12 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maxAbsDiff, type RefTensor, readReferenceJson, referenceDir, referenceSkipReason } from '../../../test/support/reference.ts';
+import {
+  maxAbsDiff,
+  type RefTensor,
+  readReferenceJson,
+  referenceDir,
+  referenceSkipReason,
+} from '../../../test/support/reference.ts';
 import { loadSdModel, type SdModel } from '../model/sd-model.ts';
 import { applyTokenWeights, encodeText, equalizeWindows } from './text-encoding.ts';
 

@@ -35,7 +35,13 @@ export function equalizeWindows(a: PromptTokens, b: PromptTokens, emptyWindow: r
  * Per-token weights as A1111's `process_tokens` applies them: z *= w (per token), then z *= mean_before / mean_after,
  * so emphasis changes directions without shifting the overall level. Done per window.
  */
-export function applyTokenWeights(z: Float32Array, offset: number, seq: number, hidden: number, weights: readonly number[]): void {
+export function applyTokenWeights(
+  z: Float32Array,
+  offset: number,
+  seq: number,
+  hidden: number,
+  weights: readonly number[],
+): void {
   if (weights.every((w) => w === 1)) return;
   let before = 0;
   let after = 0;
@@ -59,12 +65,18 @@ function checkWindows(name: string, tokens: PromptTokens, seq: number): void {
   if (tokens.ids.length === 0) throw new Error(`${name}: at least one token window is required`);
   for (const [i, w] of tokens.ids.entries()) {
     if (w.length !== seq) throw new Error(`${name}: window ${i} has ${w.length} tokens, the text encoder takes ${seq}`);
-    if (tokens.weights && tokens.weights[i]?.length !== seq) throw new Error(`${name}: weights of window ${i} must have ${seq} entries`);
+    if (tokens.weights && tokens.weights[i]?.length !== seq)
+      throw new Error(`${name}: weights of window ${i} must have ${seq} entries`);
   }
 }
 
 /** Encodes cond (and uncond when given) in one text-encoder call. */
-export async function encodeText(model: SdModel, cond: PromptTokens, uncond: PromptTokens | null, emptyWindow: readonly number[]): Promise<TextEmbeddings> {
+export async function encodeText(
+  model: SdModel,
+  cond: PromptTokens,
+  uncond: PromptTokens | null,
+  emptyWindow: readonly number[],
+): Promise<TextEmbeddings> {
   const seq = model.io.text.sequenceLength ?? emptyWindow.length;
   let c = cond;
   let u = uncond;
@@ -74,7 +86,9 @@ export async function encodeText(model: SdModel, cond: PromptTokens, uncond: Pro
 
   // Batch order [uncond windows..., cond windows...] mirrors the U-Net's [uncond; cond].
   const windows = u ? [...u.ids, ...c.ids] : c.ids;
-  const weights = u ? [...(u.weights ?? u.ids.map(() => null)), ...(c.weights ?? c.ids.map(() => null))] : (c.weights ?? c.ids.map(() => null));
+  const weights = u
+    ? [...(u.weights ?? u.ids.map(() => null)), ...(c.weights ?? c.ids.map(() => null))]
+    : (c.weights ?? c.ids.map(() => null));
   const count = windows.length * seq;
   const flat = model.io.text.inputDtype === 'int64' ? new BigInt64Array(count) : new Int32Array(count);
   windows.forEach((w, i) => {
@@ -85,7 +99,9 @@ export async function encodeText(model: SdModel, cond: PromptTokens, uncond: Pro
   });
 
   const before = model.textEncoder.runMs;
-  const out = await model.textEncoder.run({ [model.io.text.input]: { data: flat, dims: [windows.length, seq] } }, [model.io.text.output]);
+  const out = await model.textEncoder.run({ [model.io.text.input]: { data: flat, dims: [windows.length, seq] } }, [
+    model.io.text.output,
+  ]);
   const ms = model.textEncoder.runMs - before;
   const z = out[model.io.text.output];
   const [batch, outSeq, hidden] = z.dims;

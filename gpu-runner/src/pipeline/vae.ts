@@ -21,11 +21,14 @@ export async function decodeLatents(
   for (let b = 0; b < n; b += chunk) {
     const count = Math.min(chunk, n - b);
     const feed = { data: input.subarray(b * per, (b + count) * per), dims: [count, c, h, w] };
-    const out = (await model.vaeDecoder.run({ [model.io.vaeDecoder.input]: feed }, [model.io.vaeDecoder.output]))[model.io.vaeDecoder.output];
+    const out = (await model.vaeDecoder.run({ [model.io.vaeDecoder.input]: feed }, [model.io.vaeDecoder.output]))[
+      model.io.vaeDecoder.output
+    ];
     parts.push(out.data);
     outShape = out.dims;
   }
-  if (outShape[1] !== 3) throw new Error(`${model.vaeDecoder.path}: decoder returned [${outShape.join(', ')}], expected 3 channels`);
+  if (outShape[1] !== 3)
+    throw new Error(`${model.vaeDecoder.path}: decoder returned [${outShape.join(', ')}], expected 3 channels`);
   const data = parts.length === 1 ? parts[0] : concat(parts);
   return { data, shape: [n, 3, outShape[2], outShape[3]] };
 }
@@ -52,11 +55,13 @@ export async function encodeImage(
 ): Promise<{ data: Float32Array; shape: [number, number, number, number] }> {
   const encoder = model.vaeEncoder;
   const io = model.io.vaeEncoder;
-  if (!encoder || !io) throw new Error(`img2img and inpainting need ${model.files.dir}/vae_encoder/model.onnx, which this model lacks`);
+  if (!encoder || !io)
+    throw new Error(`img2img and inpainting need ${model.files.dir}/vae_encoder/model.onnx, which this model lacks`);
   const out = (await encoder.run({ [io.input]: { data: pixels, dims: [...shape] } }, [io.output]))[io.output];
   const [n, channels, h, w] = out.dims;
   const c = model.io.latentChannels;
-  if (channels !== c && channels !== 2 * c) throw new Error(`${encoder.path}: encoder returned ${channels} channels, expected ${c} or ${2 * c}`);
+  if (channels !== c && channels !== 2 * c)
+    throw new Error(`${encoder.path}: encoder returned ${channels} channels, expected ${c} or ${2 * c}`);
   const sf = Math.fround(model.io.vaeScalingFactor);
   const plane = h * w;
   const data = new Float32Array(n * c * plane);

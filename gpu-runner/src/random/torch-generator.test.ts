@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { maxAbsDiff, referenceDir, referencePath, referenceSkipReason, readReferenceJson } from '../../../test/support/reference.ts';
+import {
+  maxAbsDiff,
+  readReferenceJson,
+  referenceDir,
+  referencePath,
+  referenceSkipReason,
+} from '../../../test/support/reference.ts';
 import { GeneratorNoise, MersenneTwister, TorchGenerator } from './torch-generator.ts';
 
 interface RandnManifest {
@@ -12,28 +18,31 @@ function readBin(file: string): Float32Array {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
-describe.skipIf(!referenceDir)(`torch.randn goldens (shared/reference/randn, torch 1.13 CPU; 1e-6 abs)${referenceSkipReason}`, () => {
-  const manifest = referenceDir ? readReferenceJson<RandnManifest>('randn', 'manifest.json') : { cases: [] };
-  for (const c of manifest.cases) {
-    it(`seed ${c.seed}: ${c.draws.map((d) => `[${d.shape}]`).join(' then ')} from one generator`, () => {
-      const g = new TorchGenerator(c.seed);
-      for (const draw of c.draws) {
-        const ref = readBin(draw.file);
-        const got = g.randn(draw.shape);
-        expect(got.length).toBe(ref.length);
-        expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(1e-6);
-        expect(maxAbsDiff(got.subarray(0, 4), draw.first)).toBeLessThanOrEqual(1e-6);
-      }
-    });
-  }
+describe.skipIf(!referenceDir)(
+  `torch.randn goldens (shared/reference/randn, torch 1.13 CPU; 1e-6 abs)${referenceSkipReason}`,
+  () => {
+    const manifest = referenceDir ? readReferenceJson<RandnManifest>('randn', 'manifest.json') : { cases: [] };
+    for (const c of manifest.cases) {
+      it(`seed ${c.seed}: ${c.draws.map((d) => `[${d.shape}]`).join(' then ')} from one generator`, () => {
+        const g = new TorchGenerator(c.seed);
+        for (const draw of c.draws) {
+          const ref = readBin(draw.file);
+          const got = g.randn(draw.shape);
+          expect(got.length).toBe(ref.length);
+          expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(1e-6);
+          expect(maxAbsDiff(got.subarray(0, 4), draw.first)).toBeLessThanOrEqual(1e-6);
+        }
+      });
+    }
 
-  it('GeneratorNoise with one generator is one draw of the full shape', () => {
-    const c = manifest.cases.find((x) => x.draws[0].shape[0] === 2);
-    if (!c) throw new Error('manifest has no batch-2 case');
-    const got = new GeneratorNoise([new TorchGenerator(c.seed)]).randn(c.draws[0].shape);
-    expect(maxAbsDiff(got, readBin(c.draws[0].file))).toBeLessThanOrEqual(1e-6);
-  });
-});
+    it('GeneratorNoise with one generator is one draw of the full shape', () => {
+      const c = manifest.cases.find((x) => x.draws[0].shape[0] === 2);
+      if (!c) throw new Error('manifest has no batch-2 case');
+      const got = new GeneratorNoise([new TorchGenerator(c.seed)]).randn(c.draws[0].shape);
+      expect(maxAbsDiff(got, readBin(c.draws[0].file))).toBeLessThanOrEqual(1e-6);
+    });
+  },
+);
 
 describe('TorchGenerator small draws (< 16 elements: float64 Box-Muller with a cached normal)', () => {
   // torch.manual_seed(0); torch.randn(5) -> [1.5410, -0.2934, -2.1788, 0.5684, -1.0845] (torch docs/REPL, 4 decimals)

@@ -88,7 +88,8 @@ export class TorchGenerator {
   randn(shape: readonly number[]): Float32Array {
     let size = 1;
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new Error(`randn shape must hold non-negative integers, got [${shape.join(', ')}]`);
+      if (!Number.isInteger(d) || d < 0)
+        throw new Error(`randn shape must hold non-negative integers, got [${shape.join(', ')}]`);
       size *= d;
     }
     const out = new Float32Array(size);

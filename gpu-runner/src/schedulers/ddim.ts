@@ -1,8 +1,15 @@
 // DDIM (Song et al. 2020), as diffusers' DDIMScheduler with eta = 0 (the pipelines' default): deterministic,
 // integer timesteps, prev timestep = t - train/steps.
-import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { type DiscreteSchedule, PREDICTION_TYPES, type PredictionType, readDiscreteSchedule, readSpacing } from './scheduler-config.ts';
+
 import { addNoiseVp, alphaProdAt, assertSameLength, checkSteps, discreteTimesteps } from './schedule.ts';
+import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
+import {
+  type DiscreteSchedule,
+  PREDICTION_TYPES,
+  type PredictionType,
+  readDiscreteSchedule,
+  readSpacing,
+} from './scheduler-config.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
 export class DdimScheduler implements Scheduler {
@@ -20,7 +27,11 @@ export class DdimScheduler implements Scheduler {
 
   constructor(config: SchedulerConfig) {
     // With zero terminal SNR the last alpha is exactly 0 and diffusers keeps it (no 2**-24 clamp in DDIM).
-    this.schedule = readDiscreteSchedule(config, { hasRescaleZeroSnr: true, setAlphaToOne: true, predictionTypes: PREDICTION_TYPES });
+    this.schedule = readDiscreteSchedule(config, {
+      hasRescaleZeroSnr: true,
+      setAlphaToOne: true,
+      predictionTypes: PREDICTION_TYPES,
+    });
     ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'leading'));
     this.threshold = readThresholdConfig(config, { clipSample: true });
   }

@@ -1,5 +1,7 @@
 // DDPM (Ho et al. 2020) ancestral sampling as diffusers' DDPMScheduler: posterior mean from x0 and x_t, plus
 // noise of the fixed variance drawn from the generator on every step with t > 0.
+
+import { addNoiseVp, assertSameLength, checkSteps, discreteTimesteps, drawNoise } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import {
   BETA_SCHEDULES,
@@ -10,7 +12,6 @@ import {
   readDiscreteSchedule,
   readSpacing,
 } from './scheduler-config.ts';
-import { addNoiseVp, assertSameLength, checkSteps, discreteTimesteps, drawNoise } from './schedule.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
 const VARIANCE_TYPES = ['fixed_small', 'fixed_small_log', 'fixed_large'] as const;
@@ -63,7 +64,9 @@ export class DdpmScheduler implements Scheduler {
   private previousTimestep(timestep: number): number {
     const index = this.timesteps.indexOf(timestep);
     if (index < 0) {
-      throw new Error(`ddpm: timestep ${timestep} is not in the scheduler's timesteps [${Array.from(this.timesteps.slice(0, 8)).join(', ')}${this.timesteps.length > 8 ? ', ...' : ''}]`);
+      throw new Error(
+        `ddpm: timestep ${timestep} is not in the scheduler's timesteps [${Array.from(this.timesteps.slice(0, 8)).join(', ')}${this.timesteps.length > 8 ? ', ...' : ''}]`,
+      );
     }
     return index === this.timesteps.length - 1 ? -1 : this.timesteps[index + 1];
   }

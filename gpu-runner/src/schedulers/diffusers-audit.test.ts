@@ -2,9 +2,9 @@
 // source that an earlier version of this port got wrong (or could silently get wrong).
 import { describe, expect, it } from 'vitest';
 import { createScheduler } from './index.ts';
-import { readBetaConfig } from './scheduler-config.ts';
 import { alphasCumprod, interpAtIndex, makeBetas, trainingSigmas } from './schedule.ts';
 import type { NoiseSource } from './scheduler.ts';
+import { readBetaConfig } from './scheduler-config.ts';
 
 const SD = {
   num_train_timesteps: 1000,
@@ -27,7 +27,13 @@ const zeros: NoiseSource = { randn: (shape) => new Float32Array(shape.reduce((a,
 
 describe('LMS timesteps (diffusers builds linspace with dtype=np.float32)', () => {
   it('interpolates its sigmas at the float32 timesteps, so they equal the Euler schedule bit for bit', () => {
-    const trainSigmas = trainingSigmas(alphasCumprod(makeBetas(readBetaConfig(SD, { betaStart: 0, betaEnd: 0, betaSchedule: 'linear' }, { hasRescaleZeroSnr: false }), ['scaled_linear'])));
+    const trainSigmas = trainingSigmas(
+      alphasCumprod(
+        makeBetas(readBetaConfig(SD, { betaStart: 0, betaEnd: 0, betaSchedule: 'linear' }, { hasRescaleZeroSnr: false }), [
+          'scaled_linear',
+        ]),
+      ),
+    );
     for (const n of [7, 20, 50]) {
       const lms = createScheduler('lms', SD);
       const euler = createScheduler('euler', SD);
@@ -45,7 +51,11 @@ describe('LMS timesteps (diffusers builds linspace with dtype=np.float32)', () =
 });
 
 describe('DDPM previous timestep (v0.31: the next entry of timesteps, PR #9384)', () => {
-  const ac = alphasCumprod(makeBetas(readBetaConfig(SD, { betaStart: 0, betaEnd: 0, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true }), ['scaled_linear']));
+  const ac = alphasCumprod(
+    makeBetas(readBetaConfig(SD, { betaStart: 0, betaEnd: 0, betaSchedule: 'linear' }, { hasRescaleZeroSnr: true }), [
+      'scaled_linear',
+    ]),
+  );
 
   /** The posterior mean of DDPM eq. (7) with x0 from epsilon, for a given previous alpha product. */
   function posteriorMean(x: Float32Array, eps: Float32Array, t: number, alphaPrev: number): number[] {

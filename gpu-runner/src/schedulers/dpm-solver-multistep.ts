@@ -1,9 +1,18 @@
 // DPM-Solver++ multistep (Lu et al. 2022) as diffusers' DPMSolverMultistepScheduler: "dpmsolver++" (DPM++ 2M at
 // solver_order 2) or "sde-dpmsolver++", midpoint/heun second-order form, lower-order final steps, Karras sigmas.
-import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readInteger, readNumber, readSpacing } from './scheduler-config.ts';
-import { alphaSigmaFromSigma, assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
+
 import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
+import { alphaSigmaFromSigma, assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
+import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
+import {
+  PREDICTION_TYPES,
+  readAlphasCumprod,
+  readBoolean,
+  readChoice,
+  readInteger,
+  readNumber,
+  readSpacing,
+} from './scheduler-config.ts';
 import { StepIndexTracker } from './step-index.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
@@ -34,7 +43,10 @@ export class DpmSolverMultistepScheduler implements Scheduler {
   private lowerOrderNums = 0;
   private readonly steps = new StepIndexTracker({ float32Timestep: false, fallbackToLast: true });
 
-  constructor(config: SchedulerConfig, readonly name: string = 'dpmpp_2m') {
+  constructor(
+    config: SchedulerConfig,
+    readonly name: string = 'dpmpp_2m',
+  ) {
     const { numTrainTimesteps, alphasCumprod: ac } = readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true });
     this.numTrainTimesteps = numTrainTimesteps;
     this.trainSigmas = trainingSigmas(ac);

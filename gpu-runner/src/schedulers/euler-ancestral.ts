@@ -1,9 +1,17 @@
 // Euler ancestral (k-diffusion's sample_euler_ancestral) as diffusers' EulerAncestralDiscreteScheduler: an Euler
 // step down to sigma_down, then fresh noise of size sigma_up drawn from the generator every step.
+
+import { assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import { readAlphasCumprod, readChoice, readSpacing } from './scheduler-config.ts';
-import { assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
-import { addNoiseSigma, buildSigmaSchedule, initNoiseSigmaFor, predictOriginal, scaleBySigma, trainingSigmaSchedule } from './sigma-schedule.ts';
+import {
+  addNoiseSigma,
+  buildSigmaSchedule,
+  initNoiseSigmaFor,
+  predictOriginal,
+  scaleBySigma,
+  trainingSigmaSchedule,
+} from './sigma-schedule.ts';
 import { StepIndexTracker } from './step-index.ts';
 
 export class EulerAncestralScheduler implements Scheduler {
@@ -54,7 +62,8 @@ export class EulerAncestralScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'euler_a step');
     const idx = this.steps.index(this.timesteps, timestep);
-    if (idx + 1 >= this.sigmas.length) throw new Error(`euler_a: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
+    if (idx + 1 >= this.sigmas.length)
+      throw new Error(`euler_a: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     const sigma = this.sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
     const predOriginal = predictOriginal(this.predictionType, modelOutput, sample, sigma);

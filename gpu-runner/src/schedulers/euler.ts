@@ -1,8 +1,9 @@
 // Euler (Karras et al. 2022, Algorithm 2) as diffusers' EulerDiscreteScheduler with s_churn = 0: a deterministic
 // first-order ODE step in sigma, fractional (float32) timesteps, optional Karras sigmas.
+
+import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readNumber, readSpacing } from './scheduler-config.ts';
-import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import {
   addNoiseSigma,
   buildSigmaSchedule,
@@ -75,7 +76,8 @@ export class EulerScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'euler step');
     const idx = this.steps.index(this.timesteps, timestep);
-    if (idx + 1 >= this.sigmas.length) throw new Error(`euler: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
+    if (idx + 1 >= this.sigmas.length)
+      throw new Error(`euler: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     // s_churn = 0, so gamma = 0 and sigma_hat = sigma: no noise is added.
     const sigma = this.sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise

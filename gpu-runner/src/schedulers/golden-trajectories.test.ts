@@ -2,7 +2,14 @@
 // tolerances its README states: timesteps exact (float32-exact for the Euler family), sigmas and init_noise_sigma
 // rel 1e-6, one step from stored inputs abs <= 1e-5*max(1,max|ref|), whole trajectories abs <= 1e-4*max(1,max|ref|).
 import { describe, expect, it } from 'vitest';
-import { type RefTensor, maxAbs, maxAbsDiff, readReferenceJson, referenceDir, referenceSkipReason } from '../../../test/support/reference.ts';
+import {
+  maxAbs,
+  maxAbsDiff,
+  type RefTensor,
+  readReferenceJson,
+  referenceDir,
+  referenceSkipReason,
+} from '../../../test/support/reference.ts';
 import { createScheduler, schedulerNameFromConfig } from './index.ts';
 import type { NoiseSource, Scheduler, SchedulerConfig } from './scheduler.ts';
 
@@ -128,7 +135,9 @@ describe.skipIf(!referenceDir)(`scheduler goldens (shared/reference/schedulers, 
           expect(maxAbsDiff(out.prevSample, st.prev_sample.data)).toBeLessThanOrEqual(tol(st.prev_sample.data, 1e-5));
           if (st.pred_original_sample) {
             expect(out.predOriginalSample).toBeDefined();
-            expect(maxAbsDiff(out.predOriginalSample ?? [], st.pred_original_sample.data)).toBeLessThanOrEqual(tol(st.pred_original_sample.data, 1e-5));
+            expect(maxAbsDiff(out.predOriginalSample ?? [], st.pred_original_sample.data)).toBeLessThanOrEqual(
+              tol(st.pred_original_sample.data, 1e-5),
+            );
           }
           // The next step starts from diffusers' own prev_sample, so each step is checked alone.
           sample = Float32Array.from(st.prev_sample.data);

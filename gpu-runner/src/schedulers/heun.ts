@@ -1,8 +1,9 @@
 // Heun's method (Karras et al. 2022, Algorithm 1 without churn) as diffusers' HeunDiscreteScheduler: order 2, two
 // model evaluations per sigma interval, so the timesteps repeat every entry after the first (2N-1 in all).
+
+import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readNumber, readSpacing } from './scheduler-config.ts';
-import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import {
   addNoiseSigma,
   buildSigmaSchedule,
@@ -82,7 +83,8 @@ export class HeunScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'heun step');
     const idx = this.steps.index(this.timesteps, timestep);
-    if (idx + 1 >= this.sigmas.length) throw new Error(`heun: step ${idx} is past the last timestep (${this.timesteps.length} entries)`);
+    if (idx + 1 >= this.sigmas.length)
+      throw new Error(`heun: step ${idx} is past the last timestep (${this.timesteps.length} entries)`);
     const firstOrder = this.dt === null;
     const sigma = firstOrder ? this.sigmas[idx] : this.sigmas[idx - 1];
     const sigmaNext = firstOrder ? this.sigmas[idx + 1] : this.sigmas[idx];

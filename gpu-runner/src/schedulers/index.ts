@@ -1,11 +1,11 @@
 // createScheduler: a scheduler by canonical name or alias, built from the model's scheduler_config.json the way
 // diffusers' from_config builds another class from it (unknown keys ignored, missing keys take class defaults).
-import { SCHEDULER_ALIASES, SCHEDULER_NAMES, type SchedulerName, resolveSchedulerName } from '@sd/shared/scheduler-names';
+import { resolveSchedulerName, SCHEDULER_ALIASES, SCHEDULER_NAMES, type SchedulerName } from '@sd/shared/scheduler-names';
 import { DdimScheduler } from './ddim.ts';
 import { DdpmScheduler } from './ddpm.ts';
 import { DpmSolverMultistepScheduler } from './dpm-solver-multistep.ts';
-import { EulerAncestralScheduler } from './euler-ancestral.ts';
 import { EulerScheduler } from './euler.ts';
+import { EulerAncestralScheduler } from './euler-ancestral.ts';
 import { HeunScheduler } from './heun.ts';
 import { LcmScheduler } from './lcm.ts';
 import { LmsScheduler } from './lms.ts';

@@ -1,8 +1,16 @@
 // Latent Consistency Models (Luo et al. 2023) as diffusers' LCMScheduler: timesteps picked from the 50-step
 // distillation schedule, a consistency-function denoise per step, then fresh noise injected (except at the end).
-import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { type DiscreteSchedule, PREDICTION_TYPES, type PredictionType, readDiscreteSchedule, readInteger, readNumber } from './scheduler-config.ts';
+
 import { addNoiseVp, alphaProdAt, assertSameLength, checkSteps, drawNoise, linspace } from './schedule.ts';
+import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
+import {
+  type DiscreteSchedule,
+  PREDICTION_TYPES,
+  type PredictionType,
+  readDiscreteSchedule,
+  readInteger,
+  readNumber,
+} from './scheduler-config.ts';
 import { StepIndexTracker } from './step-index.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
@@ -39,10 +47,14 @@ export class LcmScheduler implements Scheduler {
     checkSteps(numInferenceSteps, train);
     const original = this.originalInferenceSteps;
     if (original > train) {
-      throw new Error(`scheduler config original_inference_steps must be at most num_train_timesteps (${train}), got ${original}`);
+      throw new Error(
+        `scheduler config original_inference_steps must be at most num_train_timesteps (${train}), got ${original}`,
+      );
     }
     if (numInferenceSteps > original) {
-      throw new Error(`lcm: num_inference_steps must be at most original_inference_steps (${original}), got ${numInferenceSteps}`);
+      throw new Error(
+        `lcm: num_inference_steps must be at most original_inference_steps (${original}), got ${numInferenceSteps}`,
+      );
     }
     this.numInferenceSteps = numInferenceSteps;
     // The LCM distillation schedule: k-1, 2k-1, ..., then evenly spaced picks from its reverse.

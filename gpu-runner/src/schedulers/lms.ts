@@ -1,8 +1,9 @@
 // Linear multistep (k-diffusion's sample_lms) as diffusers' LMSDiscreteScheduler: up to 4 past derivatives combined
 // with coefficients that integrate the Lagrange basis over each sigma interval.
+
+import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readSpacing } from './scheduler-config.ts';
-import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import {
   addNoiseSigma,
   buildSigmaSchedule,
@@ -98,7 +99,8 @@ export class LmsScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'lms step');
     const idx = this.steps.index(this.timesteps, timestep);
-    if (idx + 1 >= this.sigmas.length) throw new Error(`lms: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
+    if (idx + 1 >= this.sigmas.length)
+      throw new Error(`lms: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     const sigma = this.sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
     const predOriginal = predictOriginal(this.predictionType, modelOutput, sample, sigma);

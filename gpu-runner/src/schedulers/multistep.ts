@@ -1,7 +1,16 @@
 // Pieces the multistep solvers (DPM-Solver++, UniPC) share: their timesteps and sigmas, x0 conversion in the VP
 // parameterisation, half-log-SNR lambda, and sigma-based add_noise.
+
+import {
+  alphaSigmaFromSigma,
+  float32Logs,
+  interpAtIndex,
+  karrasSigmas,
+  multistepTimesteps,
+  roundHalfEven,
+  sigmaToT,
+} from './schedule.ts';
 import type { TimestepSpacing } from './scheduler-config.ts';
-import { alphaSigmaFromSigma, float32Logs, interpAtIndex, karrasSigmas, multistepTimesteps, roundHalfEven, sigmaToT } from './schedule.ts';
 
 const f32 = Math.fround;
 
@@ -43,7 +52,8 @@ export function convertToX0(
   const { alpha, sigmaT } = alphaSigmaFromSigma(sigma);
   const out = new Float32Array(sample.length);
   if (predictionType === 'epsilon') for (let i = 0; i < out.length; i++) out[i] = (sample[i] - sigmaT * modelOutput[i]) / alpha;
-  else if (predictionType === 'v_prediction') for (let i = 0; i < out.length; i++) out[i] = alpha * sample[i] - sigmaT * modelOutput[i];
+  else if (predictionType === 'v_prediction')
+    for (let i = 0; i < out.length; i++) out[i] = alpha * sample[i] - sigmaT * modelOutput[i];
   else out.set(modelOutput);
   return out;
 }

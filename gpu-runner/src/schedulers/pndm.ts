@@ -1,8 +1,9 @@
 // PNDM (Liu et al. 2022) as diffusers' PNDMScheduler. Stable Diffusion sets skip_prk_steps: PLMS only, with the
 // second timestep repeated (the first PLMS step is a two-evaluation warm-up); Runge-Kutta warm-up otherwise.
+
+import { addNoiseVp, alphaProdAt, assertSameLength, checkSteps, linspace, roundHalfEven } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import { type DiscreteSchedule, readBoolean, readDiscreteSchedule, readSpacing } from './scheduler-config.ts';
-import { addNoiseVp, alphaProdAt, assertSameLength, checkSteps, linspace, roundHalfEven } from './schedule.ts';
 
 export class PndmScheduler implements Scheduler {
   readonly name = 'pndm';
@@ -81,13 +82,16 @@ export class PndmScheduler implements Scheduler {
     assertSameLength(modelOutput, sample, 'pndm step');
     if (this.numInferenceSteps === 0) throw new Error('pndm: call setTimesteps before step');
     const prevSample =
-      this.counter < this.prkCount && !this.skipPrkSteps ? this.stepPrk(modelOutput, timestep, sample) : this.stepPlms(modelOutput, timestep, sample);
+      this.counter < this.prkCount && !this.skipPrkSteps
+        ? this.stepPrk(modelOutput, timestep, sample)
+        : this.stepPlms(modelOutput, timestep, sample);
     return { prevSample };
   }
 
   /** Runge-Kutta warm-up: four evaluations per step, combined 1/6, 1/3, 1/3, 1/6. */
   private stepPrk(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
-    const diffToPrev = this.counter % 2 ? 0 : Math.floor(Math.floor(this.schedule.numTrainTimesteps / this.numInferenceSteps) / 2);
+    const diffToPrev =
+      this.counter % 2 ? 0 : Math.floor(Math.floor(this.schedule.numTrainTimesteps / this.numInferenceSteps) / 2);
     const prevTimestep = timestep - diffToPrev;
     const t = this.timesteps[Math.floor(this.counter / 4) * 4];
     const n = sample.length;

@@ -74,7 +74,9 @@ export function makeBetas(cfg: BetaConfig, allowed: readonly string[]): Float64A
     betas = cosineBetas(n);
   } else {
     // "sigmoid" (DDPM only): sigmoid(linspace(-6, 6)) scaled into [beta_start, beta_end].
-    betas = linspaceFloat32(-6, 6, n).map((x) => f32(f32(1 / (1 + Math.exp(-x))) * f32(cfg.betaEnd - cfg.betaStart) + cfg.betaStart));
+    betas = linspaceFloat32(-6, 6, n).map((x) =>
+      f32(f32(1 / (1 + Math.exp(-x))) * f32(cfg.betaEnd - cfg.betaStart) + cfg.betaStart),
+    );
   }
   if (betas.length !== n) {
     throw new Error(`scheduler config trained_betas must have num_train_timesteps (${n}) entries, got ${betas.length}`);
@@ -137,7 +139,13 @@ export function discreteTimesteps(spacing: TimestepSpacing, train: number, n: nu
  * Timesteps of the sigma-based schedulers (Euler, Euler ancestral, Heun, LMS), descending floats. linspace keeps
  * fractional values (rounded to float32 when `float32Linspace`, as those classes build them with dtype float32).
  */
-export function sigmaTimesteps(spacing: TimestepSpacing, train: number, n: number, stepsOffset: number, float32Linspace: boolean): number[] {
+export function sigmaTimesteps(
+  spacing: TimestepSpacing,
+  train: number,
+  n: number,
+  stepsOffset: number,
+  float32Linspace: boolean,
+): number[] {
   if (spacing === 'linspace') {
     const ts = Array.from(linspace(0, train - 1, n)).reverse();
     return float32Linspace ? ts.map(f32) : ts;
@@ -153,8 +161,17 @@ export function sigmaTimesteps(spacing: TimestepSpacing, train: number, n: numbe
  * Integer timesteps of the multistep solvers (DPM-Solver, UniPC): linspace over n+1 points dropping the last,
  * leading with ratio last // (n+1), trailing as above. `last` is num_train_timesteps minus any lambda clipping.
  */
-export function multistepTimesteps(spacing: TimestepSpacing, train: number, last: number, n: number, stepsOffset: number): number[] {
-  if (spacing === 'linspace') return Array.from(linspace(0, last - 1, n + 1), roundHalfEven).reverse().slice(0, n);
+export function multistepTimesteps(
+  spacing: TimestepSpacing,
+  train: number,
+  last: number,
+  n: number,
+  stepsOffset: number,
+): number[] {
+  if (spacing === 'linspace')
+    return Array.from(linspace(0, last - 1, n + 1), roundHalfEven)
+      .reverse()
+      .slice(0, n);
   if (spacing === 'leading') {
     const ratio = Math.floor(last / (n + 1));
     return Array.from({ length: n + 1 }, (_, i) => i * ratio)
@@ -220,7 +237,9 @@ export function indexForTimestep(schedule: Float64Array, timestep: number, fallb
   for (let i = 0; i < schedule.length && hits.length < 2; i++) if (schedule[i] === timestep) hits.push(i);
   if (hits.length === 0) {
     if (fallbackToLast) return schedule.length - 1;
-    throw new Error(`timestep ${timestep} is not in the scheduler's timesteps [${Array.from(schedule.slice(0, 8)).join(', ')}${schedule.length > 8 ? ', ...' : ''}]`);
+    throw new Error(
+      `timestep ${timestep} is not in the scheduler's timesteps [${Array.from(schedule.slice(0, 8)).join(', ')}${schedule.length > 8 ? ', ...' : ''}]`,
+    );
   }
   return hits.length > 1 ? hits[1] : hits[0];
 }
@@ -250,7 +269,11 @@ export function assertSameLength(a: Float32Array, b: Float32Array, what: string)
 }
 
 /** A stochastic step's noise, drawn from the context's source; the error names the scheduler that needs it. */
-export function drawNoise(name: string, ctx: { shape: readonly number[]; noise?: { randn(shape: readonly number[]): Float32Array } }, size: number): Float32Array {
+export function drawNoise(
+  name: string,
+  ctx: { shape: readonly number[]; noise?: { randn(shape: readonly number[]): Float32Array } },
+  size: number,
+): Float32Array {
   if (!ctx.noise) throw new Error(`scheduler ${name} is stochastic: step() needs ctx.noise`);
   const n = ctx.noise.randn(ctx.shape);
   if (n.length !== size) throw new Error(`scheduler ${name}: noise has ${n.length} elements, sample has ${size}`);

@@ -1,8 +1,9 @@
 // Reads scheduler_config.json values the way diffusers' from_config does: keys a class lacks are never read,
 // a missing (or null) key takes that class's default, and a present key of the wrong kind is an error naming it;
 // plus the key groups several classes share (training schedule, spacing), each with the class's own defaults.
-import type { SchedulerConfig } from './scheduler.ts';
+
 import { alphasCumprod, makeBetas } from './schedule.ts';
+import type { SchedulerConfig } from './scheduler.ts';
 
 export function readNumber(config: SchedulerConfig, key: string, fallback: number): number {
   const v = config[key];
@@ -67,7 +68,12 @@ export function readBetaConfig(
     numTrainTimesteps: readInteger(config, 'num_train_timesteps', 1000, 1),
     betaStart: readNumber(config, 'beta_start', defaults.betaStart),
     betaEnd: readNumber(config, 'beta_end', defaults.betaEnd),
-    betaSchedule: readChoice(config, 'beta_schedule', ['linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid'], defaults.betaSchedule as 'linear'),
+    betaSchedule: readChoice(
+      config,
+      'beta_schedule',
+      ['linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid'],
+      defaults.betaSchedule as 'linear',
+    ),
     trainedBetas: readNumberList(config, 'trained_betas'),
     rescaleBetasZeroSnr: opts.hasRescaleZeroSnr ? readBoolean(config, 'rescale_betas_zero_snr', false) : false,
   };
@@ -101,7 +107,10 @@ export function readAlphasCumprod(
 }
 
 /** timestep_spacing (with the class default) and steps_offset. */
-export function readSpacing(config: SchedulerConfig, fallback: TimestepSpacing): { spacing: TimestepSpacing; stepsOffset: number } {
+export function readSpacing(
+  config: SchedulerConfig,
+  fallback: TimestepSpacing,
+): { spacing: TimestepSpacing; stepsOffset: number } {
   const spacing = readChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, fallback);
   return { spacing, stepsOffset: readInteger(config, 'steps_offset', 0) };
 }

@@ -25,7 +25,19 @@ const SD: SchedulerConfig = {
 };
 const SHAPE = [1, 4, 8, 8];
 const TRAIN_SIGMAS = trainingSigmas(
-  alphasCumprod(makeBetas({ numTrainTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'scaled_linear', trainedBetas: null, rescaleBetasZeroSnr: false }, ['scaled_linear'])),
+  alphasCumprod(
+    makeBetas(
+      {
+        numTrainTimesteps: 1000,
+        betaStart: 0.00085,
+        betaEnd: 0.012,
+        betaSchedule: 'scaled_linear',
+        trainedBetas: null,
+        rescaleBetasZeroSnr: false,
+      },
+      ['scaled_linear'],
+    ),
+  ),
 );
 
 class CountingNoise implements NoiseSource {
@@ -52,7 +64,13 @@ function idealModel(x0: Float32Array, prediction: 'epsilon' | 'v_prediction') {
   };
 }
 
-function run(s: Scheduler, steps: number, model: (x: Float32Array, t: number) => Float32Array, noise: NoiseSource, start: Float32Array): Float32Array {
+function run(
+  s: Scheduler,
+  steps: number,
+  model: (x: Float32Array, t: number) => Float32Array,
+  noise: NoiseSource,
+  start: Float32Array,
+): Float32Array {
   s.setTimesteps(steps);
   let x: Float32Array = start.map((v) => v * s.initNoiseSigma);
   for (const t of s.timesteps) x = s.step(model(s.scaleModelInput(x, t), t), t, x, { shape: SHAPE, noise }).prevSample;
@@ -82,8 +100,12 @@ describe('createScheduler', () => {
 
   it("maps a config's _class_name to the model's own scheduler", () => {
     expect(schedulerNameFromConfig(SD)).toBe('pndm');
-    expect(schedulerNameFromConfig({ _class_name: 'DPMSolverMultistepScheduler', use_karras_sigmas: true })).toBe('dpmpp_2m_karras');
-    expect(() => schedulerNameFromConfig({ _class_name: 'FlowMatchEulerDiscreteScheduler' })).toThrow(/FlowMatchEulerDiscreteScheduler/);
+    expect(schedulerNameFromConfig({ _class_name: 'DPMSolverMultistepScheduler', use_karras_sigmas: true })).toBe(
+      'dpmpp_2m_karras',
+    );
+    expect(() => schedulerNameFromConfig({ _class_name: 'FlowMatchEulerDiscreteScheduler' })).toThrow(
+      /FlowMatchEulerDiscreteScheduler/,
+    );
   });
 
   it('ignores keys a class lacks and takes class defaults for missing ones (from_config)', () => {
@@ -101,7 +123,9 @@ describe('createScheduler', () => {
 
   it('rejects a config value of the wrong kind, naming the key', () => {
     expect(() => createScheduler('ddim', { ...SD, steps_offset: 'one' })).toThrow(/steps_offset must be a number, got "one"/);
-    expect(() => createScheduler('euler', { ...SD, timestep_spacing: 'even' })).toThrow(/timestep_spacing must be one of leading, trailing, linspace, got "even"/);
+    expect(() => createScheduler('euler', { ...SD, timestep_spacing: 'even' })).toThrow(
+      /timestep_spacing must be one of leading, trailing, linspace, got "even"/,
+    );
     expect(() => createScheduler('lms', { ...SD, beta_schedule: 'cubic' })).toThrow(/beta_schedule/);
   });
 
@@ -204,10 +228,16 @@ describe('algorithm details', () => {
     expect(s.timesteps[1]).toBe(s.timesteps[2]);
     expect(s.sigmas?.[1]).toBe(s.sigmas?.[2]);
     let calls = 0;
-    run(s, 5, (x, t) => {
-      calls++;
-      return model(x, t);
-    }, none, start);
+    run(
+      s,
+      5,
+      (x, t) => {
+        calls++;
+        return model(x, t);
+      },
+      none,
+      start,
+    );
     expect(calls).toBe(9);
   });
 
@@ -244,7 +274,9 @@ describe('algorithm details', () => {
     e.setTimesteps(8);
     const t = l.timesteps[0];
     const out = model(l.scaleModelInput(start, t), t);
-    expect(maxAbsDiff(l.step(out, t, start, { shape: SHAPE }).prevSample, e.step(out, t, start, { shape: SHAPE }).prevSample)).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(l.step(out, t, start, { shape: SHAPE }).prevSample, e.step(out, t, start, { shape: SHAPE }).prevSample),
+    ).toBeLessThan(1e-5);
   });
 
   it('lms integrates its Lagrange basis exactly (cubic over an interval)', () => {
@@ -253,7 +285,15 @@ describe('algorithm details', () => {
   });
 
   it('solves the UniPC order-condition systems', () => {
-    expect(solveLinear([[2, 1], [1, 3]], [3, 5]).map((v) => Number(v.toFixed(12)))).toEqual([0.8, 1.4]);
+    expect(
+      solveLinear(
+        [
+          [2, 1],
+          [1, 3],
+        ],
+        [3, 5],
+      ).map((v) => Number(v.toFixed(12))),
+    ).toEqual([0.8, 1.4]);
   });
 
   it('img2img: setBeginIndex makes a sigma scheduler start at that sigma', () => {
@@ -279,7 +319,9 @@ describe('algorithm details', () => {
   });
 
   it('setTimesteps rejects a step count outside 1..num_train_timesteps', () => {
-    expect(() => createScheduler('ddim', SD).setTimesteps(0)).toThrow(/num_inference_steps must be an integer between 1 and num_train_timesteps \(1000\), got 0/);
+    expect(() => createScheduler('ddim', SD).setTimesteps(0)).toThrow(
+      /num_inference_steps must be an integer between 1 and num_train_timesteps \(1000\), got 0/,
+    );
     expect(() => createScheduler('lcm', SD).setTimesteps(60)).toThrow(/original_inference_steps \(50\), got 60/);
   });
 });

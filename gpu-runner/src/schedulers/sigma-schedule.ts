@@ -1,8 +1,9 @@
 // Timesteps and sigmas of the k-diffusion style schedulers (Euler, Euler ancestral, Heun, LMS): sigmas interpolated
 // at the timesteps (or Karras-spaced), a final sigma appended, everything rounded to float32 as diffusers stores it.
-import type { SchedulerConfig } from './scheduler.ts';
-import { type TimestepSpacing, readBoolean, readChoice } from './scheduler-config.ts';
+
 import { float32Logs, interpAtIndex, karrasSigmas, sigmaTimesteps, sigmaToT } from './schedule.ts';
+import type { SchedulerConfig } from './scheduler.ts';
+import { readBoolean, readChoice, type TimestepSpacing } from './scheduler-config.ts';
 
 const f32 = Math.fround;
 

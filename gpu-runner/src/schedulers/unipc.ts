@@ -1,9 +1,10 @@
 // UniPC (Zhao et al. 2023) as diffusers' UniPCMultistepScheduler defaults: predict_x0, B(h) = bh2, solver_order 2,
 // lower_order_final; each step first corrects the previous step's result (UniC), then predicts the next (UniP).
+
+import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
+import { alphaSigmaFromSigma, assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
 import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readInteger, readSpacing } from './scheduler-config.ts';
-import { alphaSigmaFromSigma, assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
-import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
 import { StepIndexTracker } from './step-index.ts';
 import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
 
@@ -30,7 +31,12 @@ export function solveLinear(a: number[][], b: number[]): number[] {
 }
 
 /** The R matrix rows (rks^(i-1)) and b vector of UniPC's order conditions, with h_phi_1 and B(h). */
-function orderConditions(rks: number[], hh: number, order: number, bh1: boolean): { R: number[][]; b: number[]; hPhi1: number; bH: number } {
+function orderConditions(
+  rks: number[],
+  hh: number,
+  order: number,
+  bh1: boolean,
+): { R: number[][]; b: number[]; hPhi1: number; bH: number } {
   const hPhi1 = Math.expm1(hh); // h * phi_1(h) = e^h - 1
   let hPhiK = hPhi1 / hh - 1;
   let factorial = 1;
@@ -182,7 +188,15 @@ export class UniPcScheduler implements Scheduler {
     this.differences(rks, d1s, idx, lambdaS0, h, order);
     const { R, b, hPhi1, bH } = orderConditions(rks, -h, order, this.bh1);
     // order 2 uses the fixed rho 0.5, as diffusers does
-    const rhosP = d1s.length === 0 ? [] : order === 2 ? [0.5] : solveLinear(R.slice(0, -1).map((r) => r.slice(0, -1)), b.slice(0, -1));
+    const rhosP =
+      d1s.length === 0
+        ? []
+        : order === 2
+          ? [0.5]
+          : solveLinear(
+              R.slice(0, -1).map((r) => r.slice(0, -1)),
+              b.slice(0, -1),
+            );
     const a = t.sigmaT / s0.sigmaT;
     const c = t.alpha * hPhi1;
     const out = new Float32Array(x.length);
@@ -195,7 +209,13 @@ export class UniPcScheduler implements Scheduler {
   }
 
   /** UniC with B(h): refine x_t using the new model output at t (multistep_uni_c_bh_update). */
-  private correct(modelT: Float32Array, lastSample: Float32Array, _thisSample: Float32Array, order: number, idx: number): Float32Array {
+  private correct(
+    modelT: Float32Array,
+    lastSample: Float32Array,
+    _thisSample: Float32Array,
+    order: number,
+    idx: number,
+  ): Float32Array {
     const m = this.modelOutputs;
     const m0 = m[m.length - 1] as Float32Array;
     const t = alphaSigmaFromSigma(this.sigmas[idx]);

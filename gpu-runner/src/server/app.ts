@@ -1,8 +1,9 @@
 // The Cog HTTP API on Hono: routes, the Prefer header semantics, and the one place where domain errors become
 // status codes (onError: not ready 503, at capacity 409, invalid input 422, not found 404, unauthorized 401,
 // body too large 413, body not JSON 415).
-import { errorBody } from '@sd/shared/schemas/errors';
+
 import type { HttpBindings } from '@hono/node-server';
+import { errorBody } from '@sd/shared/schemas/errors';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -45,7 +46,12 @@ function parsePrefer(header: string | undefined): Prefer {
 
 async function waitUpTo(record: PredictionRecord, seconds: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([record.finished, new Promise((resolve) => { timer = setTimeout(resolve, seconds * 1000); })]);
+  await Promise.race([
+    record.finished,
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, seconds * 1000);
+    }),
+  ]);
   clearTimeout(timer);
 }
 
@@ -57,7 +63,16 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     const started = performance.now();
     await next();
     const id = c.req.path.match(/^\/predictions\/([^/]+)/)?.[1];
-    log.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), ...(id ? { prediction_id: id } : {}) }, 'request');
+    log.debug(
+      {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+        ...(id ? { prediction_id: id } : {}),
+      },
+      'request',
+    );
   });
   app.use(bearerAuth(options.apiToken));
   app.use(
@@ -87,7 +102,8 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
         reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]),
       );
     }
-    if (err instanceof UnsupportedMediaTypeError) return reply(415, 'unsupported_media_type', [{ field: 'Content-Type', message: err.message }]);
+    if (err instanceof UnsupportedMediaTypeError)
+      return reply(415, 'unsupported_media_type', [{ field: 'Content-Type', message: err.message }]);
     if (err instanceof UnauthorizedError) {
       c.header('WWW-Authenticate', 'Bearer');
       return reply(401, 'unauthorized');
@@ -112,7 +128,9 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw new InvalidInputError(`request body is not valid JSON: ${(err as Error).message}`, [{ field: '(body)', message: 'request body is not valid JSON' }]);
+      throw new InvalidInputError(`request body is not valid JSON: ${(err as Error).message}`, [
+        { field: '(body)', message: 'request body is not valid JSON' },
+      ]);
     }
   }
 

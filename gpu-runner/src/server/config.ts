@@ -86,10 +86,16 @@ const EnvSchema = z.object({
   HOST: optionalString.transform((v) => v ?? '127.0.0.1'),
   MODEL_DIR: optionalString,
   ORT_PROVIDERS: optionalString.transform((v, ctx) => {
-    const list = (v ?? 'cpu').split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+    const list = (v ?? 'cpu')
+      .split(',')
+      .map((p) => p.trim().toLowerCase())
+      .filter(Boolean);
     const bad = list.filter((p) => !(PROVIDERS as readonly string[]).includes(p));
     if (bad.length > 0 || list.length === 0) {
-      ctx.addIssue({ code: 'custom', message: `ORT_PROVIDERS must be a comma list of ${PROVIDERS.join(', ')}, got ${JSON.stringify(v)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `ORT_PROVIDERS must be a comma list of ${PROVIDERS.join(', ')}, got ${JSON.stringify(v)}`,
+      });
       return z.NEVER;
     }
     return list as Provider[];

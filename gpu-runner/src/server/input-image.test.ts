@@ -16,7 +16,9 @@ describe('loadInputImage', () => {
   it('refuses non-https URLs, oversized and slow responses', async () => {
     await expect(loadInputImage('image', 'http://example.com/a.png', limits)).rejects.toThrow(/https URL/);
     const big: typeof fetch = async () => new Response(new Uint8Array(40));
-    await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, big)).rejects.toThrow(/at most 16 bytes/);
+    await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, big)).rejects.toThrow(
+      /at most 16 bytes/,
+    );
     const slow: typeof fetch = (_url, init) =>
       new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
     await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, slow)).rejects.toThrow(
@@ -27,7 +29,18 @@ describe('loadInputImage', () => {
   });
 
   it('refuses loopback, private and link-local hosts, literal, resolved or redirected to, unless allowed', async () => {
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.31.255.255', '192.168.0.1', '169.254.169.254', '::1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '0.0.0.0']) {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.31.255.255',
+      '192.168.0.1',
+      '169.254.169.254',
+      '::1',
+      'fd00::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '0.0.0.0',
+    ]) {
       expect(isPrivateAddress(a), a).toBe(true);
     }
     for (const a of ['93.184.215.14', '172.32.0.1', '2606:4700::1', '8.8.8.8']) expect(isPrivateAddress(a), a).toBe(false);
@@ -37,13 +50,23 @@ describe('loadInputImage', () => {
     expect(privateUrlProblem('image', 'https://example.com/a.png')).toBeNull();
 
     const ok: typeof fetch = async () => new Response(new Uint8Array(4));
-    await expect(loadInputImage('image', 'https://127.0.0.1/a.png', limits, undefined, ok)).rejects.toThrow(/image must not point to a loopback/);
+    await expect(loadInputImage('image', 'https://127.0.0.1/a.png', limits, undefined, ok)).rejects.toThrow(
+      /image must not point to a loopback/,
+    );
     const rebinding = { ...limits, resolveHost: async () => ['93.184.215.14', '10.0.0.7'] };
-    await expect(loadInputImage('mask', 'https://evil.test/a.png', rebinding, undefined, ok)).rejects.toThrow(/evil\.test resolves to 10\.0\.0\.7/);
-    const redirect: typeof fetch = async () => new Response(null, { status: 302, headers: { location: 'https://169.254.169.254/latest/meta-data' } });
-    await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, redirect)).rejects.toThrow(/got host 169\.254\.169\.254/);
-    const toHttp: typeof fetch = async () => new Response(null, { status: 301, headers: { location: 'http://example.com/b.png' } });
+    await expect(loadInputImage('mask', 'https://evil.test/a.png', rebinding, undefined, ok)).rejects.toThrow(
+      /evil\.test resolves to 10\.0\.0\.7/,
+    );
+    const redirect: typeof fetch = async () =>
+      new Response(null, { status: 302, headers: { location: 'https://169.254.169.254/latest/meta-data' } });
+    await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, redirect)).rejects.toThrow(
+      /got host 169\.254\.169\.254/,
+    );
+    const toHttp: typeof fetch = async () =>
+      new Response(null, { status: 301, headers: { location: 'http://example.com/b.png' } });
     await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, toHttp)).rejects.toThrow(/https URL/);
-    expect(await loadInputImage('image', 'https://127.0.0.1/a.png', { ...limits, allowPrivateAddresses: true }, undefined, ok)).toHaveLength(4);
+    expect(
+      await loadInputImage('image', 'https://127.0.0.1/a.png', { ...limits, allowPrivateAddresses: true }, undefined, ok),
+    ).toHaveLength(4);
   });
 });

@@ -85,11 +85,15 @@ async function checkHost(field: string, url: URL, limits: InputImageLimits): Pro
   try {
     addresses = await (limits.resolveHost ?? dnsAddresses)(host);
   } catch (err) {
-    throw new Error(`${field} host ${host} could not be resolved: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(
+      `${field} host ${host} could not be resolved: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const bad = addresses.find(isPrivateAddress);
   if (bad) {
-    throw new Error(`${field} must not point to a loopback, private or link-local address (ALLOW_PRIVATE_IMAGE_URLS is off), ${host} resolves to ${bad}`);
+    throw new Error(
+      `${field} must not point to a loopback, private or link-local address (ALLOW_PRIVATE_IMAGE_URLS is off), ${host} resolves to ${bad}`,
+    );
   }
 }
 
@@ -109,7 +113,8 @@ export async function loadInputImage(
     } catch (err) {
       throw new Error(`${field} data URI is not valid base64: ${(err as Error).message}`);
     }
-    if (bytes.byteLength > limits.maxBytes) throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${bytes.byteLength}`);
+    if (bytes.byteLength > limits.maxBytes)
+      throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${bytes.byteLength}`);
     return bytes;
   }
   let url = new URL(ref);
@@ -129,7 +134,8 @@ export async function loadInputImage(
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) break;
     await response.body?.cancel();
-    if (hop >= MAX_REDIRECTS) throw new Error(`${field} could not be fetched from ${url.host}: more than ${MAX_REDIRECTS} redirects`);
+    if (hop >= MAX_REDIRECTS)
+      throw new Error(`${field} could not be fetched from ${url.host}: more than ${MAX_REDIRECTS} redirects`);
     url = new URL(location, url);
   }
   if (!response.ok) throw new Error(`${field} could not be fetched from ${url.host}: HTTP ${response.status}`);

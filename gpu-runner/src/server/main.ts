@@ -18,7 +18,9 @@ const log = pino(
   pino.destination({ dest: 1, sync: true }),
 );
 
-const storage: OutputStorage = config.s3 ? new S3Storage(config.s3, (message) => log.warn({ component: 's3' }, message)) : new DataUrlStorage();
+const storage: OutputStorage = config.s3
+  ? new S3Storage(config.s3, (message) => log.warn({ component: 's3' }, message))
+  : new DataUrlStorage();
 const predictor = new SdPredictor({
   modelDir: config.modelDir,
   executionProviders: config.executionProviders,
@@ -66,9 +68,16 @@ function stop(reason: string): Promise<void> {
   return stopping;
 }
 
-const app = createApp(service, { apiToken: config.apiToken, maxRequestBytes: config.maxRequestBytes, onShutdown: () => void stop('POST /shutdown') }, log);
+const app = createApp(
+  service,
+  { apiToken: config.apiToken, maxRequestBytes: config.maxRequestBytes, onShutdown: () => void stop('POST /shutdown') },
+  log,
+);
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
-  log.info({ port: info.port, host: config.host, slots: config.slots, storage: storage.description, auth: Boolean(config.apiToken) }, `listening on http://${config.host}:${info.port}`);
+  log.info(
+    { port: info.port, host: config.host, slots: config.slots, storage: storage.description, auth: Boolean(config.apiToken) },
+    `listening on http://${config.host}:${info.port}`,
+  );
 });
 server.on('error', (err) => {
   log.fatal({ err: err.message }, 'cannot listen');

@@ -1,9 +1,10 @@
 // GET /openapi.json: Cog's OpenAPI document (Input, Output, PredictionRequest, PredictionResponse), generated from
 // the shared zod schemas so it cannot drift from what the runner validates.
+
+import { SCHEDULER_NAMES } from '@sd/shared/scheduler-names';
 import { ErrorBodySchema } from '@sd/shared/schemas/errors';
 import { WebhookEventSchema } from '@sd/shared/schemas/prediction';
 import { CogPredictionRequestSchema, RunnerInputSchema, RunnerPredictionSchema } from '@sd/shared/schemas/runner';
-import { SCHEDULER_NAMES } from '@sd/shared/scheduler-names';
 import { z } from 'zod';
 
 type JsonObject = Record<string, unknown>;
@@ -38,7 +39,9 @@ export function buildOpenApiDocument(title = 'sd-gpu-runner'): JsonObject {
     info: { title, version: '0.1.0', description: 'A Cog-compatible Stable Diffusion runner on onnxruntime-node.' },
     paths: {
       '/': { get: { summary: 'Root', responses: { '200': { description: 'Links' } } } },
-      '/health-check': { get: { summary: 'Healthcheck', responses: { '200': { description: 'STARTING, READY, BUSY, SETUP_FAILED or DEFUNCT' } } } },
+      '/health-check': {
+        get: { summary: 'Healthcheck', responses: { '200': { description: 'STARTING, READY, BUSY, SETUP_FAILED or DEFUNCT' } } },
+      },
       '/predictions': {
         post: {
           summary: 'Predict',
@@ -46,7 +49,14 @@ export function buildOpenApiDocument(title = 'sd-gpu-runner'): JsonObject {
             'Without Prefer: runs to completion (200). Prefer: respond-async answers at once (202). Prefer: wait=N holds up to N seconds (201).',
           parameters: [{ name: 'prefer', in: 'header', required: false, schema: { type: 'string' } }],
           requestBody,
-          responses: { '200': { description: 'Completed', ...prediction }, '201': { description: 'Created', ...prediction }, '202': { description: 'Accepted', ...prediction }, '409': error, '422': error, '503': error },
+          responses: {
+            '200': { description: 'Completed', ...prediction },
+            '201': { description: 'Created', ...prediction },
+            '202': { description: 'Accepted', ...prediction },
+            '409': error,
+            '422': error,
+            '503': error,
+          },
         },
       },
       '/predictions/{prediction_id}': {
@@ -54,12 +64,26 @@ export function buildOpenApiDocument(title = 'sd-gpu-runner'): JsonObject {
           summary: 'Predict Idempotent',
           parameters: idParam,
           requestBody,
-          responses: { '200': { description: 'Completed', ...prediction }, '202': { description: 'Accepted', ...prediction }, '409': error, '422': error, '503': error },
+          responses: {
+            '200': { description: 'Completed', ...prediction },
+            '202': { description: 'Accepted', ...prediction },
+            '409': error,
+            '422': error,
+            '503': error,
+          },
         },
-        get: { summary: 'Get Prediction (extension: not in Cog)', parameters: idParam, responses: { '200': { description: 'Current state', ...prediction }, '404': error } },
+        get: {
+          summary: 'Get Prediction (extension: not in Cog)',
+          parameters: idParam,
+          responses: { '200': { description: 'Current state', ...prediction }, '404': error },
+        },
       },
       '/predictions/{prediction_id}/cancel': {
-        post: { summary: 'Cancel', parameters: idParam, responses: { '200': { description: 'Cancel requested', ...prediction }, '404': error } },
+        post: {
+          summary: 'Cancel',
+          parameters: idParam,
+          responses: { '200': { description: 'Cancel requested', ...prediction }, '404': error },
+        },
       },
       '/shutdown': { post: { summary: 'Start Shutdown', responses: { '200': { description: 'Shutting down' } } } },
     },

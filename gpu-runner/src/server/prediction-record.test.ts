@@ -17,7 +17,11 @@ function recordingFetch(statuses: number[] = []) {
   return { bodies, impl };
 }
 
-function record(fetchImpl: typeof fetch, throttleMs = 0, events: readonly WebhookEvent[] = ['start', 'output', 'logs', 'completed']) {
+function record(
+  fetchImpl: typeof fetch,
+  throttleMs = 0,
+  events: readonly WebhookEvent[] = ['start', 'output', 'logs', 'completed'],
+) {
   const settings = { ...DEFAULT_WEBHOOK_SETTINGS, throttleMs, completedInitialDelayMs: 5, completedMaxDelayMs: 10 };
   const hooks = new PredictionWebhooks('p1', 'http://127.0.0.1:1/hook', new Set(events), settings, silent, fetchImpl);
   return new PredictionRecord('p1', { prompt: 'x' }, hooks, silent);
@@ -28,7 +32,9 @@ describe('PredictionRecord', () => {
     const { bodies, impl } = recordingFetch();
     const r = record(impl);
     r.markProcessing();
-    expect(r.succeed(['u'], { seeds: [3], metrics: { predict_time: 1, text_encoder_time: 0, unet_time: 1, vae_time: 0 } })).toBe(true);
+    expect(r.succeed(['u'], { seeds: [3], metrics: { predict_time: 1, text_encoder_time: 0, unet_time: 1, vae_time: 0 } })).toBe(
+      true,
+    );
     expect(r.fail('late')).toBe(false);
     expect(r.cancel()).toBe(false);
     r.progress({ step: 9, total: 9 });

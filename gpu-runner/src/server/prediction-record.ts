@@ -121,7 +121,8 @@ export class PredictionRecord {
     this.state.status = status;
     this.state.completed_at = new Date(now).toISOString();
     this.state.metrics.total_time = seconds(now - this.createdAtMs);
-    if (this.startedAtMs && this.state.metrics.predict_time === undefined) this.state.metrics.predict_time = seconds(now - this.startedAtMs);
+    if (this.startedAtMs && this.state.metrics.predict_time === undefined)
+      this.state.metrics.predict_time = seconds(now - this.startedAtMs);
     this.log.info({ status, error: this.state.error ?? undefined, metrics: this.state.metrics }, 'prediction completed');
     const final = this.snapshot();
     if (this.webhooks) this.delivered = this.webhooks.complete(final);

@@ -3,7 +3,12 @@
 // and the graceful shutdown. It knows no HTTP; it raises the domain errors of domain-errors.ts.
 import { type ErrorIssue, issuesFromZod } from '@sd/shared/schemas/errors';
 import type { WebhookEvent } from '@sd/shared/schemas/prediction';
-import { CogPredictionRequestSchema, type RunnerInput, RunnerInputSchema, type RunnerPrediction } from '@sd/shared/schemas/runner';
+import {
+  CogPredictionRequestSchema,
+  type RunnerInput,
+  RunnerInputSchema,
+  type RunnerPrediction,
+} from '@sd/shared/schemas/runner';
 import type { Logger } from 'pino';
 import type { OutputStorage } from '../storage/output-storage.ts';
 import { AtCapacityError, InvalidInputError, NotFoundError, NotReadyError } from './domain-errors.ts';
@@ -111,7 +116,8 @@ export class PredictionService {
       throw new InvalidInputError(issues.map((i) => i.message).join('; '), issues);
     }
     if (!this.accepting) throw new NotReadyError('the runner is shutting down and accepts no new predictions');
-    if (this.setupState.status === 'starting') throw new NotReadyError('the model is still loading (health-check status STARTING)');
+    if (this.setupState.status === 'starting')
+      throw new NotReadyError('the model is still loading (health-check status STARTING)');
     if (this.setupState.status === 'failed') throw new NotReadyError(`setup failed: ${this.setupState.error}`);
     const modelIssues = this.predictor.checkInput?.(input.data) ?? [];
     if (modelIssues.length > 0) throw new InvalidInputError(modelIssues.map((i) => i.message).join('; '), modelIssues);

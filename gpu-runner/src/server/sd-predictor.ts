@@ -3,7 +3,12 @@
 import { randomInt } from 'node:crypto';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import { DEFAULT_LIMITS } from '@sd/shared/schemas/limits';
-import { MAX_PROMPT_WINDOWS, type PrecomputedEmbeddings, type RunnerInput, type TokenizedPrompt } from '@sd/shared/schemas/runner';
+import {
+  MAX_PROMPT_WINDOWS,
+  type PrecomputedEmbeddings,
+  type RunnerInput,
+  type TokenizedPrompt,
+} from '@sd/shared/schemas/runner';
 import { decodeTensor, encodeTensor } from '@sd/shared/tensor-format';
 import { ensureDefaultModel } from '../default-model/write-model.ts';
 import { checkInputImage, encodeImage, MIME_TYPES } from '../image/image-codec.ts';
@@ -11,7 +16,7 @@ import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
 import { CanceledError, type Float32Tensor, type GenerateRequest } from '../pipeline/types.ts';
 import { loadInputImage, privateUrlProblem } from './input-image.ts';
-import { PredictionCanceledError, type PredictContext, type Predictor, type PredictResult } from './predictor.ts';
+import { type PredictContext, PredictionCanceledError, type Predictor, type PredictResult } from './predictor.ts';
 
 export interface SdPredictorOptions {
   /** Unset: the embedded default model. */
@@ -48,7 +53,9 @@ export class SdPredictor implements Predictor {
       allowSpinning: this.options.allowSpinning ?? false,
       logger: (level, message) => log(`${level}: ${message}`),
     });
-    log(`Model loaded in ${((performance.now() - started) / 1000).toFixed(2)} s (default scheduler ${this.pipeline.defaultScheduler})`);
+    log(
+      `Model loaded in ${((performance.now() - started) / 1000).toFixed(2)} s (default scheduler ${this.pipeline.defaultScheduler})`,
+    );
   }
 
   checkInput(input: RunnerInput): ErrorIssue[] {
@@ -113,15 +120,21 @@ export class SdPredictor implements Predictor {
       strength: image ? input.strength : undefined,
       promptMode: input.prompt_mode,
       promptWeighting: input.prompt_weighting,
-      embeddings: input.embeddings ? { cond: decodeTensor(input.embeddings.prompt), uncond: decodeTensor(input.embeddings.negative) } : undefined,
+      embeddings: input.embeddings
+        ? { cond: decodeTensor(input.embeddings.prompt), uncond: decodeTensor(input.embeddings.negative) }
+        : undefined,
       returnEmbeddings: input.return_embeddings,
     };
 
     let result: Awaited<ReturnType<StableDiffusionPipeline['generate']>>;
     try {
-      result = await pipeline.generate(request, { signal: ctx.signal, onProgress: (p) => ctx.onProgress({ step: p.step, total: p.total }) });
+      result = await pipeline.generate(request, {
+        signal: ctx.signal,
+        onProgress: (p) => ctx.onProgress({ step: p.step, total: p.total }),
+      });
     } catch (err) {
-      if (err instanceof CanceledError || ctx.signal.aborted) throw new PredictionCanceledError(`canceled before step ${(err as CanceledError).step ?? '?'}`);
+      if (err instanceof CanceledError || ctx.signal.aborted)
+        throw new PredictionCanceledError(`canceled before step ${(err as CanceledError).step ?? '?'}`);
       throw err;
     }
     ctx.log(`Scheduler: ${result.scheduler}; text encoder ${result.textEncoderSkipped ? 'skipped (embeddings given)' : 'ran'}`);
@@ -133,7 +146,9 @@ export class SdPredictor implements Predictor {
       images.push({ bytes, contentType: MIME_TYPES[format], extension: EXTENSIONS[format] });
     }
     const seconds = (ms: number) => Math.round(ms) / 1000;
-    ctx.log(`Generated ${images.length} image(s) of ${result.width}x${result.height} in ${seconds(performance.now() - started)} s`);
+    ctx.log(
+      `Generated ${images.length} image(s) of ${result.width}x${result.height} in ${seconds(performance.now() - started)} s`,
+    );
     return {
       images,
       seeds: result.images.map((i) => i.seed),
@@ -156,13 +171,25 @@ function encodeEmbeddings(e: { cond: Float32Tensor; uncond?: Float32Tensor }): P
 }
 
 /** The first problem of a caller's token windows against the loaded tokenizer, or null. */
-function tokenWindowProblem(field: string, tokens: TokenizedPrompt | undefined, vocabSize: number, seq: number): ErrorIssue | null {
+function tokenWindowProblem(
+  field: string,
+  tokens: TokenizedPrompt | undefined,
+  vocabSize: number,
+  seq: number,
+): ErrorIssue | null {
   if (!tokens) return null;
   for (const [w, ids] of tokens.ids.entries()) {
-    if (ids.length !== seq) return { field: `${field}.ids.${w}`, message: `${field}.ids[${w}] must hold ${seq} token ids (one window), got ${ids.length}` };
+    if (ids.length !== seq)
+      return {
+        field: `${field}.ids.${w}`,
+        message: `${field}.ids[${w}] must hold ${seq} token ids (one window), got ${ids.length}`,
+      };
     const bad = ids.findIndex((id) => id >= vocabSize);
     if (bad >= 0) {
-      return { field: `${field}.ids.${w}`, message: `${field}.ids[${w}][${bad}] must be a token id below the vocabulary size ${vocabSize}, got ${ids[bad]}` };
+      return {
+        field: `${field}.ids.${w}`,
+        message: `${field}.ids[${w}][${bad}] must be a token id below the vocabulary size ${vocabSize}, got ${ids[bad]}`,
+      };
     }
   }
   return null;

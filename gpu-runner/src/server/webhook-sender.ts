@@ -109,7 +109,9 @@ export class PredictionWebhooks {
     const messageId = this.nextMessageId();
     // Progress is best effort: one attempt; the terminal delivery carries the whole state anyway.
     this.chain = this.chain.then(() =>
-      this.deliver(event, messageId, body).catch((err) => this.log.warn({ event, err: (err as Error).message }, 'webhook delivery failed')),
+      this.deliver(event, messageId, body).catch((err) =>
+        this.log.warn({ event, err: (err as Error).message }, 'webhook delivery failed'),
+      ),
     );
   }
 

@@ -5,7 +5,11 @@ import { type S3rverHandle, startS3rver } from '../../../scripts/stack/s3rver-pr
 import type { S3Config } from '../server/config.ts';
 import { S3Storage } from './s3-storage.ts';
 
-const object = (n: number) => ({ bytes: new Uint8Array(n).map((_, i) => (i * 7) % 251), contentType: 'image/png', extension: 'png' });
+const object = (n: number) => ({
+  bytes: new Uint8Array(n).map((_, i) => (i * 7) % 251),
+  contentType: 'image/png',
+  extension: 'png',
+});
 
 describe('S3Storage against s3rver', () => {
   let s3: S3rverHandle;

@@ -49,7 +49,9 @@ export class S3Storage implements OutputStorage {
             attempts = n;
             const remaining = deadline - Date.now();
             if (remaining <= 0) throw new Error('no time left');
-            const attemptSignal = signal ? AbortSignal.any([signal, AbortSignal.timeout(remaining)]) : AbortSignal.timeout(remaining);
+            const attemptSignal = signal
+              ? AbortSignal.any([signal, AbortSignal.timeout(remaining)])
+              : AbortSignal.timeout(remaining);
             await this.putAndVerify(key, object, attemptSignal);
           },
           {
@@ -59,7 +61,8 @@ export class S3Storage implements OutputStorage {
             deadline,
             signal,
             retryable: isRetryable,
-            onRetry: (n, err, delay) => this.log(`upload of ${key} failed (attempt ${n}): ${describe(err)}; retrying in ${delay} ms`),
+            onRetry: (n, err, delay) =>
+              this.log(`upload of ${key} failed (attempt ${n}): ${describe(err)}; retrying in ${delay} ms`),
           },
         );
       } catch (err) {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { validationErrorBody } from './errors.ts';
+import { CreatePredictionRequestSchema, canTransition } from './prediction.ts';
 import { createPredictionInputSchema, PredictionInputSchema } from './prediction-input.ts';
 import { RunnerInputSchema } from './runner.ts';
-import { CreatePredictionRequestSchema, canTransition } from './prediction.ts';
 
 function messages(input: unknown): string[] {
   const r = PredictionInputSchema.safeParse(input);

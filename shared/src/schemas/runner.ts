@@ -2,8 +2,8 @@
 import { z } from 'zod';
 import { EncodedTensorSchema, tensorDataProblem } from '../tensor-format.ts';
 import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
-import { checkCrossFieldLimits, predictionInputFields } from './prediction-input.ts';
 import { PredictionMetricsSchema, PredictionStatusSchema, ProgressSchema, WebhookEventSchema } from './prediction.ts';
+import { checkCrossFieldLimits, predictionInputFields } from './prediction-input.ts';
 
 /** Most windows of 77 tokens one side of a prompt may take (the U-Net's cross-attention grows with them). */
 export const MAX_PROMPT_WINDOWS = 32;
@@ -23,8 +23,14 @@ export const TokenizedPromptSchema = z
         z.array(
           z
             .number()
-            .min(-MAX_TOKEN_WEIGHT, { error: (iss) => `token weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${String(iss.input)}` })
-            .max(MAX_TOKEN_WEIGHT, { error: (iss) => `token weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${String(iss.input)}` }),
+            .min(-MAX_TOKEN_WEIGHT, {
+              error: (iss) =>
+                `token weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${String(iss.input)}`,
+            })
+            .max(MAX_TOKEN_WEIGHT, {
+              error: (iss) =>
+                `token weights must be between -${MAX_TOKEN_WEIGHT} and ${MAX_TOKEN_WEIGHT}, got ${String(iss.input)}`,
+            }),
         ),
       )
       .min(1)
@@ -33,7 +39,11 @@ export const TokenizedPromptSchema = z
   .superRefine((t, ctx) => {
     // One weight per id: the runner scales each token's embedding by its weight.
     if (t.weights.length !== t.ids.length) {
-      ctx.addIssue({ code: 'custom', path: ['weights'], message: `weights must have one window per ids window (${t.ids.length}), got ${t.weights.length}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['weights'],
+        message: `weights must have one window per ids window (${t.ids.length}), got ${t.weights.length}`,
+      });
       return;
     }
     const w = t.ids.findIndex((ids, i) => ids.length !== t.weights[i].length);
@@ -62,7 +72,11 @@ export const PrecomputedEmbeddingsInputSchema = PrecomputedEmbeddingsSchema.supe
   for (const side of ['prompt', 'negative'] as const) {
     const t = e[side];
     if (t.shape.length !== 3 || t.shape[0] !== 1) {
-      ctx.addIssue({ code: 'custom', path: [side, 'shape'], message: `embeddings.${side}.shape must be [1, tokens, hidden], got [${t.shape.join(', ')}]` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [side, 'shape'],
+        message: `embeddings.${side}.shape must be [1, tokens, hidden], got [${t.shape.join(', ')}]`,
+      });
       continue;
     }
     const problem = tensorDataProblem(t);

@@ -166,7 +166,9 @@ describe('ClipTokenizer on a small custom vocabulary', () => {
 
   it('rejects unusable files with a message naming the field and value', () => {
     expect(() => ClipTokenizer.fromFiles({ vocab: '[1]', merges: '' })).toThrow(/vocab must be a JSON object/);
-    expect(() => ClipTokenizer.fromFiles({ vocab: '{"a": -1}', merges: '' })).toThrow(/vocab id of "a" must be a non-negative integer, got -1/);
+    expect(() => ClipTokenizer.fromFiles({ vocab: '{"a": -1}', merges: '' })).toThrow(
+      /vocab id of "a" must be a non-negative integer, got -1/,
+    );
     expect(() => ClipTokenizer.fromFiles({ ...tinyFiles(), merges: 'a b c' })).toThrow(/merges line 1 must be "left right"/);
     expect(() => ClipTokenizer.fromFiles(tinyFiles({ tokenizerConfig: '{"pad_token": "<pad>"}' }))).toThrow(
       /pad_token "<pad>" is not in the vocabulary/,

@@ -1,6 +1,6 @@
 // The CLIP tokenizer Stable Diffusion uses: built from a model's tokenizer files (text passed in by the
 // caller, so it runs in workerd and Node), it turns a prompt into 77-token windows with per-token weights.
-import { parsePromptWeights, isBreak } from '../prompt-weights.ts';
+import { isBreak, parsePromptWeights } from '../prompt-weights.ts';
 import { BpeModel, parseMerges, parseVocab } from './bpe-model.ts';
 import { normalizeClipText } from './normalizer.ts';
 import { splitClipWords } from './pre-tokenizer.ts';

@@ -1,7 +1,8 @@
 // authenticate(): turns `Authorization: Bearer <sk_ | pk_ | user token>` into c.var.principal, or answers 401/403.
 // requireScope(): a route guard on the principal's scopes.
-import type { Context, MiddlewareHandler } from 'hono';
+
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
+import type { Context, MiddlewareHandler } from 'hono';
 import { httpError } from '../http-error.ts';
 import {
   DEFAULT_SCOPES,

@@ -302,6 +302,49 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> on a third-party page against 
     await page.close();
   });
 
+  it('two browser visitors of one page (one pk_ key) each see only their own prediction', async () => {
+    const visitors = await Promise.all([browser.newContext(), browser.newContext()]);
+    const seen: Array<{ id: string; token: string }> = [];
+    for (const [i, context] of visitors.entries()) {
+      const page = await context.newPage();
+      await page.goto(site.origin);
+      const widget = page.locator('sd-image');
+      const done = page.evaluate(
+        () =>
+          new Promise<string>((resolve) =>
+            document.addEventListener('sd-image:done', (e) => resolve((e as CustomEvent<{ id: string }>).detail.id)),
+          ),
+      );
+      await widget.locator('textarea').fill(`visitor ${i + 1}'s picture`);
+      await widget.locator('button').click();
+      const id = await done;
+      // The widget keeps its visitor token in this visitor's localStorage.
+      const token = await page.evaluate(() => {
+        const slot = Object.keys(localStorage).find((k) => k.startsWith('sd-image:visitor:'));
+        return slot ? (JSON.parse(localStorage.getItem(slot) ?? '{}') as { token: string }).token : '';
+      });
+      seen.push({ id, token });
+    }
+    expect(seen[0].token).not.toBe(seen[1].token);
+    const asVisitor = (token: string, path: string) =>
+      fetch(`${stack.edgeUrl}${path}`, { headers: { authorization: `Bearer ${token}`, origin: site.origin } });
+    for (const [me, other] of [
+      [seen[0], seen[1]],
+      [seen[1], seen[0]],
+    ]) {
+      expect((await asVisitor(me.token, `/v1/predictions/${me.id}`)).status).toBe(200);
+      expect((await asVisitor(me.token, `/v1/predictions/${other.id}`)).status).toBe(404);
+      const cancel = await fetch(`${stack.edgeUrl}/v1/predictions/${other.id}/cancel`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${me.token}`, origin: site.origin },
+      });
+      expect(cancel.status).toBe(404);
+      const listed = (await (await asVisitor(me.token, '/v1/predictions')).json()) as { results: Array<{ id: string }> };
+      expect(listed.results.map((r) => r.id)).toEqual([me.id]);
+    }
+    await Promise.all(visitors.map((v) => v.close()));
+  });
+
   it('shows the real 429 with its Retry-After when the key spent its budget', async () => {
     const page = await browser.newPage();
     await page.goto(`${site.origin}/?key=widget-limited`);

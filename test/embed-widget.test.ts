@@ -77,7 +77,18 @@ async function stubEdgeApi(pageOrigin: () => string) {
   app.get('/embed.js', embedRoute);
   app.get('/images/:name', (c) => c.body(new Uint8Array(png), 200, { 'Content-Type': 'image/png' }));
 
-  const authorized = (header: string | undefined) => header === `Bearer ${KEY}`;
+  // As the real edge: the page's pk_ key only mints visitor tokens; predictions are made with the visitor's token.
+  const visitorTokens = new Set<string>();
+  const authorized = (header: string | undefined) => !!header && visitorTokens.has(header.replace(/^Bearer /, ''));
+
+  app.post('/v1/visitor-tokens', (c) => {
+    if (c.req.header('Authorization') !== `Bearer ${KEY}`) {
+      return c.json(errorBody(401, 'unauthorized', 'invalid API key'), 401);
+    }
+    const token = `visitor.token.${++counter}`;
+    visitorTokens.add(token);
+    return c.json({ token, visitor_id: `vis_${counter}`, expires_at: new Date(Date.now() + 3600_000).toISOString() }, 201);
+  });
 
   app.post('/v1/predictions', async (c) => {
     if (!authorized(c.req.header('Authorization'))) {
@@ -301,9 +312,12 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     expect(await widget.locator('.status').textContent()).toBe('Done.');
     expect(await widget.locator('button').isDisabled()).toBe(false);
     await page.screenshot({ path: '/tmp/sd-image-widget.png' });
-    // The create call carried the key and the attributes; the stream was read without a key (capability URL).
+    // The pk_ key only minted this visitor's token; the create carried that token; the stream was read without a key
+    // (capability URL).
+    const mint = api.requests.filter((r) => r.method === 'POST' && r.path === '/v1/visitor-tokens').at(-1);
+    expect(mint).toMatchObject({ origin: site.origin, auth: `Bearer ${KEY}` });
     const create = api.requests.filter((r) => r.method === 'POST' && r.path === '/v1/predictions').at(-1);
-    expect(create).toMatchObject({ origin: site.origin, auth: `Bearer ${KEY}` });
+    expect(create).toMatchObject({ origin: site.origin, auth: expect.stringMatching(/^Bearer visitor\.token\.\d+$/) });
     expect(api.requests.some((r) => r.path.endsWith('/stream') && r.auth === undefined)).toBe(true);
     expect(await page.evaluate(() => (window as unknown as { violations?: string[] }).violations ?? [])).toEqual([]);
     await page.close();
@@ -318,7 +332,8 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     await widget.locator('figure img').waitFor({ state: 'visible', timeout: 10_000 });
     const polls = api.requests.slice(before).filter((r) => r.method === 'GET' && /^\/v1\/predictions\/stub\d+$/.test(r.path));
     expect(polls.length).toBeGreaterThan(0);
-    expect(polls.every((r) => r.auth === `Bearer ${KEY}`)).toBe(true);
+    // The visitor's token, kept in localStorage from the page's first picture, not the pk_ key.
+    expect(polls.every((r) => /^Bearer visitor\.token\.\d+$/.test(r.auth ?? ''))).toBe(true);
     expect(await widget.locator('figure img').getAttribute('src')).toMatch(/\/images\/stub\d+\.png$/);
     await page.close();
   });

@@ -74,6 +74,8 @@ export interface EdgeConfig {
     requestTimeoutMs: number;
   };
   embeddingTtlSeconds: number;
+  /** How long urls.stream works after a prediction is created (the retention of its event stream). */
+  streamTokenTtlSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +104,7 @@ export interface ConfigSource {
   MAX_REQUEUES?: string;
   RUNNER_REQUEST_TIMEOUT_MS?: string;
   EMBEDDING_TTL_SECONDS?: string;
+  STREAM_TOKEN_TTL_SECONDS?: string;
   RUNNER_WEBHOOK_SECRET?: string;
   RUNNER_TOKEN?: string;
   TOKEN_SIGNING_SECRET?: string;
@@ -171,6 +174,7 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
       requestTimeoutMs: positiveInt('RUNNER_REQUEST_TIMEOUT_MS', source.RUNNER_REQUEST_TIMEOUT_MS, 15_000),
     },
     embeddingTtlSeconds: positiveInt('EMBEDDING_TTL_SECONDS', source.EMBEDDING_TTL_SECONDS, 30 * 24 * 3600),
+    streamTokenTtlSeconds: positiveInt('STREAM_TOKEN_TTL_SECONDS', source.STREAM_TOKEN_TTL_SECONDS, 24 * 3600),
   };
 }
 

@@ -3,11 +3,12 @@
 import { CreatePredictionRequestSchema, isTerminal } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
+import { canAccess, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
-import { type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
+import { ownerOfRecord, type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
 import { indexStub, predictionStub } from '../predictions/stubs.ts';
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
@@ -18,11 +19,12 @@ import { parsePreferWait } from './prefer-wait.ts';
 const PAGE_SIZE = 50;
 const ID_PATTERN = /^[a-z0-9]{1,64}$/;
 
-/** The caller's prediction, or 404: another key's prediction is indistinguishable from a missing one. */
+/** The caller's prediction, or 404 (see auth/ownership.ts for who owns what). */
 async function ownedPrediction(c: AppContext, id: string): Promise<PredictionRecord> {
   if (!ID_PATTERN.test(id)) throw notFound(`prediction ${JSON.stringify(id)}`);
   const record = await predictionStub(c.env, id).get();
-  if (!record || record.ownerKeyId !== callerOf(c).keyId) throw notFound(`prediction ${id}`);
+  // Another key's or another end user's prediction is indistinguishable from a missing one.
+  if (!record || !canAccess(callerOf(c), ownerOfRecord(record))) throw notFound(`prediction ${id}`);
   return record;
 }
 
@@ -112,13 +114,17 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
         `cursor must be the value of a previous page's next link, got ${JSON.stringify(cursor.slice(0, 40))}`,
       );
     }
-    const page = await indexStub(c.env, callerOf(c).keyId).list(cursor, PAGE_SIZE);
+    const principal = callerOf(c);
+    const page = await indexStub(c.env, principal.keyId).list(cursor, PAGE_SIZE, subjectOf(principal));
     const records = await Promise.all(page.ids.map((id) => predictionStub(c.env, id).get()));
     const base = `${config.publicBaseUrl}/v1/predictions`;
     return c.json({
       previous: null,
       next: page.next ? `${base}?cursor=${encodeURIComponent(page.next)}` : null,
-      results: records.filter((r): r is PredictionRecord => r !== null).map((r) => toPublicPrediction(r, config.publicBaseUrl)),
+      results: records
+        // The index is per subject already; the record check keeps a listing from ever showing what GET would refuse.
+        .filter((r): r is PredictionRecord => r !== null && canAccess(principal, ownerOfRecord(r)))
+        .map((r) => toPublicPrediction(r, config.publicBaseUrl)),
     });
   });
 

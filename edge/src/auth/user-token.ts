@@ -21,6 +21,8 @@ export interface UserTokenClaims {
   model?: string;
   max_steps?: number;
   max_outputs?: number;
+  /** "visitor": a page's own token, minted with a publishable key (`sub` is a random visitor id). Absent: a user token. */
+  kind?: 'visitor';
 }
 
 export interface MintUserTokenOptions {
@@ -35,6 +37,8 @@ export interface MintUserTokenOptions {
   ttlSeconds?: number;
   /** Milliseconds since the epoch (tests). */
   now?: number;
+  /** A visitor token (issuer: a publishable key) instead of a user token (issuer: a secret key). */
+  visitor?: boolean;
 }
 
 export type UserTokenVerification =
@@ -54,12 +58,14 @@ function jsonPart(value: unknown): string {
 /**
  * HMAC-SHA256(TOKEN_SIGNING_SECRET, "sd-user-token:v1:" + keyId) as an HMAC key: a token names its issuer, and a
  * token signed for one key cannot be replayed as another's. Rotating TOKEN_SIGNING_SECRET voids every token.
+ * Visitor tokens use "sd-visitor-token:v1:", so neither kind of token can pass as the other.
  */
-async function tokenKey(signingSecret: string, keyId: string): Promise<CryptoKey> {
+async function tokenKey(signingSecret: string, keyId: string, visitor: boolean): Promise<CryptoKey> {
   const root = await crypto.subtle.importKey('raw', encoder.encode(signingSecret), { name: 'HMAC', hash: 'SHA-256' }, false, [
     'sign',
   ]);
-  const derived = await crypto.subtle.sign('HMAC', root, encoder.encode(`sd-user-token:v1:${keyId}`));
+  const purpose = visitor ? 'sd-visitor-token' : 'sd-user-token';
+  const derived = await crypto.subtle.sign('HMAC', root, encoder.encode(`${purpose}:v1:${keyId}`));
   return crypto.subtle.importKey('raw', derived, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
 }
 
@@ -81,11 +87,12 @@ export async function mintUserToken(options: MintUserTokenOptions): Promise<{ to
     ...(options.model !== undefined ? { model: options.model } : {}),
     ...(options.maxSteps !== undefined ? { max_steps: options.maxSteps } : {}),
     ...(options.maxOutputs !== undefined ? { max_outputs: options.maxOutputs } : {}),
+    ...(options.visitor ? { kind: 'visitor' as const } : {}),
   };
   const signingInput = `${jsonPart({ alg: 'HS256', typ: 'JWT', kid: options.keyId })}.${jsonPart(claims)}`;
   const mac = await crypto.subtle.sign(
     'HMAC',
-    await tokenKey(options.signingSecret, options.keyId),
+    await tokenKey(options.signingSecret, options.keyId, options.visitor === true),
     encoder.encode(signingInput),
   );
   return { token: `${signingInput}.${base64url(new Uint8Array(mac))}`, claims };
@@ -108,6 +115,7 @@ function parseClaims(value: unknown): UserTokenClaims | null {
   if (!Number.isInteger(c.iat) || !Number.isInteger(c.exp)) return null;
   if (c.model !== undefined && typeof c.model !== 'string') return null;
   if (!isPositiveInt(c.max_steps) || !isPositiveInt(c.max_outputs)) return null;
+  if (c.kind !== undefined && c.kind !== 'visitor') return null;
   return c as unknown as UserTokenClaims;
 }
 
@@ -118,7 +126,7 @@ function parseClaims(value: unknown): UserTokenClaims | null {
 export async function verifyUserToken(
   token: string,
   signingSecret: string,
-  { now = Date.now() }: { now?: number } = {},
+  { now = Date.now(), expiredGraceSeconds = 0 }: { now?: number; expiredGraceSeconds?: number } = {},
 ): Promise<UserTokenVerification> {
   const parts = token.split('.');
   if (parts.length !== 3 || !looksLikeUserToken(token)) {
@@ -142,11 +150,12 @@ export async function verifyUserToken(
       message: 'user token is malformed: expected an HS256 header and iss, sub, aud, iat, exp claims',
     };
   }
-  const key = await tokenKey(signingSecret, claims.iss);
+  // The claimed kind only picks the key: a forged kind fails the signature check.
+  const key = await tokenKey(signingSecret, claims.iss, claims.kind === 'visitor');
   const valid = await crypto.subtle.verify('HMAC', key, signature, encoder.encode(`${parts[0]}.${parts[1]}`));
   if (!valid) return { ok: false, reason: 'signature', message: 'user token signature is invalid' };
   const nowSeconds = Math.floor(now / 1000);
-  if (claims.exp <= nowSeconds - CLOCK_SKEW_SECONDS) {
+  if (claims.exp <= nowSeconds - CLOCK_SKEW_SECONDS - expiredGraceSeconds) {
     return { ok: false, reason: 'expired', message: `user token expired at ${new Date(claims.exp * 1000).toISOString()}` };
   }
   // Both bounds: a far-future iat must not stretch a token's life past the maximum from now.

@@ -15,6 +15,8 @@ export const SD_IMAGE_ELEMENT_SOURCE = String.raw`/*! <sd-image> embed widget */
 
   // Where this script came from: the default api-base, so a page only has to include the script and a key.
   var scriptOrigin = '';
+  /** Visitor tokens when localStorage is unavailable (private mode, sandboxed frames): kept for this page only. */
+  var memoryTokens = {};
   try {
     if (document.currentScript && document.currentScript.src) scriptOrigin = new URL(document.currentScript.src).origin;
   } catch (e) { /* keep empty */ }
@@ -226,8 +228,44 @@ export const SD_IMAGE_ELEMENT_SOURCE = String.raw`/*! <sd-image> embed widget */
     return (this.getAttribute('api-base') || scriptOrigin || '').replace(/\/+$/, '');
   };
 
-  SdImage.prototype._credential = function () {
-    return this.getAttribute('publishable-key') || this.getAttribute('token') || '';
+  /**
+   * The Bearer credential: a \`token\` attribute as given; with a \`publishable-key\`, this visitor's own visitor token
+   * (POST /v1/visitor-tokens), kept in localStorage and renewed before it expires, so a visitor sees only their own
+   * predictions and keeps them across page loads. Resolves to { token } or { status, message } on failure.
+   */
+  SdImage.prototype._credential = function (api, signal) {
+    var token = this.getAttribute('token');
+    if (token) return Promise.resolve({ token: token });
+    var key = this.getAttribute('publishable-key') || '';
+    if (!key) return Promise.resolve({ token: '' });
+    var slot = 'sd-image:visitor:' + api + ':' + key.split('_')[1];
+    var saved = null;
+    try {
+      saved = JSON.parse(window.localStorage.getItem(slot) || 'null');
+    } catch (e) { saved = memoryTokens[slot] || null; }
+    if (saved && saved.token && Date.parse(saved.expires_at) - Date.now() > 60000) return Promise.resolve({ token: saved.token });
+    return fetch(api + '/v1/visitor-tokens', {
+      method: 'POST',
+      mode: 'cors',
+      credentials: 'omit',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + key },
+      body: JSON.stringify(saved && saved.token ? { visitor_token: saved.token } : {}),
+      signal: signal
+    }).then(function (response) {
+      return readJson(response).then(function (json) {
+        if (!response.ok) {
+          // A renewal the edge refuses (e.g. the old token is too old): start over as a new visitor once.
+          if (response.status === 422 && saved) {
+            try { window.localStorage.removeItem(slot); } catch (e) { delete memoryTokens[slot]; }
+            return { retry: true };
+          }
+          return { status: response.status, message: humanError(response.status, json, response.headers.get('Retry-After')) };
+        }
+        var record = { token: json.token, expires_at: json.expires_at };
+        try { window.localStorage.setItem(slot, JSON.stringify(record)); } catch (e) { memoryTokens[slot] = record; }
+        return { token: json.token };
+      });
+    });
   };
 
   SdImage.prototype._setBusy = function (busy) {
@@ -297,7 +335,7 @@ export const SD_IMAGE_ELEMENT_SOURCE = String.raw`/*! <sd-image> embed widget */
     var abort = (this._abort = new AbortController());
     var signal = abort.signal;
     var self = this;
-    var auth = { Authorization: 'Bearer ' + this._credential() };
+    var auth = null;
     var input = { prompt: prompt };
     var width = intAttr(this, 'width');
     var height = intAttr(this, 'height');
@@ -314,15 +352,27 @@ export const SD_IMAGE_ELEMENT_SOURCE = String.raw`/*! <sd-image> embed widget */
     ui.figure.hidden = true;
     this._showProgress(undefined, 'Starting…');
 
-    return fetch(api + '/v1/predictions', {
-      method: 'POST',
-      mode: 'cors',
-      credentials: 'omit',
-      headers: Object.assign({ 'Content-Type': 'application/json' }, auth),
-      body: JSON.stringify(body),
-      signal: signal
-    })
+    return this._credential(api, signal)
+      .then(function (credential) {
+        return credential.retry ? self._credential(api, signal) : credential;
+      })
+      .then(function (credential) {
+        if (!credential.token && credential.status) {
+          self._fail(credential.status, credential.message);
+          return { skip: true };
+        }
+        auth = { Authorization: 'Bearer ' + credential.token };
+        return fetch(api + '/v1/predictions', {
+          method: 'POST',
+          mode: 'cors',
+          credentials: 'omit',
+          headers: Object.assign({ 'Content-Type': 'application/json' }, auth),
+          body: JSON.stringify(body),
+          signal: signal
+        });
+      })
       .then(function (response) {
+        if (response.skip) return null;
         return readJson(response).then(function (json) {
           if (!response.ok) {
             var message = humanError(response.status, json, response.headers.get('Retry-After'));

@@ -9,6 +9,7 @@ import { sha256Hex } from '@sd/shared/sha256';
 import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { admission } from '../admission.ts';
 import type { Principal } from '../api/caller.ts';
+import { ownerOf } from '../auth/ownership.ts';
 import type { EdgeConfig, ModelConfig } from '../config.ts';
 import { type CacheKeys, cacheKeysFor, EmbeddingCache } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
@@ -123,10 +124,12 @@ export async function createPrediction(
   if (!parsed.success) throw invalidFromZod(parsed.error, 'input');
 
   let id = newPredictionId();
+  const owner = ownerOf(principal);
   const index = indexStub(env, principal.keyId);
   const idempotencyKey = req.idempotency?.key;
   if (req.idempotency) {
-    const claim = await index.claimIdempotencyKey(req.idempotency.key, req.idempotency.bodyHash, id);
+    // Scoped to the end user: another visitor of the same page must not replay someone else's key into their prediction.
+    const claim = await index.claimIdempotencyKey(req.idempotency.key, req.idempotency.bodyHash, id, owner.subject);
     if (claim.kind === 'mismatch') {
       throw new DomainError(
         'conflict',
@@ -156,7 +159,8 @@ export async function createPrediction(
     const now = Date.now();
     const record: PredictionRecord = {
       id,
-      ownerKeyId: principal.keyId,
+      ownerKeyId: owner.keyId,
+      ownerSubject: owner.subject,
       model: req.model.id,
       version: req.model.version,
       input,
@@ -172,7 +176,7 @@ export async function createPrediction(
       source: req.source,
       webhook: req.body.webhook ?? null,
       webhookEventsFilter: req.body.webhook_events_filter ?? [],
-      streamToken: await streamToken(config.secrets.streamSigningSecret, id),
+      streamToken: await streamToken(config.secrets.streamSigningSecret, id, now + config.streamTokenTtlSeconds * 1000),
       job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
       dispatch: {
         generation: 0,
@@ -189,7 +193,7 @@ export async function createPrediction(
       const { record: stored } = await predictionStub(env, id).create(record);
       const message: JobMessage = { predictionId: id, generation: 0 };
       // Independent: the listing entry and the job can be written together.
-      await Promise.all([index.add(id, now), env.JOBS.send(message)]);
+      await Promise.all([index.add(id, now, owner.subject), env.JOBS.send(message)]);
       log.info('prediction accepted', { model: req.model.id, cache: conditioning.cache });
       return { record: stored, replayed: false };
     } catch (err) {
@@ -203,7 +207,7 @@ export async function createPrediction(
       throw err;
     }
   } catch (err) {
-    if (idempotencyKey) await index.releaseIdempotencyKey(idempotencyKey, id).catch(() => undefined);
+    if (idempotencyKey) await index.releaseIdempotencyKey(idempotencyKey, id, owner.subject).catch(() => undefined);
     throw err;
   }
 }

@@ -10,6 +10,7 @@ import {
   type WebhookEvent,
 } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
+import type { Owner } from '../auth/ownership.ts';
 import type { CacheKeys } from '../embeddings/embedding-cache.ts';
 import type { PromptPair } from '../embeddings/prompt-tokens.ts';
 
@@ -34,6 +35,8 @@ export interface DispatchState {
 export interface PredictionRecord {
   id: string;
   ownerKeyId: string;
+  /** The end user below the key ("u:<sub>" for user tokens, "v:<visitor>" for visitors); null for the key itself. */
+  ownerSubject: string | null;
   model: string;
   version: string;
   input: Record<string, unknown>;
@@ -138,6 +141,11 @@ export function failPrediction(record: PredictionRecord, error: string, now: num
 export function cancelPrediction(record: PredictionRecord, now: number): Change | null {
   if (!canTransition(record.status, 'canceled')) return null;
   return { record: finish(record, 'canceled', now), events: ['completed'] };
+}
+
+/** Older records (before per-user ownership) have no subject: they belong to the key itself. */
+export function ownerOfRecord(record: PredictionRecord): Owner {
+  return { keyId: record.ownerKeyId, subject: record.ownerSubject ?? null };
 }
 
 export interface PublicUrls {

@@ -163,10 +163,12 @@ describe('authenticate: API keys', () => {
 });
 
 describe('authenticate: publishable keys', () => {
-  it('accepts a publishable key from a listed origin with its tighter limits', async () => {
+  it('accepts a publishable key from a listed origin with its tighter limits, but only to mint visitor tokens', async () => {
     const { key, record } = await makeKey('publishable');
+    // Every visitor of the page shares the key: predictions go through each visitor's own token.
     const res = await call(key, { origin: SITE, path: '/v1/predictions', method: 'POST' });
-    expect(res.status).toBe(201);
+    expect(res.status).toBe(403);
+    expect((await errorOf(res, key)).error.message).toMatch(/POST \/v1\/visitor-tokens/);
     const who = (await (await call(key, { origin: SITE })).json()) as Record<string, unknown>;
     expect(who).toMatchObject({
       keyId: record.id,
@@ -189,6 +191,62 @@ describe('authenticate: publishable keys', () => {
     const { key } = await makeKey('publishable', { scopes: ['predictions:write', 'predictions:read', 'tokens:write'] });
     const res = await call(key, { origin: SITE, path: '/v1/tokens-only', method: 'POST' });
     expect(res.status).toBe(403);
+  });
+});
+
+describe('authenticate: visitor tokens', () => {
+  const secret = env.TOKEN_SIGNING_SECRET!;
+
+  it('accepts a visitor token from its origin as a visitor of the publishable key, with its limits', async () => {
+    const { record } = await makeKey('publishable');
+    const { token } = await mintUserToken({
+      signingSecret: secret,
+      keyId: record.id,
+      subject: 'vis_1',
+      audience: SITE,
+      visitor: true,
+    });
+    const res = await call(token, { origin: SITE });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ keyId: record.id, kind: 'visitor', subject: 'vis_1', origin: SITE });
+    expect((await call(token, { origin: SITE, path: '/v1/predictions', method: 'POST' })).status).toBe(201);
+  });
+
+  it('refuses a visitor token from another origin, or once its origin is removed from the key', async () => {
+    const { record } = await makeKey('publishable', { origins: [SITE, 'https://other.example'] });
+    const { token } = await mintUserToken({
+      signingSecret: secret,
+      keyId: record.id,
+      subject: 'v',
+      audience: SITE,
+      visitor: true,
+    });
+    expect((await call(token, { origin: 'https://other.example' })).status).toBe(403);
+    await saveKeyRecord(store, { ...record, origins: ['https://other.example'] });
+    const res = await call(token, { origin: SITE });
+    expect(res.status).toBe(403);
+    expect((await errorOf(res, token)).error.message).toBe(`origin ${SITE} is not allowed for this publishable key`);
+  });
+
+  it('a visitor token cannot pass as a user token, nor a user token as a visitor token (separate signing keys)', async () => {
+    const { record: pk } = await makeKey('publishable');
+    const { record: sk } = await makeKey('secret');
+    const recode = (token: string, edit: (claims: Record<string, unknown>) => Record<string, unknown>) => {
+      const [h, p, sig] = token.split('.');
+      const claims = JSON.parse(atob(p.replace(/-/g, '+').replace(/_/g, '/')));
+      const part = btoa(JSON.stringify(edit(claims)))
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, '');
+      return `${h}.${part}.${sig}`;
+    };
+    const visitor = (await mintUserToken({ signingSecret: secret, keyId: pk.id, subject: 'v', audience: SITE, visitor: true }))
+      .token;
+    const asUser = recode(visitor, ({ kind: _kind, ...rest }) => ({ ...rest, iss: sk.id }));
+    expect((await call(asUser, { origin: SITE })).status).toBe(401);
+    const user = (await mintUserToken({ signingSecret: secret, keyId: sk.id, subject: 'alice', audience: SITE })).token;
+    const asVisitor = recode(user, (claims) => ({ ...claims, kind: 'visitor' }));
+    expect((await call(asVisitor, { origin: SITE })).status).toBe(401);
   });
 });
 

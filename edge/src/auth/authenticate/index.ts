@@ -16,7 +16,7 @@ import {
 } from '../key-format.ts';
 import { getKeyRecord, type KeyValueStore, kvStore } from '../key-store.ts';
 import type { Principal } from '../principal.ts';
-import { looksLikeUserToken, verifyUserToken } from '../user-token.ts';
+import { looksLikeUserToken, type UserTokenClaims, verifyUserToken } from '../user-token.ts';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -140,6 +140,7 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     const verified = await verifyUserToken(credential, secret, { now: now() });
     if (!verified.ok) throw unauthorized(verified.message);
     const claims = verified.claims;
+    if (claims.kind === 'visitor') return fromVisitorToken(c, claims);
     const issuer = await keyRecord(c, claims.iss);
     if (issuer?.kind !== 'secret') throw unauthorized('user token issuer is not a valid secret key');
     checkActive(issuer, 'user token issuer key');
@@ -159,6 +160,19 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     }
     const scopes = issuer.scopes.filter((s) => TOKEN_SCOPES.includes(s));
     return { keyId: issuer.id, kind: 'token', scopes, origin, subject: claims.sub, limits };
+  }
+
+  /** A page's visitor token: its publishable key must still be active and still list the page's origin. */
+  async function fromVisitorToken(c: AuthContext, claims: UserTokenClaims): Promise<Principal> {
+    const issuer = await keyRecord(c, claims.iss);
+    if (issuer?.kind !== 'publishable') throw unauthorized('visitor token issuer is not a valid publishable key');
+    checkActive(issuer, 'visitor token issuer key');
+    const origin = requestOrigin(c);
+    if (!origin) throw forbidden(`visitor token is bound to origin ${claims.aud}; the request has no Origin header`);
+    if (origin !== claims.aud) throw forbidden(`visitor token audience ${claims.aud} does not match Origin ${origin}`);
+    if (!issuer.origins.includes(origin)) throw forbidden(`origin ${origin} is not allowed for this publishable key`);
+    const scopes = issuer.scopes.filter((s) => DEFAULT_SCOPES.publishable.includes(s));
+    return { keyId: issuer.id, kind: 'visitor', scopes, origin, subject: claims.sub, limits: issuer.limits };
   }
 
   return async function authenticate(c, next) {
@@ -184,6 +198,14 @@ export function requireScope(scope: Scope): MiddlewareHandler {
   return async function requireScope(c, next) {
     const principal = c.get('principal');
     if (!principal) throw new Error('requireScope() ran before authenticate(): no principal on the context');
+    if (principal.kind === 'publishable' && scope.startsWith('predictions:')) {
+      // Every visitor of a page shares the pk_ key: predictions are owned per visitor, through a visitor token.
+      throw httpError(
+        403,
+        'forbidden',
+        'a publishable key cannot use this route directly: get a visitor token with POST /v1/visitor-tokens (same key and Origin) and send it as the Bearer credential',
+      );
+    }
     if (!principal.scopes.includes(scope)) {
       const has = principal.scopes.length ? principal.scopes.join(', ') : 'none';
       throw httpError(403, 'forbidden', `this route needs scope ${scope}; the ${principal.kind} credential has: ${has}`);

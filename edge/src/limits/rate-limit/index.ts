@@ -34,7 +34,8 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ B
   return async function rateLimit(c, next) {
     const principal = c.get('principal');
     if (!principal) throw new Error('rateLimit() ran before authenticate(): no principal on the context');
-    const read = c.req.method === 'GET' || c.req.method === 'HEAD';
+    // Minting a visitor token starts a page session and costs no GPU work: it must not spend the create budget.
+    const read = c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.path === '/v1/visitor-tokens';
     const bucket = options.bucket ?? (read ? 'read' : 'write');
     const perMinute =
       options.ratePerMinute?.(principal) ??

@@ -14,6 +14,21 @@ export default defineConfig({
           WEBHOOK_SIGNING_SECRET: 'whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0',
           // Keep test output readable; the edge logs one JSON line per event.
           LOG_LEVEL: 'error',
+          // The tests fake a push target at 127.0.0.1:5000 (fakeNetwork) that takes every prediction at once, and
+          // leave many unfinished: room for all of them, so each test's prediction is pushed as soon as it is made.
+          MODELS: JSON.stringify([
+            {
+              id: 'sd/embedded',
+              version: 'embedded-v1',
+              backend: 'cog',
+              runners: ['http://127.0.0.1:5000'],
+              pushSlots: 1000,
+              tokenizer: 'embedded-v1',
+            },
+            { id: 'sd/pulled', version: 'v1', runners: [], tokenizer: 'embedded-v1', maxQueueSeconds: 4, maxBacklog: 3 },
+          ]),
+          // Pull leases in these tests expire fast, so a lost runner is noticed within the test.
+          LEASE_TTL_SECONDS: '2',
         },
       },
     }),

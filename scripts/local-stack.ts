@@ -49,13 +49,13 @@ export interface LocalStackOptions {
   /** Edge secrets on top of the stack's (e.g. REPLICATE_API_TOKEN). */
   edgeSecrets?: Record<string, string>;
   /**
-   * The dispatch retry budget: sets both the DISPATCH_MAX_RETRIES var and max_retries of the sd-jobs queue consumer
-   * (which must agree; the latter through a derived wrangler config, see startEdge). Default: wrangler.jsonc's.
+   * How the runners get their work. "pull" (default): each runner leases from the edge (EDGE_URL), the model's pool has
+   * no push targets. "push": the edge PUTs to the runners' URLs (`runnerPool`), as for a Cog host we do not run.
    */
-  dispatchMaxRetries?: number;
+  dispatch?: 'pull' | 'push';
   /**
-   * The model's runner pool as the edge sees it, given the first runner's URL and all of them (default: all of them);
-   * e.g. a proxy in front.
+   * Push mode: the model's push targets, given the first runner's URL and all of them (default: all of them); e.g. a
+   * proxy in front.
    */
   runnerPool?: (runnerUrl: string, runnerUrls: string[]) => string[];
   /** More MODELS entries after the configured model (e.g. a pool of runners that refuse), given the runners' URLs. */
@@ -147,23 +147,20 @@ async function createKeys(
 async function startReadyEdge(
   persistTo: string,
   keys: Record<string, CreatedKey>,
-  options: Pick<LocalStackOptions, 'dispatchMaxRetries' | 'edgeVars' | 'edgeSecrets'>,
-  edge: { models: unknown[]; secrets: Record<string, string>; onLine?: (line: string) => void },
+  options: Pick<LocalStackOptions, 'edgeVars' | 'edgeSecrets'>,
+  edge: { port?: number; models: unknown[]; secrets: Record<string, string>; onLine?: (line: string) => void },
 ): Promise<{ edge: EdgeHandle; edgeUrl: string }> {
-  const port = await freePort();
+  const port = edge.port ?? (await freePort());
   const edgeUrl = `http://127.0.0.1:${port}`;
-  const retries = options.dispatchMaxRetries;
   const handle = await startEdge({
     port,
     persistTo,
     vars: {
       MODELS: JSON.stringify(edge.models),
       PUBLIC_BASE_URL: edgeUrl,
-      ...(retries === undefined ? {} : { DISPATCH_MAX_RETRIES: String(retries) }),
       ...options.edgeVars,
     },
     secrets: { ...edge.secrets, ...options.edgeSecrets },
-    queueMaxRetries: retries,
     timeoutMs: 120_000,
     processOptions: { onLine: edge.onLine },
   });
@@ -200,6 +197,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const clientWebhookSecret = whsec();
   const tokenSigningSecret = randomBytes(32).toString('base64url');
 
+  // The edge's port is chosen first: pull runners need its URL, and they start before it (they retry until it is up).
+  const edgePort = await freePort();
   let s3: S3rverHandle | undefined;
   const runners: RunnerHandle[] = [];
   let edge: EdgeHandle | undefined;
@@ -220,9 +219,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const count = options.runnerCount ?? 1;
       if (!Number.isInteger(count) || count < 1) throw new Error(`runnerCount must be a positive integer, got ${count}`);
       step(`starting ${count === 1 ? 'the runner' : `${count} runners`} (embedded model)`);
+      const model = await configuredModel();
+      const pull: Record<string, string> =
+        (options.dispatch ?? 'pull') === 'pull'
+          ? { EDGE_URL: `http://127.0.0.1:${edgePort}`, EDGE_RUNNER_TOKEN: runnerToken, EDGE_MODEL: model.ref }
+          : {};
       const env = {
+        ...pull,
         API_TOKEN: runnerToken,
         WEBHOOK_SIGNING_SECRET: runnerWebhookSecret,
+        // Push mode: our runners' webhooks carry the runner credential, so the edge reads big ones (embeddings).
+        WEBHOOK_TOKEN: runnerToken,
         S3_ENDPOINT: s3.endpoint,
         S3_REGION: 'us-east-1',
         S3_BUCKET: s3.bucket,
@@ -231,7 +238,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
         S3_PRESIGN_EXPIRES_SECONDS: '3600',
         S3_TIMEOUT_MS: '10000',
-        ORT_INTRA_OP_THREADS: String(Math.min(availableParallelism(), 4)),
+        // Each runner gets one onnxruntime thread on a 2-core machine (two were slower at every size measured here).
+        ORT_INTRA_OP_THREADS: String(availableParallelism() <= 2 ? 1 : Math.min(availableParallelism(), 4)),
         ...options.runnerEnv,
       };
       // allSettled, then push each: a runner that started is stopped by stop() even when its sibling failed.
@@ -280,8 +288,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const { ref: _ref, ...modelEntry } = model;
     let edgeUrl: string;
     ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, {
+      port: edgePort,
       models: [
-        { ...modelEntry, runners: options.runnerPool?.(runner.url, runnerUrls) ?? runnerUrls },
+        {
+          ...modelEntry,
+          runners: (options.dispatch ?? 'pull') === 'pull' ? [] : (options.runnerPool?.(runner.url, runnerUrls) ?? runnerUrls),
+        },
         ...(options.extraModels?.(runnerUrls) ?? []),
       ],
       secrets: {
@@ -320,8 +332,6 @@ export interface EdgeStackOptions {
   secretKey?: Pick<KeySpec, 'ratePerMinute' | 'maxInFlight'>;
   edgeVars?: Record<string, string>;
   edgeSecrets?: Record<string, string>;
-  /** As LocalStackOptions.dispatchMaxRetries. */
-  dispatchMaxRetries?: number;
   onLine?: (line: string) => void;
   onStep?: (message: string) => void;
 }

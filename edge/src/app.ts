@@ -5,9 +5,11 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { type AppEnv, configOf } from './api/app-env.ts';
 import { MAX_BODY_BYTES } from './api/json-body.ts';
+import { registerMetricsRoute } from './api/metrics-route.ts';
 import { registerOpenAIRoutes } from './api/openai-routes.ts';
 import { openApiDocument } from './api/openapi.ts';
 import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
+import { registerRunnerRoutes } from './api/runner-routes.ts';
 import { registerRunnerWebhookRoute } from './api/runner-webhook-route.ts';
 import { DomainError, errorResponse } from './errors.ts';
 import { errorFields, logger } from './log.ts';
@@ -55,10 +57,13 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   });
   app.use('/v1/*', capBody);
   app.use('/internal/*', capBody);
+  app.use('/runner/*', capBody);
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/openapi.json', (c) => c.json(openApiDocument(configOf(c).publicBaseUrl)));
   registerRunnerWebhookRoute(app);
+  registerRunnerRoutes(app);
+  registerMetricsRoute(app);
 
   for (const mw of options.cors ?? []) app.use('/v1/*', mw);
   registerStreamRoute(app);

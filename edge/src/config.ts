@@ -22,8 +22,22 @@ const ModelEntrySchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9_.-]+\/[a-z0-9_.-]+$/i, 'model id must look like owner/name'),
   version: z.string().min(1).max(200),
   backend: z.enum(['cog', 'replicate']).default('cog'),
-  /** Cog runner base URLs (backend "cog"). */
+  /**
+   * Push targets (backend "cog"): base URLs of Cog hosts we do not run, fed from the same line. Empty: a pull-only pool
+   * (runners lease work from the edge).
+   */
   runners: z.array(z.url({ protocol: /^https?$/ })).default([]),
+  /** Predictions each push target (or the replicate backend) runs at once. */
+  pushSlots: z.number().int().min(1).max(1000).optional(),
+  /** Most predictions waiting in this model's line; past it, create answers 503 with Retry-After. */
+  maxBacklog: z.number().int().min(1).max(1_000_000).optional(),
+  /** This model's maximum queue time (default MAX_QUEUE_SECONDS). */
+  maxQueueSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .optional(),
   /** Name of the tokenizer files in the TOKENIZERS KV namespace; absent = the runner tokenizes (no embedding cache). */
   tokenizer: z.string().min(1).optional(),
   clipSkip: z.number().int().min(1).max(12).default(1),
@@ -45,6 +59,9 @@ export interface ModelConfig {
   version: string;
   backend: 'cog' | 'replicate';
   runners: string[];
+  pushSlots: number;
+  maxBacklog: number;
+  maxQueueSeconds?: number;
   tokenizer?: string;
   clipSkip: number;
   limits: InputLimits;
@@ -64,15 +81,20 @@ export interface EdgeConfig {
     replicateWebhookSecret?: string;
   };
   dispatch: {
-    /** Must equal max_retries of the sd-jobs consumer in wrangler.jsonc: the attempt after it goes to the DLQ. */
-    maxRetries: number;
-    /** A dispatched prediction whose runner sent nothing for this long is requeued. */
+    /** A pull runner's lease not heartbeated for this long goes back to the head of the line. */
+    leaseTtlSeconds: number;
+    /** A push target's lease with no webhook for this long goes back to the head of the line. */
     runnerSilenceSeconds: number;
-    /** How many times a silent runner's prediction is requeued before it fails. */
+    /** How many times a prediction whose runner went silent is requeued before it fails. */
     maxRequeues: number;
-    /** Timeout of one PUT to a runner. */
+    /** Timeout of one PUT to a push target. */
     requestTimeoutMs: number;
+    /** A prediction still waiting for a GPU after this long fails. */
+    maxQueueSeconds: number;
   };
+  /** Bearer credential for GET /metrics; absent: the route answers 404. */
+  operatorToken?: string;
+  cloudwatch?: { region: string; namespace: string; accessKeyId: string; secretAccessKey: string; endpoint?: string };
   embeddingTtlSeconds: number;
   /** How long urls.stream works after a prediction is created (the retention of its event stream). */
   streamTokenTtlSeconds: number;
@@ -99,7 +121,16 @@ export interface ConfigSource {
   MODELS?: string;
   PUBLIC_BASE_URL?: string;
   LOG_LEVEL?: string;
-  DISPATCH_MAX_RETRIES?: string;
+  LEASE_TTL_SECONDS?: string;
+  MAX_QUEUE_SECONDS?: string;
+  MAX_BACKLOG?: string;
+  OPERATOR_TOKEN?: string;
+  CLOUDWATCH_REGION?: string;
+  CLOUDWATCH_NAMESPACE?: string;
+  /** Tests and VPC endpoints: another PutMetricData URL than https://monitoring.<region>.amazonaws.com/. */
+  CLOUDWATCH_ENDPOINT?: string;
+  CLOUDWATCH_ACCESS_KEY_ID?: string;
+  CLOUDWATCH_SECRET_ACCESS_KEY?: string;
   RUNNER_SILENCE_SECONDS?: string;
   MAX_REQUEUES?: string;
   RUNNER_REQUEST_TIMEOUT_MS?: string;
@@ -126,15 +157,15 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
     const issue = parsed.error.issues[0];
     throw new ConfigError(`MODELS.${issue.path.join('.')}: ${issue.message}`);
   }
+  const defaultBacklog = positiveInt('MAX_BACKLOG', source.MAX_BACKLOG, 10_000);
   const models = parsed.data.map((m): ModelConfig => {
-    if (m.backend === 'cog' && m.runners.length === 0) {
-      throw new ConfigError(`MODELS: model ${m.id} has backend "cog" but no runners`);
-    }
     const [owner, name] = m.id.split('/');
     return {
       ...m,
       owner,
       name,
+      pushSlots: m.pushSlots ?? (m.backend === 'replicate' ? 16 : 1),
+      maxBacklog: m.maxBacklog ?? defaultBacklog,
       runners: m.runners.map((r) => r.replace(/\/+$/, '')),
       limits: { ...DEFAULT_LIMITS, ...m.limits },
     };
@@ -155,6 +186,17 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
   }
 
   const tokenSecret = source.STREAM_SIGNING_SECRET ?? source.TOKEN_SIGNING_SECRET;
+  const cloudwatch =
+    source.CLOUDWATCH_REGION && source.CLOUDWATCH_ACCESS_KEY_ID && source.CLOUDWATCH_SECRET_ACCESS_KEY
+      ? {
+          region: source.CLOUDWATCH_REGION,
+          namespace: source.CLOUDWATCH_NAMESPACE || 'SdEdge',
+          accessKeyId: source.CLOUDWATCH_ACCESS_KEY_ID,
+          secretAccessKey: source.CLOUDWATCH_SECRET_ACCESS_KEY,
+          ...(source.CLOUDWATCH_ENDPOINT ? { endpoint: source.CLOUDWATCH_ENDPOINT } : {}),
+        }
+      : undefined;
+
   return {
     models,
     publicBaseUrl,
@@ -168,11 +210,14 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
       replicateWebhookSecret: source.REPLICATE_WEBHOOK_SECRET,
     },
     dispatch: {
-      maxRetries: positiveInt('DISPATCH_MAX_RETRIES', source.DISPATCH_MAX_RETRIES, 8),
+      leaseTtlSeconds: positiveInt('LEASE_TTL_SECONDS', source.LEASE_TTL_SECONDS, 15),
       runnerSilenceSeconds: positiveInt('RUNNER_SILENCE_SECONDS', source.RUNNER_SILENCE_SECONDS, 120),
-      maxRequeues: positiveInt('MAX_REQUEUES', source.MAX_REQUEUES, 2),
+      maxRequeues: positiveInt('MAX_REQUEUES', source.MAX_REQUEUES, 3),
       requestTimeoutMs: positiveInt('RUNNER_REQUEST_TIMEOUT_MS', source.RUNNER_REQUEST_TIMEOUT_MS, 15_000),
+      maxQueueSeconds: positiveInt('MAX_QUEUE_SECONDS', source.MAX_QUEUE_SECONDS, 3600),
     },
+    ...(source.OPERATOR_TOKEN ? { operatorToken: source.OPERATOR_TOKEN } : {}),
+    ...(cloudwatch ? { cloudwatch } : {}),
     embeddingTtlSeconds: positiveInt('EMBEDDING_TTL_SECONDS', source.EMBEDDING_TTL_SECONDS, 30 * 24 * 3600),
     streamTokenTtlSeconds: positiveInt('STREAM_TOKEN_TTL_SECONDS', source.STREAM_TOKEN_TTL_SECONDS, 24 * 3600),
   };

@@ -10,5 +10,13 @@ declare namespace Cloudflare {
     /** For models with backend "replicate". */
     REPLICATE_API_TOKEN?: string;
     REPLICATE_WEBHOOK_SECRET?: string;
+    /** Bearer credential of GET /metrics. */
+    OPERATOR_TOKEN?: string;
+    /** The Cron Trigger's CloudWatch publisher (an IAM key allowed only cloudwatch:PutMetricData). */
+    CLOUDWATCH_ACCESS_KEY_ID?: string;
+    CLOUDWATCH_SECRET_ACCESS_KEY?: string;
+    CLOUDWATCH_REGION?: string;
+    CLOUDWATCH_NAMESPACE?: string;
+    CLOUDWATCH_ENDPOINT?: string;
   }
 }

@@ -1,15 +1,16 @@
-// The edge worker's entry: the Hono app for HTTP, the queue consumers (jobs and their dead letters), and the
-// Durable Object classes wrangler.jsonc binds.
-import { defaultCache } from './api/app-env.ts';
+// The edge worker's entry: the Hono app for HTTP, the Cron Trigger that publishes each model's backlog (CloudWatch,
+// for autoscaling from zero), and the Durable Object classes wrangler.jsonc binds.
 import { createApp } from './app.ts';
 import { authenticate } from './auth/authenticate/index.ts';
 import { cors } from './auth/cors/index.ts';
 import { tokenRoutes } from './auth/routes.ts';
 import { getConfig } from './config.ts';
-import { consumeDeadLetters, consumeJobs } from './dispatch/queue-consumer.ts';
 import { embedRoute } from './embed/embed-script.ts';
 import { rateLimit } from './limits/rate-limit/index.ts';
+import { collectBacklog } from './metrics/backlog.ts';
+import { publishBacklog } from './metrics/cloudwatch.ts';
 
+export { ModelQueue } from './dispatch/model-queue.ts';
 export { KeyLimiter } from './limits/key-limiter.ts';
 export { PredictionIndex } from './predictions/prediction-index.ts';
 export { PredictionObject } from './predictions/prediction-object.ts';
@@ -24,11 +25,9 @@ app.get('/embed.js', embedRoute);
 
 export default {
   fetch: app.fetch,
-  async queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-    if (batch.queue.endsWith('-dlq')) {
-      await consumeDeadLetters(batch, env);
-      return;
-    }
-    await consumeJobs(batch, env, getConfig(env), { fetch: (input, init) => fetch(input, init), cache: defaultCache() });
+  async scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+    const config = getConfig(env);
+    if (!config.cloudwatch) return;
+    await publishBacklog(config.cloudwatch, await collectBacklog(env, config), { endpoint: config.cloudwatch.endpoint });
   },
 } satisfies ExportedHandler<Env>;

@@ -1,8 +1,7 @@
-// Pure pieces of the edge: Prefer parsing, config parsing, the webhook outbox schedule, runner choice.
+// Pure pieces of the edge: Prefer parsing, config parsing, the webhook outbox schedule.
 import { describe, expect, it } from 'vitest';
 import { parsePreferWait } from './api/prefer-wait.ts';
 import { parseConfig, resolveModel } from './config.ts';
-import { pickRunner, retryDelaySeconds } from './dispatch/runner-pool.ts';
 import { enqueueDeliveries, type OutboxItem, runOutbox } from './webhooks/client-webhooks.ts';
 
 const secrets = { RUNNER_WEBHOOK_SECRET: 'a', RUNNER_TOKEN: 'b', WEBHOOK_SIGNING_SECRET: 'c', TOKEN_SIGNING_SECRET: 'd' };
@@ -39,32 +38,13 @@ describe('config', () => {
     [{ MODELS: '[' }, /^MODELS must be JSON/],
     [{ MODELS: '[]' }, 'MODELS.: MODELS must list at least one model'],
     [{ MODELS: JSON.stringify([{ id: 'x', version: 'v' }]) }, 'MODELS.0.id: model id must look like owner/name'],
-    [{ MODELS: JSON.stringify([{ id: 'a/b', version: 'v' }]) }, 'MODELS: model a/b has backend "cog" but no runners'],
+    [{ MODELS: JSON.stringify([{ id: 'a/b', version: 'v', maxBacklog: 0 }]) }, /MODELS\.0\.maxBacklog/],
     [{ RUNNER_TOKEN: '' }, 'RUNNER_TOKEN is not set (wrangler secret put RUNNER_TOKEN, or .dev.vars locally)'],
-    [{ DISPATCH_MAX_RETRIES: 'x' }, 'DISPATCH_MAX_RETRIES must be a positive integer, got "x"'],
+    [{ LEASE_TTL_SECONDS: 'x' }, 'LEASE_TTL_SECONDS must be a positive integer, got "x"'],
+    [{ MAX_QUEUE_SECONDS: '0' }, 'MAX_QUEUE_SECONDS must be a positive integer, got "0"'],
     [{ PUBLIC_BASE_URL: 'edge' }, 'PUBLIC_BASE_URL must be an http(s) URL, got "edge"'],
   ])('refuses %j', (patch, message) => {
     expect(() => parseConfig({ ...secrets, MODELS: models, PUBLIC_BASE_URL: 'https://e', ...patch })).toThrow(message);
-  });
-});
-
-describe('runner pool', () => {
-  it('moves to the next runner on every attempt and backs off exponentially up to a minute', () => {
-    const runners = ['a', 'b', 'c'];
-    const first = pickRunner(runners, 'pred1', 1);
-    const order = [1, 2, 3, 4].map((n) => pickRunner(runners, 'pred1', n));
-    expect(new Set(order.slice(0, 3)).size).toBe(3);
-    expect(order[3]).toBe(first);
-    expect([1, 2, 3, 10].map((n) => retryDelaySeconds(n, () => 0))).toEqual([2, 4, 8, 60]);
-  });
-
-  it('asks runners that went silent on the prediction only when no other is configured', () => {
-    const runners = ['a', 'b', 'c'];
-    const silent = pickRunner(runners, 'pred1', 1);
-    const order = [1, 2, 3, 4].map((n) => pickRunner(runners, 'pred1', n, [silent]));
-    expect(order).not.toContain(silent);
-    expect(new Set(order).size).toBe(2);
-    expect(pickRunner(['a'], 'pred1', 1, ['a'])).toBe('a');
   });
 });
 

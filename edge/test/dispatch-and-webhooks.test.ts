@@ -1,13 +1,10 @@
-// Dispatch past its retry budget and the dead-letter queue; client webhooks signed per Standard Webhooks and filtered;
-// the OpenAI route's validation and answer; the OpenAPI document.
+// Client webhooks signed per Standard Webhooks and filtered; the OpenAI route's validation and answer; the OpenAPI
+// document. (The line and the leases: line-and-leases.test.ts.)
 
 import { env } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { verifyWebhook } from '@sd/shared/webhook-signature';
 import { describe, expect, it } from 'vitest';
-import { getConfig } from '../src/config.ts';
-import { consumeDeadLetters, consumeJob } from '../src/dispatch/queue-consumer.ts';
-import { predictionStub } from '../src/predictions/stubs.ts';
 import {
   api,
   createKey,
@@ -24,85 +21,6 @@ import {
 } from './support/edge-harness.ts';
 
 useEdgeHarness();
-
-/** A queue message as the runtime hands it to the consumer, recording what the consumer decided. */
-function message(body: unknown, attempts: number) {
-  const decided: { ack: number; retry: { delaySeconds?: number }[] } = { ack: 0, retry: [] };
-  const msg: Message<unknown> = {
-    id: crypto.randomUUID(),
-    timestamp: new Date(),
-    body,
-    attempts,
-    ack: () => {
-      decided.ack++;
-    },
-    retry: (options?: QueueRetryOptions) => {
-      decided.retry.push(options ?? {});
-    },
-  };
-  return { msg, decided };
-}
-
-describe('dispatch budget', () => {
-  it('after the retry budget the prediction fails with the last reason and the message goes on to the DLQ', async () => {
-    const { key } = await createKey();
-    const fakeRunnerThatAlwaysSays409 = fakeNetwork(() =>
-      Response.json({ detail: 'Already running a prediction' }, { status: 409 }),
-    );
-    const created = (await (
-      await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a lynx' } } })
-    ).json()) as Prediction;
-    // The queue's own delivery is refused first; then the last attempt, by hand, as the runtime would deliver it.
-    await waitFor(() => runnerPuts(fakeRunnerThatAlwaysSays409, created.id).length >= 1);
-    const config = getConfig(env);
-    const last = message({ predictionId: created.id, generation: 0 }, config.dispatch.maxRetries + 1);
-    await waitFor(async () => {
-      await consumeJob(last.msg, env, config, { fetch: globalThis.fetch });
-      return (await getPrediction(key, created.id)).status === 'failed';
-    });
-    const failed = await getPrediction(key, created.id);
-    expect(failed.error).toMatch(
-      /^no runner accepted the prediction after 9 attempts; last: runner http:\/\/127\.0\.0\.1:5000 answered 409: Already running a prediction$/,
-    );
-    // retry() without a delay past max_retries is how a message reaches the dead-letter queue.
-    expect(last.decided.retry.at(-1)).toEqual({});
-
-    // The DLQ consumer leaves a terminal prediction as it is...
-    const dead = message({ predictionId: created.id, generation: 0 }, 1);
-    await consumeDeadLetters({ queue: 'sd-jobs-dlq', messages: [dead.msg] } as unknown as MessageBatch<unknown>, env);
-    expect(dead.decided.ack).toBe(1);
-    expect((await getPrediction(key, created.id)).error).toBe(failed.error);
-  });
-
-  it('the DLQ consumer fails a prediction nothing else ended, naming the last refusal', async () => {
-    const { key } = await createKey();
-    fakeNetwork(() => new Response('busy', { status: 503 }));
-    const created = (await (
-      await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a mink' } } })
-    ).json()) as Prediction;
-    await waitFor(async () => (await predictionStub(env, created.id).get())?.dispatch.lastError);
-    const dead = message({ predictionId: created.id, generation: 0 }, 1);
-    await consumeDeadLetters({ queue: 'sd-jobs-dlq', messages: [dead.msg] } as unknown as MessageBatch<unknown>, env);
-    const p = await getPrediction(key, created.id);
-    expect(p.status).toBe('failed');
-    expect(p.error).toContain(
-      'no runner accepted the prediction before the queue gave up; last: runner http://127.0.0.1:5000 answered 503',
-    );
-  });
-
-  it('a 422 from the runner fails the prediction at once (retrying cannot help)', async () => {
-    const { key } = await createKey();
-    fakeNetwork(() => Response.json({ detail: 'input.width: bad' }, { status: 422 }));
-    const created = (await (
-      await api(key)('/v1/predictions', { method: 'POST', json: { version: VERSION, input: { prompt: 'a newt' } } })
-    ).json()) as Prediction;
-    const p = await waitFor(async () => {
-      const x = await getPrediction(key, created.id);
-      return x.status === 'failed' ? x : null;
-    });
-    expect(p.error).toBe('the runner rejected the prediction: runner http://127.0.0.1:5000 answered 422: input.width: bad');
-  });
-});
 
 describe('client webhooks', () => {
   it('delivers only the filtered events, signed per Standard Webhooks with the deployment secret', async () => {

@@ -289,7 +289,7 @@ describe('paths, queries and auth', () => {
       ),
       401,
     );
-    const signedRaw = async (body: string, query = 'prediction=abc&generation=0') => {
+    const signedRaw = async (body: string, query = '') => {
       const { signWebhook } = await import('@sd/shared/webhook-signature');
       const headers = await signWebhook(RUNNER_WEBHOOK_SECRET, `msg_${crypto.randomUUID()}`, body);
       return readReply(
@@ -306,9 +306,10 @@ describe('paths, queries and auth', () => {
     expectRefused(await signedRaw('[]'), 422, ['(body)']);
     expectRefused(await signedRaw(JSON.stringify({ ...runnerEnvelope('abc', {}), status: 'exploded' })), 422, ['status']);
     const ok = JSON.stringify(runnerEnvelope('abc', {}));
-    expectRefused(await signedRaw(ok, 'prediction=..%2Fx'), 422, ['prediction']);
-    expectRefused(await signedRaw(ok, 'prediction=abc&generation=1e999'), 422, ['generation']);
-    expectRefused(await signedRaw(ok, 'prediction=abc&generation=one'), 422, ['generation']);
+    // The prediction comes from the signed envelope id; a query naming one needs the edge's own MAC.
+    expectRefused(await signedRaw(JSON.stringify(runnerEnvelope('../x', {}))), 422, ['id']);
+    expectRefused(await signedRaw(ok, 'prediction=abc&attempt=0&mac=forged'), 401, []);
+    expectRefused(await signedRaw(ok, 'prediction=..%2Fx&attempt=0&mac=x'), 401, []);
   });
 });
 

@@ -24,7 +24,8 @@ function bigDataUri(bytes: number, fill: string): string {
   return `data:image/png;base64,${b64}`;
 }
 
-describe('large inputs and outputs', () => {
+// Tens of MB cross the worker, two Durable Objects and the fake network: more than the default 5 s on a busy machine.
+describe('large inputs and outputs', { timeout: 30_000 }, () => {
   it('accepts a 9 MiB image and 9 MiB mask, stores them and sends them to the runner unchanged', async () => {
     const { key } = await createKey();
     const seen = fakeRunnerThatAccepts();

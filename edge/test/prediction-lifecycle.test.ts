@@ -52,7 +52,8 @@ describe('embedding cache', () => {
     const job1 = JSON.parse(put1.body);
     expect(put1.headers.get('prefer')).toBe('respond-async');
     expect(put1.headers.get('authorization')).toBe('Bearer test-runner-token');
-    expect(job1.webhook).toBe(`http://127.0.0.1:8787/internal/runner-webhook?prediction=${first.id}&generation=0`);
+    // The signed envelope names the prediction: the webhook URL carries nothing a sender could forge.
+    expect(job1.webhook).toBe('http://127.0.0.1:8787/internal/runner-webhook');
     expect(job1.input.return_embeddings).toBe(true);
     expect(job1.input.embeddings).toBeUndefined();
     expect(job1.input.prompt_tokens.ids[0]).toHaveLength(77);
@@ -221,14 +222,14 @@ describe('runner webhooks', () => {
     expect(after.output).toBeNull();
   });
 
-  it('ignores a webhook from an older generation (a runner that was given up on)', async () => {
+  it('ignores a webhook from another attempt (a runner that was given up on)', async () => {
     const { key } = await createKey();
     const seen = fakeRunnerThatAccepts();
     const p = await create(key, { prompt: 'a crane' });
     await waitFor(() => runnerPuts(seen, p.id)[0]);
-    const res = await sendRunnerWebhook(runnerEnvelope(p.id, { status: 'succeeded', output: ['https://cdn.test/x.png'] }), {
-      generation: 7,
-    });
+    const res = await sendRunnerWebhook(
+      runnerEnvelope(`${p.id}-a7`, { status: 'succeeded', output: ['https://cdn.test/x.png'] }),
+    );
     expect(((await res.json()) as { applied: boolean }).applied).toBe(false);
     expect((await getPrediction(key, p.id)).status).toBe('starting');
   });

@@ -27,11 +27,6 @@ export interface EdgeOptions {
   secrets: Record<string, string>;
   /** Default: a free port. Pass one when PUBLIC_BASE_URL must name it before the edge starts. */
   port?: number;
-  /**
-   * max_retries of the sd-jobs consumer. wrangler has no flag for it, so a different value runs a derived copy of
-   * wrangler.jsonc (written beside the secrets file). The DISPATCH_MAX_RETRIES var must agree; the caller sets both.
-   */
-  queueMaxRetries?: number;
   timeoutMs?: number;
   processOptions?: Pick<StartOptions, 'onLine'>;
 }
@@ -46,30 +41,13 @@ function envFileText(secrets: Record<string, string>): string {
     .join('\n');
 }
 
-/** wrangler.jsonc with the sd-jobs consumer's max_retries replaced, as a JSON file in `dir` (main made absolute). */
-async function derivedConfig(dir: string, queueMaxRetries: number): Promise<string> {
-  const { experimental_readRawConfig } = await import('wrangler');
-  const { rawConfig } = experimental_readRawConfig({ config: EDGE_CONFIG });
-  const consumers: Array<{ queue: string; max_retries?: number }> = rawConfig.queues?.consumers ?? [];
-  const jobs = consumers.find((c) => c.queue === 'sd-jobs');
-  if (!jobs) throw new Error(`${EDGE_CONFIG}: no consumer for queue sd-jobs to set max_retries on`);
-  const config = {
-    ...rawConfig,
-    main: join(REPO_ROOT, 'edge', rawConfig.main ?? 'src/index.ts'),
-    queues: { ...rawConfig.queues, consumers: consumers.map((c) => (c === jobs ? { ...c, max_retries: queueMaxRetries } : c)) },
-  };
-  const file = join(dir, 'wrangler.json');
-  await writeFile(file, JSON.stringify(config, null, 2));
-  return file;
-}
-
 export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const port = options.port ?? (await freePort());
   const secretsDir = await mkdtemp(join(tmpdir(), 'sd-edge-secrets-'));
   const envFile = join(secretsDir, '.env');
   await writeFile(envFile, envFileText(options.secrets), { mode: 0o600 });
   await chmod(envFile, 0o600);
-  const config = options.queueMaxRetries === undefined ? EDGE_CONFIG : await derivedConfig(secretsDir, options.queueMaxRetries);
+  const config = EDGE_CONFIG;
   const args = [
     WRANGLER_BIN,
     'dev',

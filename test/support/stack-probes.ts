@@ -16,6 +16,10 @@ export interface PublicPrediction {
   logs: string;
   metrics: Record<string, unknown>;
   progress: { step: number; total: number } | null;
+  started_at?: string | null;
+  completed_at?: string | null;
+  /** While waiting for a GPU: its place in the model's line. */
+  queue?: { position: number; waiting: number; estimated_start_at: string | null };
   urls: { get: string; cancel: string; stream?: string };
 }
 

@@ -19,12 +19,35 @@ export async function readJsonBody(request: Request, maxBytes = MAX_BODY_BYTES):
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (declared > maxBytes)
     throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${declared}`);
-  const text = await request.text();
-  if (text.length > maxBytes)
-    throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got ${text.length}`);
+  const text = await readCappedText(request, maxBytes);
   try {
     return { text, json: JSON.parse(text) };
   } catch {
     throw invalidInput('(body)', `body must be JSON, got ${JSON.stringify(text.slice(0, 40))}`);
   }
+}
+
+/** The body as text, reading no more than `maxBytes` of it (a chunked body declares no length): 413 past the cap. */
+export async function readCappedText(request: Request, maxBytes: number): Promise<string> {
+  if (!request.body) return '';
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new DomainError('payload_too_large', `request body must be at most ${maxBytes} bytes, got more`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }

@@ -22,7 +22,6 @@ function statusOf(err: unknown): number | null {
 export async function dispatchToReplicate(request: DispatchRequest, options: ReplicateOptions): Promise<DispatchOutcome> {
   const target = request.model.replicate;
   const baseUrl = target?.baseUrl ?? 'https://api.replicate.com/v1';
-  const runner = baseUrl;
   const api = client(baseUrl, options);
   try {
     const common = {
@@ -33,14 +32,15 @@ export async function dispatchToReplicate(request: DispatchRequest, options: Rep
     const prediction = target?.version
       ? await api.predictions.create({ ...common, version: target.version })
       : await api.predictions.create({ ...common, model: target?.model ?? request.model.id });
-    return { kind: 'accepted', runner, remoteId: prediction.id };
+    return { kind: 'accepted', remoteId: prediction.id };
   } catch (err) {
     const status = statusOf(err);
-    const reason = `${baseUrl} refused the prediction${status ? ` (${status})` : ''}: ${(err as Error).message.slice(0, 300)}`;
+    const message = (err instanceof Error ? err.message : String(err)).slice(0, 300);
+    const reason = `${baseUrl} refused the prediction${status ? ` (${status})` : ''}: ${message}`;
     if (status !== null && status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429) {
-      return { kind: 'rejected', runner, reason };
+      return { kind: 'rejected', reason, detail: `the remote model answered ${status}` };
     }
-    return { kind: 'busy', runner, reason };
+    return { kind: 'busy', reason };
   }
 }
 

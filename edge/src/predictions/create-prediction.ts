@@ -16,10 +16,9 @@ import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../emb
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { errorFields, type Logger } from '../log.ts';
-import type { JobMessage } from './prediction-object.ts';
-import type { PredictionRecord } from './prediction-record.ts';
+import { newRecord, type PredictionRecord } from './prediction-record.ts';
 import { streamToken } from './stream-token.ts';
-import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
+import { indexStub, newPredictionId, poolOf, predictionStub, queueStub } from './stubs.ts';
 
 export interface CreateContext {
   env: Env;
@@ -155,49 +154,51 @@ export async function createPrediction(
       input.seed = crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1);
     const conditioning = await prepareConditioning({ ...ctx, log }, req.model, input);
 
-    await admission().acquireInFlight(env, principal, id);
     const now = Date.now();
-    const record: PredictionRecord = {
+    // A place in the model's line first: a full line refuses before anything is stored for this prediction.
+    const queue = queueStub(env, poolOf(req.model));
+    const place = await queue.enqueue(
+      { pool: poolOf(req.model), predictionId: id, ownerKey: owner.keyId, createdMs: now },
+      req.model.maxBacklog,
+    );
+    if (!place.ok) {
+      throw new DomainError(
+        'unavailable',
+        `model ${req.model.id} has ${place.waiting} predictions waiting, its limit; retry after ${place.retryAfterSeconds} s`,
+        undefined,
+        { 'Retry-After': String(place.retryAfterSeconds) },
+      );
+    }
+    try {
+      await admission().acquireInFlight(env, principal, id);
+    } catch (err) {
+      await queue.remove(id).catch(() => undefined);
+      throw err;
+    }
+    const record = newRecord({
       id,
       ownerKeyId: owner.keyId,
       ownerSubject: owner.subject,
       model: req.model.id,
       version: req.model.version,
       input,
-      status: 'starting',
-      output: null,
-      error: null,
-      logs: '',
       metrics: { seed: input.seed as number, ...(conditioning.cache ? { embedding_cache: conditioning.cache } : {}) },
-      progress: null,
       created_at: new Date(now).toISOString(),
-      started_at: null,
-      completed_at: null,
       source: req.source,
       webhook: req.body.webhook ?? null,
       webhookEventsFilter: req.body.webhook_events_filter ?? [],
       streamToken: await streamToken(config.secrets.streamSigningSecret, id, now + config.streamTokenTtlSeconds * 1000),
       job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
-      dispatch: {
-        generation: 0,
-        runner: null,
-        remoteId: null,
-        acceptedAt: null,
-        leaseUntil: null,
-        lastError: null,
-        lastHeardAt: null,
-        requeues: 0,
-      },
-    };
+    });
     try {
       const { record: stored } = await predictionStub(env, id).create(record);
-      const message: JobMessage = { predictionId: id, generation: 0 };
-      // Independent: the listing entry and the job can be written together.
-      await Promise.all([index.add(id, now, owner.subject), env.JOBS.send(message)]);
+      // Independent: the listing entry and the release of the place in line can be written together.
+      await Promise.all([index.add(id, now, owner.subject), queue.activate(id)]);
       log.info('prediction accepted', { model: req.model.id, cache: conditioning.cache });
       return { record: stored, replayed: false };
     } catch (err) {
       // Never leave an accepted-looking prediction that nobody will run.
+      await queue.remove(id).catch(() => undefined);
       await predictionStub(env, id)
         .fail('the prediction could not be queued')
         .catch(() => null);

@@ -1,14 +1,16 @@
-// One Durable Object per prediction: the single owner of its state. Every change goes through commit(), where the side
-// effects hang: SSE push, waiters (Prefer: wait), client webhooks (outbox + alarm), embedding cache write, in-flight release.
-// The alarm also watches the runner: silent past the deadline, the prediction is requeued under a new generation.
+// One Durable Object per prediction: the single owner of its state. Every change is a pure transition of
+// prediction-record.ts, applied and stored by commit(), where the side effects hang: SSE push, waiters (Prefer: wait),
+// client webhooks (outbox + alarm), embedding cache write, leaving the model's line, in-flight release. The line and the
+// leases are the ModelQueue's; this object only believes reports from the lease it holds as current.
 
 import { DurableObject } from 'cloudflare:workers';
 import { isTerminal, type WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { admission } from '../admission.ts';
-import { type EdgeConfig, getConfig } from '../config.ts';
+import { type EdgeConfig, getConfig, resolveModel } from '../config.ts';
 import { cancelOnCog } from '../dispatch/cog-backend.ts';
 import { cancelOnReplicate } from '../dispatch/replicate-backend.ts';
+import { runnerPredictionId } from '../dispatch/runner-job.ts';
 import { EmbeddingCache, embeddingsShapeProblem } from '../embeddings/embedding-cache.ts';
 import { errorFields, logger } from '../log.ts';
 import { effectiveFilter, enqueueDeliveries, httpDeliverer, type OutboxItem, runOutbox } from '../webhooks/client-webhooks.ts';
@@ -17,20 +19,29 @@ import {
   applyRunnerUpdate,
   type Change,
   cancelPrediction,
+  claimLease,
   failPrediction,
+  type LeaseClaim,
+  type LeaseGrant,
+  loseLease,
   type PredictionRecord,
+  pushAccepted,
+  type QueueView,
+  queueViewOf,
+  type ReportSource,
+  releaseLease,
+  reportRefusal,
   toPublicPrediction,
 } from './prediction-record.ts';
-import { changeEvents, encodeSse, type SseEvent, snapshotEvents } from './sse-events.ts';
+import { changeEvents, encodeSse, queueEvent, type SseEvent, snapshotEvents } from './sse-events.ts';
+import { poolOf, queueStub } from './stubs.ts';
 
-export type ClaimResult =
-  | { kind: 'dispatch'; record: PredictionRecord }
-  | { kind: 'skip'; reason: string }
-  | { kind: 'busy'; retryAfterSeconds: number };
+/** How often a watched stream of a waiting prediction re-reads its place in line. */
+const QUEUE_WATCH_MS = 1000;
 
-export interface JobMessage {
-  predictionId: string;
-  generation: number;
+/** Waiting in line: not yet leased, not ended. */
+function isWaiting(record: PredictionRecord): boolean {
+  return record.status === 'starting' && record.dispatch.leaseId === null;
 }
 
 const RECORD = 'record';
@@ -42,6 +53,8 @@ export class PredictionObject extends DurableObject<Env> {
   private outbox: OutboxItem[] | undefined;
   private readonly subscribers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
   private readonly waiters = new Set<() => void>();
+  private alarmAt: number | null = null;
+  private watchingQueue = false;
   /** Outbound HTTP for client webhooks and runner cancels; a test may replace it. */
   outbound: typeof fetch = (input, init) => fetch(input, init);
 
@@ -96,45 +109,49 @@ export class PredictionObject extends DurableObject<Env> {
     return this.load();
   }
 
-  /** A queue consumer asks to dispatch `generation`; at most one holds the lease at a time. */
-  async claimDispatch(generation: number, leaseMs: number): Promise<ClaimResult> {
+  /** The line handed this prediction to a runner (or a push target): it becomes the current lease, unless it ended. */
+  async claimLease(grant: LeaseGrant): Promise<LeaseClaim> {
     const record = await this.load();
-    if (!record) return { kind: 'skip', reason: 'no such prediction' };
-    if (isTerminal(record.status)) return { kind: 'skip', reason: `prediction is ${record.status}` };
-    if (generation !== record.dispatch.generation) return { kind: 'skip', reason: `stale generation ${generation}` };
-    if (record.dispatch.runner) return { kind: 'skip', reason: `already accepted by ${record.dispatch.runner}` };
-    const now = Date.now();
-    const lease = record.dispatch.leaseUntil;
-    if (lease !== null && lease > now) return { kind: 'busy', retryAfterSeconds: Math.ceil((lease - now) / 1000) };
-    await this.save({ ...record, dispatch: { ...record.dispatch, leaseUntil: now + leaseMs } });
-    return { kind: 'dispatch', record: this.record as PredictionRecord };
+    if (!record) return { kind: 'drop', reason: 'no such prediction' };
+    const claim = claimLease(record, grant, Date.now());
+    if (claim.kind === 'run') {
+      await this.save(claim.record);
+      this.log(record).info('leased', { runner: grant.runnerId, attempt: grant.attempt });
+    }
+    return claim;
   }
 
-  async dispatchAccepted(
-    generation: number,
-    runner: string,
-    remoteId: string | null,
-    embeddingCache: 'hit' | 'miss' | null,
-  ): Promise<void> {
+  async pushAccepted(leaseId: string, remoteId: string | null, embeddingCache: 'hit' | 'miss' | null): Promise<void> {
     const record = await this.load();
-    if (!record || record.dispatch.generation !== generation) return;
-    const now = Date.now();
-    const metrics = embeddingCache ? { ...record.metrics, embedding_cache: embeddingCache } : record.metrics;
-    await this.save({
-      ...record,
-      metrics,
-      dispatch: { ...record.dispatch, runner, remoteId, acceptedAt: now, lastHeardAt: now, leaseUntil: null, lastError: null },
-    });
-    this.log(record).info('dispatched', { runner, generation, embeddingCache });
-    await this.scheduleAlarm();
-    if (isTerminal(record.status)) await this.cancelOnRunner(this.record as PredictionRecord);
+    if (!record) return;
+    const next = pushAccepted(record, leaseId, remoteId, embeddingCache, Date.now());
+    if (!next) return;
+    await this.save(next);
+    // Canceled while the push was in flight: the host has it now, so tell it.
+    if (isTerminal(next.status)) await this.cancelOnPushTarget(next);
   }
 
-  async dispatchRefused(generation: number, error: string): Promise<void> {
+  /** The lease holder gave the prediction back without running it. */
+  async leaseReleased(leaseId: string): Promise<void> {
     const record = await this.load();
-    if (!record || record.dispatch.generation !== generation) return;
-    await this.save({ ...record, dispatch: { ...record.dispatch, leaseUntil: null, lastError: error } });
-    this.log(record).warn('dispatch refused', { generation, reason: error });
+    const next = record ? releaseLease(record, leaseId) : null;
+    if (next) await this.save(next);
+  }
+
+  /** The line found this lease silent past its TTL: requeue it (it stays ours to run) or drop it (it ended). */
+  async leaseLost(leaseId: string): Promise<'requeue' | 'drop'> {
+    const record = await this.load();
+    if (!record) return 'drop';
+    const loss = loseLease(record, leaseId, this.config.dispatch.maxRequeues, Date.now());
+    if (loss.verdict === 'drop') return 'drop';
+    this.log(record).warn('lease lost', { runner: record.dispatch.runner, verdict: loss.verdict });
+    await this.cancelOnPushTarget(record);
+    if (loss.verdict === 'fail') {
+      await this.commit(record, loss.change, { leaveLine: false });
+      return 'drop';
+    }
+    await this.save(loss.record);
+    return 'requeue';
   }
 
   async fail(error: string): Promise<PredictionRecord | null> {
@@ -149,29 +166,45 @@ export class PredictionObject extends DurableObject<Env> {
     if (!record) return null;
     const change = cancelPrediction(record, Date.now());
     await this.commit(record, change);
-    if (change) await this.cancelOnRunner(record);
+    // A pull runner learns at its next heartbeat (the lease is gone with the job); a push target is told.
+    if (change) await this.cancelOnPushTarget(record);
     return this.record ?? null;
   }
 
   /**
-   * A verified runner webhook. `generation` comes from the webhook URL; an update from an older generation (a runner
-   * that was given up on) or from another remote prediction is ignored.
+   * A verified runner report (a pull runner's, naming its lease; a push target's webhook, naming its attempt). Only the
+   * current lease is believed; `stop` tells the runner to give up (its lease is gone, or the prediction ended).
    */
-  async runnerUpdate(update: RunnerPrediction, generation: number | null): Promise<{ applied: boolean; reason?: string }> {
+  async runnerReport(
+    source: ReportSource,
+    update: RunnerPrediction,
+  ): Promise<{ applied: boolean; reason?: string; stop: boolean }> {
     const record = await this.load();
-    if (!record) return { applied: false, reason: 'no such prediction' };
-    if (generation !== null && generation !== record.dispatch.generation) {
-      return { applied: false, reason: `stale generation ${generation} (current ${record.dispatch.generation})` };
+    if (!record) return { applied: false, reason: 'no such prediction', stop: true };
+    const refusal = reportRefusal(record, source);
+    if (refusal) return { applied: false, reason: refusal, stop: true };
+    const d = record.dispatch;
+    const expectedId = d.remoteId ?? runnerPredictionId(record.id, d.attempt);
+    if ('attempt' in source && update.id !== expectedId) {
+      return { applied: false, reason: `envelope id ${update.id} is not ${expectedId}`, stop: false };
     }
-    const expectedId = record.dispatch.remoteId ?? record.id;
-    if (update.id !== expectedId) return { applied: false, reason: `envelope id ${update.id} is not ${expectedId}` };
     const change = applyRunnerUpdate(record, update, Date.now());
-    if (!change) return { applied: false, reason: `prediction is ${record.status}` };
+    if (!change) return { applied: false, reason: `prediction is ${record.status}`, stop: isTerminal(record.status) };
     await this.commit(record, change);
     if (update.embeddings && record.job.cacheKeys && change.record.status === 'succeeded') {
       await this.storeEmbeddings(record, update.embeddings);
     }
-    return { applied: true };
+    // A push target's webhooks are its heartbeats.
+    if ('attempt' in source && d.leaseId && d.runner && !isTerminal(change.record.status)) {
+      await queueStub(this.env, this.pool(record))
+        .heartbeat(d.leaseId, d.runner)
+        .catch((err) => this.log(record).warn('heartbeat to the line failed', errorFields(err)));
+    }
+    return { applied: true, stop: isTerminal(change.record.status) };
+  }
+
+  private pool(record: PredictionRecord): string {
+    return poolOf({ id: record.model, version: record.version });
   }
 
   /** Resolves with the record when it is terminal or after `timeoutMs`, whichever is first. */
@@ -197,12 +230,19 @@ export class PredictionObject extends DurableObject<Env> {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const writer = writable.getWriter();
     const initial = snapshotEvents(record);
+    if (isWaiting(record)) {
+      const place = await this.queuePlace(record);
+      if (place) initial.push(queueEvent(place));
+    }
     // Not awaited: writes resolve only as the client reads, and the response must be returned first.
     void (async () => {
       try {
         for (const event of initial) await writer.write(encodeSse(event));
         if (isTerminal(record.status)) await writer.close();
-        else this.subscribers.add(writer);
+        else {
+          this.subscribers.add(writer);
+          this.watchQueue();
+        }
       } catch {
         this.subscribers.delete(writer);
       }
@@ -216,19 +256,24 @@ export class PredictionObject extends DurableObject<Env> {
     const record = await this.load();
     if (!record) return;
     await this.runWebhookOutbox(record);
-    await this.checkRunnerSilence(record);
     await this.scheduleAlarm();
   }
 
   // --- transitions and their side effects -----------------------------------------------------------------------
 
-  private async commit(prev: PredictionRecord, change: Change | null): Promise<void> {
+  private async commit(prev: PredictionRecord, change: Change | null, { leaveLine = true } = {}): Promise<void> {
     if (!change) return;
     const next = change.record;
     await this.save(next);
     this.push(changeEvents(prev, next), isTerminal(next.status));
     await this.queueWebhooks(next, change.events);
     if (isTerminal(next.status)) {
+      // Out of the line (waiting) or off its lease (running): the slot goes to the next prediction at once.
+      if (leaveLine) {
+        await queueStub(this.env, this.pool(next))
+          .remove(next.id)
+          .catch((err) => this.log(next).error('leaving the line failed', errorFields(err)));
+      }
       this.log(next).info('prediction finished', { status: next.status, error: next.error, metrics: next.metrics });
       for (const wake of [...this.waiters]) wake();
       try {
@@ -283,69 +328,67 @@ export class PredictionObject extends DurableObject<Env> {
     }
   }
 
-  private async checkRunnerSilence(record: PredictionRecord): Promise<void> {
-    const d = record.dispatch;
-    if (isTerminal(record.status) || !d.runner || d.lastHeardAt === null) return;
-    const silenceMs = this.config.dispatch.runnerSilenceSeconds * 1000;
-    if (Date.now() - d.lastHeardAt < silenceMs) return;
-    const log = this.log(record);
-    if (d.requeues >= this.config.dispatch.maxRequeues) {
-      log.warn('runner silent; giving up', { runner: d.runner, requeues: d.requeues });
-      await this.fail(
-        `runner ${d.runner} sent nothing for ${this.config.dispatch.runnerSilenceSeconds}s and the prediction was already requeued ${d.requeues} times`,
-      );
-      await this.cancelOnRunner(record);
-      return;
-    }
-    const generation = d.generation + 1;
-    log.warn('runner silent; requeueing', { runner: d.runner, generation });
-    await this.cancelOnRunner(record);
-    await this.save({
-      ...record,
-      dispatch: {
-        ...d,
-        generation,
-        runner: null,
-        remoteId: null,
-        acceptedAt: null,
-        lastHeardAt: null,
-        leaseUntil: null,
-        requeues: d.requeues + 1,
-        // Not back to it first: a dead runner costs a retry, and a live one whose webhooks do not arrive would take
-        // the PUT again (idempotent on the id) and stay silent until the requeues are spent.
-        silentRunners: [...(d.silentRunners ?? []), d.runner],
-      },
-    });
-    const message: JobMessage = { predictionId: record.id, generation };
-    await this.env.JOBS.send(message);
+  /** While someone watches the stream of a waiting prediction: its place in the line, as `queue` events. */
+  private watchQueue(): void {
+    if (this.watchingQueue) return;
+    this.watchingQueue = true;
+    void (async () => {
+      let last = '';
+      try {
+        while (this.subscribers.size > 0 && this.record && isWaiting(this.record)) {
+          const place = await this.queuePlace(this.record);
+          const event = place ? queueEvent(place) : null;
+          if (event && event.data !== last) {
+            last = event.data;
+            this.push([event], false);
+          }
+          await new Promise((r) => setTimeout(r, QUEUE_WATCH_MS));
+        }
+      } finally {
+        this.watchingQueue = false;
+      }
+    })();
   }
 
+  /** The prediction's place in its model's line, or null when it is not waiting there. */
+  async queuePlace(record: PredictionRecord): Promise<QueueView | null> {
+    try {
+      const place = await queueStub(this.env, this.pool(record)).place(record.id);
+      return queueViewOf(place) ?? null;
+    } catch (err) {
+      this.log(record).warn('reading the place in line failed', errorFields(err));
+      return null;
+    }
+  }
+
+  /** One alarm at the next webhook retry; setAlarm only when that time changes (each call is a storage write). */
   private async scheduleAlarm(): Promise<void> {
-    const record = this.record;
-    if (!record) return;
-    const times: number[] = [];
-    for (const item of this.outbox ?? []) times.push(item.nextAt);
-    const d = record.dispatch;
-    if (!isTerminal(record.status) && d.runner && d.lastHeardAt !== null) {
-      times.push(d.lastHeardAt + this.config.dispatch.runnerSilenceSeconds * 1000);
-    }
+    const times = (this.outbox ?? []).map((item) => item.nextAt);
     if (times.length === 0) {
-      await this.ctx.storage.deleteAlarm();
+      if (this.alarmAt !== null) await this.ctx.storage.deleteAlarm();
+      this.alarmAt = null;
       return;
     }
-    await this.ctx.storage.setAlarm(Math.max(Math.min(...times), Date.now()));
+    const at = Math.max(Math.min(...times), Date.now());
+    if (at === this.alarmAt) return;
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 
-  private async cancelOnRunner(record: PredictionRecord): Promise<void> {
+  /** Tells a push target (a Cog host we do not run, or Replicate) to stop; pull runners learn it from their lease. */
+  private async cancelOnPushTarget(record: PredictionRecord): Promise<void> {
     const d = record.dispatch;
-    if (!d.runner) return;
-    const model = this.config.models.find((m) => m.id === record.model && m.version === record.version);
-    if (model?.backend === 'replicate' && d.remoteId) {
+    if (!d.runner || d.leaseId === null) return;
+    const model = resolveModel(this.config, `${record.model}:${record.version}`);
+    if (!model) return;
+    if (model.backend === 'replicate' && d.remoteId) {
       const token = this.config.secrets.replicateApiToken;
-      if (token) await cancelOnReplicate(d.runner, d.remoteId, { token, fetch: this.outbound });
+      const baseUrl = model.replicate?.baseUrl ?? 'https://api.replicate.com/v1';
+      if (token) await cancelOnReplicate(baseUrl, d.remoteId, { token, fetch: this.outbound });
       return;
     }
-    await cancelOnCog(d.runner, d.remoteId ?? record.id, {
+    if (!model.runners.includes(d.runner)) return;
+    await cancelOnCog(d.runner, d.remoteId ?? runnerPredictionId(record.id, d.attempt), {
       token: this.config.secrets.runnerToken,
       timeoutMs: this.config.dispatch.requestTimeoutMs,
       fetch: this.outbound,

@@ -15,21 +15,20 @@ import type { CacheKeys } from '../embeddings/embedding-cache.ts';
 import type { PromptPair } from '../embeddings/prompt-tokens.ts';
 
 export interface DispatchState {
-  /** Bumped on every requeue; webhooks and queue messages of an older generation are ignored. */
-  generation: number;
-  /** The runner (or remote API) that accepted the current generation; null until accepted. */
+  /** Which lease of this prediction is (or was last) current: 0 for the first, one more per requeue. */
+  attempt: number;
+  /** The current lease (ModelQueue); null while the prediction waits in line. Reports under another lease are refused. */
+  leaseId: string | null;
+  /** Who holds the lease: a pull runner's id or a push target (internal: never shown to clients). */
   runner: string | null;
-  /** The remote prediction id (backend "replicate"); Cog runners use ours. */
+  /** The remote prediction id (push targets: "<id>-a<attempt>" on a Cog host, Replicate's own id). */
   remoteId: string | null;
-  acceptedAt: number | null;
-  /** A consumer holds the dispatch until then, so two deliveries of one message never reach two runners. */
-  leaseUntil: number | null;
-  lastError: string | null;
-  /** Last time the runner spoke (accept or webhook): the silence deadline counts from here. */
+  leasedAt: number | null;
+  /** Last time the lease holder spoke (a report or a webhook). */
   lastHeardAt: number | null;
+  /** Leases lost (holder went silent) so far. */
   requeues: number;
-  /** Runners that went silent on this prediction: its requeues go to the others first. Absent on older records. */
-  silentRunners?: string[];
+  lastError: string | null;
 }
 
 export interface PredictionRecord {
@@ -80,6 +79,129 @@ function finish(record: PredictionRecord, to: PredictionStatus, now: number): Pr
     metrics,
     started_at: record.started_at ?? (to === 'succeeded' ? completed : null),
   };
+}
+
+/** A new prediction's record, waiting in line. */
+export function newRecord(
+  fields: Omit<
+    PredictionRecord,
+    'status' | 'output' | 'error' | 'logs' | 'progress' | 'started_at' | 'completed_at' | 'dispatch'
+  >,
+): PredictionRecord {
+  return {
+    ...fields,
+    status: 'starting',
+    output: null,
+    error: null,
+    logs: '',
+    progress: null,
+    started_at: null,
+    completed_at: null,
+    dispatch: {
+      attempt: 0,
+      leaseId: null,
+      runner: null,
+      remoteId: null,
+      leasedAt: null,
+      lastHeardAt: null,
+      requeues: 0,
+      lastError: null,
+    },
+  };
+}
+
+export interface LeaseGrant {
+  leaseId: string;
+  attempt: number;
+  runnerId: string;
+}
+
+export type LeaseClaim = { kind: 'run'; record: PredictionRecord } | { kind: 'drop'; reason: string };
+
+/**
+ * The line handed the prediction to a runner. Refused when it ended meanwhile (canceled in line) or when another lease
+ * is still current (the line and the record disagree: the record wins, it never runs twice).
+ */
+export function claimLease(record: PredictionRecord, grant: LeaseGrant, now: number): LeaseClaim {
+  if (isTerminal(record.status)) return { kind: 'drop', reason: `prediction is ${record.status}` };
+  const d = record.dispatch;
+  if (d.leaseId !== null && d.leaseId !== grant.leaseId) return { kind: 'drop', reason: 'another lease is current' };
+  return {
+    kind: 'run',
+    record: {
+      ...record,
+      dispatch: {
+        ...d,
+        attempt: grant.attempt,
+        leaseId: grant.leaseId,
+        runner: grant.runnerId,
+        leasedAt: now,
+        lastHeardAt: now,
+        remoteId: null,
+      },
+    },
+  };
+}
+
+/** A push target took the prediction (its remote id, and whether the job carried cached embeddings). */
+export function pushAccepted(
+  record: PredictionRecord,
+  leaseId: string,
+  remoteId: string | null,
+  embeddingCache: 'hit' | 'miss' | null,
+  now: number,
+): PredictionRecord | null {
+  if (record.dispatch.leaseId !== leaseId) return null;
+  const metrics = embeddingCache ? { ...record.metrics, embedding_cache: embeddingCache } : record.metrics;
+  return { ...record, metrics, dispatch: { ...record.dispatch, remoteId, lastHeardAt: now, lastError: null } };
+}
+
+/** The lease holder gave the prediction back unrun (a push target was busy): it waits in line again, no requeue counted. */
+export function releaseLease(record: PredictionRecord, leaseId: string): PredictionRecord | null {
+  if (record.dispatch.leaseId !== leaseId || isTerminal(record.status)) return null;
+  return { ...record, dispatch: { ...record.dispatch, leaseId: null, runner: null, remoteId: null, leasedAt: null } };
+}
+
+export type LeaseLoss =
+  | { verdict: 'requeue'; record: PredictionRecord }
+  | { verdict: 'drop'; record: null }
+  | { verdict: 'fail'; change: Change };
+
+/**
+ * The lease holder went silent past the lease's TTL. Back to the head of the line, unless the prediction already
+ * ended or spent its requeues (then it fails, naming no internal address).
+ */
+export function loseLease(record: PredictionRecord, leaseId: string, maxRequeues: number, now: number): LeaseLoss {
+  if (isTerminal(record.status)) return { verdict: 'drop', record: null };
+  const d = record.dispatch;
+  if (d.leaseId !== null && d.leaseId !== leaseId) return { verdict: 'drop', record: null };
+  if (d.requeues >= maxRequeues) {
+    const change = failPrediction(
+      record,
+      `the GPU running this prediction stopped responding ${d.requeues + 1} times; giving up`,
+      now,
+    );
+    if (change) return { verdict: 'fail', change };
+    return { verdict: 'drop', record: null };
+  }
+  return {
+    verdict: 'requeue',
+    record: {
+      ...record,
+      dispatch: { ...d, leaseId: null, runner: null, remoteId: null, leasedAt: null, requeues: d.requeues + 1 },
+    },
+  };
+}
+
+/** Who a report claims to come from: a pull runner names its lease; a push target's webhook names its attempt. */
+export type ReportSource = { leaseId: string } | { attempt: number };
+
+/** Why a runner's report must not be believed, or null: it must come from the current lease. */
+export function reportRefusal(record: PredictionRecord, source: ReportSource): string | null {
+  const d = record.dispatch;
+  if (d.leaseId === null) return 'the prediction holds no lease now (it was requeued or has not started)';
+  if ('leaseId' in source) return source.leaseId === d.leaseId ? null : 'the lease is no longer current';
+  return source.attempt === d.attempt ? null : `stale attempt ${source.attempt} (current ${d.attempt})`;
 }
 
 /** Applies a runner's webhook envelope. Returns null when nothing may change (terminal, or an illegal step). */
@@ -153,7 +275,29 @@ export interface PublicUrls {
 }
 
 /** The public, Replicate-shaped view: no owner, tokens, cache keys or dispatch internals. */
-export function toPublicPrediction(record: PredictionRecord, baseUrl: string): Prediction {
+/** A waiting prediction's place in its model's line, as GET shows it (not a Replicate field; clients ignore it). */
+export interface QueueView {
+  position: number;
+  waiting: number;
+  estimated_start_at: string | null;
+}
+
+/** The public view of a place in line (ModelQueue.place), or undefined when the prediction is not waiting there. */
+export function queueViewOf(place: {
+  state: string;
+  position: number;
+  waiting: number;
+  estimatedStartMs: number | null;
+}): QueueView | undefined {
+  if (place.state !== 'waiting' && place.state !== 'held') return undefined;
+  return {
+    position: place.position,
+    waiting: place.waiting,
+    estimated_start_at: place.estimatedStartMs === null ? null : new Date(place.estimatedStartMs).toISOString(),
+  };
+}
+
+export function toPublicPrediction(record: PredictionRecord, baseUrl: string, queue?: QueueView): Prediction {
   const get = `${baseUrl}/v1/predictions/${record.id}`;
   return {
     id: record.id,
@@ -175,5 +319,6 @@ export function toPublicPrediction(record: PredictionRecord, baseUrl: string): P
     },
     progress: record.progress,
     source: record.source,
+    ...(queue ? { queue } : {}),
   };
 }

@@ -1,10 +1,10 @@
 // The Server-Sent Events of a prediction's stream, derived from consecutive snapshots. Names follow Replicate's
 // stream (output, logs, error, done; the replicate client stops at done and throws on error) plus status and progress.
 import { isTerminal } from '@sd/shared/schemas/prediction';
-import type { PredictionRecord } from './prediction-record.ts';
+import type { PredictionRecord, QueueView } from './prediction-record.ts';
 
 export interface SseEvent {
-  event: 'status' | 'progress' | 'logs' | 'output' | 'error' | 'done';
+  event: 'status' | 'queue' | 'progress' | 'logs' | 'output' | 'error' | 'done';
   data: string;
   id?: string;
 }
@@ -47,6 +47,11 @@ export function changeEvents(prev: PredictionRecord, next: PredictionRecord): Ss
   }
   if (!isTerminal(prev.status) && isTerminal(next.status)) out.push(...terminalEvents(next));
   return out;
+}
+
+/** A waiting prediction's place in line (ours: Replicate's stream has no such event; its clients skip unknown ones). */
+export function queueEvent(place: QueueView): SseEvent {
+  return { event: 'queue', data: JSON.stringify(place) };
 }
 
 const encoder = new TextEncoder();

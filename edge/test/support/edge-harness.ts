@@ -122,14 +122,19 @@ export function runnerEnvelope(id: string, patch: Partial<RunnerPrediction>): Ru
 /** POSTs a runner webhook signed like the runner signs it (or with `secret` to forge one). */
 export async function sendRunnerWebhook(
   update: RunnerPrediction,
-  { generation = 0, secret = RUNNER_WEBHOOK_SECRET }: { generation?: number; secret?: string } = {},
+  { secret = RUNNER_WEBHOOK_SECRET, bearer = true }: { secret?: string; bearer?: boolean } = {},
 ): Promise<Response> {
   const body = JSON.stringify(update);
   const headers = await signWebhook(secret, `msg_${crypto.randomUUID()}`, body);
+  // The signed envelope id names the prediction and attempt ("<id>" or "<id>-a<n>"); our runners add the bearer token.
   return exports.default.fetch(
-    new Request(`http://edge.test/internal/runner-webhook?prediction=${update.id}&generation=${generation}`, {
+    new Request('http://edge.test/internal/runner-webhook', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: {
+        'content-type': 'application/json',
+        ...headers,
+        ...(bearer ? { authorization: 'Bearer test-runner-token' } : {}),
+      },
       body,
     }),
   );

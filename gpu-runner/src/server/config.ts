@@ -1,5 +1,6 @@
 // The runner's configuration: parsed once from the environment at start-up into a typed object.
 // Nothing else in the runner reads process.env (except the embedded model's cache folder, SD_MODEL_CACHE).
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'dml'] as const;
@@ -48,6 +49,8 @@ export interface RunnerConfig {
   /** Largest request body accepted (embeddings for 32 windows of a 1024-wide encoder plus two 10 MiB images fit). */
   maxRequestBytes: number;
   logLevel: string;
+  /** Pull mode (EDGE_URL, EDGE_RUNNER_TOKEN and EDGE_MODEL set): lease work from the edge instead of waiting for PUTs. */
+  pull?: { edgeUrl: string; token: string; model: string; runnerId: string };
 }
 
 const optionalString = z
@@ -123,6 +126,10 @@ const EnvSchema = z.object({
   ALLOW_PRIVATE_IMAGE_URLS: boolVar('ALLOW_PRIVATE_IMAGE_URLS'),
   MAX_REQUEST_BYTES: intVar('MAX_REQUEST_BYTES', 1024, 1024 * 1024 * 1024, 64 * 1024 * 1024),
   LOG_LEVEL: optionalString.transform((v) => v ?? 'info'),
+  EDGE_URL: optionalString,
+  EDGE_RUNNER_TOKEN: optionalString,
+  EDGE_MODEL: optionalString,
+  RUNNER_ID: optionalString,
 });
 
 /** Parses the environment; throws one error listing every bad variable. */
@@ -153,7 +160,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   } else if (e.S3_ENDPOINT || e.S3_PUBLIC_BASE_URL) {
     throw new Error('invalid runner configuration: S3_ENDPOINT / S3_PUBLIC_BASE_URL are set but S3_BUCKET is not');
   }
+  const pullVars = [e.EDGE_URL, e.EDGE_RUNNER_TOKEN, e.EDGE_MODEL];
+  let pull: RunnerConfig['pull'];
+  if (pullVars.some((v) => v !== undefined)) {
+    if (pullVars.some((v) => v === undefined)) {
+      throw new Error('invalid runner configuration: pull mode needs all of EDGE_URL, EDGE_RUNNER_TOKEN and EDGE_MODEL');
+    }
+    if (!/^https?:\/\//.test(e.EDGE_URL as string)) {
+      throw new Error(`invalid runner configuration: EDGE_URL must be an http(s) URL, got ${JSON.stringify(e.EDGE_URL)}`);
+    }
+    pull = {
+      edgeUrl: (e.EDGE_URL as string).replace(/\/+$/, ''),
+      token: e.EDGE_RUNNER_TOKEN as string,
+      model: e.EDGE_MODEL as string,
+      runnerId: e.RUNNER_ID ?? `${hostname()}-${process.pid}`,
+    };
+  }
   return {
+    pull,
     port: e.PORT,
     host: e.HOST,
     modelDir: e.MODEL_DIR,
@@ -164,7 +188,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     slots: e.SLOTS,
     apiToken: e.API_TOKEN,
     webhookSigningSecret: e.WEBHOOK_SIGNING_SECRET,
-    webhookToken: e.WEBHOOK_TOKEN,
+    // In pull mode the reports go to the edge, which wants the runner credential on them.
+    webhookToken: e.WEBHOOK_TOKEN ?? e.EDGE_RUNNER_TOKEN,
     progressThrottleMs: e.PROGRESS_THROTTLE_MS,
     s3,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

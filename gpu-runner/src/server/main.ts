@@ -3,6 +3,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import pino from 'pino';
+import { LeaseAgent } from '../fleet/lease-agent.ts';
 import { DataUrlStorage, type OutputStorage } from '../storage/output-storage.ts';
 import { S3Storage } from '../storage/s3-storage.ts';
 import { createApp } from './app.ts';
@@ -49,7 +50,9 @@ let stopping: Promise<void> | null = null;
 function stop(reason: string): Promise<void> {
   stopping ??= (async () => {
     log.info({ reason, grace_ms: config.shutdownGraceMs }, 'shutdown requested');
+    const leasing = agent?.stop();
     await service.shutdown(config.shutdownGraceMs);
+    await leasing;
     // close() lets in-flight responses (POST /shutdown's own, sync predictions) finish; a keep-alive socket that
     // stays open past a second is cut, since every response that matters has been written by then.
     await new Promise<void>((resolve) => {
@@ -86,6 +89,12 @@ server.on('error', (err) => {
 
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('SIGINT', () => void stop('SIGINT'));
+
+// Pull mode: lease work from the edge (no inbound traffic needed; the HTTP server above serves health checks).
+const agent = config.pull
+  ? new LeaseAgent(service, { ...config.pull, slots: config.slots }, log.child({ component: 'lease-agent' }))
+  : null;
+agent?.start();
 
 void service.setup().then(() => {
   const { status, setup } = service.health();

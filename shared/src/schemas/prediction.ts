@@ -50,6 +50,16 @@ export const ProgressSchema = z.object({
 });
 export type Progress = z.infer<typeof ProgressSchema>;
 
+export const QueueSchema = z.object({
+  /** Predictions that start before this one (0: next). */
+  position: z.number().int().nonnegative(),
+  /** Predictions waiting for this model in all. */
+  waiting: z.number().int().nonnegative(),
+  /** ISO time this one should start, or null while no runner is connected or no run has been timed. */
+  estimated_start_at: z.string().nullable(),
+});
+export type Queue = z.infer<typeof QueueSchema>;
+
 /** The public prediction object (GET /v1/predictions/{id}). */
 export const PredictionSchema = z.object({
   id: z.string(),
@@ -67,6 +77,8 @@ export const PredictionSchema = z.object({
   urls: z.object({ get: z.string(), cancel: z.string(), stream: z.string().optional(), web: z.string().optional() }),
   progress: ProgressSchema.nullable().optional(),
   source: z.enum(['api', 'web']).optional(),
+  /** While waiting for a GPU: its place in the model's line (ours; Replicate's clients ignore unknown fields). */
+  queue: QueueSchema.optional(),
 });
 export type Prediction = z.infer<typeof PredictionSchema>;
 

@@ -1,0 +1,177 @@
+// Pull mode: the runner leases predictions from the edge over outbound HTTPS (no inbound port, no load balancer),
+// one loop per slot: long-poll for a lease, run it through the PredictionService (whose webhook sender streams the
+// reports to the lease's report URL), heartbeat it until it ends, lease again. A lease the edge takes back (the
+// heartbeat says stop) or one this runner could not renew for fence_ms is canceled here, so the prediction never
+// runs on two runners at once.
+
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { PredictionService } from '../server/prediction-service.ts';
+
+export interface LeaseAgentOptions {
+  edgeUrl: string;
+  token: string;
+  /** "owner/name:version" of the model this runner serves. */
+  model: string;
+  runnerId: string;
+  slots: number;
+  /** How long one lease request may wait for work at the edge. */
+  waitMs?: number;
+  fetch?: typeof fetch;
+}
+
+const LeaseSchema = z.object({
+  lease_id: z.string(),
+  attempt: z.number().int(),
+  heartbeat_ms: z.number().int().positive(),
+  fence_ms: z.number().int().positive(),
+  heartbeat_url: z.url(),
+  release_url: z.url(),
+  prediction: z.object({ id: z.string(), input: z.record(z.string(), z.unknown()), webhook: z.url() }).loose(),
+});
+type Lease = z.infer<typeof LeaseSchema>;
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+export class LeaseAgent {
+  private readonly stopping = new AbortController();
+  private loops: Promise<void>[] = [];
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(
+    private readonly service: PredictionService,
+    private readonly options: LeaseAgentOptions,
+    private readonly log: Logger,
+  ) {
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  start(): void {
+    this.log.info(
+      { edge: this.options.edgeUrl, model: this.options.model, slots: this.options.slots },
+      'pull mode: leasing work from the edge',
+    );
+    this.loops = Array.from({ length: this.options.slots }, (_, slot) => this.loop(slot));
+  }
+
+  /** No new leases; running predictions are left to the service's own shutdown. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.all(this.loops);
+  }
+
+  private headers(): Record<string, string> {
+    return { authorization: `Bearer ${this.options.token}`, 'content-type': 'application/json' };
+  }
+
+  private async loop(slot: number): Promise<void> {
+    const signal = this.stopping.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const status = this.service.health().status;
+      if (status !== 'READY') {
+        if (status === 'SETUP_FAILED' || status === 'DEFUNCT') return;
+        await sleep(status === 'BUSY' ? 50 : 250, signal);
+        continue;
+      }
+      let lease: Lease | null;
+      try {
+        lease = await this.lease(signal);
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) return;
+        failures++;
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+        this.log.warn(
+          { slot, err: err instanceof Error ? err.message : String(err), retry_ms: delay },
+          'leasing failed; retrying',
+        );
+        await sleep(delay, signal);
+        continue;
+      }
+      if (lease) await this.run(lease);
+    }
+  }
+
+  private async lease(signal: AbortSignal): Promise<Lease | null> {
+    const waitMs = this.options.waitMs ?? 20_000;
+    const res = await this.fetchImpl(`${this.options.edgeUrl}/runner/v1/leases`, {
+      method: 'POST',
+      headers: this.headers(),
+      body: JSON.stringify({
+        runner_id: this.options.runnerId,
+        model: this.options.model,
+        slots: this.options.slots,
+        wait_ms: waitMs,
+      }),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(waitMs + 15_000)]),
+    });
+    if (res.status === 204) return null;
+    const text = await res.text();
+    if (!res.ok) throw new Error(`the edge answered ${res.status}: ${text.slice(0, 300)}`);
+    return LeaseSchema.parse(JSON.parse(text));
+  }
+
+  private async run(lease: Lease): Promise<void> {
+    const log = this.log.child({ prediction_id: lease.prediction.id, lease: lease.lease_id });
+    let record: ReturnType<PredictionService['submit']>['record'];
+    try {
+      ({ record } = this.service.submit(
+        { ...lease.prediction, webhook_events_filter: ['start', 'output', 'logs', 'completed'] },
+        lease.prediction.id,
+      ));
+    } catch (err) {
+      // Not ours to run after all (a direct PUT took the slot, the input was refused, shutting down): give it back.
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot run the leased prediction; releasing it');
+      await this.fetchImpl(lease.release_url, { method: 'POST', headers: this.headers(), body: '{}' }).catch(() => undefined);
+      return;
+    }
+    let lastRenewed = Date.now();
+    let done = false;
+    const finished = record.finished.then(() => {
+      done = true;
+    });
+    while (!done) {
+      await Promise.race([finished, sleep(lease.heartbeat_ms)]);
+      if (done) break;
+      const sentAt = Date.now();
+      const verdict = await this.heartbeat(lease);
+      if (verdict === 'ok') lastRenewed = sentAt;
+      if (verdict === 'stop') {
+        log.warn('the edge took the lease back; canceling');
+        this.service.cancel(record.id);
+        break;
+      }
+      if (verdict === 'unreachable' && Date.now() - lastRenewed > lease.fence_ms) {
+        log.warn({ fence_ms: lease.fence_ms }, 'could not renew the lease in time; canceling before the edge gives it away');
+        this.service.cancel(record.id);
+        break;
+      }
+    }
+    await finished;
+  }
+
+  private async heartbeat(lease: Lease): Promise<'ok' | 'stop' | 'unreachable'> {
+    try {
+      const res = await this.fetchImpl(lease.heartbeat_url, {
+        method: 'POST',
+        headers: this.headers(),
+        body: JSON.stringify({ runner_id: this.options.runnerId, slots: this.options.slots }),
+        signal: AbortSignal.timeout(Math.max(1000, lease.heartbeat_ms)),
+      });
+      await res.body?.cancel();
+      if (res.ok) return 'ok';
+      if (res.status === 409) return 'stop';
+      return 'unreachable';
+    } catch {
+      return 'unreachable';
+    }
+  }
+}

@@ -38,7 +38,7 @@ describe('prediction input schema', () => {
     [{ output_quality: 0 }, 'output_quality: output_quality must be an integer between 1 and 100, got 0'],
     [
       { scheduler: 'magic' },
-      'scheduler: scheduler must be one of ddim, pndm, ddpm, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_karras, unipc, lcm (or a known alias), got "magic"',
+      'scheduler: scheduler must be one of ddim, pndm, ddpm, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_sde, dpmpp_2m_sde_karras, dpm2, dpm2_karras, dpm2_a, dpm2_a_karras, unipc, lcm (or a known alias), got "magic"',
     ],
     [{ image: 'http://example.com/a.png' }, 'image: image must be an https URL or a data URI, got "http://example.com/a.png"'],
     [

@@ -191,6 +191,9 @@ describe('predictions through the replicate client', () => {
       [{ ...SMALL, num_inference_steps: 1000 }, 'input.num_inference_steps', /between 1 and 150, got 1000/],
       [{ ...SMALL, colour: 'red' }, 'input.colour', /unknown field input.colour/],
       [{ width: 64 }, 'input.prompt', /prompt must be a string/],
+      [{ ...SMALL, clip_skip: 13 }, 'input.clip_skip', /clip_skip must be an integer between 1 and 12, got 13/],
+      // The embedded model's text encoder has 3 layers: the runner checks clip_skip against the loaded model.
+      [{ ...SMALL, clip_skip: 4 }, 'input.clip_skip', /between 1 and 3 \(the text encoder's layers\), got 4/],
     ];
     for (const [input, field, message] of cases) {
       const { status, body } = await call('POST', '/predictions', { input });

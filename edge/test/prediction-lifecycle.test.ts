@@ -83,6 +83,12 @@ describe('embedding cache', () => {
     // A different negative prompt is a different conditioning: a miss.
     const third = await create(key, { prompt, negative_prompt: 'grainy' });
     expect(third.metrics.embedding_cache).toBe('miss');
+
+    // clip_skip picks another text-encoder layer: a miss; clip_skip 1 is the model's default layer: a hit.
+    const skip2 = await create(key, { prompt, negative_prompt: 'blurry', clip_skip: 2 });
+    expect(skip2.metrics.embedding_cache).toBe('miss');
+    const skip1 = await create(key, { prompt, negative_prompt: 'blurry', clip_skip: 1 });
+    expect(skip1.metrics.embedding_cache).toBe('hit');
   });
 
   it('pads the shorter side with empty windows so both sides have the same window count', async () => {

@@ -10,6 +10,12 @@ export const SCHEDULER_NAMES = [
   'lms',
   'dpmpp_2m',
   'dpmpp_2m_karras',
+  'dpmpp_2m_sde',
+  'dpmpp_2m_sde_karras',
+  'dpm2',
+  'dpm2_karras',
+  'dpm2_a',
+  'dpm2_a_karras',
   'unipc',
   'lcm',
 ] as const;
@@ -27,6 +33,8 @@ const ALIASES: Record<string, SchedulerName> = {
   HeunDiscreteScheduler: 'heun',
   LMSDiscreteScheduler: 'lms',
   DPMSolverMultistepScheduler: 'dpmpp_2m',
+  KDPM2DiscreteScheduler: 'dpm2',
+  KDPM2AncestralDiscreteScheduler: 'dpm2_a',
   UniPCMultistepScheduler: 'unipc',
   LCMScheduler: 'lcm',
   // Replicate's stable-diffusion models
@@ -38,11 +46,20 @@ const ALIASES: Record<string, SchedulerName> = {
   KarrasDPM: 'dpmpp_2m_karras',
   HeunDiscrete: 'heun',
   UniPCMultistep: 'unipc',
+  // Stability AI's API sampler names (k-diffusion's functions)
+  K_DPM_2: 'dpm2',
+  K_DPM_2_ANCESTRAL: 'dpm2_a',
   // AUTOMATIC1111 sampler names
   'Euler a': 'euler_a',
   'Euler Ancestral': 'euler_a',
   'DPM++ 2M': 'dpmpp_2m',
   'DPM++ 2M Karras': 'dpmpp_2m_karras',
+  'DPM++ 2M SDE': 'dpmpp_2m_sde',
+  'DPM++ 2M SDE Karras': 'dpmpp_2m_sde_karras',
+  DPM2: 'dpm2',
+  'DPM2 Karras': 'dpm2_karras',
+  'DPM2 a': 'dpm2_a',
+  'DPM2 a Karras': 'dpm2_a_karras',
   PLMS: 'pndm',
 };
 

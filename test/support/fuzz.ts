@@ -102,6 +102,7 @@ export const BAD_PUBLIC_FIELDS: Record<string, unknown[]> = {
   output_format: ['gif', 'png\u0000', 1, ''],
   prompt_mode: ['x', true],
   prompt_weighting: ['true', 1, null],
+  clip_skip: [0, 13, 1.5, '2', null],
 };
 
 /**

@@ -106,7 +106,9 @@ async function prepareConditioning(
   }
   const weightProblem = promptWeightProblem(tokens);
   if (weightProblem) throw invalidInput(`input.${weightProblem.field}`, weightProblem.message);
-  const cacheKeys = await cacheKeysFor(`${model.id}:${model.version}`, model.clipSkip, tokens);
+  // clip_skip (samplers branch): the request's clip_skip, when given, decides which text-encoder layer is cached.
+  const clipSkip = typeof input.clip_skip === 'number' ? input.clip_skip : model.clipSkip;
+  const cacheKeys = await cacheKeysFor(`${model.id}:${model.version}`, clipSkip, tokens);
   const cache = new EmbeddingCache({ kv: ctx.env.EMBEDDINGS, cache: ctx.cache, ttlSeconds: ctx.config.embeddingTtlSeconds });
   // Also warms the front cache for the consumer, which reads the same keys moments later.
   const hit = await cache.hasPair(cacheKeys);

@@ -65,6 +65,8 @@ describe('embedded model graphs', () => {
     expect(metadata(sessions.text_encoder, 'output')).toEqual([
       { name: 'last_hidden_state', type: 'float32', shape: ['batch', 'sequence', 64] },
       { name: 'pooler_output', type: 'float32', shape: ['batch', 64] },
+      // optimum's output_hidden_states names: the embeddings, then each of the 3 layers before the final LayerNorm
+      ...[0, 1, 2, 3].map((k) => ({ name: `hidden_states.${k}`, type: 'float32', shape: ['batch', 'sequence', 64] })),
     ]);
     expect(metadata(sessions.unet, 'input')).toEqual([
       { name: 'sample', type: 'float32', shape: ['batch', 4, 'height', 'width'] },

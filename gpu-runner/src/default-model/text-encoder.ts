@@ -16,6 +16,11 @@ export interface TextEncoderSpec {
   eosTokenId: number;
   /** int32 as the diffusers script and older optimum export it; int64 as newer optimum does. Default int32. */
   inputIdsDtype?: 'int32' | 'int64';
+  /**
+   * Also output hidden_states.0 (embeddings) .. hidden_states.{layers} (each layer, before the final LayerNorm), as
+   * optimum names them when exporting with output_hidden_states; clip skip reads them. Default true.
+   */
+  hiddenStates?: boolean;
 }
 
 /** Large negative instead of -inf: softmax gives exactly 0 either way, and no inf reaches the graph. */
@@ -42,6 +47,11 @@ export function buildTextEncoder(spec: TextEncoderSpec, w: WeightGenerator): Gra
   const seqLen = b.op('Shape', [ids], { start: 1, end: 2 }, 'embeddings');
   const positions = b.op('Slice', [positionTable, b.int64s([0]), seqLen, b.int64s([0])], {}, 'embeddings');
   let h = b.op('Add', [b.op('Gather', [tokenTable, ids], { axis: 0 }, 'embeddings'), positions], {}, 'embeddings');
+  const hiddenStates = spec.hiddenStates !== false;
+  const exposeHidden = (k: number) => {
+    if (hiddenStates) b.op('Identity', [h], {}, 'output', `hidden_states.${k}`);
+  };
+  exposeHidden(0);
 
   const causal = new Float32Array(spec.maxPositions * spec.maxPositions);
   for (let i = 0; i < spec.maxPositions; i++)
@@ -70,6 +80,7 @@ export function buildTextEncoder(spec: TextEncoderSpec, w: WeightGenerator): Gra
     m = b.op('Mul', [m, b.op('Sigmoid', [b.op('Mul', [m, b.floats([1.702], [])], {}, name)], {}, name)], {}, name);
     m = linear(ctx, m, `${name}.mlp.fc2`, spec.intermediateSize, H);
     h = b.op('Add', [h, m], {}, name);
+    exposeHidden(i + 1);
   }
   const last = layerNorm(ctx, h, 'final_layer_norm', H, spec.layerNormEps);
   const lastHidden = b.op('Identity', [last], {}, 'output', 'last_hidden_state');
@@ -90,5 +101,8 @@ export function buildTextEncoder(spec: TextEncoderSpec, w: WeightGenerator): Gra
 
   b.output('last_hidden_state', ElemType.float32, ['batch', 'sequence', H]);
   b.output('pooler_output', ElemType.float32, ['batch', H]);
+  if (hiddenStates) {
+    for (let k = 0; k <= spec.layers; k++) b.output(`hidden_states.${k}`, ElemType.float32, ['batch', 'sequence', H]);
+  }
   return b;
 }

@@ -12,8 +12,8 @@ import { buildDefaultVocabulary, EOS_TOKEN, tokenizerFiles } from './vocabulary.
 import { WeightGenerator } from './weights.ts';
 
 export const DEFAULT_MODEL_NAME = 'sd-embedded-v1';
-/** Bump whenever the generator's output changes, so caches written by older code are rewritten. */
-export const DEFAULT_MODEL_GENERATOR_VERSION = 1;
+/** Bump whenever the generator's output changes, so caches written by older code are rewritten (2: text hidden states). */
+export const DEFAULT_MODEL_GENERATOR_VERSION = 2;
 export const DEFAULT_MODEL_SEED = 20240601;
 /** Written last; its presence (with the right version) means the folder is complete. */
 export const COMPLETE_MARKER = '.embedded-model-complete.json';
@@ -188,6 +188,8 @@ export interface ModelVariantOptions {
   padToken?: 'eos' | '!';
   /** 'latent_sample' = the posterior mean (default); 'latent_parameters' = mean and logvar, 2C channels (newer optimum). */
   vaeEncoderOutput?: 'latent_sample' | 'latent_parameters';
+  /** false: the text encoder outputs only last_hidden_state and pooler_output (the diffusers script's export). Default true. */
+  textHiddenStates?: boolean;
   /** Written as scheduler/scheduler_config.json instead of SD 1.x's own (whole, not merged); needs `_class_name`. */
   schedulerConfig?: Record<string, unknown>;
 }
@@ -226,6 +228,7 @@ export function buildDefaultModelFiles(options: ModelVariantOptions = {}): Model
     bosTokenId: vocab.bosTokenId,
     eosTokenId: vocab.eosTokenId,
     ...(options.inputIdsDtype ? { inputIdsDtype: options.inputIdsDtype } : {}),
+    ...(options.textHiddenStates === false ? { hiddenStates: false } : {}),
   };
   const unet: UNetSpec = {
     ...UNET,

@@ -2,6 +2,7 @@
 // (names, dtypes, hidden size, latent and U-Net input channels), so no export's quirks are hard-coded.
 import { type ModelDirectory, ModelLoadError, readModelDirectory } from './model-dir.ts';
 import { OnnxGraph, type SessionConfig, type TensorInfo } from './onnx-session.ts';
+import { type ClipSkipSupport, readClipSkipSupport } from './text-hidden-states.ts';
 
 export interface ModelInterface {
   text: {
@@ -10,6 +11,8 @@ export interface ModelInterface {
     output: string;
     hiddenSize: number | null;
     sequenceLength: number | null;
+    /** The per-layer outputs and final LayerNorm clip_skip > 1 uses, or why this export cannot do it. */
+    clipSkip: ClipSkipSupport;
   };
   unet: {
     sample: string;
@@ -118,6 +121,11 @@ export function describeModel(
       output: textOut.name,
       hiddenSize: fixedDim(textOut, 2) ?? fixedDim(ehs, 2),
       sequenceLength: fixedDim(textIn, 1),
+      clipSkip: readClipSkipSupport(
+        g.textEncoder.path,
+        g.textEncoder.outputs.map((o) => o.name),
+        textOut.name,
+      ),
     },
     unet: {
       sample: sample.name,

@@ -156,15 +156,17 @@ const RIGHT_HALF = new Uint8Array(SIZE * SIZE).map((_, i) => (i % SIZE >= SIZE /
 const MASK: ImageInput = { kind: 'pixels', data: RIGHT_HALF, width: SIZE, height: SIZE, channels: 1 };
 
 describe('variant options of the embedded model', () => {
-  it("leave the default model's bytes as generator version 1 wrote them", () => {
+  it("leave the default model's bytes as generator version 2 wrote them", () => {
     const digest = (options?: ModelVariantOptions) => {
       const hash = createHash('sha256');
       for (const f of buildDefaultModelFiles(options)) hash.update(f.path).update(f.data);
       return hash.digest('hex');
     };
-    // Pinned for DEFAULT_MODEL_GENERATOR_VERSION 1: a change of the default's bytes must bump the version (and this).
-    expect(DEFAULT_MODEL_GENERATOR_VERSION).toBe(1);
-    expect(digest()).toBe('94a6efac51752ba73fd2eca62ad378cacddd619b62f98f47bbc6ef8590709f6a');
+    // Pinned for DEFAULT_MODEL_GENERATOR_VERSION 2 (1 had no hidden_states outputs and was
+    // 94a6efac51752ba73fd2eca62ad378cacddd619b62f98f47bbc6ef8590709f6a): a change of the default's bytes must bump the
+    // version (and this).
+    expect(DEFAULT_MODEL_GENERATOR_VERSION).toBe(2);
+    expect(digest()).toBe('3885ae6c01abb01ad75828c73392afdcc03611d65129446a78dbc1fa2b88f5d5');
     expect(digest({})).toBe(digest());
   });
 
@@ -172,6 +174,7 @@ describe('variant options of the embedded model', () => {
     ['unet/model.onnx', { timestepDtype: 'int64' }],
     ['unet/model.onnx', { timestepShape: 'scalar' }],
     ['text_encoder/model.onnx', { inputIdsDtype: 'int64', padToken: '!' }],
+    ['text_encoder/model.onnx', { textHiddenStates: false }],
     ['vae_encoder/model.onnx', { vaeEncoderOutput: 'latent_parameters' }],
   ] as const)('keep every named weight of %s for %o', (path, options) => {
     const weights = (o: ModelVariantOptions) => {

@@ -230,7 +230,7 @@ export class StableDiffusionPipeline {
     const cond = request.promptTokens ?? this.tokenize(request.prompt, request);
     const uncond = guided ? (request.negativePromptTokens ?? this.tokenize(request.negativePrompt ?? '', request)) : null;
     const empty = this.tokenizer.tokenizePrompt('', { mode: 'truncate', weighting: false }).ids[0];
-    const enc = await encodeText(this.model, cond, uncond, empty);
+    const enc = await encodeText(this.model, cond, uncond, empty, request.clipSkip ?? 1);
     return { ...enc, skipped: false };
   }
 

@@ -1,7 +1,8 @@
 // Text encoding: cond and uncond windows in one batched text-encoder call, AUTOMATIC1111 prompt weighting
-// (scale, then restore the mean), long prompts as concatenated 77-token windows.
+// (scale, then restore the mean), long prompts as concatenated 77-token windows, and clip skip.
 import type { SdModel } from '../model/sd-model.ts';
-import type { Float32Tensor, PromptTokens } from './types.ts';
+import { applyLayerNorm } from '../model/text-hidden-states.ts';
+import { type Float32Tensor, InvalidRequestError, type PromptTokens } from './types.ts';
 
 export interface TextEmbeddings {
   /** [1, windows * seq, hidden] */
@@ -70,13 +71,44 @@ function checkWindows(name: string, tokens: PromptTokens, seq: number): void {
   }
 }
 
-/** Encodes cond (and uncond when given) in one text-encoder call. */
+/**
+ * The graph output clip skip reads and whether it still needs the final LayerNorm. clipSkip counts as AUTOMATIC1111
+ * does (1 = the last layer, 2 = the penultimate, ...), so diffusers' clip_skip is ours minus 1: diffusers takes
+ * hidden_states[-(clip_skip + 1)] and applies the final LayerNorm, which for ours is hidden_states[-clipSkip].
+ */
+export function clipSkipOutput(model: SdModel, clipSkip: number): { output: string; layerNorm: boolean } {
+  if (clipSkip === 1) return { output: model.io.text.output, layerNorm: false };
+  const support = model.io.text.clipSkip;
+  if (!support.ok) throw new InvalidRequestError(`clip_skip must be 1 for this model: ${support.reason}; got ${clipSkip}`);
+  const { outputs, layers } = support.hiddenStates;
+  if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > layers) {
+    throw new InvalidRequestError(
+      `clip_skip must be an integer between 1 and ${layers} (the text encoder's layers), got ${clipSkip}`,
+    );
+  }
+  return { output: outputs[outputs.length - clipSkip], layerNorm: true };
+}
+
+/** The 422 message for a clip_skip this model cannot do, or null (the runner's input check, before any work). */
+export function clipSkipProblem(model: SdModel, clipSkip: number): string | null {
+  try {
+    clipSkipOutput(model, clipSkip);
+    return null;
+  } catch (err) {
+    if (err instanceof InvalidRequestError) return err.message;
+    throw err;
+  }
+}
+
+/** Encodes cond (and uncond when given) in one text-encoder call; clipSkip 1 (default) = the last layer. */
 export async function encodeText(
   model: SdModel,
   cond: PromptTokens,
   uncond: PromptTokens | null,
   emptyWindow: readonly number[],
+  clipSkip = 1,
 ): Promise<TextEmbeddings> {
+  const read = clipSkipOutput(model, clipSkip);
   const seq = model.io.text.sequenceLength ?? emptyWindow.length;
   let c = cond;
   let u = uncond;
@@ -99,15 +131,15 @@ export async function encodeText(
   });
 
   const before = model.textEncoder.runMs;
-  const out = await model.textEncoder.run({ [model.io.text.input]: { data: flat, dims: [windows.length, seq] } }, [
-    model.io.text.output,
-  ]);
+  const out = await model.textEncoder.run({ [model.io.text.input]: { data: flat, dims: [windows.length, seq] } }, [read.output]);
   const ms = model.textEncoder.runMs - before;
-  const z = out[model.io.text.output];
+  const z = out[read.output];
   const [batch, outSeq, hidden] = z.dims;
   if (batch !== windows.length || outSeq !== seq) {
     throw new Error(`text encoder returned [${z.dims.join(', ')}], expected [${windows.length}, ${seq}, hidden]`);
   }
+  // The final LayerNorm comes before the weights, as last_hidden_state has it (A1111 and diffusers alike).
+  if (read.layerNorm && model.io.text.clipSkip.ok) applyLayerNorm(z.data, model.io.text.clipSkip.hiddenStates.finalLayerNorm);
   weights.forEach((w, i) => {
     if (w) applyTokenWeights(z.data, i * seq * hidden, seq, hidden, w);
   });

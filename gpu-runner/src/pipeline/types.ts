@@ -46,6 +46,8 @@ export interface GenerateRequest {
   promptMode?: PromptMode;
   /** Parse (word:1.2) weights. Default true. */
   promptWeighting?: boolean;
+  /** Text-encoder layer to condition on, counted as AUTOMATIC1111 does: 1 = last (default), 2 = penultimate. */
+  clipSkip?: number;
   /** Precomputed text embeddings (the edge's cache); the text encoder is skipped when both are given. */
   embeddings?: { cond: Float32Tensor; uncond?: Float32Tensor };
   /** Return the embeddings that were computed (cache miss). */

@@ -1,6 +1,7 @@
 // Regression tests from the line-by-line audit against diffusers v0.31: each pins one behaviour of the upstream
 // source that an earlier version of this port got wrong (or could silently get wrong).
 import { describe, expect, it } from 'vitest';
+import { type RefTensor, readReferenceJson, referenceDir, referenceSkipReason } from '../../../test/support/reference.ts';
 import { createScheduler } from './index.ts';
 import { alphasCumprod, interpAtIndex, makeBetas, trainingSigmas } from './schedule.ts';
 import type { NoiseSource } from './scheduler.ts';
@@ -129,5 +130,17 @@ describe('Heun keeps its own copy of the first-order sample', () => {
       return sample;
     };
     expect(Array.from(run(true))).toEqual(Array.from(run(false)));
+  });
+});
+
+describe.skipIf(!referenceDir)(`torch.linspace in float32 (SD betas)${referenceSkipReason}`, () => {
+  it("gives the reference's 1000 scaled_linear betas and alphas_cumprod bit for bit (torch's fused AVX2 kernel)", () => {
+    const ref = readReferenceJson<{ betas: RefTensor; alphas_cumprod: RefTensor }>('schedulers', 'scaled_linear_schedule.json');
+    const betas = makeBetas(
+      readBetaConfig(SD, { betaStart: 0, betaEnd: 0, betaSchedule: 'linear' }, { hasRescaleZeroSnr: false }),
+      ['scaled_linear'],
+    );
+    expect(Array.from(betas)).toEqual(Array.from(Float32Array.from(ref.betas.data)));
+    expect(Array.from(alphasCumprod(betas))).toEqual(Array.from(Float32Array.from(ref.alphas_cumprod.data)));
   });
 });

@@ -2,104 +2,23 @@
 // tolerances its README states: timesteps exact (float32-exact for the Euler family), sigmas and init_noise_sigma
 // rel 1e-6, one step from stored inputs abs <= 1e-5*max(1,max|ref|), whole trajectories abs <= 1e-4*max(1,max|ref|).
 import { describe, expect, it } from 'vitest';
+import { maxAbsDiff, readReferenceJson, referenceDir, referenceSkipReason } from '../../../test/support/reference.ts';
 import {
-  maxAbs,
-  maxAbsDiff,
-  type RefTensor,
-  readReferenceJson,
-  referenceDir,
-  referenceSkipReason,
-} from '../../../test/support/reference.ts';
+  type Golden,
+  relDiff,
+  runTrajectory,
+  GOLDEN_SHAPE as SHAPE,
+  StoredNoise,
+  tol,
+} from '../../../test/support/scheduler-goldens.ts';
 import { createScheduler, schedulerNameFromConfig } from './index.ts';
-import type { NoiseSource, Scheduler, SchedulerConfig } from './scheduler.ts';
-
-interface GoldenStep {
-  i: number;
-  t: number;
-  model_input: RefTensor;
-  model_output: RefTensor;
-  prev_sample: RefTensor;
-  noise: RefTensor | null;
-  pred_original_sample: RefTensor | null;
-}
-interface Img2ImgEntry {
-  strength: number;
-  skipped?: boolean;
-  t_start: number;
-  begin_index: number | null;
-  timesteps: { data: number[] };
-  latent_timestep: number;
-  image_latent: RefTensor;
-  noise: RefTensor;
-  noisy_latent: RefTensor;
-  steps: GoldenStep[];
-  final_latent: RefTensor;
-}
-interface Golden {
-  scheduler_class: string;
-  config: SchedulerConfig;
-  num_inference_steps: number;
-  order: number;
-  init_noise_sigma: number;
-  timesteps: { data: number[] };
-  sigmas: RefTensor | null;
-  initial_latent: RefTensor;
-  steps: GoldenStep[];
-  final_latent: RefTensor;
-  img2img: Img2ImgEntry[];
-}
+import type { Scheduler } from './scheduler.ts';
 
 const f32 = Math.fround;
-const F01 = f32(0.1);
-
-/** The README's fake model: 0.1 * x + 0.01 * sin(t / 100), the scalar in float64 then float32, the rest in float32. */
-function fakeModel(input: Float32Array, t: number): Float32Array {
-  const c = f32(0.01 * Math.sin(t / 100));
-  const out = new Float32Array(input.length);
-  for (let i = 0; i < input.length; i++) out[i] = f32(f32(F01 * input[i]) + c);
-  return out;
-}
-
-/** Replays the noise tensors diffusers actually drew, in order. */
-class StoredNoise implements NoiseSource {
-  private queue: Float32Array[] = [];
-  push(t: RefTensor | null): void {
-    if (t) this.queue.push(Float32Array.from(t.data));
-  }
-  randn(): Float32Array {
-    const next = this.queue.shift();
-    if (!next) throw new Error('scheduler drew more noise than diffusers did');
-    return next;
-  }
-}
-
-const tol = (ref: ArrayLike<number>, k: number) => k * Math.max(1, maxAbs(ref));
-const SHAPE = [1, 4, 8, 8];
 
 function build(g: Golden): Scheduler {
   const name = schedulerNameFromConfig({ ...g.config, _class_name: g.scheduler_class });
   return createScheduler(name, g.config);
-}
-
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), 1e-12));
-  return m;
-}
-
-/** Runs a loop driven by the fake model, checking each step's input and output against the stored ones. */
-function runTrajectory(s: Scheduler, start: Float32Array, steps: GoldenStep[], finalRef: RefTensor): void {
-  const noise = new StoredNoise();
-  let sample = start;
-  for (const st of steps) {
-    const input = s.scaleModelInput(sample, st.t);
-    expect(maxAbsDiff(input, st.model_input.data)).toBeLessThanOrEqual(tol(st.model_input.data, 1e-4));
-    noise.push(st.noise);
-    sample = s.step(fakeModel(input, st.t), st.t, sample, { shape: SHAPE, noise }).prevSample;
-    expect(maxAbsDiff(sample, st.prev_sample.data)).toBeLessThanOrEqual(tol(st.prev_sample.data, 1e-4));
-  }
-  expect(maxAbsDiff(sample, finalRef.data)).toBeLessThanOrEqual(tol(finalRef.data, 1e-4));
 }
 
 describe.skipIf(!referenceDir)(`scheduler goldens (shared/reference/schedulers, diffusers 0.31)${referenceSkipReason}`, () => {

@@ -4,6 +4,8 @@ import { resolveSchedulerName, SCHEDULER_ALIASES, SCHEDULER_NAMES, type Schedule
 import { DdimScheduler } from './ddim.ts';
 import { DdpmScheduler } from './ddpm.ts';
 import { DpmSolverMultistepScheduler } from './dpm-solver-multistep.ts';
+import { Dpm2Scheduler } from './dpm2.ts';
+import { Dpm2AncestralScheduler } from './dpm2-ancestral.ts';
 import { EulerScheduler } from './euler.ts';
 import { EulerAncestralScheduler } from './euler-ancestral.ts';
 import { HeunScheduler } from './heun.ts';
@@ -25,9 +27,19 @@ const FACTORIES: Record<SchedulerName, (config: SchedulerConfig) => Scheduler> =
   euler_a: (c) => new EulerAncestralScheduler(c),
   heun: (c) => new HeunScheduler(c),
   lms: (c) => new LmsScheduler(c),
-  // DPM++ 2M: dpmsolver++, order 2 (the class defaults); the Karras variant forces Karras sigmas on.
-  dpmpp_2m: (c) => new DpmSolverMultistepScheduler(c, 'dpmpp_2m'),
-  dpmpp_2m_karras: (c) => new DpmSolverMultistepScheduler({ ...c, use_karras_sigmas: true }, 'dpmpp_2m_karras'),
+  // DPM++ 2M: dpmsolver++, order 2 (the class defaults; a model config's sde-dpmsolver++ does not leak into a request
+  // for the deterministic sampler); the Karras variant forces Karras sigmas on.
+  dpmpp_2m: (c) => new DpmSolverMultistepScheduler({ ...c, algorithm_type: 'dpmsolver++' }, 'dpmpp_2m'),
+  dpmpp_2m_karras: (c) =>
+    new DpmSolverMultistepScheduler({ ...c, algorithm_type: 'dpmsolver++', use_karras_sigmas: true }, 'dpmpp_2m_karras'),
+  // DPM++ 2M SDE (A1111's name; diffusers' sde-dpmsolver++ at order 2): one generator draw per step.
+  dpmpp_2m_sde: (c) => new DpmSolverMultistepScheduler({ ...c, algorithm_type: 'sde-dpmsolver++' }, 'dpmpp_2m_sde'),
+  dpmpp_2m_sde_karras: (c) =>
+    new DpmSolverMultistepScheduler({ ...c, algorithm_type: 'sde-dpmsolver++', use_karras_sigmas: true }, 'dpmpp_2m_sde_karras'),
+  dpm2: (c) => new Dpm2Scheduler(c, 'dpm2'),
+  dpm2_karras: (c) => new Dpm2Scheduler({ ...c, use_karras_sigmas: true }, 'dpm2_karras'),
+  dpm2_a: (c) => new Dpm2AncestralScheduler(c, 'dpm2_a'),
+  dpm2_a_karras: (c) => new Dpm2AncestralScheduler({ ...c, use_karras_sigmas: true }, 'dpm2_a_karras'),
   unipc: (c) => new UniPcScheduler(c),
   lcm: (c) => new LcmScheduler(c),
 };
@@ -49,6 +61,13 @@ export function schedulerNameFromConfig(config: SchedulerConfig): SchedulerName 
   if (typeof cls !== 'string') throw new Error(`scheduler config _class_name must be a string, got ${JSON.stringify(cls)}`);
   const name = resolveSchedulerName(cls);
   if (!name) throw new Error(`scheduler config _class_name "${cls}" is not a supported scheduler class`);
-  if (name === 'dpmpp_2m' && config.use_karras_sigmas === true) return 'dpmpp_2m_karras';
+  const karras = config.use_karras_sigmas === true;
+  if (name === 'dpmpp_2m') {
+    const sde = config.algorithm_type === 'sde-dpmsolver++';
+    if (sde) return karras ? 'dpmpp_2m_sde_karras' : 'dpmpp_2m_sde';
+    return karras ? 'dpmpp_2m_karras' : 'dpmpp_2m';
+  }
+  if (name === 'dpm2' && karras) return 'dpm2_karras';
+  if (name === 'dpm2_a' && karras) return 'dpm2_a_karras';
   return name;
 }

@@ -21,7 +21,7 @@ export interface StepResult {
 }
 
 export interface Scheduler {
-  /** Canonical name (ddim, pndm, ddpm, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_karras, unipc, lcm). */
+  /** Canonical name (see SCHEDULER_NAMES in @sd/shared/scheduler-names). */
   readonly name: string;
   /** diffusers' `order`: how many timesteps each sampler step consumes (Heun: 2). img2img cuts `t_start * order`. */
   readonly order: number;

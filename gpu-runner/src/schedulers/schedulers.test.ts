@@ -94,6 +94,40 @@ describe('createScheduler', () => {
     expect(createScheduler('EulerDiscreteScheduler', SD).name).toBe('euler');
   });
 
+  it('accepts the AUTOMATIC1111, diffusers and Stability names of DPM++ 2M SDE and DPM2', () => {
+    const cases: [string, string][] = [
+      ['DPM++ 2M SDE', 'dpmpp_2m_sde'],
+      ['DPM++ 2M SDE Karras', 'dpmpp_2m_sde_karras'],
+      ['DPM2', 'dpm2'],
+      ['DPM2 Karras', 'dpm2_karras'],
+      ['DPM2 a', 'dpm2_a'],
+      ['DPM2 a Karras', 'dpm2_a_karras'],
+      ['KDPM2DiscreteScheduler', 'dpm2'],
+      ['KDPM2AncestralDiscreteScheduler', 'dpm2_a'],
+      ['K_DPM_2', 'dpm2'],
+      ['K_DPM_2_ANCESTRAL', 'dpm2_a'],
+    ];
+    for (const [alias, name] of cases) expect(createScheduler(alias, SD).name, alias).toBe(name);
+  });
+
+  it('maps a DPMSolverMultistep or KDPM2 config to its SDE / Karras variant', () => {
+    const dpm = { _class_name: 'DPMSolverMultistepScheduler' };
+    expect(schedulerNameFromConfig({ ...dpm, algorithm_type: 'sde-dpmsolver++' })).toBe('dpmpp_2m_sde');
+    expect(schedulerNameFromConfig({ ...dpm, algorithm_type: 'sde-dpmsolver++', use_karras_sigmas: true })).toBe(
+      'dpmpp_2m_sde_karras',
+    );
+    expect(schedulerNameFromConfig({ _class_name: 'KDPM2DiscreteScheduler', use_karras_sigmas: true })).toBe('dpm2_karras');
+    expect(schedulerNameFromConfig({ _class_name: 'KDPM2AncestralDiscreteScheduler' })).toBe('dpm2_a');
+  });
+
+  it('asking for DPM++ 2M on a model whose own config is the SDE variant gives the deterministic sampler', () => {
+    const sdeConfig = { ...SD, algorithm_type: 'sde-dpmsolver++' };
+    const n = new CountingNoise(new GeneratorNoise([new TorchGenerator(1)]));
+    const start = new TorchGenerator(4).randn(SHAPE);
+    run(createScheduler('dpmpp_2m', sdeConfig), 5, (x) => x.map((v) => 0.1 * v), n, start);
+    expect(n.draws).toBe(0);
+  });
+
   it('rejects an unknown name, naming it and listing the valid ones', () => {
     expect(() => createScheduler('dpm_fast', SD)).toThrow(/unknown scheduler "dpm_fast"; valid names: ddim, pndm, .*lcm/);
   });
@@ -145,13 +179,18 @@ describe.each(SCHEDULER_NAMES)('%s timesteps and sigmas', (name) => {
       const s = createScheduler(name, { ...SD, timestep_spacing: spacing });
       if (name === 'lcm' && steps > 50) return;
       s.setTimesteps(steps);
-      const expected = name === 'heun' ? 2 * steps - 1 : name === 'pndm' && steps > 1 ? steps + 1 : steps;
+      const twoEvaluations = name === 'heun' || name.startsWith('dpm2');
+      const expected = twoEvaluations ? 2 * steps - 1 : name === 'pndm' && steps > 1 ? steps + 1 : steps;
       expect(s.timesteps.length).toBe(expected);
-      for (let i = 1; i < s.timesteps.length; i++) expect(s.timesteps[i]).toBeLessThanOrEqual(s.timesteps[i - 1]);
+      // DPM2 as upstream: Karras t_i are rounded but its midpoint timesteps are not, and DPM2 a's midpoint sigma is
+      // the next sigma itself (k-diffusion's sqrt(sigma * sigma_down) with eta 1), so neighbours may invert by < 1.
+      const slack = twoEvaluations && name !== 'heun' ? 1 : 0;
+      for (let i = 1; i < s.timesteps.length; i++) expect(s.timesteps[i]).toBeLessThanOrEqual(s.timesteps[i - 1] + slack);
       expect(s.timesteps[0]).toBeLessThanOrEqual(999);
       expect(s.timesteps[s.timesteps.length - 1]).toBeGreaterThanOrEqual(0);
       if (s.sigmas) {
-        expect(s.sigmas.length).toBe(s.timesteps.length + 1);
+        // DPM2 keeps diffusers' interleaved sigmas: two trailing zeros more than its timesteps need.
+        expect(s.sigmas.length).toBe(s.timesteps.length + (name.startsWith('dpm2') ? 3 : 1));
         for (let i = 1; i < s.sigmas.length; i++) expect(s.sigmas[i]).toBeLessThanOrEqual(s.sigmas[i - 1]);
         expect(s.sigmas[s.sigmas.length - 1]).toBe(0);
       }
@@ -200,8 +239,20 @@ describe('stochastic schedulers', () => {
     expect(l.draws).toBe(3);
   });
 
+  it('dpmpp_2m_sde draws once per step, dpm2_a once per sigma interval (on its second evaluation)', () => {
+    const sde = new CountingNoise(new GeneratorNoise([new TorchGenerator(7)]));
+    const xs = run(createScheduler('dpmpp_2m_sde', SD), 6, model, sde, start);
+    expect(sde.draws).toBe(6);
+    const x2m = run(createScheduler('dpmpp_2m', SD), 6, model, sde, start);
+    expect(maxAbsDiff(xs, x2m)).toBeGreaterThan(1e-3);
+    const a = new CountingNoise(new GeneratorNoise([new TorchGenerator(7)]));
+    run(createScheduler('dpm2_a', SD), 6, model, a, start);
+    // 2*6-1 model calls: 5 intervals with two evaluations each, and a final Euler step to 0 without noise
+    expect(a.draws).toBe(5);
+  });
+
   it('deterministic schedulers draw nothing', () => {
-    for (const name of ['ddim', 'pndm', 'euler', 'heun', 'lms', 'dpmpp_2m', 'dpmpp_2m_karras', 'unipc']) {
+    for (const name of ['ddim', 'pndm', 'euler', 'heun', 'lms', 'dpmpp_2m', 'dpmpp_2m_karras', 'dpm2', 'dpm2_karras', 'unipc']) {
       const n = new CountingNoise(new GeneratorNoise([new TorchGenerator(1)]));
       run(createScheduler(name, SD), 6, model, n, start);
       expect(n.draws, name).toBe(0);

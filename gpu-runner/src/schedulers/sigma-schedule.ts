@@ -1,7 +1,7 @@
 // Timesteps and sigmas of the k-diffusion style schedulers (Euler, Euler ancestral, Heun, LMS): sigmas interpolated
 // at the timesteps (or Karras-spaced), a final sigma appended, everything rounded to float32 as diffusers stores it.
 
-import { float32Logs, interpAtIndex, karrasSigmas, sigmaTimesteps, sigmaToT } from './schedule.ts';
+import { float32Logs, interpAtIndex, karrasSigmas, roundHalfEven, sigmaTimesteps, sigmaToT } from './schedule.ts';
 import type { SchedulerConfig } from './scheduler.ts';
 import { readBoolean, readChoice, type TimestepSpacing } from './scheduler-config.ts';
 
@@ -17,6 +17,8 @@ export interface SigmaScheduleOptions {
   /** Euler's sigma_min / sigma_max config overrides for the Karras range (null: from the schedule). */
   sigmaMin?: number | null;
   sigmaMax?: number | null;
+  /** KDPM2 rounds the Karras timesteps to integers (half to even, np.round); Euler, Heun and LMS keep fractions. */
+  roundKarrasTimesteps?: boolean;
 }
 
 export interface SigmaSchedule {
@@ -36,6 +38,7 @@ export function buildSigmaSchedule(trainSigmas: Float64Array, n: number, opts: S
     const logSigmas = float32Logs(trainSigmas);
     sigmas = Array.from(karrasSigmas(sMin, sMax, n));
     timesteps = sigmas.map((s) => sigmaToT(s, logSigmas));
+    if (opts.roundKarrasTimesteps) timesteps = timesteps.map(roundHalfEven);
   }
   const last = opts.finalSigmaType === 'zero' ? 0 : trainSigmas[0];
   return {

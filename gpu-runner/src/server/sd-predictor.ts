@@ -14,6 +14,7 @@ import { ensureDefaultModel } from '../default-model/write-model.ts';
 import { checkInputImage, encodeImage, MIME_TYPES } from '../image/image-codec.ts';
 import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
+import { clipSkipProblem } from '../pipeline/text-encoding.ts';
 import { CanceledError, type Float32Tensor, type GenerateRequest } from '../pipeline/types.ts';
 import { loadInputImage, privateUrlProblem } from './input-image.ts';
 import { type PredictContext, PredictionCanceledError, type Predictor, type PredictResult } from './predictor.ts';
@@ -75,6 +76,8 @@ export class SdPredictor implements Predictor {
         message: `input.embeddings.prompt.shape[1] must be ${seq} tokens x 1 to ${MAX_PROMPT_WINDOWS} windows, got ${tokens}`,
       });
     }
+    const clipSkip = input.clip_skip === undefined ? null : clipSkipProblem(pipeline.model, input.clip_skip);
+    if (clipSkip) issues.push({ field: 'input.clip_skip', message: clipSkip });
     if (!this.options.allowPrivateImageUrls) {
       for (const field of ['image', 'mask'] as const) {
         const ref = input[field];
@@ -120,6 +123,7 @@ export class SdPredictor implements Predictor {
       strength: image ? input.strength : undefined,
       promptMode: input.prompt_mode,
       promptWeighting: input.prompt_weighting,
+      clipSkip: input.clip_skip,
       embeddings: input.embeddings
         ? { cond: decodeTensor(input.embeddings.prompt), uncond: decodeTensor(input.embeddings.negative) }
         : undefined,

@@ -16,6 +16,10 @@ describe('prediction input schema', () => {
     expect(v).toMatchObject({ width: 512, height: 512, num_inference_steps: 25, guidance_scale: 7.5, num_outputs: 1 });
     expect(v.scheduler).toBe('euler_a');
     expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'DPM++ 2M Karras' }).scheduler).toBe('dpmpp_2m_karras');
+    expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'DPM++ 2M SDE Karras' }).scheduler).toBe('dpmpp_2m_sde_karras');
+    expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'DPM2 a' }).scheduler).toBe('dpm2_a');
+    expect(PredictionInputSchema.parse({ prompt: 'x', clip_skip: 2 }).clip_skip).toBe(2);
+    expect(PredictionInputSchema.parse({ prompt: 'x' }).clip_skip).toBeUndefined();
     expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'EulerDiscreteScheduler' }).scheduler).toBe('euler');
     expect(v.seed).toBeUndefined();
   });
@@ -38,8 +42,11 @@ describe('prediction input schema', () => {
     [{ output_quality: 0 }, 'output_quality: output_quality must be an integer between 1 and 100, got 0'],
     [
       { scheduler: 'magic' },
-      'scheduler: scheduler must be one of ddim, pndm, ddpm, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_karras, unipc, lcm (or a known alias), got "magic"',
+      'scheduler: scheduler must be one of ddim, pndm, ddpm, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_sde, dpmpp_2m_sde_karras, dpm2, dpm2_karras, dpm2_a, dpm2_a_karras, unipc, lcm (or a known alias), got "magic"',
     ],
+    [{ clip_skip: 0 }, 'clip_skip: clip_skip must be an integer between 1 and 12, got 0'],
+    [{ clip_skip: 13 }, 'clip_skip: clip_skip must be an integer between 1 and 12, got 13'],
+    [{ clip_skip: 1.5 }, 'clip_skip: clip_skip must be an integer between 1 and 12, got 1.5'],
     [{ image: 'http://example.com/a.png' }, 'image: image must be an https URL or a data URI, got "http://example.com/a.png"'],
     [
       { image: 'data:text/plain;base64,AAAA' },

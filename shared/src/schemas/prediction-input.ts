@@ -5,6 +5,8 @@ import { DEFAULT_LIMITS, type InputLimits, MAX_SEED } from './limits.ts';
 
 export const OUTPUT_FORMATS = ['png', 'webp', 'jpeg'] as const;
 export const PROMPT_MODES = ['truncate', 'chunk'] as const;
+/** CLIP ViT-L/14 (SD 1.x) has 12 text layers, OpenCLIP ViT-H (SD 2.x) 23 after diffusers drops the last one. */
+export const MAX_CLIP_SKIP = 12;
 
 const show = (v: unknown): string => {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
@@ -130,6 +132,11 @@ export function predictionInputFields(limits: InputLimits = DEFAULT_LIMITS) {
       .enum(PROMPT_MODES, { error: (iss) => `prompt_mode must be truncate or chunk, got ${show(iss.input)}` })
       .default('chunk'),
     prompt_weighting: z.boolean({ error: (iss) => `prompt_weighting must be a boolean, got ${show(iss.input)}` }).default(true),
+    /**
+     * Text-encoder layer to condition on, counted as AUTOMATIC1111 does: 1 = the last (default), 2 = the penultimate
+     * (diffusers' clip_skip=1). A model whose text encoder cannot expose it refuses values above 1.
+     */
+    clip_skip: intInRange('clip_skip', 1, MAX_CLIP_SKIP).optional(),
   };
 }
 

@@ -89,6 +89,8 @@ export interface LocalStack {
   edge: EdgeHandle;
   stateDir: string;
   stop(): Promise<void>;
+  /** Stops the edge and starts it again on the same port and state (its Durable Objects' storage persists). */
+  restartEdge(): Promise<void>;
 }
 
 const TSX = join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
@@ -287,7 +289,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     step('starting the edge (wrangler dev)');
     const { ref: _ref, ...modelEntry } = model;
     let edgeUrl: string;
-    ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, {
+    const edgeSpec = {
       port: edgePort,
       models: [
         {
@@ -302,10 +304,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         WEBHOOK_SIGNING_SECRET: clientWebhookSecret,
         TOKEN_SIGNING_SECRET: tokenSigningSecret,
       },
-      onLine: (l) => options.onLine?.('edge', l),
-    }));
+      onLine: (l: string) => options.onLine?.('edge', l),
+    };
+    ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, edgeSpec));
 
-    return {
+    const stack: LocalStack = {
       edgeUrl,
       runnerUrl: runner.url,
       runnerUrls,
@@ -321,7 +324,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       edge,
       stateDir,
       stop,
+      async restartEdge() {
+        await edge?.stop();
+        edge = undefined;
+        ({ edge } = await startReadyEdge(persistTo, keys, options, edgeSpec));
+        stack.edge = edge;
+      },
     };
+    return stack;
   });
 }
 

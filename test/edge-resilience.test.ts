@@ -1,8 +1,8 @@
-// No accepted prediction is lost or run twice when runners refuse, fail or redeliver: real processes only (two runners,
-// s3rver, the edge under wrangler dev, and a second edge whose model uses the `replicate` backend against the first).
-// A runner SIGKILLed mid-run is requeued to its sibling; a pool that only refuses fails the prediction after the retry
-// budget; client webhooks are retried with one webhook-id until accepted; the replicate backend runs, and cancels, on
-// a real Replicate-compatible API (our own edge).
+// No accepted prediction is lost or run twice when runners die, freeze, lose the edge or redeliver: real processes only
+// (two pull runners, s3rver, the edge under wrangler dev, and a second edge whose model uses the `replicate` backend
+// against the first). A runner SIGKILLed or SIGSTOPped mid-run loses its lease and the other runner completes the
+// prediction once; the edge restarted with work in line runs all of it; a push pool that only refuses keeps the
+// prediction waiting until its maximum queue time; client webhooks are retried with one webhook-id until accepted.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { signWebhook } from '@sd/shared/webhook-signature';
@@ -21,14 +21,12 @@ import {
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.ts';
 
 const TINY = { width: 64, height: 64, num_inference_steps: 6 } as const;
-/** Small so a dead runner is noticed in seconds (production: 120). */
-const SILENCE_SECONDS = 4;
-/** Small so a pool that only refuses fails in seconds: attempts 1..3, with 2-3 s and 4-5 s between them. */
-const DISPATCH_MAX_RETRIES = 2;
+/** Small so a dead runner is noticed in seconds (production: 15). */
+const LEASE_TTL_SECONDS = 4;
+/** The push pool that only refuses gives up waiting after this long. */
+const REFUSED_QUEUE_SECONDS = 8;
 const REFUSING_MODEL = { id: 'sd/refused', version: 'refused-v1' } as const;
 const REMOTE_MODEL = { id: 'sd/remote', version: 'remote-v1' } as const;
-/** A pool of one runner (the second): a requeue can only go back to it. */
-const SOLO_MODEL = { id: 'sd/solo', version: 'solo-v1' } as const;
 const TERMINAL = ['succeeded', 'failed', 'canceled'];
 
 /** The edge B: two runners behind it, a second model whose pool only refuses (one answers 409, one is down). */
@@ -81,13 +79,13 @@ function edgeLogs(edge: { process: { lines: string[] } }): Record<string, unknow
   });
 }
 
-/** Posts a runner webhook signed with the runners' secret, as a runner would (e.g. a late one from a dead attempt). */
-async function runnerWebhook(id: string, generation: number, envelope: Record<string, unknown>): Promise<Response> {
+/** Posts a push-style runner webhook signed with the runners' secret, as a runner would (a late or duplicate one). */
+async function runnerWebhook(envelope: Record<string, unknown>): Promise<Response> {
   const body = JSON.stringify(envelope);
-  const headers = await signWebhook(stack.runnerWebhookSecret, `msg_${id}_${generation}_${Date.now()}`, body);
-  return fetch(`${stack.edgeUrl}/internal/runner-webhook?prediction=${id}&generation=${generation}`, {
+  const headers = await signWebhook(stack.runnerWebhookSecret, `msg_${String(envelope.id)}_${Date.now()}`, body);
+  return fetch(`${stack.edgeUrl}/internal/runner-webhook`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.runnerToken}`, ...headers },
     body,
   });
 }
@@ -101,11 +99,9 @@ beforeAll(async () => {
     runnerCount: 2,
     secretKey: { ratePerMinute: 600, maxInFlight: 16 },
     runnerEnv: { SLOTS: '1', PROGRESS_THROTTLE_MS: '100', ORT_INTRA_OP_THREADS: '1' },
-    edgeVars: { RUNNER_SILENCE_SECONDS: String(SILENCE_SECONDS), MAX_REQUEUES: '2' },
-    dispatchMaxRetries: DISPATCH_MAX_RETRIES,
-    extraModels: (runnerUrls) => [
-      { ...REFUSING_MODEL, backend: 'cog', runners: [refuser.url, downRunner] },
-      { ...SOLO_MODEL, backend: 'cog', runners: [runnerUrls[1]] },
+    edgeVars: { LEASE_TTL_SECONDS: String(LEASE_TTL_SECONDS), MAX_REQUEUES: '2' },
+    extraModels: () => [
+      { ...REFUSING_MODEL, backend: 'cog', runners: [refuser.url, downRunner], maxQueueSeconds: REFUSED_QUEUE_SECONDS },
     ],
   });
   timings.startEdgeB = Date.now() - t0;
@@ -253,7 +249,7 @@ describe('the replicate backend against a real Replicate-compatible API (edge A 
   });
 });
 
-describe('runners that die or refuse', () => {
+describe('runners that die, freeze or refuse, and an edge that restarts', () => {
   let hooks: WebhookReceiver;
   beforeAll(async () => {
     hooks = await startWebhookReceiver(stack.clientWebhookSecret);
@@ -262,77 +258,9 @@ describe('runners that die or refuse', () => {
     await hooks?.close();
   });
 
-  it('every runner of the pool busy or down: after the retry budget the prediction fails naming the reason, and the job is dead-lettered', async () => {
-    const t0 = Date.now();
-    const p = await create(`${REFUSING_MODEL.id}:${REFUSING_MODEL.version}`, { prompt: 'nobody will take this', ...TINY });
-    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 40_000);
-    expect(final.status).toBe('failed');
-    expect(final.error).toMatch(
-      new RegExp(
-        `^no runner accepted the prediction after ${DISPATCH_MAX_RETRIES + 1} attempts; last: runner http://127\\.0\\.0\\.1:\\d+ (answered 409: the test refuser is always busy|is unreachable: .+)$`,
-      ),
-    );
-    expect(refuser.calls).toBeGreaterThanOrEqual(1);
-    // The queue's max_retries agrees with DISPATCH_MAX_RETRIES: the attempt that failed it was the queue's last, so the
-    // message went to the dead-letter queue (with the default max_retries 8 it would have been retried instead).
-    await expect
-      .poll(() => edgeLogs(stack.edge).filter((r) => r.msg === 'job dead-lettered' && r.predictionId === p.id).length, {
-        timeout: 10_000,
-      })
-      .toBe(1);
-    const attempts = edgeLogs(stack.edge).filter(
-      (r) => r.predictionId === p.id && (r.msg === 'runner refused; retrying' || r.msg === 'dispatch budget spent'),
-    );
-    expect(attempts.map((r) => r.msg)).toEqual([
-      ...Array.from({ length: DISPATCH_MAX_RETRIES }, () => 'runner refused; retrying'),
-      'dispatch budget spent',
-    ]);
-    timings.allRefuse = Date.now() - t0;
-  });
-
-  it('a single runner that goes silent (SIGSTOP) and comes back runs the requeued prediction under a new runner-side id', async () => {
-    const t0 = Date.now();
-    const solo = stack.runners[1];
-    const p = await create(`${SOLO_MODEL.id}:${SOLO_MODEL.version}`, {
-      prompt: 'a runner that pauses',
-      width: 256,
-      height: 256,
-      num_inference_steps: 150,
-    });
-    await waitForPrediction(
-      stack.edgeUrl,
-      stack.apiKey,
-      p.id,
-      (x) => (x.progress?.step ?? 0) >= 2 || TERMINAL.includes(x.status),
-      60_000,
-    );
-    solo.process.signal('SIGSTOP');
-    try {
-      await expect
-        .poll(() => edgeLogs(stack.edge).filter((r) => r.msg === 'runner silent; requeueing' && r.predictionId === p.id).length, {
-          timeout: 30_000,
-          interval: 200,
-        })
-        .toBe(1);
-    } finally {
-      solo.process.signal('SIGCONT');
-    }
-    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
-    expect(final.status, final.error ?? '').toBe('succeeded');
-    // The same runner ran it again as <id>-g1 (its idempotent PUT would have handed back the abandoned <id>).
-    expect(runnerStarts(solo, `${p.id}-g1`)).toBe(1);
-    expect(final.output?.[0]).toContain(`/predictions/${p.id}-g1/0.png`);
-    expect(await imageMetadata(final.output![0])).toMatchObject({ width: 256, height: 256 });
-    timings.soloRequeue = Date.now() - t0;
-  });
-
-  it('a runner SIGKILLed mid-prediction: the edge requeues it after the silence deadline and the other runner completes it once', async () => {
-    const t0 = Date.now();
-    const p = await create(
-      stack.model.ref,
-      { prompt: 'a runner that will not finish', width: 256, height: 256, num_inference_steps: 150 },
-      { webhook: hooks.url, webhook_events_filter: ['completed'] },
-    );
+  /** Creates a long prediction and waits until a runner is a few steps into it; returns it and that runner. */
+  async function longRunning(prompt: string, extra: Record<string, unknown> = {}) {
+    const p = await create(stack.model.ref, { prompt, width: 256, height: 256, num_inference_steps: 150 }, extra);
     await waitForPrediction(
       stack.edgeUrl,
       stack.apiKey,
@@ -340,40 +268,105 @@ describe('runners that die or refuse', () => {
       (x) => (x.progress?.step ?? 0) >= 3 || TERMINAL.includes(x.status),
       60_000,
     );
-    const [victim, ...others] = [...stack.runners].sort((a, b) => runnerStarts(b, p.id) - runnerStarts(a, p.id));
-    expect(runnerStarts(victim, p.id)).toBe(1);
-    const survivor = others[0];
+    const holder = stack.runners.find((r) => runnerStarts(r, p.id) === 1);
+    if (!holder) throw new Error(`no runner started ${p.id}`);
+    return { p, holder, other: stack.runners.find((r) => r !== holder)! };
+  }
+
+  it('a push pool that only refuses (409) or is down keeps the prediction waiting, then fails it at the maximum queue time', async () => {
+    const t0 = Date.now();
+    const p = await create(`${REFUSING_MODEL.id}:${REFUSING_MODEL.version}`, { prompt: 'nobody will take this', ...TINY });
+    const waiting = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, () => true);
+    expect(waiting.status).toBe('starting');
+    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 40_000);
+    expect(final.status).toBe('failed');
+    expect(final.error).toMatch(
+      new RegExp(
+        `^no GPU became free for this model within the maximum queue time of ${REFUSED_QUEUE_SECONDS} s \\(waited \\d+ s\\)$`,
+      ),
+    );
+    // No internal address reaches the client.
+    expect(final.error).not.toMatch(/127\.0\.0\.1|http:/);
+    expect(refuser.calls).toBeGreaterThanOrEqual(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(REFUSED_QUEUE_SECONDS * 1000 - 1000);
+    timings.allRefuse = Date.now() - t0;
+  });
+
+  it('a runner frozen (SIGSTOP) past its lease: the other runner completes the prediction once; the frozen one is fenced and refused', async () => {
+    const t0 = Date.now();
+    const { p, holder, other } = await longRunning('a runner that freezes');
+    holder.process.signal('SIGSTOP');
+    const stoppedAt = Date.now();
+    try {
+      await expect.poll(() => runnerStarts(other, `${p.id}-a1`), { timeout: 30_000, interval: 200 }).toBe(1);
+    } finally {
+      holder.process.signal('SIGCONT');
+    }
+    // Taken back after the lease TTL, not before.
+    const retaken = other.logRecords().find((r) => r.msg === 'prediction started' && r.prediction_id === `${p.id}-a1`);
+    expect(Date.parse(String(retaken?.time)) - stoppedAt).toBeGreaterThanOrEqual(LEASE_TTL_SECONDS * 1000 - 1000);
+    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 120_000);
+    expect(final.status, final.error ?? '').toBe('succeeded');
+    expect(final.output?.[0]).toContain(`/predictions/${p.id}-a1/0.png`);
+    // The thawed runner learns its lease is gone and stops: it never finishes or stores its attempt.
+    await expect
+      .poll(() => holder.logRecords().some((r) => r.prediction_id === p.id && /canceling/.test(String(r.msg))), {
+        timeout: 15_000,
+      })
+      .toBe(true);
+    expect(holder.logRecords().some((r) => r.prediction_id === p.id && r.msg === 'prediction succeeded')).toBe(false);
+    expect(await storedObjects(stack.s3, p.id)).toEqual([]);
+    expect(await storedObjects(stack.s3, `${p.id}-a1`)).toEqual(['0.png']);
+    timings.freezeToSucceeded = Date.now() - t0;
+  });
+
+  it('the edge restarted with work in line: every queued prediction succeeds, each run once', async () => {
+    const t0 = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await create(stack.model.ref, { prompt: `queued across a restart ${i}`, ...TINY })).id);
+    await stack.restartEdge();
+    for (const id of ids) {
+      const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, id, (x) => TERMINAL.includes(x.status), 120_000);
+      expect(final.status, final.error ?? '').toBe('succeeded');
+      const runs = stack.runners.reduce(
+        (n, r) => n + runnerStarts(r, id) + runnerStarts(r, `${id}-a1`) + runnerStarts(r, `${id}-a2`),
+        0,
+      );
+      expect(runs).toBeGreaterThanOrEqual(1);
+      // Two starts only if a lease was lost to the restart; never two completions.
+      const completions = (await storedObjects(stack.s3, id)).length + (await storedObjects(stack.s3, `${id}-a1`)).length;
+      expect(completions).toBe(1);
+    }
+    timings.edgeRestart = Date.now() - t0;
+  });
+
+  it('a runner SIGKILLed mid-prediction: the other runner completes it once; late and duplicate reports change nothing', async () => {
+    const t0 = Date.now();
+    const {
+      p,
+      holder: victim,
+      other: survivor,
+    } = await longRunning('a runner that will not finish', {
+      webhook: hooks.url,
+      webhook_events_filter: ['completed'],
+    });
     victim.process.signal('SIGKILL');
     const killedAt = Date.now();
     await victim.process.exited;
-    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 90_000);
+    const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, (x) => TERMINAL.includes(x.status), 120_000);
     timings.killToSucceeded = Date.now() - killedAt;
     expect(final.status, final.error ?? '').toBe('succeeded');
     const [url] = final.output ?? [];
     expect(await imageMetadata(url)).toMatchObject({ width: 256, height: 256, format: 'png' });
-    // Run once more, on the survivor, under the requeue's runner-side id (<id>-g1); one object in the bucket; the
-    // seed the edge chose at create, kept across the requeue.
-    const requeuedId = `${p.id}-g1`;
+    const requeuedId = `${p.id}-a1`;
     expect(runnerStarts(survivor, requeuedId)).toBe(1);
     expect(runnerStarts(survivor, p.id)).toBe(0);
-    expect(runnerStarts(victim, p.id)).toBe(1);
     expect(await storedObjects(stack.s3, p.id)).toEqual([]);
     expect(await storedObjects(stack.s3, requeuedId)).toEqual(['0.png']);
+    // The seed the edge chose at create is kept across the requeue.
     expect(final.metrics.seed).toBe(p.input.seed);
-    const requeued = edgeLogs(stack.edge).filter((r) => r.msg === 'runner silent; requeueing' && r.predictionId === p.id);
-    expect(requeued).toHaveLength(1);
-    expect(requeued[0]).toMatchObject({ runner: victim.url, generation: 1 });
-    // Straight to the survivor: a requeue does not start with the runner that went silent.
-    const dispatched = edgeLogs(stack.edge).filter((r) => r.msg === 'dispatched' && r.predictionId === p.id);
-    expect(dispatched.map((r) => [r.generation, r.runner])).toEqual([
-      [0, victim.url],
-      [1, survivor.url],
-    ]);
-    expect(edgeLogs(stack.edge).filter((r) => r.msg === 'runner refused; retrying' && r.predictionId === p.id)).toEqual([]);
-    // It noticed after the silence deadline, not before.
-    expect(Date.parse(String(requeued[0].time)) - killedAt).toBeGreaterThanOrEqual(SILENCE_SECONDS * 1000 - 1_000);
 
-    // A late completion from the dead attempt (generation 0) and a redelivered one of the live attempt change nothing.
+    // A late completion from the dead attempt and a redelivered one of the live attempt change nothing.
     const envelope = {
       id: p.id,
       status: 'succeeded',
@@ -386,14 +379,13 @@ describe('runners that die or refuse', () => {
       started_at: null,
       completed_at: new Date().toISOString(),
     };
-    const late = await runnerWebhook(p.id, 0, envelope);
+    const late = await runnerWebhook(envelope);
     expect(late.status).toBe(200);
-    expect(await late.json()).toMatchObject({ applied: false, reason: 'stale generation 0 (current 1)' });
-    const again = await runnerWebhook(p.id, 1, { ...envelope, id: requeuedId });
-    expect(await again.json()).toMatchObject({ applied: false, reason: 'prediction is succeeded' });
+    expect(await late.json()).toMatchObject({ applied: false });
+    const again = await runnerWebhook({ ...envelope, id: requeuedId });
+    expect(await again.json()).toMatchObject({ applied: false });
     const after = await waitForPrediction(stack.edgeUrl, stack.apiKey, p.id, () => true);
     expect(after.output).toEqual(final.output);
-
     // One completion: one finished transition on the edge, one completed webhook to the client.
     expect(edgeLogs(stack.edge).filter((r) => r.msg === 'prediction finished' && r.predictionId === p.id)).toHaveLength(1);
     const completed = await hooks.waitFor(p.id, (w) => w.body.status === 'succeeded', 10_000);

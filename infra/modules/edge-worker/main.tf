@@ -52,30 +52,27 @@ locals {
     "https://${var.name}.workers.dev",
   )
 
-  plain_text_bindings = merge(
-    {
-      # Optional fields are left out rather than sent as null, so the edge's schema sees them as absent.
-      # backend "cog" with runners = [] is a pull-only pool: runners lease work from the edge (EDGE_URL).
-      MODELS = jsonencode([for m in var.models : merge(
-        { id = m.id, version = m.version, backend = m.backend, runners = m.runners },
-        { for k, v in { tokenizer = m.tokenizer } : k => v if v != null },
-        { for k, v in { limits = m.limits } : k => v if v != null },
-      )])
-      PUBLIC_BASE_URL           = local.public_base_url
-      ALLOWED_ORIGINS           = join(",", var.allowed_origins)
-      LOG_LEVEL                 = var.log_level
-      DISPATCH_MAX_RETRIES      = tostring(var.dispatch_max_retries)
-      RUNNER_SILENCE_SECONDS    = tostring(var.runner_silence_seconds)
-      MAX_REQUEUES              = tostring(var.max_requeues)
-      RUNNER_REQUEST_TIMEOUT_MS = tostring(var.runner_request_timeout_ms)
-      EMBEDDING_TTL_SECONDS     = tostring(var.embedding_ttl_seconds)
-    },
+  # Null values are not bound (the CloudWatch pair only when var.cloudwatch is set).
+  plain_text_bindings = {
+    # Optional fields are left out rather than sent as null, so the edge's schema sees them as absent.
+    # backend "cog" with runners = [] is a pull-only pool: runners lease work from the edge (their EDGE_URL).
+    MODELS = jsonencode([for m in var.models : merge(
+      { id = m.id, version = m.version, backend = m.backend, runners = m.runners },
+      { for k, v in { tokenizer = m.tokenizer } : k => v if v != null },
+      { for k, v in { limits = m.limits } : k => v if v != null },
+    )])
+    PUBLIC_BASE_URL           = local.public_base_url
+    ALLOWED_ORIGINS           = join(",", var.allowed_origins)
+    LOG_LEVEL                 = var.log_level
+    DISPATCH_MAX_RETRIES      = tostring(var.dispatch_max_retries)
+    RUNNER_SILENCE_SECONDS    = tostring(var.runner_silence_seconds)
+    MAX_REQUEUES              = tostring(var.max_requeues)
+    RUNNER_REQUEST_TIMEOUT_MS = tostring(var.runner_request_timeout_ms)
+    EMBEDDING_TTL_SECONDS     = tostring(var.embedding_ttl_seconds)
     # The cron trigger pushes Backlog/Waiting/Running per model to CloudWatch only when these are bound.
-    var.cloudwatch == null ? {} : {
-      CLOUDWATCH_REGION    = var.cloudwatch.region
-      CLOUDWATCH_NAMESPACE = var.cloudwatch.namespace
-    },
-  )
+    CLOUDWATCH_REGION    = try(var.cloudwatch.region, null)
+    CLOUDWATCH_NAMESPACE = try(var.cloudwatch.namespace, null)
+  }
 
   # Secrets land in the Terraform state; keep the state encrypted (see README). Null optional secrets are not bound.
   secret_text_bindings = {
@@ -94,7 +91,7 @@ locals {
   bindings = concat(
     [for name, _ in local.kv_bindings : { name = name, type = "kv_namespace", namespace_id = cloudflare_workers_kv_namespace.this[name].id }],
     [for name, class in local.durable_object_bindings : { name = name, type = "durable_object_namespace", class_name = class }],
-    [for name, text in local.plain_text_bindings : { name = name, type = "plain_text", text = text }],
+    [for name, text in local.plain_text_bindings : { name = name, type = "plain_text", text = text } if text != null],
     [for name, text in local.secret_text_bindings : { name = name, type = "secret_text", text = text } if text != null],
   )
 }

@@ -51,3 +51,8 @@ output "operator_token" {
   value       = random_password.operator_token.result
   sensitive   = true
 }
+
+output "cloudflare_account_id" {
+  description = "Cloudflare account of the deployment (CLOUDFLARE_ACCOUNT_ID for wrangler kv with --namespace-id)."
+  value       = var.cloudflare_account_id
+}

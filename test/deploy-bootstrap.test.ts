@@ -120,10 +120,10 @@ describe.skipIf(!referenceDir)(`npm run bootstrap against local KV${referenceSki
       defaultPersistRoot: path.join(persist, 'v3'),
     });
     try {
-      const kv = (await mf.getKVNamespace('TOKENIZERS'));
+      const kv = await mf.getKVNamespace('TOKENIZERS');
       expect(await kv.get('default-v1/vocab.json')).toBe(await readFile(path.join(tokenizerDir, 'vocab.json'), 'utf8'));
       expect(await kv.get('default-v1/merges.txt')).toBe(await readFile(path.join(tokenizerDir, 'merges.txt'), 'utf8'));
-      const other = (await mf.getKVNamespace('PLACEHOLDER'));
+      const other = await mf.getKVNamespace('PLACEHOLDER');
       expect((await other.list()).keys).toEqual([]);
     } finally {
       await mf.dispose();

@@ -134,7 +134,8 @@ resource "cloudflare_workers_script" "this" {
     }
 
     precondition {
-      condition     = var.cloudwatch == null || (var.cloudwatch_access_key_id != null && var.cloudwatch_secret_access_key != null)
+      # Whether the key is set is not secret; the key is.
+      condition     = var.cloudwatch == null || nonsensitive(var.cloudwatch_access_key_id != null && var.cloudwatch_secret_access_key != null)
       error_message = "cloudwatch is set, so cloudwatch_access_key_id and cloudwatch_secret_access_key are required (the key of the PutMetricData-only IAM user)."
     }
   }

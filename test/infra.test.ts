@@ -1,6 +1,7 @@
 // Structural checks of infra/ without a terraform binary: every .tf file parses as HCL (@cdktf/hcl2json), and the
 // module conventions, variable wiring, provider pins and the edge worker's bindings versus edge/wrangler.jsonc hold.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
@@ -116,6 +117,8 @@ function varRefs(text: string): Set<string> {
 }
 
 const rel = (p: string) => relative(repo, p);
+/** How hcl2json renders a bare HCL reference or expression: "${var.x}". */
+const ref = (e: string) => `\${${e}}`;
 
 beforeAll(async () => {
   for (const dir of allDirs) parsed.set(dir, await parseDir(dir));
@@ -321,6 +324,16 @@ describe('examples', () => {
   });
 });
 
+/** The string of an HCL expression as hcl2json renders it ("${...}"), whitespace collapsed. */
+const expr = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v)).replace(/\s+/g, ' ');
+const resourceOf = (p: ParsedDir, type: string, name: string) => {
+  const r = resources(p).find((x) => x.type === type && x.name === name);
+  if (!r) throw new Error(`${rel(p.dir)} has no ${type}.${name}`);
+  return r.body;
+};
+/** hcl2json gives nested blocks as arrays of bodies; the first one. */
+const first = (v: unknown) => (Array.isArray(v) ? (v[0] as Body) : (v as Body));
+
 describe('edge-worker module versus edge/wrangler.jsonc', () => {
   const wranglerText = readFileSync(join(repo, 'edge', 'wrangler.jsonc'), 'utf8');
   // JSONC: comments out, trailing commas out. Strings such as "http://..." survive because stripComments skips strings.
@@ -330,10 +343,8 @@ describe('edge-worker module versus edge/wrangler.jsonc', () => {
     kv_namespaces?: Array<{ binding: string }>;
     durable_objects?: { bindings: Array<{ name: string; class_name: string }> };
     migrations?: Array<{ tag: string; new_sqlite_classes?: string[]; new_classes?: string[] }>;
-    queues?: {
-      producers?: Array<{ binding: string; queue: string }>;
-      consumers?: Array<{ queue: string; max_retries?: number; max_batch_size?: number; dead_letter_queue?: string }>;
-    };
+    queues?: { producers?: Array<{ binding: string; queue: string }> };
+    triggers?: { crons?: string[] };
     vars?: Record<string, string>;
   };
   // Secrets are not in the JSON: wrangler.jsonc lists them in its "// Secrets ..." comment lines, and
@@ -350,63 +361,129 @@ describe('edge-worker module versus edge/wrangler.jsonc', () => {
     ...new Set([...[...secretComment.join(' ').matchAll(/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/g)].map((m) => m[0]), ...envSecrets]),
   ];
 
+  // The pull-dispatch contract (a ModelQueue Durable Object per pool instead of Cloudflare Queues, an every-minute
+  // cron publishing the backlog) reaches Terraform and edge/wrangler.jsonc on separate branches. Terraform may be
+  // ahead of wrangler.jsonc by exactly these; once wrangler.jsonc has one, drop it here (the test says so).
+  const AHEAD_OF_WRANGLER = {
+    migrations: ['v3'],
+    durableObjects: ['MODEL_QUEUE'],
+    crons: ['* * * * *'],
+  };
+
   const edge = () => parsed.get(join(infra, 'modules', 'edge-worker'))!;
   const mapKeys = (l: Body, key: string) => Object.keys((l[key] as Body | undefined) ?? {});
+  const wranglerTags = (wrangler.migrations ?? []).map((m) => m.tag);
+  const wranglerDoNames = (wrangler.durable_objects?.bindings ?? []).map((b) => b.name);
 
   it('wrangler.jsonc parses and names its secrets', () => {
     expect(wrangler.kv_namespaces?.length).toBeGreaterThan(0);
     expect(wranglerSecrets).toEqual(expect.arrayContaining(['RUNNER_WEBHOOK_SECRET', 'RUNNER_TOKEN']));
   });
 
+  it('lists as ahead of wrangler.jsonc only what wrangler.jsonc does not have yet', () => {
+    const landed = [
+      ...AHEAD_OF_WRANGLER.migrations.filter((t) => wranglerTags.includes(t)),
+      ...AHEAD_OF_WRANGLER.durableObjects.filter((n) => wranglerDoNames.includes(n)),
+      ...AHEAD_OF_WRANGLER.crons.filter((c) => (wrangler.triggers?.crons ?? []).includes(c)),
+    ];
+    expect(landed, `wrangler.jsonc has ${landed.join(', ')}: remove them from AHEAD_OF_WRANGLER`).toEqual([]);
+  });
+
   it('the worker script takes its bindings from local.bindings, which assembles every binding map', () => {
-    const script = resources(edge()).find((r) => r.type === 'cloudflare_workers_script' && r.name === 'this');
-    expect(script).toBeDefined();
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: hcl2json renders an HCL expression as a literal "${...}" string.
-    expect(script!.body.bindings).toBe('${local.bindings}');
+    const script = resourceOf(edge(), 'cloudflare_workers_script', 'this');
+    expect(script.bindings).toBe(ref('local.bindings'));
     const assembled = String(locals(edge()).bindings);
-    for (const m of [
-      'kv_bindings',
-      'durable_object_bindings',
-      'queue_producer_bindings',
-      'plain_text_bindings',
-      'secret_text_bindings',
-    ]) {
+    for (const m of ['kv_bindings', 'durable_object_bindings', 'plain_text_bindings', 'secret_text_bindings']) {
       expect(assembled, `local.bindings does not use local.${m}`).toContain(`local.${m}`);
     }
   });
 
-  it('covers every KV, Durable Object, queue, var and secret binding of wrangler.jsonc', () => {
+  it('covers every KV, Durable Object, var and secret binding of wrangler.jsonc, plus the pull-dispatch ones', () => {
     const l = locals(edge());
     const tfNames = new Set([
       ...mapKeys(l, 'kv_bindings'),
       ...mapKeys(l, 'durable_object_bindings'),
-      ...mapKeys(l, 'queue_producer_bindings'),
       ...mapKeys(l, 'plain_text_bindings'),
       ...mapKeys(l, 'secret_text_bindings'),
     ]);
     const wranglerNames = [
       ...(wrangler.kv_namespaces ?? []).map((k) => k.binding),
-      ...(wrangler.durable_objects?.bindings ?? []).map((b) => b.name),
-      ...(wrangler.queues?.producers ?? []).map((p) => p.binding),
+      ...wranglerDoNames,
       ...Object.keys(wrangler.vars ?? {}),
       ...wranglerSecrets,
     ];
     const missing = wranglerNames.filter((n) => !tfNames.has(n));
     expect(missing, `edge-worker lacks bindings ${missing.join(', ')}`).toEqual([]);
-    // Each binding kind matches too: a KV binding in wrangler is a KV binding here.
     expect(mapKeys(l, 'kv_bindings')).toEqual(expect.arrayContaining((wrangler.kv_namespaces ?? []).map((k) => k.binding)));
     expect(mapKeys(l, 'secret_text_bindings')).toEqual(expect.arrayContaining(wranglerSecrets));
+    // The contract's operator and CloudWatch bindings.
+    expect(mapKeys(l, 'secret_text_bindings')).toEqual(
+      expect.arrayContaining(['OPERATOR_TOKEN', 'CLOUDWATCH_ACCESS_KEY_ID', 'CLOUDWATCH_SECRET_ACCESS_KEY', 'RUNNER_TOKEN']),
+    );
+    expect(mapKeys(l, 'plain_text_bindings')).toEqual(expect.arrayContaining(['CLOUDWATCH_REGION', 'CLOUDWATCH_NAMESPACE']));
   });
 
-  it('binds the same Durable Object classes and migrations as wrangler.jsonc', () => {
-    const l = locals(edge());
-    const doMap = l.durable_object_bindings as Record<string, string>;
+  it('has no Cloudflare Queues: no queue resources, no queue bindings', () => {
+    const queueResources = resources(edge()).filter((r) => r.type.replace(/^data\./, '').startsWith('cloudflare_queue'));
+    expect(queueResources.map((r) => `${r.type}.${r.name}`)).toEqual([]);
+    expect(String(locals(edge()).bindings)).not.toMatch(/type\s*=\s*"queue"/);
+    expect([...edge().code.values()].join('\n')).not.toMatch(/cloudflare_queue/);
+  });
+
+  it('binds the same Durable Object classes as wrangler.jsonc, and ModelQueue for the model pools', () => {
+    const doMap = locals(edge()).durable_object_bindings as Record<string, string>;
     for (const b of wrangler.durable_objects?.bindings ?? []) expect(doMap[b.name]).toBe(b.class_name);
-    const tfMigrations = l.durable_object_migrations as Array<{ tag: string; new_sqlite_classes?: string[] }>;
-    expect(tfMigrations.map((m) => m.tag)).toEqual((wrangler.migrations ?? []).map((m) => m.tag));
-    expect(tfMigrations.map((m) => [...(m.new_sqlite_classes ?? [])].sort())).toEqual(
+    expect(Object.values(doMap)).toContain('ModelQueue');
+    const extra = Object.keys(doMap).filter((n) => !wranglerDoNames.includes(n));
+    expect(extra.sort()).toEqual(AHEAD_OF_WRANGLER.durableObjects.filter((n) => !wranglerDoNames.includes(n)).sort());
+  });
+
+  it('lists the migrations of wrangler.jsonc in order, then only the contract steps not there yet', () => {
+    const tfMigrations = locals(edge()).durable_object_migrations as Array<{ tag: string; new_sqlite_classes?: string[] }>;
+    const tfTags = tfMigrations.map((m) => m.tag);
+    expect(tfTags.slice(0, wranglerTags.length)).toEqual(wranglerTags);
+    expect(tfTags.slice(wranglerTags.length)).toEqual(AHEAD_OF_WRANGLER.migrations.filter((t) => !wranglerTags.includes(t)));
+    expect(tfMigrations.slice(0, wranglerTags.length).map((m) => [...(m.new_sqlite_classes ?? [])].sort())).toEqual(
       (wrangler.migrations ?? []).map((m) => [...(m.new_sqlite_classes ?? [])].sort()),
     );
+    // Every class bound is created by some migration, ModelQueue as a sqlite class in a step of its own.
+    const created = tfMigrations.flatMap((m) => m.new_sqlite_classes ?? []);
+    for (const cls of Object.values(locals(edge()).durable_object_bindings as Record<string, string>))
+      expect(created).toContain(cls);
+    expect(tfMigrations.find((m) => m.new_sqlite_classes?.includes('ModelQueue'))?.tag).toBe('v3');
+  });
+
+  it('re-applying sends old_tag = the deployed tag and only the steps after it (as wrangler deploy does)', () => {
+    const l = locals(edge());
+    const script = resourceOf(edge(), 'cloudflare_workers_script', 'this');
+    expect(script.migrations).toBe(ref('local.migrations'));
+    // The deployed tag comes from the account's scripts list, the list wrangler reads.
+    const scripts = resourceOf(edge(), 'data.cloudflare_workers_scripts', 'this');
+    expect(expr(scripts.account_id)).toContain('var.account_id');
+    expect(expr(l.deployed_migration_tag)).toMatch(
+      /data\.cloudflare_workers_scripts\.this\.result.*migration_tag.*s\.id == var\.name/,
+    );
+    // Only the pending steps: slice after the deployed tag's index; nothing at all when there are none.
+    expect(expr(l.pending_migrations)).toMatch(
+      /slice\(local\.durable_object_migrations, local\.deployed_migration_index \+ 1, length\(local\.durable_object_migrations\)\)/,
+    );
+    const migrations = expr(l.migrations);
+    expect(migrations).toMatch(/length\(local\.pending_migrations\) == 0 \? null/);
+    expect(migrations).toMatch(/old_tag = local\.deployed_migration_tag/);
+    expect(migrations).toMatch(/steps = \[for m in local\.pending_migrations/);
+    expect(migrations).not.toMatch(/for m in local\.durable_object_migrations/);
+    // A deployed tag this configuration does not know fails the plan rather than replaying every step.
+    const pre = (first(script.lifecycle).precondition as Body[]).map((p) => expr(p.condition));
+    expect(pre.some((c) => /contains\(local\.migration_tags, local\.deployed_migration_tag\)/.test(c))).toBe(true);
+  });
+
+  it('runs the every-minute Cron Trigger of the contract (and the crons of wrangler.jsonc once it has them)', () => {
+    const cron = resourceOf(edge(), 'cloudflare_workers_cron_trigger', 'this');
+    expect(expr(cron.script_name)).toContain('cloudflare_workers_script.this.script_name');
+    expect(expr(cron.schedules)).toContain('local.cron_schedules');
+    const schedules = locals(edge()).cron_schedules as string[];
+    expect(schedules).toContain('* * * * *');
+    if (wrangler.triggers?.crons) expect([...schedules].sort()).toEqual([...wrangler.triggers.crons].sort());
   });
 
   it('deploys with the compatibility date and flags of wrangler.jsonc by default', () => {
@@ -415,63 +492,324 @@ describe('edge-worker module versus edge/wrangler.jsonc', () => {
     expect(vars.get('compatibility_flags')?.default).toEqual(wrangler.compatibility_flags ?? []);
   });
 
-  it('the job queue consumer defaults match wrangler.jsonc (batch of one, same retry budget, a dead-letter queue)', () => {
-    const jobs = (wrangler.queues?.consumers ?? []).find((c) => c.dead_letter_queue);
-    expect(jobs).toBeDefined();
-    const consumerVar = blocks(edge(), 'variable').get('queue_consumer')!;
-    const type = String(consumerVar.type);
-    expect(type.replace(/\s+/g, ' ')).toContain(`max_retries = optional(number, ${jobs!.max_retries})`);
-    expect(type.replace(/\s+/g, ' ')).toContain(`batch_size = optional(number, ${jobs!.max_batch_size})`);
-    const consumer = resources(edge()).find((r) => r.type === 'cloudflare_queue_consumer' && r.name === 'jobs');
-    expect(String(consumer?.body.dead_letter_queue)).toContain('cloudflare_queue.dead_letter');
+  it('accepts a pull-only cog pool (runners = []) and publishes to the namespace the fleet reads by default', () => {
+    const vars = blocks(edge(), 'variable');
+    const models = (vars.get('models')!.validation as Body[]).map((v) => expr(v.condition)).join(' ');
+    expect(models).not.toMatch(/length\(m\.runners\) > 0/);
+    expect(expr(vars.get('cloudwatch')!.type)).toContain('namespace = optional(string, "SdEdge")');
+    const fleetScaling = expr(blocks(parsed.get(join(infra, 'modules', 'gpu-runner-fleet'))!, 'variable').get('scaling')!.type);
+    expect(fleetScaling).toContain('metric_namespace = optional(string, "SdEdge")');
   });
 });
 
+/** Renders user-data.sh.tftpl the way templatefile() does for the parts it uses: ${var}, $${ escapes, %{ if } blocks. */
+function renderTemplate(text: string, vars: Record<string, string | number>): string {
+  const withIfs = text.replace(
+    /%\{ if (\w+) != "" ~\}\n([\s\S]*?)%\{ else ~\}\n([\s\S]*?)%\{ endif ~\}\n/g,
+    (_m, name: string, yes: string, no: string) => (String(vars[name] ?? '') !== '' ? yes : no),
+  );
+  const unknown: string[] = [];
+  const out = withIfs.replace(/(\$?)\$\{([^}]*)\}/g, (m, esc: string, name: string) => {
+    if (esc) return m.slice(1);
+    if (!(name in vars)) unknown.push(name);
+    return String(vars[name]);
+  });
+  if (unknown.length) throw new Error(`template uses undeclared ${unknown.join(', ')}`);
+  if (/%\{/.test(out)) throw new Error('unrendered template directive');
+  return out;
+}
+
 describe('gpu-runner-fleet module', () => {
   const fleet = () => parsed.get(join(infra, 'modules', 'gpu-runner-fleet'))!;
+  const fleetVars = () => blocks(fleet(), 'variable');
+  const template = () => readFileSync(join(fleet().dir, 'user-data.sh.tftpl'), 'utf8');
+  const templateVars = () => {
+    const lt = resourceOf(fleet(), 'aws_launch_template', 'this');
+    const call = /templatefile\("\$\{path\.module\}\/user-data\.sh\.tftpl", \{([\s\S]*?)\}\)\)/.exec(String(lt.user_data));
+    expect(call, 'user_data is not templatefile(user-data.sh.tftpl, {...})').not.toBeNull();
+    return [...call![1].matchAll(/^\s*(\w+)\s*=/gm)].map((m) => m[1]);
+  };
+  const sample = {
+    region: 'us-east-1',
+    ssm_env_path: '/sd-runner/runner-env/',
+    image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/sd-runner:1',
+    environment: 'EDGE_URL=https://edge.example\nEDGE_MODEL=sd/default:default-v1\nPORT=5000',
+    port: 5000,
+    asg_name: 'sd-runner',
+    drain_hook: 'sd-runner-drain',
+    drain_seconds: 600,
+    grace_seconds: 900,
+    unready_checks: 8,
+  };
 
-  it('sets the runner environment of the contract and takes secrets from Secrets Manager, not user data', () => {
-    const env = String((locals(fleet()).environment as string | undefined) ?? '');
-    for (const k of [
-      'PORT',
-      'HOST',
-      'ORT_PROVIDERS',
-      'S3_BUCKET',
-      'S3_REGION',
-      'S3_ENDPOINT',
-      'S3_FORCE_PATH_STYLE',
-      'S3_PUBLIC_BASE_URL',
-    ]) {
+  it('sets the pull-mode environment of the contract and keeps every secret out of user data', () => {
+    const l = locals(fleet());
+    const env = expr(l.environment);
+    for (const k of ['EDGE_URL', 'EDGE_MODEL', 'SLOTS', 'PORT', 'HOST', 'ORT_PROVIDERS', 'SHUTDOWN_GRACE_MS', 'S3_BUCKET']) {
       expect(env, `runner environment lacks ${k}`).toContain(k);
     }
-    const secrets = String(locals(fleet()).secrets);
-    for (const k of ['API_TOKEN', 'WEBHOOK_SIGNING_SECRET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'])
-      expect(secrets).toContain(k);
-    expect(env).not.toMatch(/API_TOKEN|WEBHOOK_SIGNING_SECRET|SECRET_ACCESS_KEY/);
-    const template = readFileSync(join(fleet().dir, 'user-data.sh.tftpl'), 'utf8');
-    expect(template).toContain('secretsmanager get-secret-value');
-    expect(template).toContain('--gpus all');
-    expect(template).toContain('-p 5000:5000');
+    expect(env).toMatch(/EDGE_URL = var\.edge_url/);
+    expect(env).toMatch(/EDGE_MODEL = var\.model/);
+    expect(env).not.toMatch(/TOKEN|SECRET_ACCESS_KEY|ACCESS_KEY_ID/);
+    // Secrets: one SSM SecureString per variable, EDGE_RUNNER_TOKEN always.
+    expect(expr(l.secret_names)).toContain('"EDGE_RUNNER_TOKEN"');
+    expect((l.secrets as Body).EDGE_RUNNER_TOKEN).toBe(ref('var.edge_runner_token'));
+    const param = resourceOf(fleet(), 'aws_ssm_parameter', 'env');
+    expect(param.type).toBe('SecureString');
+    expect(expr(param.for_each)).toContain('local.secret_names');
+    expect(fleetVars().get('edge_runner_token')?.sensitive).toBe(true);
+    const rendered = renderTemplate(template(), sample);
+    expect(rendered).toContain(`get-parameters-by-path --region "$REGION" --path "${sample.ssm_env_path}" --with-decryption`);
+    expect(rendered).not.toMatch(/secretsmanager/);
   });
 
-  it('opens port 5000 only to the load balancer or the Cloudflare ranges variable', () => {
-    const rules = resources(fleet()).filter((r) => r.type === 'aws_vpc_security_group_ingress_rule');
-    expect(rules.length).toBeGreaterThan(0);
-    for (const r of rules) {
-      const source =
-        String(r.body.cidr_ipv4 ?? '') + String(r.body.referenced_security_group_id ?? '') + String(r.body.for_each ?? '');
-      expect(source, `${r.name} is open to something other than Cloudflare or the ALB`).toMatch(
-        /cloudflare_ip_ranges|aws_security_group\.alb/,
-      );
-      expect(source).not.toContain('0.0.0.0/0');
+  it('user data renders to valid bash, needs no jq, and starts Docker before logging in to the registry', () => {
+    const declared = templateVars();
+    expect(declared.sort()).toEqual(Object.keys(sample).concat('model_s3_uri').sort());
+    for (const model of ['', 's3://models/sd15']) {
+      const rendered = renderTemplate(template(), { ...sample, model_s3_uri: model });
+      // bash -n parses without running: a quoting or heredoc mistake fails here.
+      execFileSync('bash', ['-n'], { input: rendered });
+      const commands = rendered
+        .split('\n')
+        .filter((line) => !/^\s*#/.test(line))
+        .join('\n');
+      expect(commands).not.toMatch(/\bjq\b/);
+      const dockerUp = rendered.indexOf('systemctl enable --now docker');
+      const login = rendered.indexOf('docker login');
+      const pull = rendered.indexOf('docker pull');
+      expect(dockerUp).toBeGreaterThan(0);
+      expect(login).toBeGreaterThan(dockerUp);
+      expect(pull).toBeGreaterThan(login);
+      expect(rendered.includes('aws s3 sync')).toBe(model !== '');
+      // The watcher is in place before anything that can fail (secrets, model, pull).
+      expect(rendered.indexOf('systemctl enable --now sd-runner-watch')).toBeLessThan(rendered.indexOf('get-parameters-by-path'));
+      expect(rendered).toContain('--gpus all');
+      expect(rendered).toContain(`-p 127.0.0.1:${sample.port}:${sample.port}`);
+      expect(rendered).toContain(`http://127.0.0.1:${sample.port}/ready`);
+      expect(rendered).toContain('set-instance-health');
+      expect(rendered).toContain('--should-respect-grace-period');
+      expect(rendered).toContain('complete-lifecycle-action');
+      expect(rendered).toContain(`--lifecycle-hook-name "${sample.drain_hook}"`);
+      expect(rendered).toContain(`docker stop --time ${sample.drain_seconds} sd-runner`);
     }
   });
 
-  it('scales on the queue-depth metric and wakes an empty fleet', () => {
+  it('has no load balancer and no inbound rule: runners only connect out', () => {
     const rs = resources(fleet());
-    const tracking = rs.find((r) => r.type === 'aws_autoscaling_policy' && r.body.policy_type === 'TargetTrackingScaling');
-    expect(JSON.stringify(tracking?.body)).toContain('var.scaling.metric_name');
-    const alarm = rs.find((r) => r.type === 'aws_cloudwatch_metric_alarm');
-    expect(JSON.stringify(alarm?.body)).toContain('aws_autoscaling_policy.wake.arn');
+    const offending = rs.filter(
+      (r) =>
+        /^aws_(lb|alb|elb)/.test(r.type) ||
+        r.type === 'aws_vpc_security_group_ingress_rule' ||
+        (r.type === 'aws_security_group_rule' && r.body.type === 'ingress') ||
+        (r.type === 'aws_security_group' && 'ingress' in r.body),
+    );
+    expect(offending.map((r) => `${r.type}.${r.name}`)).toEqual([]);
+    expect(rs.filter((r) => r.type === 'aws_vpc_security_group_egress_rule').length).toBeGreaterThan(0);
+    const asg = resourceOf(fleet(), 'aws_autoscaling_group', 'this');
+    expect(asg.target_group_arns).toBeUndefined();
+    expect(asg.load_balancers).toBeUndefined();
+    expect(asg.health_check_type).toBe('EC2');
+    expect([...fleet().code.values()].join('\n')).not.toMatch(/cloudflare_ip_ranges|endpoint_mode|alb_/);
+  });
+
+  it('sleeps at min_size 0, and its grace period covers an image pull plus a model load', () => {
+    const asg = resourceOf(fleet(), 'aws_autoscaling_group', 'this');
+    expect(expr(asg.min_size)).toBe(ref('var.min_size'));
+    expect(fleetVars().get('min_size')?.default).toBe(0);
+    expect(expr(asg.health_check_grace_period)).toBe(ref('var.health_check_grace_period_seconds'));
+    const grace = fleetVars().get('health_check_grace_period_seconds')!;
+    expect(grace.default as number).toBeGreaterThanOrEqual(600);
+    expect((grace.validation as Body[]).map((v) => expr(v.condition)).join(' ')).toMatch(
+      /var\.health_check_grace_period_seconds >= 600/,
+    );
+    // The alarms read group metrics, which exist only when collected.
+    expect(asg.enabled_metrics).toEqual(expect.arrayContaining(['GroupDesiredCapacity', 'GroupInServiceInstances']));
+    // Scale-in drains through the hook the user data completes.
+    const hook = first(asg.initial_lifecycle_hook);
+    expect(hook.lifecycle_transition).toBe('autoscaling:EC2_INSTANCE_TERMINATING');
+    expect(expr(hook.name)).toBe(ref('local.drain_hook'));
+  });
+
+  describe('scaling on the edge Backlog metric', () => {
+    const l = () => locals(fleet());
+    const backlogQuery = (alarm: Body) =>
+      (alarm.metric_query as Body[])
+        .map((q) => first(q.metric))
+        .find((m) => m && expr(m.metric_name) === ref('local.metric_backlog'));
+
+    it('names the metric exactly as the edge publishes it', () => {
+      expect(l().metric_backlog).toBe('Backlog');
+      expect(l().metric_dimensions).toEqual({ Model: ref('var.model') });
+      expect(first(fleetVars().get('scaling')).type).toBeDefined();
+    });
+
+    it('wakes an empty group when work waits: an alarm on Backlog > 0 while desired capacity is 0 adds one runner', () => {
+      const alarm = resourceOf(fleet(), 'aws_cloudwatch_metric_alarm', 'wake');
+      const m = backlogQuery(alarm)!;
+      expect(expr(m.namespace)).toBe(ref('var.scaling.metric_namespace'));
+      expect(expr(m.dimensions)).toBe(ref('local.metric_dimensions'));
+      const exprs = (alarm.metric_query as Body[])
+        .map((q) => q.expression)
+        .filter(Boolean)
+        .map(expr);
+      expect(exprs.join(' ')).toMatch(/backlog > 0 AND FILL\(desired, 0\) == 0/);
+      expect(expr(alarm.alarm_actions)).toContain('aws_autoscaling_policy.wake.arn');
+      expect(alarm.comparison_operator).toBe('GreaterThanThreshold');
+      expect(alarm.threshold).toBe(0);
+      const wake = resourceOf(fleet(), 'aws_autoscaling_policy', 'wake');
+      expect(first(wake.step_adjustment).scaling_adjustment).toBe(1);
+    });
+
+    it('tracks backlog per in-service runner above zero, scale-out only', () => {
+      const tracking = resourceOf(fleet(), 'aws_autoscaling_policy', 'backlog_per_instance');
+      expect(tracking.policy_type).toBe('TargetTrackingScaling');
+      const cfg = first(tracking.target_tracking_configuration);
+      expect(cfg.disable_scale_in).toBe(true);
+      const metrics = first(cfg.customized_metric_specification).metrics as Body[];
+      const backlog = first(first(metrics.find((m) => m.id === 'backlog')!.metric_stat).metric);
+      expect(expr(backlog.metric_name)).toBe(ref('local.metric_backlog'));
+      expect(expr(backlog.namespace)).toBe(ref('var.scaling.metric_namespace'));
+      expect(first(backlog.dimensions)).toEqual({ name: 'Model', value: ref('var.model') });
+      expect(metrics.find((m) => m.return_data === true)?.expression).toBe('backlog / in_service');
+    });
+
+    it('removes surplus runners while work remains, and sleeps after the idle period', () => {
+      const shrink = resourceOf(fleet(), 'aws_cloudwatch_metric_alarm', 'shrink');
+      expect(expr(backlogQuery(shrink)!.dimensions)).toBe(ref('local.metric_dimensions'));
+      expect(expr(shrink.alarm_actions)).toContain('aws_autoscaling_policy.shrink.arn');
+      expect(first(resourceOf(fleet(), 'aws_autoscaling_policy', 'shrink').step_adjustment).scaling_adjustment).toBe(-1);
+      const idle = resourceOf(fleet(), 'aws_cloudwatch_metric_alarm', 'idle');
+      expect(expr(backlogQuery(idle)!.dimensions)).toBe(ref('local.metric_dimensions'));
+      expect(expr(idle.evaluation_periods)).toBe(ref('var.scaling.idle_minutes'));
+      expect(expr(idle.datapoints_to_alarm)).toBe(ref('var.scaling.idle_minutes'));
+      expect(
+        (idle.metric_query as Body[])
+          .map((q) => q.expression)
+          .filter(Boolean)
+          .join(' '),
+      ).toMatch(/FILL\(backlog, 0\) == 0/);
+      expect(expr(idle.alarm_actions)).toContain('aws_autoscaling_policy.sleep.arn');
+      const sleep = resourceOf(fleet(), 'aws_autoscaling_policy', 'sleep');
+      expect(sleep.adjustment_type).toBe('ExactCapacity');
+      expect(expr(first(sleep.step_adjustment).scaling_adjustment)).toBe(ref('var.min_size'));
+      expect(expr(fleetVars().get('scaling')!.type)).toMatch(/idle_minutes = optional\(number, \d+\)/);
+    });
+
+    it('gives the edge a key that can only PutMetricData into the scaling namespace', () => {
+      const doc = resourceOf(fleet(), 'data.aws_iam_policy_document', 'metrics_publisher');
+      const statements = doc.statement as Body[];
+      expect(statements.flatMap((st) => st.actions as string[])).toEqual(['cloudwatch:PutMetricData']);
+      const cond = first(statements[0].condition);
+      expect(cond.variable).toBe('cloudwatch:namespace');
+      expect(expr(cond.values)).toContain('var.scaling.metric_namespace');
+      expect(expr(resourceOf(fleet(), 'aws_iam_user_policy', 'metrics_publisher').user)).toContain(
+        'aws_iam_user.metrics_publisher',
+      );
+      const outputs = blocks(fleet(), 'output');
+      for (const o of ['metrics_publisher_access_key_id', 'metrics_publisher_secret_access_key']) {
+        expect(outputs.get(o)?.sensitive, `${o} must be sensitive`).toBe(true);
+        expect(expr(outputs.get(o)?.value)).toContain('aws_iam_access_key.metrics_publisher');
+      }
+    });
+  });
+
+  it('refuses TensorRT, which the runner image does not carry', () => {
+    const v = fleetVars().get('ort_providers')!;
+    const conditions = (v.validation as Body[]).map((x) => expr(x.condition)).join(' ');
+    expect(conditions).not.toContain('tensorrt');
+    expect(conditions).toContain('"cuda,cpu"');
+    const dockerfile = readFileSync(join(repo, 'gpu-runner', 'Dockerfile'), 'utf8');
+    expect(dockerfile).not.toMatch(/tensorrt|libnvinfer/i);
+  });
+
+  it("the image's HEALTHCHECK uses GET /ready with a start period that covers a model load", () => {
+    const dockerfile = stripComments(readFileSync(join(repo, 'gpu-runner', 'Dockerfile'), 'utf8'), /^#/);
+    const hc = /HEALTHCHECK([^\n]*\\\n)*[^\n]*/.exec(dockerfile)?.[0] ?? '';
+    expect(hc).toContain('/ready');
+    expect(hc).not.toContain('/health-check');
+    const start = /--start-period=(\d+)s/.exec(hc);
+    expect(Number(start?.[1])).toBeGreaterThanOrEqual(600);
+  });
+});
+
+describe('object-storage module', () => {
+  it('creates no IAM user or access key (runners on AWS use the instance role)', () => {
+    const storage = parsed.get(join(infra, 'modules', 'object-storage'))!;
+    const users = resources(storage).filter((r) => /^aws_iam_(user|access_key)/.test(r.type));
+    expect(users.map((r) => `${r.type}.${r.name}`)).toEqual([]);
+    expect(blocks(storage, 'output').has('runner_iam_policy_json')).toBe(true);
+  });
+});
+
+describe('complete example wiring', () => {
+  const example = () => parsed.get(join(infra, 'examples', 'complete'))!;
+  const call = (name: string) => blocks(example(), 'module').get(name)!;
+
+  it('runners pull from the edge URL with the edge RUNNER_TOKEN, for the model pool the edge serves', () => {
+    const runners = call('runners');
+    const edge = call('edge');
+    expect(expr(runners.edge_url)).toBe(ref('module.edge.url'));
+    expect(expr(runners.edge_runner_token)).toBe(expr(edge.runner_token));
+    expect(expr(runners.model)).toBe(ref('local.model'));
+    expect(expr(locals(example()).model)).toBe(`${ref('local.model_id')}:${ref('local.model_version')}`);
+    expect(edge.models).toEqual([
+      expect.objectContaining({ id: ref('local.model_id'), version: ref('local.model_version'), backend: 'cog', runners: [] }),
+    ]);
+  });
+
+  it("the edge publishes with the fleet's PutMetricData key into the namespace the fleet's alarms read", () => {
+    const edge = call('edge');
+    const runners = call('runners');
+    expect(expr(edge.cloudwatch_access_key_id)).toBe(ref('module.runners.metrics_publisher_access_key_id'));
+    expect(expr(edge.cloudwatch_secret_access_key)).toBe(ref('module.runners.metrics_publisher_secret_access_key'));
+    expect(edge.cloudwatch).toEqual({ namespace: ref('var.metric_namespace'), region: ref('var.aws_region') });
+    expect((runners.scaling as Body).metric_namespace).toBe(ref('var.metric_namespace'));
+    expect(expr(edge.operator_token)).toContain('random_password.operator_token');
+  });
+
+  it('commits a dependency lock file that pins every required provider to a version its constraints allow', () => {
+    const lockPath = join(infra, 'examples', 'complete', '.terraform.lock.hcl');
+    expect(existsSync(lockPath), 'infra/examples/complete/.terraform.lock.hcl is missing').toBe(true);
+    return parse('.terraform.lock.hcl', readFileSync(lockPath, 'utf8')).then((lock: Body) => {
+      const entries = lock.provider as Record<string, Body[]>;
+      // Every provider the root or its modules require.
+      const required = new Map<string, Set<string>>();
+      const dirs = [
+        example(),
+        ...['edge-worker', 'gpu-runner-fleet', 'object-storage'].map((m) => parsed.get(join(infra, 'modules', m))!),
+      ];
+      for (const p of dirs) {
+        const tf = ((p.files.get('versions.tf')?.terraform as Body[] | undefined) ?? [{}])[0];
+        const providers = Object.assign({}, ...((tf.required_providers as Body[] | undefined) ?? [])) as Record<
+          string,
+          { source: string; version: string }
+        >;
+        for (const spec of Object.values(providers)) {
+          const addr = `registry.terraform.io/${spec.source}`;
+          if (!required.has(addr)) required.set(addr, new Set());
+          required.get(addr)!.add(spec.version);
+        }
+      }
+      expect(Object.keys(entries).sort()).toEqual([...required.keys()].sort());
+      for (const [addr, constraints] of required) {
+        const entry = entries[addr][0];
+        const version = String(entry.version);
+        expect(version, `${addr} version must be canonical x.y.z`).toMatch(/^\d+\.\d+\.\d+$/);
+        expect(entry.constraints).toBe([...constraints].sort().join(', '));
+        for (const c of constraints) {
+          // "~> X.Y": >= X.Y and < (X+1).0.
+          const m = /^~> (\d+)\.(\d+)$/.exec(c);
+          expect(m, `unexpected constraint ${c}`).not.toBeNull();
+          const [maj, min] = version.split('.').map(Number);
+          expect(maj).toBe(Number(m![1]));
+          expect(min).toBeGreaterThanOrEqual(Number(m![2]));
+        }
+        // Terraform rejects an empty hashes list; absent means "not recorded yet", which the README must say.
+        if ('hashes' in entry) expect((entry.hashes as string[]).length).toBeGreaterThan(0);
+      }
+      const anyMissing = Object.values(entries).some((e) => !('hashes' in e[0]));
+      if (anyMissing) expect(readFileSync(join(infra, 'README.md'), 'utf8')).toMatch(/terraform providers lock/);
+    });
   });
 });

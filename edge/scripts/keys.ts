@@ -36,6 +36,9 @@ Where:
   --persist-to <dir>        Same meaning as \`wrangler dev --persist-to\`
   --remote                  The deployed namespace, through \`wrangler kv --remote\` (needs wrangler login or CLOUDFLARE_API_TOKEN)
   --wrangler                Use \`wrangler kv\` commands for local KV too (slower; the same code path as --remote)
+  --namespace-id <id>       The KEYS namespace by id instead of through the config's binding: a deployment's
+                            (terraform output kv_namespace_ids), remote or local; no wrangler config needed
+  --account-id <id>         Cloudflare account of --remote (sets CLOUDFLARE_ACCOUNT_ID for wrangler)
   --config <file>           Wrangler config (default: edge/wrangler.jsonc)
   --json                    Machine-readable output
 `;
@@ -72,8 +75,11 @@ function parseScopes(value: string | undefined): Scope[] | undefined {
   });
 }
 
+/** Which namespace: the config's KEYS binding, or an explicit id (a deployed namespace from Terraform's outputs). */
+type Target = { configPath: string; namespaceId?: string; accountId?: string };
+
 /** `wrangler kv key ...` as a KeyValueStore: for --remote, and for local with --wrangler. */
-function wranglerStore(where: string[], configPath: string): KeyValueStore {
+function wranglerStore(where: string[], target: Target): KeyValueStore {
   const wranglerBin = path.join(
     path.dirname(createRequire(import.meta.url).resolve('wrangler/package.json')),
     'bin',
@@ -82,10 +88,22 @@ function wranglerStore(where: string[], configPath: string): KeyValueStore {
   const run = async (args: string[]) => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [wranglerBin, 'kv', 'key', ...args, '--binding', BINDING, '--config', configPath, ...where],
+      [
+        wranglerBin,
+        'kv',
+        'key',
+        ...args,
+        ...(target.namespaceId ? ['--namespace-id', target.namespaceId] : ['--binding', BINDING, '--config', target.configPath]),
+        ...where,
+      ],
       {
         maxBuffer: 64 * 1024 * 1024,
-        env: { ...process.env, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0' },
+        env: {
+          ...process.env,
+          WRANGLER_SEND_METRICS: 'false',
+          FORCE_COLOR: '0',
+          ...(target.accountId ? { CLOUDFLARE_ACCOUNT_ID: target.accountId } : {}),
+        },
       },
     );
     return stdout;
@@ -110,19 +128,20 @@ function wranglerStore(where: string[], configPath: string): KeyValueStore {
 }
 
 /** Miniflare over the persistence directory exactly as `wrangler dev --persist-to <dir>` lays it out (<dir>/v3/kv/<id>). */
-async function miniflareStore(
-  persistTo: string,
-  configPath: string,
-): Promise<{ store: KeyValueStore; close: () => Promise<void> }> {
-  const { unstable_readConfig } = await import('wrangler');
-  const config = unstable_readConfig({ config: configPath }, { hideWarnings: true });
-  const ns = config.kv_namespaces.find((k: { binding: string; id?: string }) => k.binding === BINDING);
-  if (!ns?.id) throw new UsageError(`${configPath} has no kv_namespaces entry with binding ${BINDING} and an id`);
+async function miniflareStore(persistTo: string, target: Target): Promise<{ store: KeyValueStore; close: () => Promise<void> }> {
+  let namespaceId = target.namespaceId;
+  if (!namespaceId) {
+    const { unstable_readConfig } = await import('wrangler');
+    const config = unstable_readConfig({ config: target.configPath }, { hideWarnings: true });
+    const ns = config.kv_namespaces.find((k: { binding: string; id?: string }) => k.binding === BINDING);
+    if (!ns?.id) throw new UsageError(`${target.configPath} has no kv_namespaces entry with binding ${BINDING} and an id`);
+    namespaceId = ns.id;
+  }
   const { Miniflare } = await import('miniflare');
   const mf = new Miniflare({
     modules: true,
     script: 'export default { fetch() { return new Response(null, { status: 404 }); } }',
-    kvNamespaces: { [BINDING]: ns.id },
+    kvNamespaces: { [BINDING]: namespaceId },
     defaultPersistRoot: path.join(persistTo, 'v3'),
   });
   // Miniflare's KVNamespace is the Workers API from its own copy of the types.
@@ -157,6 +176,8 @@ async function main(argv: string[]): Promise<void> {
       local: { type: 'boolean' },
       wrangler: { type: 'boolean' },
       config: { type: 'string' },
+      'namespace-id': { type: 'string' },
+      'account-id': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -171,15 +192,27 @@ async function main(argv: string[]): Promise<void> {
     throw new UsageError('--remote cannot be combined with --local or --persist-to');
 
   const configPath = path.resolve(values.config ?? path.join(EDGE_DIR, 'wrangler.jsonc'));
+  const namespaceId = values['namespace-id'];
+  // KV namespace ids are 32 hex characters on Cloudflare; locally any id names a namespace, so only refuse the absurd.
+  if (namespaceId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(namespaceId))
+    throw new UsageError(
+      `--namespace-id must be a KV namespace id (terraform output kv_namespace_ids), got ${JSON.stringify(namespaceId)}`,
+    );
+  if (values.remote && namespaceId !== undefined && !/^[0-9a-f]{32}$/.test(namespaceId))
+    throw new UsageError(
+      `--namespace-id with --remote must be a 32-character hex KV namespace id, got ${JSON.stringify(namespaceId)}`,
+    );
+  if (values['account-id'] !== undefined && !values.remote) throw new UsageError('--account-id only applies to --remote');
+  const target: Target = { configPath, namespaceId, accountId: values['account-id'] };
   // Like wrangler: an explicit --persist-to is relative to the working directory, the default to the config's folder.
   const persistTo = values['persist-to']
     ? path.resolve(values['persist-to'])
     : path.join(path.dirname(configPath), '.wrangler', 'state');
   let store: KeyValueStore;
   let close = async () => {};
-  if (values.remote) store = wranglerStore(['--remote'], configPath);
-  else if (values.wrangler) store = wranglerStore(['--local', '--persist-to', persistTo], configPath);
-  else ({ store, close } = await miniflareStore(persistTo, configPath));
+  if (values.remote) store = wranglerStore(['--remote'], target);
+  else if (values.wrangler) store = wranglerStore(['--local', '--persist-to', persistTo], target);
+  else ({ store, close } = await miniflareStore(persistTo, target));
 
   const out = (text: string, json: unknown) => process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : text);
   try {

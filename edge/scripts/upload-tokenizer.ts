@@ -1,10 +1,13 @@
 // Uploads a model's CLIP tokenizer files into the TOKENIZERS KV namespace under `<name>/<file>`, where the edge's
-// tokenizer-store reads them. Usage: npm run -s tokenizer:upload -w edge -- --name N --dir DIR [--local] [--persist-to DIR]
-// (DIR is a diffusers export's tokenizer/ folder; --local writes wrangler dev's local KV, otherwise the deployed one.)
+// tokenizer-store reads them. Usage: npm run -s tokenizer:upload -w edge -- --name N --dir DIR [--namespace-id ID]
+// [--account-id ID] [--local] [--persist-to DIR]. DIR is a diffusers export's tokenizer/ folder; --local writes wrangler
+// dev's local KV, otherwise the deployed one; --namespace-id names the namespace directly (a deployment's TOKENIZERS id
+// from `terraform output kv_namespace_ids`) instead of through edge/wrangler.jsonc's binding and its placeholder id.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ClipTokenizer } from '@sd/shared/tokenizer/index';
@@ -23,8 +26,16 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     local: { type: 'boolean', default: false },
     'persist-to': { type: 'string' },
+    'namespace-id': { type: 'string' },
+    'account-id': { type: 'string' },
   },
 });
+const namespaceId = values['namespace-id'];
+if (namespaceId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(namespaceId))
+  fail(`--namespace-id must be a KV namespace id (terraform output kv_namespace_ids), got ${JSON.stringify(namespaceId)}`);
+if (namespaceId !== undefined && !values.local && !/^[0-9a-f]{32}$/.test(namespaceId))
+  fail(`--namespace-id of a deployed namespace must be 32 hex characters, got ${JSON.stringify(namespaceId)}`);
+if (values['account-id'] !== undefined && values.local) fail('--account-id only applies to the deployed namespace');
 const name = values.name ?? fail('--name is required (the model\'s "tokenizer" in MODELS)');
 if (!/^[A-Za-z0-9._-]+$/.test(name)) fail(`--name must be letters, digits, . _ -, got ${JSON.stringify(name)}`);
 const dir = values.dir ?? fail('--dir is required (a folder with vocab.json and merges.txt)');
@@ -53,12 +64,29 @@ try {
   const bulk = join(work, 'bulk.json');
   writeFileSync(bulk, JSON.stringify(entries));
   const edgeDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const args = ['wrangler', 'kv', 'bulk', 'put', bulk, '--binding', 'TOKENIZERS', values.local ? '--local' : '--remote'];
-  if (values['persist-to']) args.push('--persist-to', values['persist-to']);
-  const run = spawnSync('npx', args, { cwd: edgeDir, stdio: 'inherit' });
+  const wranglerBin = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
+  const args = [
+    wranglerBin,
+    'kv',
+    'bulk',
+    'put',
+    bulk,
+    ...(namespaceId ? ['--namespace-id', namespaceId] : ['--binding', 'TOKENIZERS']),
+    values.local ? '--local' : '--remote',
+  ];
+  if (values['persist-to']) args.push('--persist-to', resolve(values['persist-to']));
+  const run = spawnSync(process.execPath, args, {
+    cwd: edgeDir,
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: 'false',
+      ...(values['account-id'] ? { CLOUDFLARE_ACCOUNT_ID: values['account-id'] } : {}),
+    },
+  });
   if (run.status !== 0) fail(`wrangler kv bulk put exited with ${run.status}`);
   console.log(
-    `uploaded ${entries.length} files as tokenizer ${name} (vocabulary of ${tokenizer.vocabSize} tokens, windows of ${tokenizer.modelMaxLength})`,
+    `uploaded ${entries.length} files as tokenizer ${name} to ${namespaceId ? `namespace ${namespaceId}` : 'binding TOKENIZERS'} (vocabulary of ${tokenizer.vocabSize} tokens, windows of ${tokenizer.modelMaxLength})`,
   );
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -12,13 +12,12 @@ provider "cloudflare" {
 locals {
   model_id      = "sd/default"
   model_version = "default-v1"
+  # The pool key the edge, the runners (EDGE_MODEL) and the Backlog metric's Model dimension share.
+  model = "${local.model_id}:${local.model_version}"
 }
 
-data "cloudflare_ip_ranges" "this" {}
-
 ################################################################################
-# Shared secrets: the edge's RUNNER_TOKEN is the runners' API_TOKEN, and the edge's
-# RUNNER_WEBHOOK_SECRET is the runners' WEBHOOK_SIGNING_SECRET.
+# Shared secrets: the edge's RUNNER_TOKEN is the runners' EDGE_RUNNER_TOKEN.
 ################################################################################
 
 resource "random_password" "runner_token" {
@@ -39,6 +38,11 @@ resource "random_password" "token_signing_secret" {
   special = false
 }
 
+resource "random_password" "operator_token" {
+  length  = 48
+  special = false
+}
+
 ################################################################################
 # Storage
 ################################################################################
@@ -54,23 +58,25 @@ module "storage" {
 }
 
 ################################################################################
-# GPU runners
+# GPU runners: pull work from the edge, scale on its Backlog metric, sleep at zero
 ################################################################################
 
 module "runners" {
   source = "../../modules/gpu-runner-fleet"
 
-  name                 = "${var.name}-runner"
-  image                = var.runner_image
-  instance_type        = var.instance_type
-  vpc_id               = var.vpc_id
-  subnet_ids           = var.subnet_ids
-  alb_subnet_ids       = var.alb_subnet_ids
-  alb_certificate_arn  = var.alb_certificate_arn
-  cloudflare_ip_ranges = data.cloudflare_ip_ranges.this.ipv4_cidrs
-  min_size             = var.min_runners
-  max_size             = var.max_runners
-  model_s3_uri         = var.model_s3_uri
+  name             = "${var.name}-runner"
+  image            = var.runner_image
+  instance_type    = var.instance_type
+  vpc_id           = var.vpc_id
+  subnet_ids       = var.subnet_ids
+  assign_public_ip = var.runner_public_ip
+  min_size         = var.min_runners
+  max_size         = var.max_runners
+  model_s3_uri     = var.model_s3_uri
+
+  edge_url          = module.edge.url
+  edge_runner_token = random_password.runner_token.result
+  model             = local.model
 
   ort_providers        = "cuda,cpu"
   ort_intra_op_threads = 4
@@ -82,14 +88,13 @@ module "runners" {
   s3_public_base_url  = module.storage.public_base_url
   # On AWS the instance role carries the bucket policy; on R2 the runners get the bucket-scoped token as keys.
   s3_iam_policy_json   = module.storage.runner_iam_policy_json
-  s3_access_key_id     = var.storage_backend == "r2" ? module.storage.runner_access_key_id : null
-  s3_secret_access_key = var.storage_backend == "r2" ? module.storage.runner_secret_access_key : null
-
-  api_token              = random_password.runner_token.result
-  webhook_signing_secret = "whsec_${random_bytes.runner_webhook_secret.base64}"
+  use_s3_access_keys   = var.storage_backend == "r2"
+  s3_access_key_id     = module.storage.runner_access_key_id
+  s3_secret_access_key = module.storage.runner_secret_access_key
 
   scaling = {
-    queue_name = module.edge.queue_name
+    metric_namespace = var.metric_namespace
+    idle_minutes     = var.idle_minutes
   }
 }
 
@@ -108,11 +113,12 @@ module "edge" {
   custom_domain         = var.custom_domain
   allowed_origins       = var.allowed_origins
 
+  # A pull-only pool: no push targets, the fleet's runners lease from the edge.
   models = [{
     id        = local.model_id
     version   = local.model_version
     backend   = "cog"
-    runners   = module.runners.runner_pool
+    runners   = []
     tokenizer = local.model_version
   }]
 
@@ -120,4 +126,13 @@ module "edge" {
   runner_webhook_secret  = "whsec_${random_bytes.runner_webhook_secret.base64}"
   webhook_signing_secret = "whsec_${random_bytes.client_webhook_secret.base64}"
   token_signing_secret   = random_password.token_signing_secret.result
+  operator_token         = random_password.operator_token.result
+
+  # The cron trigger publishes Backlog with the fleet's PutMetricData-only key into the namespace the alarms read.
+  cloudwatch = {
+    region    = var.aws_region
+    namespace = var.metric_namespace
+  }
+  cloudwatch_access_key_id     = module.runners.metrics_publisher_access_key_id
+  cloudwatch_secret_access_key = module.runners.metrics_publisher_secret_access_key
 }

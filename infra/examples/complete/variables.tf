@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix of the deployment (worker script, queues, bucket user, fleet)."
+  description = "Name prefix of the deployment (worker script, KV titles, fleet, metrics publisher)."
   type        = string
   default     = "sd"
 
@@ -10,7 +10,7 @@ variable "name" {
 }
 
 variable "cloudflare_account_id" {
-  description = "Cloudflare account for the worker, KV, queues (and the bucket when storage_backend is r2)."
+  description = "Cloudflare account for the worker and KV (and the bucket when storage_backend is r2)."
   type        = string
 }
 
@@ -83,19 +83,14 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Subnets of the GPU instances."
+  description = "Subnets of the GPU instances; they need a route out (NAT, or public with runner_public_ip)."
   type        = list(string)
 }
 
-variable "alb_subnet_ids" {
-  description = "Public subnets of the runner load balancer (two or more AZs)."
-  type        = list(string)
-}
-
-variable "alb_certificate_arn" {
-  description = "ACM certificate for HTTPS between the edge and the runners; strongly recommended."
-  type        = string
-  default     = null
+variable "runner_public_ip" {
+  description = "Give runners public IPs (public subnets without NAT). They accept no inbound traffic either way."
+  type        = bool
+  default     = false
 }
 
 variable "instance_type" {
@@ -114,4 +109,16 @@ variable "max_runners" {
   description = "Most GPU runners."
   type        = number
   default     = 4
+}
+
+variable "metric_namespace" {
+  description = "CloudWatch namespace the edge publishes Backlog into and the fleet's alarms read."
+  type        = string
+  default     = "SdEdge"
+}
+
+variable "idle_minutes" {
+  description = "Minutes of empty backlog before the runners scale to zero."
+  type        = number
+  default     = 15
 }

@@ -4,28 +4,23 @@ output "script_name" {
 }
 
 output "url" {
-  description = "Public base URL of the edge API (also its PUBLIC_BASE_URL); the widget is served at <url>/embed.js."
+  description = "Public base URL of the edge API (also its PUBLIC_BASE_URL and the runners' EDGE_URL); the widget is served at <url>/embed.js."
   value       = local.public_base_url
 }
 
 output "kv_namespace_ids" {
-  description = "KV namespace ID per binding name (KEYS, EMBEDDINGS, TOKENIZERS); use them with `wrangler kv` and `npm run keys`."
+  description = "KV namespace ID per binding name (KEYS, EMBEDDINGS, TOKENIZERS); pass them as --namespace-id to `npm run keys` and `npm run tokenizer:upload`."
   value       = { for name, ns in cloudflare_workers_kv_namespace.this : name => ns.id }
 }
 
-output "queue_id" {
-  description = "ID of the job queue."
-  value       = cloudflare_queue.jobs.id
+output "migration_tag" {
+  description = "The Durable Object migration tag this configuration brings the worker to (the last entry of local.durable_object_migrations)."
+  value       = local.migration_tags[length(local.migration_tags) - 1]
 }
 
-output "queue_name" {
-  description = "Name of the job queue; the backlog metric that scales the GPU fleet is reported per this name."
-  value       = cloudflare_queue.jobs.queue_name
-}
-
-output "dead_letter_queue_name" {
-  description = "Name of the dead-letter queue that receives jobs past their retry budget."
-  value       = cloudflare_queue.dead_letter.queue_name
+output "cron_schedules" {
+  description = "Cron Triggers of the worker (the backlog publisher runs on them)."
+  value       = local.cron_schedules
 }
 
 output "models_json" {

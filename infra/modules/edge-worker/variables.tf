@@ -1,5 +1,5 @@
 variable "account_id" {
-  description = "Cloudflare account ID that owns the worker, its KV namespaces and queues."
+  description = "Cloudflare account ID that owns the worker and its KV namespaces."
   type        = string
 
   validation {
@@ -9,7 +9,7 @@ variable "account_id" {
 }
 
 variable "name" {
-  description = "Worker script name; also the prefix of the KV namespace titles and queue names."
+  description = "Worker script name; also the prefix of the KV namespace titles."
   type        = string
   default     = "sd-edge"
 
@@ -30,7 +30,7 @@ variable "script_path" {
 }
 
 variable "main_module" {
-  description = "Name of the uploaded ES module part that exports the fetch and queue handlers."
+  description = "Name of the uploaded ES module part that exports the fetch and scheduled handlers and the Durable Object classes."
   type        = string
   default     = "index.js"
 }
@@ -53,7 +53,7 @@ variable "compatibility_flags" {
 }
 
 variable "models" {
-  description = "The configured models, serialised into the MODELS variable: id, version, backend (cog | replicate), the runner pool (Cog base URLs), the tokenizer id and optional limits."
+  description = "The configured models, serialised into the MODELS variable: id, version, backend (cog | replicate), runners (push targets: third-party Cog base URLs; [] for a pull-only pool whose runners lease work from the edge), the tokenizer id and optional limits."
   type = list(object({
     id        = string
     version   = string
@@ -74,8 +74,13 @@ variable "models" {
   }
 
   validation {
-    condition     = alltrue([for m in var.models : m.backend != "cog" || (length(m.runners) > 0 && alltrue([for r in m.runners : can(regex("^https?://", r))]))])
-    error_message = "a cog model needs at least one runner, and every runner must be an http(s) base URL."
+    condition     = alltrue([for m in var.models : alltrue([for r in m.runners : can(regex("^https?://[^/]+", r))])])
+    error_message = "every models[].runners entry must be an http(s) base URL (an empty list is a pull-only pool)."
+  }
+
+  validation {
+    condition     = length(distinct([for m in var.models : "${m.id}:${m.version}"])) == length(var.models)
+    error_message = "models must not list the same id and version twice (each is one pool, one Model dimension)."
   }
 }
 
@@ -142,25 +147,58 @@ variable "route_pattern" {
   default     = null
 }
 
-variable "queue_consumer" {
-  description = "Settings of the job queue consumer; retries use the queue's backoff and then go to the dead-letter queue."
-  type = object({
-    batch_size       = optional(number, 1)
-    max_retries      = optional(number, 8)
-    max_wait_time_ms = optional(number, 1000)
-    retry_delay      = optional(number, 5)
-    max_concurrency  = optional(number)
-  })
-  default = {}
+variable "dispatch_max_retries" {
+  description = "DISPATCH_MAX_RETRIES: how many times the edge retries handing a prediction to a push target (a Cog URL in models[].runners) before it fails."
+  type        = number
+  default     = 8
 
   validation {
-    condition     = var.queue_consumer.batch_size >= 1 && var.queue_consumer.batch_size <= 100
-    error_message = "queue_consumer.batch_size must be between 1 and 100."
+    condition     = var.dispatch_max_retries >= 0 && var.dispatch_max_retries <= 100 && floor(var.dispatch_max_retries) == var.dispatch_max_retries
+    error_message = "dispatch_max_retries must be a whole number between 0 and 100."
+  }
+}
+
+variable "cloudwatch" {
+  description = "Where the every-minute cron trigger publishes the per-model backlog (CLOUDWATCH_REGION, CLOUDWATCH_NAMESPACE; metrics Backlog, Waiting, Running with dimension Model). Null publishes nothing (GET /metrics still answers)."
+  type = object({
+    region    = string
+    namespace = optional(string, "SdEdge")
+  })
+  default = null
+
+  validation {
+    condition     = var.cloudwatch == null ? true : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.cloudwatch.region))
+    error_message = "cloudwatch.region must be an AWS region such as us-east-1."
   }
 
   validation {
-    condition     = var.queue_consumer.max_retries >= 0 && var.queue_consumer.max_retries <= 100
-    error_message = "queue_consumer.max_retries must be between 0 and 100."
+    condition     = var.cloudwatch == null ? true : can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.cloudwatch.namespace)) && !startswith(var.cloudwatch.namespace, "AWS/")
+    error_message = "cloudwatch.namespace must be 1-255 characters of letters, digits and . _ / # : - and must not start with AWS/."
+  }
+}
+
+variable "cloudwatch_access_key_id" {
+  description = "CLOUDWATCH_ACCESS_KEY_ID: access key of an IAM identity allowed only cloudwatch:PutMetricData (the gpu-runner-fleet module creates one); required when cloudwatch is set."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "cloudwatch_secret_access_key" {
+  description = "CLOUDWATCH_SECRET_ACCESS_KEY matching cloudwatch_access_key_id."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "operator_token" {
+  description = "OPERATOR_TOKEN: bearer token of the operator routes (GET /metrics, the backlog per model in Prometheus text or ?format=json)."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.operator_token) >= 24
+    error_message = "operator_token must be at least 24 characters."
   }
 }
 
@@ -176,7 +214,7 @@ variable "runner_webhook_secret" {
 }
 
 variable "runner_token" {
-  description = "RUNNER_TOKEN: bearer token the edge sends to runners; equals the runners' API_TOKEN."
+  description = "RUNNER_TOKEN: the runners' bearer token on the lease API (their EDGE_RUNNER_TOKEN) and the token the edge sends to push targets."
   type        = string
   sensitive   = true
 
@@ -236,7 +274,7 @@ variable "replicate_webhook_secret" {
 }
 
 variable "runner_silence_seconds" {
-  description = "RUNNER_SILENCE_SECONDS: a dispatched prediction whose runner sent no webhook for this long is requeued."
+  description = "RUNNER_SILENCE_SECONDS: a dispatched or leased prediction whose runner reported nothing for this long goes back in line."
   type        = number
   default     = 120
 

@@ -9,7 +9,7 @@ output "launch_template_id" {
 }
 
 output "security_group_id" {
-  description = "Security group of the runner instances."
+  description = "Security group of the runner instances (egress only)."
   value       = aws_security_group.this.id
 }
 
@@ -18,26 +18,38 @@ output "iam_role_arn" {
   value       = aws_iam_role.this.arn
 }
 
-output "secret_arn" {
-  description = "Secrets Manager secret holding the runners' API_TOKEN, WEBHOOK_SIGNING_SECRET and optional S3 keys."
-  value       = aws_secretsmanager_secret.this.arn
-}
-
-output "runner_pool" {
-  description = "The Cog endpoints to put in the edge's MODELS runners list: the load balancer URL (alb mode); empty in instance mode, where instances come and go (see README)."
-  value       = local.use_alb ? ["${local.alb_scheme}://${aws_lb.this[0].dns_name}"] : []
-}
-
-output "alb_dns_name" {
-  description = "DNS name of the runner load balancer (alb mode); point a CNAME at it to match alb_certificate_arn."
-  value       = try(aws_lb.this[0].dns_name, null)
+output "runner_env_ssm_path" {
+  description = "SSM Parameter Store path holding the runners' secret environment (one SecureString per variable)."
+  value       = local.ssm_env_path
 }
 
 output "scaling_metric" {
-  description = "The CloudWatch metric the fleet scales on; something must publish it every minute (see README)."
+  description = "The CloudWatch metric the fleet scales on, as the edge must publish it (CLOUDWATCH_NAMESPACE, metric Backlog, dimension Model)."
   value = {
     namespace  = var.scaling.metric_namespace
-    name       = var.scaling.metric_name
-    dimensions = { QueueName = var.scaling.queue_name }
+    name       = local.metric_backlog
+    dimensions = local.metric_dimensions
+    region     = data.aws_region.current.region
   }
+}
+
+output "alarm_names" {
+  description = "The scaling alarms: wake (backlog while at zero), shrink (surplus runners) and idle (scale to min_size)."
+  value = {
+    wake   = aws_cloudwatch_metric_alarm.wake.alarm_name
+    shrink = aws_cloudwatch_metric_alarm.shrink.alarm_name
+    idle   = aws_cloudwatch_metric_alarm.idle.alarm_name
+  }
+}
+
+output "metrics_publisher_access_key_id" {
+  description = "CLOUDWATCH_ACCESS_KEY_ID for the edge: access key of the IAM user allowed only cloudwatch:PutMetricData in the scaling namespace."
+  value       = aws_iam_access_key.metrics_publisher.id
+  sensitive   = true
+}
+
+output "metrics_publisher_secret_access_key" {
+  description = "CLOUDWATCH_SECRET_ACCESS_KEY for the edge, matching metrics_publisher_access_key_id."
+  value       = aws_iam_access_key.metrics_publisher.secret
+  sensitive   = true
 }

@@ -1,16 +1,16 @@
 variable "name" {
-  description = "Name prefix of every resource of the fleet."
+  description = "Name of the autoscaling group and prefix of every other resource of the fleet (SSM path /<name>/runner-env/, IAM user <name>-metrics-publisher)."
   type        = string
   default     = "sd-runner"
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,20}[a-z0-9]$", var.name))
-    error_message = "name must be 3-22 characters of lowercase letters, digits and hyphens (the ALB name limit is 32 with suffixes)."
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 characters of lowercase letters, digits and hyphens, not starting or ending with a hyphen."
   }
 }
 
 variable "image" {
-  description = "Runner container image (built from infra's Dockerfile and pushed to a registry the instances can pull from, e.g. ECR)."
+  description = "Runner container image (built from gpu-runner/Dockerfile and pushed to a registry the instances can pull from, e.g. ECR)."
   type        = string
 
   validation {
@@ -25,7 +25,7 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Subnets of the runner instances (public subnets when endpoint_mode is \"instance\")."
+  description = "Subnets of the runner instances. They need a route out (a NAT gateway, or public subnets with assign_public_ip = true); nothing needs a route in."
   type        = list(string)
 
   validation {
@@ -34,42 +34,26 @@ variable "subnet_ids" {
   }
 }
 
-variable "alb_subnet_ids" {
-  description = "Public subnets (two or more AZs) of the load balancer when endpoint_mode is \"alb\". Empty uses subnet_ids."
-  type        = list(string)
-  default     = []
+variable "assign_public_ip" {
+  description = "Give each instance a public IPv4 address, for public subnets without a NAT gateway. Egress only either way: the security group has no inbound rule."
+  type        = bool
+  default     = false
 }
 
-variable "endpoint_mode" {
-  description = "How the edge reaches runners: \"alb\" (one stable Cog endpoint, the load balancer) or \"instance\" (each instance public on port 5000)."
-  type        = string
-  default     = "alb"
+variable "extra_egress" {
+  description = "Outbound rules beyond HTTPS to anywhere, for example an S3 endpoint or a registry on another port."
+  type = list(object({
+    description = string
+    protocol    = string
+    port        = number
+    cidr        = string
+  }))
+  default = []
 
   validation {
-    condition     = contains(["alb", "instance"], var.endpoint_mode)
-    error_message = "endpoint_mode must be \"alb\" or \"instance\"."
+    condition     = alltrue([for r in var.extra_egress : can(cidrhost(r.cidr, 0)) && contains(["tcp", "udp"], r.protocol)])
+    error_message = "extra_egress entries need a tcp or udp protocol and an IPv4 CIDR."
   }
-}
-
-variable "cloudflare_ip_ranges" {
-  description = "CIDRs Cloudflare Workers connect from (https://www.cloudflare.com/ips/, or the cloudflare_ip_ranges data source); the only sources allowed in."
-  type        = list(string)
-
-  validation {
-    condition     = length(var.cloudflare_ip_ranges) > 0 && alltrue([for c in var.cloudflare_ip_ranges : can(cidrhost(c, 0))])
-    error_message = "cloudflare_ip_ranges must be a non-empty list of CIDR blocks."
-  }
-
-  validation {
-    condition     = !contains(var.cloudflare_ip_ranges, "0.0.0.0/0") && !contains(var.cloudflare_ip_ranges, "::/0")
-    error_message = "cloudflare_ip_ranges must not contain 0.0.0.0/0 or ::/0: the runners would be open to the internet."
-  }
-}
-
-variable "alb_certificate_arn" {
-  description = "ACM certificate for an HTTPS listener on the load balancer; null serves plain HTTP on port 80 (the runner token then crosses the internet in clear: use a certificate in production)."
-  type        = string
-  default     = null
 }
 
 variable "instance_type" {
@@ -101,31 +85,89 @@ variable "root_volume_size_gb" {
 }
 
 variable "min_size" {
-  description = "Fewest runners. 0 lets the fleet sleep; the wake-up alarm starts one when jobs wait."
+  description = "Fewest runners. 0 (default) lets the fleet sleep: the wake alarm starts one when the edge reports a backlog."
   type        = number
   default     = 0
 
   validation {
-    condition     = var.min_size >= 0
-    error_message = "min_size must be 0 or more."
+    condition     = var.min_size >= 0 && floor(var.min_size) == var.min_size
+    error_message = "min_size must be a whole number, 0 or more."
   }
 }
 
 variable "max_size" {
-  description = "Most runners (one in-flight prediction each)."
+  description = "Most runners (each holds SLOTS leases)."
   type        = number
   default     = 4
 
   validation {
-    condition     = var.max_size >= 1
-    error_message = "max_size must be at least 1."
+    condition     = var.max_size >= 1 && floor(var.max_size) == var.max_size
+    error_message = "max_size must be a whole number, at least 1."
   }
 }
 
-variable "desired_capacity" {
-  description = "Initial number of runners; null leaves it to the scaling policies."
+variable "health_check_grace_period_seconds" {
+  description = "Seconds a new instance has before GET /ready must answer 200 (and before it counts for scaling). It covers the boot, pulling the CUDA runner image (several GB), syncing model_s3_uri and creating the onnxruntime CUDA sessions, which together take 5-15 minutes on a g5; too short and the group kills runners that are still loading."
   type        = number
-  default     = null
+  default     = 900
+
+  validation {
+    condition     = var.health_check_grace_period_seconds >= 600 && var.health_check_grace_period_seconds <= 7200
+    error_message = "health_check_grace_period_seconds must be between 600 and 7200: less does not cover an image pull plus a model load."
+  }
+}
+
+variable "unready_checks_before_replace" {
+  description = "After the grace period, consecutive failed GET /ready checks (15 s apart) before the instance marks itself Unhealthy and the group replaces it."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.unready_checks_before_replace >= 2 && var.unready_checks_before_replace <= 240
+    error_message = "unready_checks_before_replace must be between 2 and 240."
+  }
+}
+
+variable "edge_url" {
+  description = "EDGE_URL: the edge's public base URL, where runners lease work (outbound HTTPS)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^/]+$", var.edge_url))
+    error_message = "edge_url must be https://host with no path."
+  }
+}
+
+variable "edge_runner_token" {
+  description = "EDGE_RUNNER_TOKEN: the runners' bearer token on the edge's lease API; equals the edge's RUNNER_TOKEN secret. Stored as an SSM SecureString."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.edge_runner_token) >= 24
+    error_message = "edge_runner_token must be at least 24 characters."
+  }
+}
+
+variable "model" {
+  description = "EDGE_MODEL: the model pool the runners serve, \"owner/name:version\" (an entry of the edge's MODELS); also the Model dimension of the Backlog metric the fleet scales on."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+:[A-Za-z0-9._-]+$", var.model))
+    error_message = "model must look like owner/name:version."
+  }
+}
+
+variable "slots" {
+  description = "SLOTS: leases a runner holds at once. One per GPU is the norm: a second prediction on the same GPU only queues behind the first."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.slots >= 1 && var.slots <= 16 && floor(var.slots) == var.slots
+    error_message = "slots must be a whole number between 1 and 16."
+  }
 }
 
 variable "model_s3_uri" {
@@ -140,13 +182,13 @@ variable "model_s3_uri" {
 }
 
 variable "ort_providers" {
-  description = "ORT_PROVIDERS: onnxruntime execution providers in order of preference."
+  description = "ORT_PROVIDERS: onnxruntime execution providers in order of preference. The image carries the CUDA 12 + cuDNN 9 runtime, not TensorRT, so tensorrt is refused."
   type        = string
   default     = "cuda,cpu"
 
   validation {
-    condition     = contains(["cpu", "cuda,cpu", "tensorrt,cuda,cpu"], var.ort_providers)
-    error_message = "ort_providers must be one of cpu, cuda,cpu, tensorrt,cuda,cpu."
+    condition     = contains(["cpu", "cuda,cpu"], var.ort_providers)
+    error_message = "ort_providers must be cuda,cpu or cpu; the runner image has no TensorRT runtime, so tensorrt cannot be offered."
   }
 }
 
@@ -207,8 +249,14 @@ variable "s3_iam_policy_json" {
   default     = null
 }
 
+variable "use_s3_access_keys" {
+  description = "Give the runners static S3 keys (s3_access_key_id / s3_secret_access_key, e.g. R2's bucket-scoped token) as SSM SecureStrings. False on AWS S3, where the instance role carries s3_iam_policy_json."
+  type        = bool
+  default     = false
+}
+
 variable "s3_access_key_id" {
-  description = "AWS_ACCESS_KEY_ID for the store (R2 or another non-AWS store); null uses the instance role."
+  description = "AWS_ACCESS_KEY_ID for the store (R2 or another non-AWS store); used only with use_s3_access_keys = true; null otherwise (on AWS S3 the instance role carries s3_iam_policy_json)."
   type        = string
   default     = null
   sensitive   = true
@@ -221,28 +269,6 @@ variable "s3_secret_access_key" {
   sensitive   = true
 }
 
-variable "api_token" {
-  description = "API_TOKEN: bearer token every Cog route but /health-check requires; equals the edge's RUNNER_TOKEN."
-  type        = string
-  sensitive   = true
-
-  validation {
-    condition     = length(var.api_token) >= 24
-    error_message = "api_token must be at least 24 characters."
-  }
-}
-
-variable "webhook_signing_secret" {
-  description = "WEBHOOK_SIGNING_SECRET (whsec_...): signs webhooks to the edge; equals the edge's RUNNER_WEBHOOK_SECRET."
-  type        = string
-  sensitive   = true
-
-  validation {
-    condition     = can(regex("^whsec_[A-Za-z0-9+/=]{24,}$", var.webhook_signing_secret))
-    error_message = "webhook_signing_secret must be whsec_ followed by at least 24 base64 characters."
-  }
-}
-
 variable "extra_environment" {
   description = "Extra runner environment variables (non-secret), for example PROGRESS_THROTTLE_MS or S3_PRESIGN_EXPIRES_SECONDS."
   type        = map(string)
@@ -250,24 +276,29 @@ variable "extra_environment" {
 }
 
 variable "scaling" {
-  description = "Queue-depth scaling: the CloudWatch metric (namespace, name, QueueName dimension) counting predictions waiting or running, and the target per runner."
+  description = "Scaling on the edge's CloudWatch Backlog metric (namespace = the edge's CLOUDWATCH_NAMESPACE, dimension Model): the target backlog per in-service runner, minutes of surplus before removing a runner, minutes of empty backlog before sleeping at min_size, and how long a runner picked for scale-in may drain."
   type = object({
-    metric_namespace           = optional(string, "SdEdge")
-    metric_name                = optional(string, "PredictionsInSystem")
-    queue_name                 = string
-    target_per_instance        = optional(number, 1)
-    scale_in_drain_seconds     = optional(number, 600)
-    instance_warmup_seconds    = optional(number, 300)
+    metric_namespace            = optional(string, "SdEdge")
+    target_backlog_per_instance = optional(number, 1)
+    scale_in_minutes            = optional(number, 5)
+    idle_minutes                = optional(number, 15)
+    scale_in_drain_seconds      = optional(number, 600)
   })
+  default = {}
 
   validation {
-    condition     = var.scaling.target_per_instance > 0
-    error_message = "scaling.target_per_instance must be greater than 0."
+    condition     = var.scaling.target_backlog_per_instance > 0
+    error_message = "scaling.target_backlog_per_instance must be greater than 0."
   }
 
   validation {
-    condition     = var.scaling.scale_in_drain_seconds >= 30 && var.scaling.scale_in_drain_seconds <= 7200
-    error_message = "scaling.scale_in_drain_seconds must be between 30 and 7200."
+    condition     = var.scaling.idle_minutes >= 1 && var.scaling.idle_minutes <= 1440 && var.scaling.scale_in_minutes >= 1 && var.scaling.scale_in_minutes <= 1440
+    error_message = "scaling.idle_minutes and scaling.scale_in_minutes must be between 1 and 1440 (one-minute alarm periods)."
+  }
+
+  validation {
+    condition     = var.scaling.scale_in_drain_seconds >= 30 && var.scaling.scale_in_drain_seconds <= 7000
+    error_message = "scaling.scale_in_drain_seconds must be between 30 and 7000 (the drain hook's timeout is 60 s longer, at most 7200)."
   }
 }
 

@@ -1,5 +1,6 @@
 # S3-compatible storage for generated images: an AWS S3 bucket or a Cloudflare R2 bucket, with expiry of
-# predictions/, public access off by default, CORS for GET, and credentials scoped to this bucket for the runners.
+# predictions/, public access off by default, CORS for GET, and access scoped to this bucket for the runners (an IAM
+# policy for the instance role on S3, a bucket-scoped token on R2).
 
 locals {
   is_s3                   = var.backend == "s3"
@@ -106,7 +107,8 @@ resource "aws_s3_bucket_policy" "public_read" {
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
-# What a runner may do: write and read its outputs, nothing else (no delete, no listing other buckets).
+# What a runner may do: write and read its outputs, nothing else (no delete, no listing other buckets). The fleet
+# attaches it to its instance role: no long-lived key on AWS.
 data "aws_iam_policy_document" "runner" {
   count = local.is_s3 ? 1 : 0
 
@@ -126,28 +128,6 @@ data "aws_iam_policy_document" "runner" {
       values   = ["${var.predictions_prefix}*"]
     }
   }
-}
-
-resource "aws_iam_user" "runner" {
-  count = local.is_s3 ? 1 : 0
-
-  name = local.runner_credentials_name
-  path = "/sd/"
-  tags = var.tags
-}
-
-resource "aws_iam_user_policy" "runner" {
-  count = local.is_s3 ? 1 : 0
-
-  name   = "${local.runner_credentials_name}-bucket"
-  user   = aws_iam_user.runner[0].name
-  policy = data.aws_iam_policy_document.runner[0].json
-}
-
-resource "aws_iam_access_key" "runner" {
-  count = local.is_s3 ? 1 : 0
-
-  user = aws_iam_user.runner[0].name
 }
 
 ################################################################################

@@ -36,13 +36,13 @@ output "runner_iam_policy_json" {
 }
 
 output "runner_access_key_id" {
-  description = "AWS_ACCESS_KEY_ID for runners off AWS (IAM user key on S3, token id on R2)."
-  value       = local.is_s3 ? try(aws_iam_access_key.runner[0].id, null) : try(cloudflare_account_token.runner[0].id, null)
+  description = "AWS_ACCESS_KEY_ID for the runners on R2 (the bucket-scoped token's id); null on S3, where the instance role carries runner_iam_policy_json."
+  value       = try(cloudflare_account_token.runner[0].id, null)
   sensitive   = true
 }
 
 output "runner_secret_access_key" {
-  description = "AWS_SECRET_ACCESS_KEY matching runner_access_key_id (on R2 the SHA-256 of the token value)."
-  value       = local.is_s3 ? try(aws_iam_access_key.runner[0].secret, null) : try(sha256(cloudflare_account_token.runner[0].value), null)
+  description = "AWS_SECRET_ACCESS_KEY matching runner_access_key_id (the SHA-256 of the R2 token value); null on S3."
+  value       = try(sha256(cloudflare_account_token.runner[0].value), null)
   sensitive   = true
 }

@@ -1,5 +1,5 @@
 variable "backend" {
-  description = "Where images are stored: \"s3\" (an AWS S3 bucket, IAM user + access key) or \"r2\" (a Cloudflare R2 bucket, bucket-scoped account token)."
+  description = "Where images are stored: \"s3\" (an AWS S3 bucket; runners get its IAM policy on their instance role) or \"r2\" (a Cloudflare R2 bucket, bucket-scoped account token)."
   type        = string
   default     = "s3"
 
@@ -88,7 +88,7 @@ variable "force_destroy" {
 }
 
 variable "runner_credentials_name" {
-  description = "Name of the IAM user (s3) or account token (r2) whose keys the runners use. Null uses <bucket_name>-runner."
+  description = "Name of the R2 account token whose keys the runners use (r2 only). Null uses <bucket_name>-runner."
   type        = string
   default     = null
 }

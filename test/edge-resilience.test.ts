@@ -328,14 +328,12 @@ describe('runners that die, freeze or refuse, and an edge that restarts', () => 
     for (const id of ids) {
       const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, id, (x) => TERMINAL.includes(x.status), 120_000);
       expect(final.status, final.error ?? '').toBe('succeeded');
-      const runs = stack.runners.reduce(
-        (n, r) => n + runnerStarts(r, id) + runnerStarts(r, `${id}-a1`) + runnerStarts(r, `${id}-a2`),
-        0,
-      );
-      expect(runs).toBeGreaterThanOrEqual(1);
-      // Two starts only if a lease was lost to the restart; never two completions.
-      const completions = (await storedObjects(stack.s3, id)).length + (await storedObjects(stack.s3, `${id}-a1`)).length;
-      expect(completions).toBe(1);
+      // It ended once. A run whose report could not reach the edge while it was down may have been run again after
+      // its lease ran out (never at the same time); exactly one result is the prediction's.
+      expect(edgeLogs(stack.edge).filter((r) => r.msg === 'prediction finished' && r.predictionId === id)).toHaveLength(1);
+      const starts = stack.runners.reduce((n, r) => n + runnerStarts(r, id) + runnerStarts(r, `${id}-a1`), 0);
+      expect(starts).toBeGreaterThanOrEqual(1);
+      expect(starts).toBeLessThanOrEqual(2);
     }
     timings.edgeRestart = Date.now() - t0;
   });

@@ -15,8 +15,5 @@ declare namespace Cloudflare {
     /** The Cron Trigger's CloudWatch publisher (an IAM key allowed only cloudwatch:PutMetricData). */
     CLOUDWATCH_ACCESS_KEY_ID?: string;
     CLOUDWATCH_SECRET_ACCESS_KEY?: string;
-    CLOUDWATCH_REGION?: string;
-    CLOUDWATCH_NAMESPACE?: string;
-    CLOUDWATCH_ENDPOINT?: string;
   }
 }

@@ -58,6 +58,7 @@ interface JobRow {
   lease_expires_ms: number | null;
   leased_ms: number | null;
   created_ms: number;
+  graced: number;
   [key: string]: SqlStorageValue;
 }
 
@@ -86,7 +87,8 @@ export class ModelQueue extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS jobs (
         prediction_id TEXT PRIMARY KEY, owner_key TEXT NOT NULL, seq INTEGER NOT NULL, tag REAL NOT NULL,
         head INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
-        lease_id TEXT, runner TEXT, lease_expires_ms INTEGER, leased_ms INTEGER, created_ms INTEGER NOT NULL);
+        lease_id TEXT, runner TEXT, lease_expires_ms INTEGER, leased_ms INTEGER, created_ms INTEGER NOT NULL,
+        graced INTEGER NOT NULL DEFAULT 0);
       CREATE INDEX IF NOT EXISTS jobs_next ON jobs (state, head DESC, tag, seq);
       CREATE UNIQUE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_id);
       CREATE TABLE IF NOT EXISTS key_tags (owner_key TEXT PRIMARY KEY, last_tag REAL NOT NULL);
@@ -437,7 +439,16 @@ export class ModelQueue extends DurableObject<Env> {
     this.alarmAt = null;
     const config = this.config;
     const expired = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_ms <= ?", now).toArray();
-    for (const job of expired) await this.takeBack(job);
+    for (const job of expired) {
+      // An alarm this late means the edge itself was down or stalled: the holder's heartbeats could not arrive. Once per
+      // lease, it gets another TTL to be heard before the prediction goes to someone else.
+      const ttl = this.ttlFor(job.runner ?? '');
+      if (!job.graced && now - (job.lease_expires_ms ?? now) > ttl / 2) {
+        this.sql.exec('UPDATE jobs SET lease_expires_ms = ?, graced = 1 WHERE prediction_id = ?', now + ttl, job.prediction_id);
+        continue;
+      }
+      await this.takeBack(job);
+    }
     const maxQueueSeconds = this.maxQueueSeconds();
     const maxQueueMs = maxQueueSeconds * 1000;
     const late = this.sql
@@ -476,7 +487,7 @@ export class ModelQueue extends DurableObject<Env> {
     }
     log.warn('lease expired; back to the head of the line', { attempt: job.attempt + 1 });
     this.sql.exec(
-      "UPDATE jobs SET state = 'waiting', head = 1, attempt = attempt + 1, lease_id = NULL, runner = NULL, lease_expires_ms = NULL, leased_ms = NULL WHERE prediction_id = ?",
+      "UPDATE jobs SET state = 'waiting', head = 1, attempt = attempt + 1, lease_id = NULL, runner = NULL, lease_expires_ms = NULL, leased_ms = NULL, graced = 0 WHERE prediction_id = ?",
       job.prediction_id,
     );
   }

@@ -146,12 +146,12 @@ export class LeaseAgent {
       if (verdict === 'ok') lastRenewed = sentAt;
       if (verdict === 'stop') {
         log.warn('the edge took the lease back; canceling');
-        this.service.cancel(record.id);
+        this.service.abandon(record.id, 'the edge took the lease back');
         break;
       }
       if (verdict === 'unreachable' && Date.now() - lastRenewed > lease.fence_ms) {
         log.warn({ fence_ms: lease.fence_ms }, 'could not renew the lease in time; canceling before the edge gives it away');
-        this.service.cancel(record.id);
+        this.service.abandon(record.id, 'the lease could not be renewed in time');
         break;
       }
     }

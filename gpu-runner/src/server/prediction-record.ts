@@ -107,6 +107,15 @@ export class PredictionRecord {
     return this.finish('canceled', () => {});
   }
 
+  /**
+   * Stops without reporting: the prediction is no longer ours (its lease is gone or could not be renewed), so a
+   * "canceled" report must not reach the edge and end a prediction that another runner now holds.
+   */
+  abandon(reason: string): void {
+    this.webhooks?.abandon();
+    this.requestCancel(reason);
+  }
+
   /** Asks the running predictor to stop; the runner then calls cancel(). */
   requestCancel(reason: string): void {
     if (this.isFinished || this.abort.signal.aborted) return;

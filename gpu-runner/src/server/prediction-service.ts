@@ -149,6 +149,11 @@ export class PredictionService {
     return record;
   }
 
+  /** Stops a prediction that is no longer this runner's, reporting nothing more (see PredictionRecord.abandon). */
+  abandon(id: string, reason: string): void {
+    this.predictions.get(id)?.abandon(reason);
+  }
+
   /** Stops new work, lets running predictions finish for up to graceMs, cancels the rest, then waits for their final webhooks. */
   async shutdown(graceMs: number, webhookWaitMs = 60_000): Promise<void> {
     if (!this.accepting) return;

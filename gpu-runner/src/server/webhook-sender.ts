@@ -73,6 +73,13 @@ export class PredictionWebhooks {
     }, wait);
   }
 
+  /** Sends nothing more, the terminal event included (a pull lease that was taken back: the edge refuses it anyway). */
+  abandon(): void {
+    this.closed = true;
+    if (this.trailing) clearTimeout(this.trailing);
+    this.trailing = null;
+  }
+
   /** The terminal event: queued after every earlier delivery, retried; resolves when delivered or given up. */
   complete(final: RunnerPrediction): Promise<void> {
     if (this.closed) return this.chain;

@@ -64,7 +64,9 @@ locals {
     PUBLIC_BASE_URL           = local.public_base_url
     ALLOWED_ORIGINS           = join(",", var.allowed_origins)
     LOG_LEVEL                 = var.log_level
-    DISPATCH_MAX_RETRIES      = tostring(var.dispatch_max_retries)
+    LEASE_TTL_SECONDS         = tostring(var.lease_ttl_seconds)
+    MAX_QUEUE_SECONDS         = tostring(var.max_queue_seconds)
+    MAX_BACKLOG               = tostring(var.max_backlog)
     RUNNER_SILENCE_SECONDS    = tostring(var.runner_silence_seconds)
     MAX_REQUEUES              = tostring(var.max_requeues)
     RUNNER_REQUEST_TIMEOUT_MS = tostring(var.runner_request_timeout_ms)

@@ -147,14 +147,36 @@ variable "route_pattern" {
   default     = null
 }
 
-variable "dispatch_max_retries" {
-  description = "DISPATCH_MAX_RETRIES: how many times the edge retries handing a prediction to a push target (a Cog URL in models[].runners) before it fails."
+variable "lease_ttl_seconds" {
+  description = "LEASE_TTL_SECONDS: a pull runner's lease not heartbeated for this long goes back to the head of the line (the runner stops itself at 70% of it)."
   type        = number
-  default     = 8
+  default     = 15
 
   validation {
-    condition     = var.dispatch_max_retries >= 0 && var.dispatch_max_retries <= 100 && floor(var.dispatch_max_retries) == var.dispatch_max_retries
-    error_message = "dispatch_max_retries must be a whole number between 0 and 100."
+    condition     = var.lease_ttl_seconds >= 2 && var.lease_ttl_seconds <= 600 && floor(var.lease_ttl_seconds) == var.lease_ttl_seconds
+    error_message = "lease_ttl_seconds must be a whole number between 2 and 600."
+  }
+}
+
+variable "max_queue_seconds" {
+  description = "MAX_QUEUE_SECONDS: a prediction still waiting for a GPU after this long fails (cover the fleet's cold start from zero)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.max_queue_seconds >= 60 && var.max_queue_seconds <= 604800 && floor(var.max_queue_seconds) == var.max_queue_seconds
+    error_message = "max_queue_seconds must be a whole number between 60 and 604800."
+  }
+}
+
+variable "max_backlog" {
+  description = "MAX_BACKLOG: most predictions waiting per model; past it, create answers 503 with Retry-After before storing anything."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.max_backlog >= 1 && floor(var.max_backlog) == var.max_backlog
+    error_message = "max_backlog must be a positive whole number."
   }
 }
 

@@ -3,6 +3,7 @@
 import { errorBody } from '@sd/shared/schemas/errors';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { registerA1111Routes } from './api/a1111/a1111-routes.ts';
 import { type AppEnv, configOf } from './api/app-env.ts';
 import { MAX_BODY_BYTES } from './api/json-body.ts';
 import { registerOpenAIRoutes } from './api/openai-routes.ts';
@@ -54,17 +55,25 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     },
   });
   app.use('/v1/*', capBody);
+  app.use('/sdapi/*', capBody);
   app.use('/internal/*', capBody);
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/openapi.json', (c) => c.json(openApiDocument(configOf(c).publicBaseUrl)));
   registerRunnerWebhookRoute(app);
 
-  for (const mw of options.cors ?? []) app.use('/v1/*', mw);
+  for (const mw of options.cors ?? []) {
+    app.use('/v1/*', mw);
+    app.use('/sdapi/*', mw);
+  }
   registerStreamRoute(app);
-  for (const mw of options.auth) app.use('/v1/*', mw);
+  for (const mw of options.auth) {
+    app.use('/v1/*', mw);
+    app.use('/sdapi/*', mw);
+  }
   registerPredictionRoutes(app);
   registerOpenAIRoutes(app);
+  registerA1111Routes(app);
   for (const sub of options.routes ?? []) app.route('/', sub);
   return app;
 }

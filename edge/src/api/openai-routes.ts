@@ -1,12 +1,12 @@
 // OpenAI-compatible POST /v1/images/generations over the same prediction machinery: it maps the request onto a
 // prediction input, waits for the prediction to end, and answers with URLs or base64 images.
-import { bytesToBase64 } from '@sd/shared/base64';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import { OpenAIImageRequestSchema, type OpenAIImageResponse } from '@sd/shared/schemas/openai';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
+import { outputToBase64 } from '../images/output-images.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import type { PredictionRecord } from '../predictions/prediction-record.ts';
 import { predictionStub } from '../predictions/stubs.ts';
@@ -35,14 +35,6 @@ function renameIssues(err: DomainError): DomainError {
     return { field, message };
   });
   return new DomainError(err.code, issues.map((i) => i.message).join('; '), issues, err.headers);
-}
-
-async function toBase64(url: string): Promise<string> {
-  const data = /^data:[^;,]+;base64,(.*)$/s.exec(url);
-  if (data) return data[1];
-  const res = await fetch(url);
-  if (!res.ok) throw new DomainError('upstream_failed', `fetching output image ${url} failed with ${res.status}`);
-  return bytesToBase64(new Uint8Array(await res.arrayBuffer()));
 }
 
 export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
@@ -92,7 +84,7 @@ export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
     const urls = done.output ?? [];
     const data =
       req.response_format === 'b64_json'
-        ? await Promise.all(urls.map(async (url) => ({ b64_json: await toBase64(url), revised_prompt: req.prompt })))
+        ? await Promise.all(urls.map(async (url) => ({ b64_json: await outputToBase64(url), revised_prompt: req.prompt })))
         : urls.map((url) => ({ url, revised_prompt: req.prompt }));
     const body: OpenAIImageResponse = { created: Math.floor(Date.parse(done.created_at) / 1000), data };
     return c.json(body, 200, { 'x-prediction-id': done.id });

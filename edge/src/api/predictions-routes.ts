@@ -9,7 +9,7 @@ import { createPrediction, idempotencyOf } from '../predictions/create-predictio
 import { decodeCursor } from '../predictions/prediction-index.ts';
 import { type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
-import { indexStub, predictionStub } from '../predictions/stubs.ts';
+import { type IndexStub, indexStub, predictionStub } from '../predictions/stubs.ts';
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
@@ -19,11 +19,16 @@ const PAGE_SIZE = 50;
 const ID_PATTERN = /^[a-z0-9]{1,64}$/;
 
 /** The caller's prediction, or 404: another key's prediction is indistinguishable from a missing one. */
-async function ownedPrediction(c: AppContext, id: string): Promise<PredictionRecord> {
+export async function ownedPrediction(c: AppContext, id: string): Promise<PredictionRecord> {
   if (!ID_PATTERN.test(id)) throw notFound(`prediction ${JSON.stringify(id)}`);
   const record = await predictionStub(c.env, id).get();
   if (!record || record.ownerKeyId !== callerOf(c).keyId) throw notFound(`prediction ${id}`);
   return record;
+}
+
+/** The caller's prediction listing (GET /v1/predictions, AUTOMATIC1111's /progress and /interrupt read it). */
+export function callerIndex(c: AppContext): IndexStub {
+  return indexStub(c.env, callerOf(c).keyId);
 }
 
 async function create(c: AppContext, modelRef: string | null) {
@@ -112,7 +117,7 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
         `cursor must be the value of a previous page's next link, got ${JSON.stringify(cursor.slice(0, 40))}`,
       );
     }
-    const page = await indexStub(c.env, callerOf(c).keyId).list(cursor, PAGE_SIZE);
+    const page = await callerIndex(c).list(cursor, PAGE_SIZE);
     const records = await Promise.all(page.ids.map((id) => predictionStub(c.env, id).get()));
     const base = `${config.publicBaseUrl}/v1/predictions`;
     return c.json({

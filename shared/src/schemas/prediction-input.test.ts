@@ -92,11 +92,13 @@ describe('prediction input schema', () => {
     expect(messages({ prompt: 'x', image: 'https://example.com/a.png', strength: 0.5, prompt_strength: 0.7 })).toContain(
       'prompt_strength: prompt_strength is an alias of strength: send one of them, got strength 0.5 and prompt_strength 0.7',
     );
-    expect(messages({ prompt: 'x', clip_skip: 13 })).toContain('clip_skip: clip_skip must be an integer between 1 and 12, got 13');
-    // The step check uses the alias too: 0.05 * 10 rounds to no step at all.
-    expect(messages({ prompt: 'x', image: 'https://example.com/a.png', prompt_strength: 0.05, num_inference_steps: 10 })).toContain(
-      'strength: strength * num_inference_steps must be at least 1 denoising step, got 0.05 * 10 = 0',
+    expect(messages({ prompt: 'x', clip_skip: 13 })).toContain(
+      'clip_skip: clip_skip must be an integer between 1 and 12, got 13',
     );
+    // The step check uses the alias too: 0.05 * 10 rounds to no step at all.
+    expect(
+      messages({ prompt: 'x', image: 'https://example.com/a.png', prompt_strength: 0.05, num_inference_steps: 10 }),
+    ).toContain('strength: strength * num_inference_steps must be at least 1 denoising step, got 0.05 * 10 = 0');
   });
 
   it('requires a prompt and reports the type', () => {

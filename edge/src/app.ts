@@ -5,7 +5,9 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { registerA1111Routes } from './api/a1111/a1111-routes.ts';
 import { type AppEnv, configOf } from './api/app-env.ts';
+import { registerFileRoutes } from './api/files-routes.ts';
 import { MAX_BODY_BYTES } from './api/json-body.ts';
+import { registerModelRoutes } from './api/models-routes.ts';
 import { registerOpenAIRoutes } from './api/openai-routes.ts';
 import { openApiDocument } from './api/openapi.ts';
 import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
@@ -73,6 +75,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   }
   registerPredictionRoutes(app);
   registerOpenAIRoutes(app);
+  registerFileRoutes(app);
+  registerModelRoutes(app);
   registerA1111Routes(app);
   for (const sub of options.routes ?? []) app.route('/', sub);
   return app;

@@ -5,6 +5,7 @@ import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
+import { inlineFileInputs } from '../files/file-inputs.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
 import { type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
@@ -65,11 +66,18 @@ async function create(c: AppContext, modelRef: string | null) {
   }
   const principal = callerOf(c);
   const log = requestLog(c, { keyId: principal.keyId });
+  if (body.input.disable_safety_checker !== undefined) {
+    // Replicate's SD models take it; this pipeline has no safety checker, so outputs are never filtered either way.
+    log.info('disable_safety_checker accepted: there is no safety checker, outputs are not filtered', {
+      disable_safety_checker: body.input.disable_safety_checker,
+    });
+  }
+  const input = await inlineFileInputs(c.env.FILES, principal.keyId, config.publicBaseUrl, body.input);
   const { record, replayed } = await createPrediction(
     { env: c.env, config, principal, log, cache: defaultCache() },
     {
       model,
-      body,
+      body: { ...body, input },
       idempotency: await idempotencyOf(idempotencyKey ?? undefined, text),
       source: principal.kind === 'secret' ? 'api' : 'web',
     },

@@ -7,7 +7,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
-import type { ImageEditParams, ImageGenerateParams } from 'openai/resources/images';
+import type {
+  ImageEditParamsNonStreaming as ImageEditParams,
+  ImageGenerateParamsNonStreaming as ImageGenerateParams,
+} from 'openai/resources/images';
 import Replicate from 'replicate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

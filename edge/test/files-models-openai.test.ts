@@ -194,3 +194,20 @@ describe('OpenAI images', () => {
     expect((await post(key, '/v1/images/edits', two)).status).toBe(422);
   });
 });
+
+describe('OpenAPI document', () => {
+  it('describes the new surfaces', async () => {
+    const doc = (await (await api('unused')('/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/files',
+        '/v1/files/{id}',
+        '/v1/models/{owner}/{name}',
+        '/v1/images/edits',
+        '/sdapi/v1/txt2img',
+        '/sdapi/v1/img2img',
+        '/sdapi/v1/progress',
+      ]),
+    );
+  });
+});

@@ -91,7 +91,10 @@ describe('AUTOMATIC1111 request mapping', () => {
       seed: 99,
     });
     expect(plan.iterations[0]).not.toHaveProperty('strength');
-    expect(plan.ignored).toEqual(expect.arrayContaining(['override_settings.sd_vae', 'denoising_strength']));
+    expect(plan.ignored).toEqual(
+      expect.arrayContaining(['override_settings.sd_vae', 'denoising_strength', 'url', 'auth', 'hr_upscaler', 'save_images']),
+    );
+    expect(plan.ignored).not.toContain('steps');
     expect(plan.parameters).not.toHaveProperty('url');
     expect(plan.parameters).toMatchObject({ sampler_name: 'DPM++ 2M', scheduler: 'Karras', enable_hr: false });
   });

@@ -174,6 +174,40 @@ export function toA1111Issue(issue: { field: string; message: string }): { field
   return { field, message: message.includes(field) ? message : `${field}: ${message}` };
 }
 
+/** Fields that are mapped, or checked and refused unless at their default; every other field is logged as ignored. */
+const APPLIED = new Set([
+  'prompt',
+  'negative_prompt',
+  'seed',
+  'subseed',
+  'sampler_name',
+  'sampler_index',
+  'scheduler',
+  'batch_size',
+  'n_iter',
+  'steps',
+  'cfg_scale',
+  'width',
+  'height',
+  'denoising_strength',
+  'override_settings',
+  'init_images',
+  'mask',
+  'send_images',
+  'include_init_images',
+  'restore_faces',
+  'tiling',
+  'enable_hr',
+  'subseed_strength',
+  'seed_resize_from_h',
+  'seed_resize_from_w',
+  'styles',
+  'script_name',
+  'alwayson_scripts',
+  'refiner_checkpoint',
+  'inpainting_mask_invert',
+]);
+
 export interface A1111Plan {
   mode: A1111Mode;
   model: ModelConfig;
@@ -355,6 +389,8 @@ export function planA1111Request(mode: A1111Mode, raw: unknown, config: EdgeConf
     // txt2img uses denoising_strength only for hires fix, which is off: A1111 ignores it too.
     ignored.push('denoising_strength');
   }
+
+  for (const k of Object.keys(raw as Record<string, unknown>)) if (!APPLIED.has(k)) ignored.push(k);
 
   const iterations = Array.from({ length: nIter }, (_, k) => ({ ...base, seed: seeds[k * batchSize] }));
 

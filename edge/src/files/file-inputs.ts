@@ -37,8 +37,14 @@ export async function inlineFileInputs(
         );
       }
       next = dataUriOf(file.bytes, file.record.content_type);
-    } else if (/^data:(?!image\/(?:png|jpe?g|webp)[;,])/i.test(value)) {
-      next = normalizeImageString(value, `input.${field}`);
+    } else if (/^data:(?:application\/octet-stream|binary\/octet-stream)?[;,]/i.test(value)) {
+      // Only a generic type is corrected, and only when the bytes are an image; anything else is left for the
+      // input schema, which reports it together with every other problem of the input.
+      try {
+        next = normalizeImageString(value, `input.${field}`);
+      } catch {
+        next = value;
+      }
     }
     if (next !== value) out = { ...out, [field]: next };
   }

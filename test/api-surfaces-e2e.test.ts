@@ -201,6 +201,7 @@ describe('the replicate client', () => {
     expect(files.results.length).toBeGreaterThan(0);
     const [latest] = (await replicate.predictions.list()).results;
     expect(latest.input).toMatchObject({ strength: 0.5, disable_safety_checker: true });
+    expect(latest.logs).toContain('this pipeline has no safety checker');
     expect(String((latest.input as { image: string }).image)).toMatch(/^data:image\/png;base64,/);
   });
 

@@ -57,10 +57,16 @@ async function call(stack: LocalStack, path: string, body?: unknown): Promise<Re
 }
 
 async function burst(stack: LocalStack, w: Workload): Promise<WorkloadFigures> {
-  const input = (i: number) => ({ prompt: `burst ${w.name} ${i} ${Date.now()}`, width: w.width, height: w.width, num_inference_steps: w.steps });
+  const input = (i: number) => ({
+    prompt: `burst ${w.name} ${i} ${Date.now()}`,
+    width: w.width,
+    height: w.width,
+    num_inference_steps: w.steps,
+  });
   // Created one after another as fast as the edge answers: creation order is the order the line must keep.
   const ids: string[] = [];
-  for (let i = 0; i < w.count; i++) ids.push(String((await call(stack, '/v1/predictions', { version: stack.model.ref, input: input(i) })).id));
+  for (let i = 0; i < w.count; i++)
+    ids.push(String((await call(stack, '/v1/predictions', { version: stack.model.ref, input: input(i) })).id));
   const done = new Map<string, Seen>();
   const deadline = Date.now() + 30 * 60_000;
   while (done.size < ids.length && Date.now() < deadline) {
@@ -133,7 +139,8 @@ const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 export async function run(): Promise<BenchResult> {
   const figures = await measure();
   const previousFile = process.env.SD_BENCH_DISPATCH_PREVIOUS;
-  const previous: WorkloadFigures[] = previousFile && existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : [];
+  const previous: WorkloadFigures[] =
+    previousFile && existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : [];
   if (process.env.SD_BENCH_DISPATCH_OUT) writeFileSync(process.env.SD_BENCH_DISPATCH_OUT, JSON.stringify(figures, null, 2));
   const rows = figures.map((f) => {
     const p = previous.find((x) => x.workload === f.workload);

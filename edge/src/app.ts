@@ -3,9 +3,12 @@
 import { errorBody } from '@sd/shared/schemas/errors';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { registerA1111Routes } from './api/a1111/a1111-routes.ts';
 import { type AppEnv, configOf } from './api/app-env.ts';
+import { registerFileRoutes } from './api/files-routes.ts';
 import { MAX_BODY_BYTES } from './api/json-body.ts';
 import { registerMetricsRoute } from './api/metrics-route.ts';
+import { registerModelRoutes } from './api/models-routes.ts';
 import { registerOpenAIRoutes } from './api/openai-routes.ts';
 import { openApiDocument } from './api/openapi.ts';
 import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
@@ -56,6 +59,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     },
   });
   app.use('/v1/*', capBody);
+  app.use('/sdapi/*', capBody);
   app.use('/internal/*', capBody);
   app.use('/runner/*', capBody);
 
@@ -65,11 +69,20 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   registerRunnerRoutes(app);
   registerMetricsRoute(app);
 
-  for (const mw of options.cors ?? []) app.use('/v1/*', mw);
+  for (const mw of options.cors ?? []) {
+    app.use('/v1/*', mw);
+    app.use('/sdapi/*', mw);
+  }
   registerStreamRoute(app);
-  for (const mw of options.auth) app.use('/v1/*', mw);
+  for (const mw of options.auth) {
+    app.use('/v1/*', mw);
+    app.use('/sdapi/*', mw);
+  }
   registerPredictionRoutes(app);
   registerOpenAIRoutes(app);
+  registerFileRoutes(app);
+  registerModelRoutes(app);
+  registerA1111Routes(app);
   for (const sub of options.routes ?? []) app.route('/', sub);
   return app;
 }

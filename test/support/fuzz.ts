@@ -102,7 +102,9 @@ export const BAD_PUBLIC_FIELDS: Record<string, unknown[]> = {
   output_format: ['gif', 'png\u0000', 1, ''],
   prompt_mode: ['x', true],
   prompt_weighting: ['true', 1, null],
+  prompt_strength: [-0.1, 1.5, '0.5', INF],
   clip_skip: [0, 13, 1.5, '2', null],
+  disable_safety_checker: ['true', 1, null],
 };
 
 /**

@@ -1,100 +1,173 @@
-// OpenAI-compatible POST /v1/images/generations over the same prediction machinery: it maps the request onto a
-// prediction input, waits for the prediction to end, and answers with URLs or base64 images.
-import { bytesToBase64 } from '@sd/shared/base64';
-import type { ErrorIssue } from '@sd/shared/schemas/errors';
-import { OpenAIImageRequestSchema, type OpenAIImageResponse } from '@sd/shared/schemas/openai';
-import type { Hono } from 'hono';
+// OpenAI-compatible POST /v1/images/generations and POST /v1/images/edits (multipart: image, optional mask) over the
+// same prediction machinery: the request is mapped onto a prediction input (openai-request.ts), the prediction run to
+// its end, and the answer given as URLs or base64 with the model that ran. GET /v1/models is in models-routes.ts.
+import {
+  type OpenAIImageEditRequest,
+  OpenAIImageEditRequestSchema,
+  OpenAIImageRequestSchema,
+  type OpenAIImageResponse,
+} from '@sd/shared/schemas/openai';
+import type { Context, Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
-import { resolveModel } from '../config.ts';
+import type { ModelConfig } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
-import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
+import { dataUriOf, imageDimensions, sniffImageType } from '../images/image-data.ts';
+import { outputToBase64 } from '../images/output-images.ts';
+import { PngError, repaintMaskFromAlpha } from '../images/png-alpha-mask.ts';
 import type { PredictionRecord } from '../predictions/prediction-record.ts';
-import { predictionStub } from '../predictions/stubs.ts';
-import { type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
+import { type AppContext, type AppEnv, configOf, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
+import { editInput, fitSize, generationInput, modelFor, toOpenAIIssue } from './openai-request.ts';
+import { runPredictionToEnd } from './sync-prediction.ts';
 
-/** OpenAI calls are synchronous; the official client waits up to 10 minutes by default. */
-const OPENAI_WAIT_MS = 300_000;
-
-// Prediction-input fields as the OpenAI request names them, so an error points at what the caller sent.
-const FIELD_NAMES: Record<string, string> = {
-  'input.num_outputs': 'n',
-  'input.width': 'size',
-  'input.height': 'size',
-  'input.prompt': 'prompt',
-};
-
-function renameIssues(err: DomainError): DomainError {
-  if (!err.issues) return err;
-  const issues: ErrorIssue[] = err.issues.map((i) => {
-    const field = FIELD_NAMES[i.field] ?? i.field.replace(/^input\./, '');
-    const renamed = i.field === 'input.num_outputs' ? i.message.replace(/^num_outputs/, 'n') : i.message;
-    // "width must be ..." alone would not say which request field to fix when the caller sent `size`.
-    const message = renamed.includes(field) ? renamed : `${field}: ${renamed}`;
-    return { field, message };
-  });
-  return new DomainError(err.code, issues.map((i) => i.message).join('; '), issues, err.headers);
+async function answer(
+  c: Context<AppEnv>,
+  done: PredictionRecord,
+  model: ModelConfig,
+  req: { response_format: 'url' | 'b64_json'; prompt: string },
+) {
+  const urls = done.output ?? [];
+  const data =
+    req.response_format === 'b64_json'
+      ? await Promise.all(urls.map(async (url) => ({ b64_json: await outputToBase64(url), revised_prompt: req.prompt })))
+      : urls.map((url) => ({ url, revised_prompt: req.prompt }));
+  const ran = `${model.id}:${model.version}`;
+  const body: OpenAIImageResponse = {
+    created: Math.floor(Date.parse(done.created_at) / 1000),
+    data,
+    model: ran,
+    output_format: (done.input.output_format as OpenAIImageResponse['output_format']) ?? 'png',
+    size: `${done.input.width}x${done.input.height}`,
+  };
+  return c.json(body, 200, { 'x-prediction-id': done.id, 'x-model': ran });
 }
 
-async function toBase64(url: string): Promise<string> {
-  const data = /^data:[^;,]+;base64,(.*)$/s.exec(url);
-  if (data) return data[1];
-  const res = await fetch(url);
-  if (!res.ok) throw new DomainError('upstream_failed', `fetching output image ${url} failed with ${res.status}`);
-  return bytesToBase64(new Uint8Array(await res.arrayBuffer()));
+function logMapping(
+  c: AppContext,
+  requested: string | undefined,
+  model: ModelConfig,
+  mapped: boolean,
+  extra: Record<string, unknown>,
+) {
+  const log = requestLog(c, { keyId: callerOf(c).keyId, surface: 'openai' });
+  if (mapped) log.info('OpenAI model name mapped to the default model', { requested, model: model.id });
+  if (Object.values(extra).some((v) => v !== undefined)) log.info('OpenAI request options', extra);
+}
+
+/** Multipart string fields to the JSON types the edit schema expects. */
+const NUMERIC_FIELDS = new Set([
+  'n',
+  'output_compression',
+  'partial_images',
+  'seed',
+  'num_inference_steps',
+  'guidance_scale',
+  'strength',
+]);
+
+function coerceField(name: string, value: string): unknown {
+  if (NUMERIC_FIELDS.has(name)) {
+    const n = Number(value);
+    return value.trim() !== '' && Number.isFinite(n) ? n : value;
+  }
+  if (name === 'stream') return value === 'true' ? true : value === 'false' ? false : value;
+  return value;
+}
+
+async function imagePart(part: File, field: string): Promise<{ bytes: Uint8Array; dataUri: string }> {
+  const bytes = new Uint8Array(await part.arrayBuffer());
+  const type = sniffImageType(bytes);
+  if (!type) {
+    const message = `${field} must be a PNG, JPEG or WebP file, got ${JSON.stringify(part.type || 'unknown')} bytes that are none of them`;
+    throw new DomainError('unsupported_media_type', message, [{ field, message }]);
+  }
+  return { bytes, dataUri: dataUriOf(bytes, type) };
 }
 
 export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
-  app.post('/v1/images/generations', requireScope('predictions:write'), async (c) => {
+  const write = requireScope('predictions:write');
+
+  app.post('/v1/images/generations', write, async (c) => {
     const config = configOf(c);
     const { text, json } = await readJsonBody(c.req.raw);
     const parsed = OpenAIImageRequestSchema.safeParse(json);
     if (!parsed.success) throw invalidFromZod(parsed.error);
     const req = parsed.data;
-    const model = req.model ? resolveModel(config, req.model) : config.models[0];
-    if (!model) {
-      throw invalidInput(
-        'model',
-        `model must be one of ${config.models.map((m) => m.id).join(', ')}, got ${JSON.stringify(req.model)}`,
-      );
+    const { model, mapped } = modelFor(config, req.model);
+    logMapping(c, req.model, model, mapped, {
+      quality: req.quality,
+      style: req.style,
+      moderation: req.moderation,
+      user: req.user,
+    });
+    const done = await runPredictionToEnd(c, {
+      model,
+      input: generationInput(req),
+      idempotency: { key: c.req.header('idempotency-key'), bodyText: text },
+      rename: toOpenAIIssue,
+    });
+    return answer(c, done, model, req);
+  });
+
+  app.post('/v1/images/edits', write, async (c) => {
+    const config = configOf(c);
+    const type = c.req.header('content-type') ?? '';
+    if (!/^multipart\/form-data/i.test(type)) {
+      const message = `Content-Type must be multipart/form-data (image, mask, prompt, ...), got ${JSON.stringify(type.slice(0, 60))}`;
+      throw new DomainError('unsupported_media_type', message, [{ field: 'Content-Type', message }]);
     }
-    const [width, height] = req.size.split('x').map(Number);
-    const input: Record<string, unknown> = { prompt: req.prompt, num_outputs: req.n, width, height };
-    for (const key of ['negative_prompt', 'seed', 'num_inference_steps', 'guidance_scale', 'output_format'] as const) {
-      if (req[key] !== undefined) input[key] = req[key];
-    }
-    const principal = callerOf(c);
-    let record: PredictionRecord;
+    let form: FormData;
     try {
-      ({ record } = await createPrediction(
-        { env: c.env, config, principal, log: requestLog(c, { keyId: principal.keyId }), cache: defaultCache() },
-        {
-          model,
-          body: { input },
-          idempotency: await idempotencyOf(c.req.header('idempotency-key'), text),
-          source: principal.kind === 'secret' ? 'api' : 'web',
-        },
-      ));
+      form = await c.req.raw.formData();
+    } catch {
+      throw invalidInput('(body)', 'body must be a valid multipart/form-data body');
+    }
+    const fields: Record<string, unknown> = {};
+    const images: File[] = [];
+    let mask: File | null = null;
+    for (const [name, value] of form.entries()) {
+      if (name === 'image' || name === 'image[]') {
+        if (typeof value === 'string') throw invalidInput('image', 'image must be a file part, got a text field');
+        images.push(value);
+      } else if (name === 'mask') {
+        if (typeof value === 'string') throw invalidInput('mask', 'mask must be a file part, got a text field');
+        mask = value;
+      } else if (typeof value === 'string') fields[name] = coerceField(name, value);
+      else throw invalidInput(name, `${name} must be a text field, got a file`);
+    }
+    const parsed = OpenAIImageEditRequestSchema.safeParse(fields);
+    if (!parsed.success) throw invalidFromZod(parsed.error);
+    const req: OpenAIImageEditRequest = parsed.data;
+    if (images.length === 0) throw invalidInput('image', 'image is required: the picture to edit (PNG, JPEG or WebP)');
+    if (images.length > 1)
+      throw invalidInput('image', `image must be one file (reference images are not supported), got ${images.length}`);
+
+    const { model, mapped } = modelFor(config, req.model);
+    logMapping(c, req.model, model, mapped, { quality: req.quality, input_fidelity: req.input_fidelity, user: req.user });
+    const image = await imagePart(images[0], 'image');
+    let maskUri: string | undefined;
+    try {
+      if (mask) {
+        const m = await imagePart(mask, 'mask');
+        // OpenAI: transparent = edit. A mask without alpha is taken as ours already (white = repaint).
+        const converted = sniffImageType(m.bytes) === 'image/png' ? await repaintMaskFromAlpha(m.bytes) : null;
+        maskUri = converted ? dataUriOf(converted, 'image/png') : m.dataUri;
+      } else if (sniffImageType(image.bytes) === 'image/png') {
+        // DALL-E 2's rule: without a mask, the image's own transparent pixels are the area to edit.
+        const fromImage = await repaintMaskFromAlpha(image.bytes, true);
+        if (fromImage) maskUri = dataUriOf(fromImage, 'image/png');
+      }
     } catch (err) {
-      throw err instanceof DomainError ? renameIssues(err) : err;
+      if (err instanceof PngError) throw invalidInput(mask ? 'mask' : 'image', `${mask ? 'mask' : 'image'}: ${err.message}`);
+      throw err;
     }
-    const done = (await predictionStub(c.env, record.id).waitForCompletion(OPENAI_WAIT_MS)) ?? record;
-    if (done.status === 'failed')
-      throw new DomainError('upstream_failed', `image generation failed: ${done.error ?? 'unknown error'}`);
-    if (done.status === 'canceled') throw new DomainError('upstream_failed', `image generation ${done.id} was canceled`);
-    if (done.status !== 'succeeded') {
-      throw new DomainError(
-        'timeout',
-        `image generation ${done.id} did not finish in ${OPENAI_WAIT_MS / 1000}s; poll GET /v1/predictions/${done.id}`,
-      );
-    }
-    const urls = done.output ?? [];
-    const data =
-      req.response_format === 'b64_json'
-        ? await Promise.all(urls.map(async (url) => ({ b64_json: await toBase64(url), revised_prompt: req.prompt })))
-        : urls.map((url) => ({ url, revised_prompt: req.prompt }));
-    const body: OpenAIImageResponse = { created: Math.floor(Date.parse(done.created_at) / 1000), data };
-    return c.json(body, 200, { 'x-prediction-id': done.id });
+    const input = editInput(req, {
+      image: image.dataUri,
+      mask: maskUri,
+      imageSize: fitSize(imageDimensions(image.bytes), model.limits),
+    });
+    const done = await runPredictionToEnd(c, { model, input, rename: toOpenAIIssue });
+    return answer(c, done, model, req);
   });
 }

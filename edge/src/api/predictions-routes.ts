@@ -3,10 +3,12 @@
 import { CreatePredictionRequestSchema, isTerminal } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
-import { canAccess, subjectOf } from '../auth/ownership.ts';
+import { canAccess, fileScopeOf, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
+import { inlineFileInputs } from '../files/file-inputs.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
+import type { IndexPage } from '../predictions/prediction-index.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
 import {
   ownerOfRecord,
@@ -26,7 +28,7 @@ const PAGE_SIZE = 50;
 const ID_PATTERN = /^[a-z0-9]{1,64}$/;
 
 /** The caller's prediction, or 404 (see auth/ownership.ts for who owns what). */
-async function ownedPrediction(c: AppContext, id: string): Promise<PredictionRecord> {
+export async function ownedPrediction(c: AppContext, id: string): Promise<PredictionRecord> {
   if (!ID_PATTERN.test(id)) throw notFound(`prediction ${JSON.stringify(id)}`);
   const record = await predictionStub(c.env, id).get();
   // Another key's or another end user's prediction is indistinguishable from a missing one.
@@ -41,6 +43,16 @@ async function queueView(c: AppContext, record: PredictionRecord): Promise<Queue
     .place(record.id)
     .catch(() => null);
   return place ? queueViewOf(place) : undefined;
+}
+
+/**
+ * The caller's prediction listing, scoped to what it may see (GET /v1/predictions, AUTOMATIC1111's /progress and
+ * /interrupt read it): all of the key's for its secret holder, one end user's for a token or visitor.
+ */
+export function callerIndex(c: AppContext): { list(cursor: string | null, limit: number): Promise<IndexPage> } {
+  const principal = callerOf(c);
+  const index = indexStub(c.env, principal.keyId);
+  return { list: (cursor, limit) => index.list(cursor, limit, subjectOf(principal)) };
 }
 
 async function create(c: AppContext, modelRef: string | null) {
@@ -77,11 +89,18 @@ async function create(c: AppContext, modelRef: string | null) {
   }
   const principal = callerOf(c);
   const log = requestLog(c, { keyId: principal.keyId });
+  if (body.input.disable_safety_checker !== undefined) {
+    // Replicate's SD models take it; this pipeline has no safety checker, so outputs are never filtered either way.
+    log.info('disable_safety_checker accepted: there is no safety checker, outputs are not filtered', {
+      disable_safety_checker: body.input.disable_safety_checker,
+    });
+  }
+  const input = await inlineFileInputs(c.env.FILES, fileScopeOf(principal), config.publicBaseUrl, body.input);
   const { record, replayed } = await createPrediction(
     { env: c.env, config, principal, log, cache: defaultCache() },
     {
       model,
-      body,
+      body: { ...body, input },
       idempotency: await idempotencyOf(idempotencyKey ?? undefined, text),
       source: principal.kind === 'secret' ? 'api' : 'web',
     },
@@ -130,7 +149,7 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
       );
     }
     const principal = callerOf(c);
-    const page = await indexStub(c.env, principal.keyId).list(cursor, PAGE_SIZE, subjectOf(principal));
+    const page = await callerIndex(c).list(cursor, PAGE_SIZE);
     const records = await Promise.all(page.ids.map((id) => predictionStub(c.env, id).get()));
     const base = `${config.publicBaseUrl}/v1/predictions`;
     return c.json({

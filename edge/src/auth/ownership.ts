@@ -29,3 +29,12 @@ export function canAccess(principal: Principal, owner: Owner): boolean {
   if (principal.kind === 'publishable') return false;
   return owner.subject !== null && owner.subject === subjectOf(principal);
 }
+
+/**
+ * The folder a caller's uploaded files live in: the key's own for its secret holder, one per end user otherwise, so a
+ * visitor of a page neither lists nor reads another visitor's uploads. ("/" cannot occur in a key id.)
+ */
+export function fileScopeOf(principal: Principal): string {
+  const subject = subjectOf(principal);
+  return subject === null ? principal.keyId : `${principal.keyId}:${encodeURIComponent(subject)}`;
+}

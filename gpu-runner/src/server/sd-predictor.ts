@@ -94,6 +94,10 @@ export class SdPredictor implements Predictor {
     const started = performance.now();
     const seed = input.seed ?? randomSeed(input.num_outputs);
     ctx.log(`Using seed: ${seed}`);
+    if (input.disable_safety_checker !== undefined) {
+      // Replicate's SD models take the flag; there is nothing here for it to switch.
+      ctx.log('disable_safety_checker: this pipeline has no safety checker; outputs are never filtered');
+    }
 
     const limits = {
       maxBytes: DEFAULT_LIMITS.maxImageBytes,

@@ -8,6 +8,8 @@ locals {
     KEYS       = "keys"
     EMBEDDINGS = "embeddings"
     TOKENIZERS = "tokenizers"
+    # Files uploaded with POST /v1/files (Replicate's client sends img2img inputs there), kept 24 h.
+    FILES = "files"
   }
 
   # Binding name => Durable Object class exported by edge/src/index.ts. ModelQueue: one object per model pool holding

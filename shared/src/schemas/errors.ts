@@ -1,6 +1,7 @@
 // The one error body both services answer with, and the conversion of validation issues into it.
 // Shaped so Replicate-style clients (which show the body) and OpenAI clients (which read error.message) both work.
 import { z } from 'zod';
+import { unknownFieldHint } from './field-hints.ts';
 
 export const ErrorIssueSchema = z.object({ field: z.string(), message: z.string() });
 export type ErrorIssue = z.infer<typeof ErrorIssueSchema>;
@@ -30,7 +31,7 @@ export function issuesFromZod(error: z.ZodError, prefix = ''): ErrorIssue[] {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const field = base ? `${base}.${key}` : key;
-        out.push({ field, message: `unknown field ${field} is not accepted` });
+        out.push({ field, message: `unknown field ${field} is not accepted${unknownFieldHint(key, base)}` });
       }
       continue;
     }

@@ -34,8 +34,11 @@ describe('prediction input schema', () => {
     [{ num_inference_steps: 2.5 }, 'num_inference_steps: num_inference_steps must be an integer between 1 and 150, got 2.5'],
     [{ guidance_scale: 31 }, 'guidance_scale: guidance_scale must be a number between 0 and 30, got 31'],
     [{ guidance_scale: -1 }, 'guidance_scale: guidance_scale must be a number between 0 and 30, got -1'],
-    [{ seed: -1 }, 'seed: seed must be an integer between 0 and 4294967295, got -1'],
-    [{ seed: 4294967296 }, 'seed: seed must be an integer between 0 and 4294967295, got 4294967296'],
+    [{ seed: -1 }, 'seed: seed must be an integer between 0 and 4294967295 (omit it or send null for a random seed), got -1'],
+    [
+      { seed: 4294967296 },
+      'seed: seed must be an integer between 0 and 4294967295 (omit it or send null for a random seed), got 4294967296',
+    ],
     [{ num_outputs: 5 }, 'num_outputs: num_outputs must be an integer between 1 and 4, got 5'],
     [{ strength: 1.5, image: 'https://example.com/a.png' }, 'strength: strength must be a number between 0 and 1, got 1.5'],
     [{ output_format: 'gif' }, 'output_format: output_format must be one of png, webp, jpeg, got "gif"'],
@@ -61,6 +64,48 @@ describe('prediction input schema', () => {
     ],
   ])('rejects %j with a message naming the field, the limit and the value', (extra, expected) => {
     expect(messages({ prompt: 'a cat', ...extra })).toContain(expected);
+  });
+
+  it.each([
+    ['steps', 'num_inference_steps'],
+    ['cfg_scale', 'guidance_scale'],
+    ['batch_size', 'num_outputs'],
+    ['denoising_strength', 'strength'],
+  ])('an unknown AUTOMATIC1111 name (%s) says which field to use (%s)', (theirs, ours) => {
+    expect(messages({ prompt: 'a cat', [theirs]: 1 })).toContain(
+      `${theirs}: unknown field ${theirs} is not accepted; use ${ours} (${theirs} is AUTOMATIC1111's name)`,
+    );
+  });
+
+  it('names the field to use for sampler_name, n_iter and init_images too', () => {
+    const all = messages({ prompt: 'a cat', sampler_name: 'Euler a', n_iter: 2, init_images: ['x'] }).join('\n');
+    expect(all).toContain('unknown field sampler_name is not accepted; use scheduler (e.g. "DPM++ 2M Karras")');
+    expect(all).toContain('unknown field n_iter is not accepted; use num_outputs');
+    expect(all).toContain('unknown field init_images is not accepted; use image (one image');
+  });
+
+  it('takes prompt_strength as an alias of strength, and clip_skip and disable_safety_checker', () => {
+    const v = PredictionInputSchema.parse({
+      prompt: 'x',
+      image: 'https://example.com/a.png',
+      prompt_strength: 0.6,
+      clip_skip: 2,
+      disable_safety_checker: true,
+    });
+    expect(v.strength).toBe(0.6);
+    expect('prompt_strength' in v).toBe(false);
+    expect(v.clip_skip).toBe(2);
+    expect(v.disable_safety_checker).toBe(true);
+    expect(messages({ prompt: 'x', image: 'https://example.com/a.png', strength: 0.5, prompt_strength: 0.7 })).toContain(
+      'prompt_strength: prompt_strength is an alias of strength: send one of them, got strength 0.5 and prompt_strength 0.7',
+    );
+    expect(messages({ prompt: 'x', clip_skip: 13 })).toContain(
+      'clip_skip: clip_skip must be an integer between 1 and 12, got 13',
+    );
+    // The step check uses the alias too: 0.05 * 10 rounds to no step at all.
+    expect(
+      messages({ prompt: 'x', image: 'https://example.com/a.png', prompt_strength: 0.05, num_inference_steps: 10 }),
+    ).toContain('strength: strength * num_inference_steps must be at least 1 denoising step, got 0.05 * 10 = 0');
   });
 
   it('requires a prompt and reports the type', () => {

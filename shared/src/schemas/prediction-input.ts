@@ -118,11 +118,13 @@ export function predictionInputFields(limits: InputLimits = DEFAULT_LIMITS) {
     num_inference_steps: intInRange('num_inference_steps', 1, limits.maxSteps).default(25),
     guidance_scale: numberInRange('guidance_scale', 0, limits.maxGuidance).default(7.5),
     scheduler: schedulerField.optional(),
-    seed: intInRange('seed', 0, MAX_SEED).nullish(),
+    seed: intInRange('seed', 0, MAX_SEED, ' (omit it or send null for a random seed)').nullish(),
     num_outputs: intInRange('num_outputs', 1, limits.maxOutputs).default(1),
     image: imageRef('image', limits).optional(),
     /** Absent: 0.8 for img2img, 1 for inpainting (as diffusers). */
     strength: numberInRange('strength', 0, 1).optional(),
+    /** Replicate's stable-diffusion models call strength prompt_strength; the schema output carries it as strength. */
+    prompt_strength: numberInRange('prompt_strength', 0, 1).optional(),
     mask: imageRef('mask', limits).optional(),
     output_format: z
       .enum(OUTPUT_FORMATS, { error: (iss) => `output_format must be one of png, webp, jpeg, got ${show(iss.input)}` })
@@ -137,7 +139,25 @@ export function predictionInputFields(limits: InputLimits = DEFAULT_LIMITS) {
      * (diffusers' clip_skip=1). A model whose text encoder cannot expose it refuses values above 1.
      */
     clip_skip: intInRange('clip_skip', 1, MAX_CLIP_SKIP).optional(),
+    /**
+     * Accepted for Replicate compatibility. There is no safety checker in this pipeline, so there is nothing to
+     * disable: outputs are never filtered either way.
+     */
+    disable_safety_checker: z
+      .boolean({ error: (iss) => `disable_safety_checker must be a boolean, got ${show(iss.input)}` })
+      .optional(),
   };
+}
+
+/**
+ * Folds prompt_strength (Replicate's name) into strength, so everything downstream reads one field. Both at once
+ * with different values is refused in checkCrossFieldLimits.
+ */
+export function foldStrengthAlias<T extends { strength?: number; prompt_strength?: number }>(
+  input: T,
+): Omit<T, 'prompt_strength'> {
+  const { prompt_strength, ...rest } = input;
+  return prompt_strength === undefined || rest.strength !== undefined ? rest : { ...rest, strength: prompt_strength };
 }
 
 const objectError = (iss: { code?: string; keys?: string[] }) =>
@@ -145,10 +165,25 @@ const objectError = (iss: { code?: string; keys?: string[] }) =>
 
 /** Checks that involve more than one field. */
 export function checkCrossFieldLimits(
-  input: { width: number; height: number; image?: string; mask?: string; strength?: number; num_inference_steps: number },
+  input: {
+    width: number;
+    height: number;
+    image?: string;
+    mask?: string;
+    strength?: number;
+    prompt_strength?: number;
+    num_inference_steps: number;
+  },
   ctx: z.RefinementCtx,
   limits: InputLimits,
 ): void {
+  if (input.strength !== undefined && input.prompt_strength !== undefined && input.strength !== input.prompt_strength) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['prompt_strength'],
+      message: `prompt_strength is an alias of strength: send one of them, got strength ${input.strength} and prompt_strength ${input.prompt_strength}`,
+    });
+  }
   const pixels = input.width * input.height;
   if (pixels > limits.maxPixels) {
     ctx.addIssue({
@@ -162,7 +197,7 @@ export function checkCrossFieldLimits(
   }
   if (input.image !== undefined) {
     // diffusers runs int(steps * strength) steps of img2img; zero steps would return the input untouched.
-    const strength = input.strength ?? (input.mask !== undefined ? 1 : 0.8);
+    const strength = input.strength ?? input.prompt_strength ?? (input.mask !== undefined ? 1 : 0.8);
     const steps = Math.floor(input.num_inference_steps * strength);
     if (steps < 1) {
       ctx.addIssue({
@@ -178,7 +213,8 @@ export function checkCrossFieldLimits(
 export function createPredictionInputSchema(limits: InputLimits = DEFAULT_LIMITS) {
   return z
     .strictObject(predictionInputFields(limits), { error: objectError })
-    .superRefine((input, ctx) => checkCrossFieldLimits(input, ctx, limits));
+    .superRefine((input, ctx) => checkCrossFieldLimits(input, ctx, limits))
+    .transform(foldStrengthAlias);
 }
 
 export const PredictionInputSchema = createPredictionInputSchema();

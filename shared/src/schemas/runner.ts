@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { EncodedTensorSchema, tensorDataProblem } from '../tensor-format.ts';
 import { DEFAULT_LIMITS, type InputLimits } from './limits.ts';
 import { PredictionMetricsSchema, PredictionStatusSchema, ProgressSchema, WebhookEventSchema } from './prediction.ts';
-import { checkCrossFieldLimits, predictionInputFields } from './prediction-input.ts';
+import { checkCrossFieldLimits, foldStrengthAlias, predictionInputFields } from './prediction-input.ts';
 
 /** Most windows of 77 tokens one side of a prompt may take (the U-Net's cross-attention grows with them). */
 export const MAX_PROMPT_WINDOWS = 32;
@@ -101,7 +101,8 @@ export function createRunnerInputSchema(limits: InputLimits = DEFAULT_LIMITS) {
       embeddings: PrecomputedEmbeddingsInputSchema.optional(),
       return_embeddings: z.boolean().default(false),
     })
-    .superRefine((input, ctx) => checkCrossFieldLimits(input, ctx, limits));
+    .superRefine((input, ctx) => checkCrossFieldLimits(input, ctx, limits))
+    .transform(foldStrengthAlias);
 }
 
 export const RunnerInputSchema = createRunnerInputSchema();

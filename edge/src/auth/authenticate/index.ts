@@ -64,7 +64,7 @@ const NO_SUCH_HASH = '0'.repeat(64);
 
 /**
  * Authentication middleware. Accepts `Authorization: Bearer <credential>` (what the `replicate` and `openai` clients
- * send) and `Token <credential>` (Replicate's older scheme). 401: missing, malformed, unknown, revoked or expired
+ * send), `Token <credential>` (Replicate's older scheme) and `Basic` with the key as the password (A1111's clients). 401: missing, malformed, unknown, revoked or expired
  * credential, tampered or expired token. 403: a publishable key or token used from an origin it is not bound to.
  * Error messages never contain the credential. Running it twice is harmless: a set principal is kept.
  */
@@ -181,9 +181,12 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     if (!header) {
       throw unauthorized('missing Authorization header: send "Authorization: Bearer <API key or user token>"', 'invalid_request');
     }
-    const m = /^(?:Bearer|Token)\s+(\S+)\s*$/i.exec(header);
+    const m = /^(Bearer|Token|Basic)\s+(\S+)\s*$/i.exec(header);
     if (!m) throw unauthorized('Authorization header must be "Bearer <API key or user token>"', 'invalid_request');
-    const credential = m[1];
+    const credential = m[1].toLowerCase() === 'basic' ? basicCredential(m[2]) : m[2];
+    if (credential === null) {
+      throw unauthorized('Basic credentials must be base64 of "user:<API key>" (the key as the password)', 'invalid_request');
+    }
     let principal: Principal;
     if (looksLikeApiKey(credential)) principal = await fromApiKey(c, credential);
     else if (looksLikeUserToken(credential)) principal = await fromUserToken(c, credential);
@@ -191,6 +194,26 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
     c.set('principal', principal);
     await next();
   };
+}
+
+/**
+ * The credential inside `Basic base64(user:password)`: AUTOMATIC1111's clients (Open WebUI, SillyTavern) only send
+ * HTTP Basic (A1111's --api-auth). The key is the password; a key given as the user name with any password works too.
+ */
+function basicCredential(encoded: string): string | null {
+  let decoded: string;
+  try {
+    decoded = atob(encoded);
+  } catch {
+    return null;
+  }
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  const user = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  if (looksLikeApiKey(password) || looksLikeUserToken(password)) return password;
+  if (looksLikeApiKey(user) || looksLikeUserToken(user)) return user;
+  return password || null;
 }
 
 /** 403 unless the authenticated principal has `scope`. Must run after authenticate(). */

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { DomainError } from '../errors.ts';
+import { imageDimensions, normalizeImageString, sniffImageType } from './image-data.ts';
+
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+const bytes = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+
+/** A JPEG's first segments: SOI, an APP0 of 16 bytes, then SOF0 with height 300 and width 200. */
+const JPEG_HEAD = new Uint8Array([
+  0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0xff,
+  0xc0, 0x00, 0x11, 0x08, 0x01, 0x2c, 0x00, 0xc8, 0x03, 0x01, 0x22, 0x00,
+]);
+
+/** A lossy WebP header ('VP8 ') for 320x240. */
+function webpHead(): Uint8Array {
+  const b = new Uint8Array(30);
+  b.set(
+    [...'RIFF'].map((c) => c.charCodeAt(0)),
+    0,
+  );
+  b.set(
+    [...'WEBP'].map((c) => c.charCodeAt(0)),
+    8,
+  );
+  b.set(
+    [...'VP8 '].map((c) => c.charCodeAt(0)),
+    12,
+  );
+  b.set([0x9d, 0x01, 0x2a], 23);
+  b.set([320 & 255, 320 >> 8, 240 & 255, 240 >> 8], 26);
+  return b;
+}
+
+describe('image bytes', () => {
+  it('sniffs PNG, JPEG and WebP and reads their sizes from the header', () => {
+    expect(sniffImageType(bytes(PNG_1X1))).toBe('image/png');
+    expect(imageDimensions(bytes(PNG_1X1))).toEqual({ width: 1, height: 1 });
+    expect(sniffImageType(JPEG_HEAD)).toBe('image/jpeg');
+    expect(imageDimensions(JPEG_HEAD)).toEqual({ width: 200, height: 300 });
+    expect(sniffImageType(webpHead())).toBe('image/webp');
+    expect(imageDimensions(webpHead())).toEqual({ width: 320, height: 240 });
+    expect(sniffImageType(new TextEncoder().encode('GIF89a......'))).toBeNull();
+  });
+
+  it('gives raw base64 and generic data URIs their real type; leaves URLs alone; refuses non-images by field', () => {
+    expect(normalizeImageString(PNG_1X1, 'init_images')).toBe(`data:image/png;base64,${PNG_1X1}`);
+    expect(normalizeImageString(`data:application/octet-stream;base64,${PNG_1X1}`, 'image')).toBe(
+      `data:image/png;base64,${PNG_1X1}`,
+    );
+    expect(normalizeImageString('https://example.com/a.png', 'image')).toBe('https://example.com/a.png');
+    try {
+      normalizeImageString('data:text/plain,hello', 'mask');
+      throw new Error('expected a refusal');
+    } catch (err) {
+      expect(err).toBeInstanceOf(DomainError);
+      expect((err as DomainError).issues?.[0]).toEqual({
+        field: 'mask',
+        message: 'mask must be a base64 data URI, got a data URI without ;base64',
+      });
+    }
+  });
+});

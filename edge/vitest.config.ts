@@ -29,6 +29,7 @@ export default defineConfig({
           ]),
           // Pull leases in these tests expire fast, so a lost runner is noticed within the test.
           LEASE_TTL_SECONDS: '2',
+          OPERATOR_TOKEN: 'test-operator-token',
         },
       },
     }),

@@ -201,3 +201,25 @@ describe('push targets', () => {
     expect(p.error).not.toMatch(/127\.0\.0\.1|http:/);
   });
 });
+
+describe('GET /metrics', () => {
+  it('publishes each model backlog behind the operator token, as Prometheus text and JSON', async () => {
+    await drain();
+    const { key } = await createKey();
+    await create(key, 'counted in the backlog');
+    const get = (auth: string | null, query = '') =>
+      exports.default.fetch(
+        new Request(`http://edge.test/metrics${query}`, auth ? { headers: { authorization: `Bearer ${auth}` } } : {}),
+      );
+    expect((await get(null)).status).toBe(401);
+    expect((await get(RUNNER_TOKEN)).status).toBe(401);
+    const text = await (await get('test-operator-token')).text();
+    expect(text).toContain('# TYPE sd_backlog gauge');
+    expect(text).toMatch(/^sd_waiting\{model="sd\/pulled:v1"\} 1$/m);
+    const json = (await (await get('test-operator-token', '?format=json')).json()) as {
+      models: Array<{ pool: string; waiting: number; running: number }>;
+    };
+    expect(json.models.find((m) => m.pool === PULLED)).toMatchObject({ waiting: 1, running: 0 });
+    await drain();
+  });
+});

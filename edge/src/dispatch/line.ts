@@ -51,3 +51,15 @@ export function leaseTimings(ttlSeconds: number): LeaseTimings {
   const ttlMs = ttlSeconds * 1000;
   return { ttlMs, heartbeatMs: Math.max(250, Math.floor(ttlMs / 5)), fenceMs: Math.floor(ttlMs * 0.7) };
 }
+
+/** A model's line as operators and autoscalers read it (GET /metrics, the CloudWatch publisher). */
+export interface QueueStats {
+  pool: string;
+  waiting: number;
+  running: number;
+  /** Runners that leased or heartbeated in the last minute, and the slots they said they have. */
+  runners: number;
+  slots: number;
+  oldestWaitSeconds: number;
+  meanRunSeconds: number | null;
+}

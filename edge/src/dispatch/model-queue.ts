@@ -6,7 +6,10 @@ import { DurableObject } from 'cloudflare:workers';
 import { type EdgeConfig, getConfig, type ModelConfig } from '../config.ts';
 import { errorFields, logger } from '../log.ts';
 import { predictionStub } from '../predictions/stubs.ts';
-import { estimateStart, fairTag, leaseTimings, type StartEstimate, updateMeanRunMs } from './line.ts';
+import { estimateStart, fairTag, leaseTimings, type QueueStats, type StartEstimate, updateMeanRunMs } from './line.ts';
+
+export type { QueueStats };
+
 import { pushToTarget } from './push-dispatch.ts';
 
 export interface EnqueueRequest {
@@ -27,17 +30,6 @@ export interface Lease {
   ttlMs: number;
   heartbeatMs: number;
   fenceMs: number;
-}
-
-export interface QueueStats {
-  pool: string;
-  waiting: number;
-  running: number;
-  /** Runners that leased or heartbeated in the last minute, and the slots they said they have. */
-  runners: number;
-  slots: number;
-  oldestWaitSeconds: number;
-  meanRunSeconds: number | null;
 }
 
 export interface QueuePlace extends StartEstimate {

@@ -2,7 +2,7 @@
 // autoscaling alarm reads it: Backlog > 0 with no runner starts the first GPU; Backlog 0 for a while scales to zero.
 import { AwsClient } from 'aws4fetch';
 import type { EdgeConfig } from '../config.ts';
-import type { QueueStats } from '../dispatch/model-queue.ts';
+import type { QueueStats } from '../dispatch/line.ts';
 
 type CloudWatchConfig = NonNullable<EdgeConfig['cloudwatch']>;
 

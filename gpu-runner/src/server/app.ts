@@ -123,6 +123,15 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
 
   app.get('/', (c) => c.json({ docs_url: '/docs', openapi_url: '/openapi.json' }));
   app.get('/health-check', (c) => c.json(service.health()));
+  // Readiness for orchestrators (Docker HEALTHCHECK, load balancers): 200 only while predictions can be served or
+  // are being served; Cog's /health-check answers 200 in every state, which a probe cannot tell apart.
+  app.get('/ready', (c) => {
+    const { status } = service.health();
+    return c.json(
+      { status, ready: status === 'READY' || status === 'BUSY' },
+      status === 'READY' || status === 'BUSY' ? 200 : 503,
+    );
+  });
   app.get('/openapi.json', (c) => c.json(openapi));
 
   async function readJson(c: Context): Promise<unknown> {

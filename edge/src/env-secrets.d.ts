@@ -10,5 +10,9 @@ declare namespace Cloudflare {
     /** For models with backend "replicate". */
     REPLICATE_API_TOKEN?: string;
     REPLICATE_WEBHOOK_SECRET?: string;
+    /** Optional vars (not in wrangler.jsonc): "true" lets client webhooks go to loopback/private hosts (local stacks). */
+    WEBHOOK_ALLOW_PRIVATE?: string;
+    /** Optional var: a DNS-over-HTTPS (JSON) endpoint through which client webhook host names are checked. */
+    WEBHOOK_DNS_RESOLVER?: string;
   }
 }

@@ -9,7 +9,7 @@ const RESOLVER = 'https://doh.fake.test/dns-query';
 /** A fake DoH endpoint: records per name and type; unknown names are NXDOMAIN; other URLs are a webhook receiver. */
 function fakeDohResolver(records: Record<string, { A?: string[]; AAAA?: string[] }>) {
   const queries: string[] = [];
-  const posts: Array<{ url: string; redirect?: RequestRedirect }> = [];
+  const posts: Array<{ url: string; redirect?: RequestInit['redirect'] }> = [];
   const outbound: typeof fetch = async (input, init) => {
     const url = new URL(String(input));
     if (url.origin === new URL(RESOLVER).origin) {

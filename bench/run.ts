@@ -20,6 +20,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   pipeline: () => import('./pipeline.ts'),
   edge: () => import('./edge.ts'),
   dispatch: () => import('./dispatch.ts'),
+  storage: () => import('./storage.ts'),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -160,6 +160,8 @@ async function startReadyEdge(
     vars: {
       MODELS: JSON.stringify(edge.models),
       PUBLIC_BASE_URL: edgeUrl,
+      // The tests' webhook receivers listen on 127.0.0.1: a local stack opts out of the webhook address policy.
+      WEBHOOK_ALLOW_PRIVATE: 'true',
       ...options.edgeVars,
     },
     secrets: { ...edge.secrets, ...options.edgeSecrets },

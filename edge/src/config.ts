@@ -98,6 +98,8 @@ export interface EdgeConfig {
   embeddingTtlSeconds: number;
   /** How long urls.stream works after a prediction is created (the retention of its event stream). */
   streamTokenTtlSeconds: number;
+  /** Where client webhooks may go (webhooks/webhook-destination.ts). */
+  webhooks: { allowPrivate: boolean; dnsResolver?: string };
 }
 
 export class ConfigError extends Error {
@@ -136,6 +138,8 @@ export interface ConfigSource {
   RUNNER_REQUEST_TIMEOUT_MS?: string;
   EMBEDDING_TTL_SECONDS?: string;
   STREAM_TOKEN_TTL_SECONDS?: string;
+  WEBHOOK_ALLOW_PRIVATE?: string;
+  WEBHOOK_DNS_RESOLVER?: string;
   RUNNER_WEBHOOK_SECRET?: string;
   RUNNER_TOKEN?: string;
   TOKEN_SIGNING_SECRET?: string;
@@ -220,7 +224,20 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
     ...(cloudwatch ? { cloudwatch } : {}),
     embeddingTtlSeconds: positiveInt('EMBEDDING_TTL_SECONDS', source.EMBEDDING_TTL_SECONDS, 30 * 24 * 3600),
     streamTokenTtlSeconds: positiveInt('STREAM_TOKEN_TTL_SECONDS', source.STREAM_TOKEN_TTL_SECONDS, 24 * 3600),
+    webhooks: webhookPolicy(source),
   };
+}
+
+function webhookPolicy(source: ConfigSource): EdgeConfig['webhooks'] {
+  const allow = (source.WEBHOOK_ALLOW_PRIVATE ?? '').toLowerCase();
+  if (!['', 'true', 'false', '1', '0'].includes(allow)) {
+    throw new ConfigError(`WEBHOOK_ALLOW_PRIVATE must be true or false, got ${JSON.stringify(source.WEBHOOK_ALLOW_PRIVATE)}`);
+  }
+  const resolver = source.WEBHOOK_DNS_RESOLVER || undefined;
+  if (resolver !== undefined && !/^https:\/\/[^/]/.test(resolver) && !/^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(resolver)) {
+    throw new ConfigError(`WEBHOOK_DNS_RESOLVER must be an https URL (DNS-over-HTTPS, JSON), got ${JSON.stringify(resolver)}`);
+  }
+  return { allowPrivate: allow === 'true' || allow === '1', dnsResolver: resolver };
 }
 
 // Parsed once per env object (one per isolate in production; tests may pass their own).

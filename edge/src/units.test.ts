@@ -32,6 +32,16 @@ describe('config', () => {
     expect(resolveModel(config, 'v1')?.id).toBe('sd/one');
     expect(resolveModel(config, 'sd/one')?.id).toBe('sd/one');
     expect(resolveModel(config, 'sd/one:v2')).toBeNull();
+    // Client webhooks are checked unless a local stack opts out.
+    expect(config.webhooks).toEqual({ allowPrivate: false, dnsResolver: undefined });
+    const local = parseConfig({
+      ...secrets,
+      MODELS: models,
+      PUBLIC_BASE_URL: 'https://e',
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_DNS_RESOLVER: 'https://doh.example/dns-query',
+    });
+    expect(local.webhooks).toEqual({ allowPrivate: true, dnsResolver: 'https://doh.example/dns-query' });
   });
 
   it.each([
@@ -43,6 +53,8 @@ describe('config', () => {
     [{ LEASE_TTL_SECONDS: 'x' }, 'LEASE_TTL_SECONDS must be a positive integer, got "x"'],
     [{ MAX_QUEUE_SECONDS: '0' }, 'MAX_QUEUE_SECONDS must be a positive integer, got "0"'],
     [{ PUBLIC_BASE_URL: 'edge' }, 'PUBLIC_BASE_URL must be an http(s) URL, got "edge"'],
+    [{ WEBHOOK_ALLOW_PRIVATE: 'yes' }, 'WEBHOOK_ALLOW_PRIVATE must be true or false, got "yes"'],
+    [{ WEBHOOK_DNS_RESOLVER: 'http://dns.example/q' }, /^WEBHOOK_DNS_RESOLVER must be an https URL/],
   ])('refuses %j', (patch, message) => {
     expect(() => parseConfig({ ...secrets, MODELS: models, PUBLIC_BASE_URL: 'https://e', ...patch })).toThrow(message);
   });

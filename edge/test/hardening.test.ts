@@ -93,6 +93,30 @@ describe('malformed bodies on the create routes', () => {
       [`{"version":"${VERSION_REF}","input":{"prompt":${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}}}`, 'input.prompt'],
       [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"webhook":"ftp://example.com/hook"}`, 'webhook'],
       [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"webhook_events_filter":["start","boom"]}`, 'webhook_events_filter'],
+      // SSRF: client webhooks to loopback, private, link-local, metadata or internal names (any spelling).
+      ...[
+        'http://127.0.0.1:8080/hook',
+        'http://2130706433/hook',
+        'http://0177.0.0.1/hook',
+        'http://0x7f.1/hook',
+        'http://127.1/hook',
+        'https://10.1.2.3/hook',
+        'https://169.254.169.254/latest/meta-data/',
+        'https://[::1]/hook',
+        'https://[::ffff:127.0.0.1]/hook',
+        'https://[::ffff:0:127.0.0.1]/hook',
+        'https://[64:ff9b::127.0.0.1]/hook',
+        'https://[::127.0.0.1]/hook',
+        'https://[fd00:ec2::254]/hook',
+        'https://[2002:7f00:1::]/hook',
+        'https://localhost/hook',
+        'https://hooks.localhost/hook',
+        'https://metadata.google.internal/computeMetadata/v1/',
+        'https://metadata/hook',
+      ].map(
+        (hook) =>
+          [JSON.stringify({ version: VERSION_REF, input: { prompt: 'a' }, webhook: hook }), 'webhook'] as [string, string],
+      ),
       [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"surprise":1}`, 'surprise'],
     ];
     for (const [body, field] of cases) {

@@ -19,6 +19,7 @@ import {
 } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
 import { indexStub, poolOf, predictionStub, queueStub } from '../predictions/stubs.ts';
+import { checkWebhookDestination, type WebhookPolicy } from '../webhooks/webhook-destination.ts';
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
@@ -55,12 +56,19 @@ export function callerIndex(c: AppContext): { list(cursor: string | null, limit:
   return { list: (cursor, limit) => index.list(cursor, limit, subjectOf(principal)) };
 }
 
+/** 422 naming `webhook` for a destination inside the network (a resolver failure is let through: delivery re-checks). */
+async function refuseInternalWebhook(url: string, policy: WebhookPolicy): Promise<void> {
+  const verdict = await checkWebhookDestination(url, policy);
+  if (!verdict.ok && !verdict.transient) throw invalidInput('webhook', verdict.message);
+}
+
 async function create(c: AppContext, modelRef: string | null) {
   const config = configOf(c);
   const { text, json } = await readJsonBody(c.req.raw);
   const parsed = CreatePredictionRequestSchema.safeParse(json);
   if (!parsed.success) throw invalidFromZod(parsed.error);
   const body = parsed.data;
+  if (body.webhook) await refuseInternalWebhook(body.webhook, config.webhooks);
   let model: ModelConfig | null;
   if (modelRef) {
     model = resolveModel(config, modelRef);

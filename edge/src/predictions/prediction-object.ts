@@ -317,7 +317,7 @@ export class PredictionObject extends DurableObject<Env> {
   private async runWebhookOutbox(record: PredictionRecord): Promise<void> {
     const outbox = await this.loadOutbox();
     if (!record.webhook || outbox.length === 0) return;
-    const deliver = httpDeliverer(this.config.secrets.webhookSigningSecret, this.outbound);
+    const deliver = httpDeliverer(this.config.secrets.webhookSigningSecret, this.outbound, undefined, this.config.webhooks);
     const result = await runOutbox(outbox, record.webhook, deliver, Date.now());
     // Items queued while delivering (another transition) are kept.
     const fresh = (this.outbox ?? []).filter((item) => !outbox.some((o) => o.msgId === item.msgId));

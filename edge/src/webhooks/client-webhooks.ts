@@ -2,6 +2,7 @@
 // signing per Standard Webhooks, and the retry schedule. The PredictionObject keeps the outbox and runs it from its alarm.
 import { WEBHOOK_EVENTS, type WebhookEvent } from '@sd/shared/schemas/prediction';
 import { signWebhook } from '@sd/shared/webhook-signature';
+import { checkWebhookDestination, type WebhookPolicy } from './webhook-destination.ts';
 
 export interface OutboxItem {
   /** webhook-id: stable across retries so receivers can deduplicate. */
@@ -51,15 +52,27 @@ export function enqueueDeliveries(
 
 export type Deliver = (url: string, item: OutboxItem) => Promise<boolean>;
 
-/** A deliverer that POSTs the signed body; 2xx is success, anything else (or a network error) is retried. */
-export function httpDeliverer(secret: string, outbound: typeof fetch, timeoutMs = 10_000): Deliver {
+/**
+ * A deliverer that POSTs the signed body; 2xx is success, anything else (a redirect included: they are never
+ * followed, a receiver could bounce us inside) or a network error is retried. The destination is checked against the
+ * address policy before every attempt: a name may have been repointed since the prediction was created.
+ */
+export function httpDeliverer(
+  secret: string,
+  outbound: typeof fetch,
+  timeoutMs = 10_000,
+  policy: WebhookPolicy = { allowPrivate: false },
+): Deliver {
   return async (url, item) => {
+    const destination = await checkWebhookDestination(url, policy, outbound);
+    if (!destination.ok) return false;
     const headers = await signWebhook(secret, item.msgId, item.body);
     try {
       const res = await outbound(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'sd-edge-webhooks/1', ...headers },
         body: item.body,
+        redirect: 'manual',
         signal: AbortSignal.timeout(timeoutMs),
       });
       await res.body?.cancel();

@@ -30,6 +30,9 @@ export interface AppOptions {
   onShutdown: () => void;
 }
 
+/** How long an answer waits for the rest of a body it does not need (a client on a slow link sending megabytes). */
+const DRAIN_TIMEOUT_MS = 10_000;
+
 type Prefer = { mode: 'sync' } | { mode: 'async' } | { mode: 'wait'; seconds: number };
 
 /**
@@ -59,6 +62,18 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
   const app = new Hono();
   const openapi = buildOpenApiDocument();
 
+  // Outermost: whatever the answer (a 401 before the body was looked at, a 404, 413, 415 or 422), the rest of the
+  // body is read (bounded) before it goes out. A server that answers and closes with unread bytes makes the kernel
+  // reset the connection, and a client still sending sees the reset instead of the status.
+  app.use(async function finishReadingBody(c, next) {
+    await next();
+    const complete = await discardRestOfBody(c, 2 * options.maxRequestBytes, DRAIN_TIMEOUT_MS);
+    if (!complete) {
+      // Past the bound: the connection cannot carry another request, so say it will close.
+      c.header('Connection', 'close');
+      log.warn({ path: c.req.path, status: c.res.status }, 'request body not read to its end; closing the connection');
+    }
+  });
   app.use(async function requestLog(c, next) {
     const started = performance.now();
     await next();
@@ -94,14 +109,7 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     if (err instanceof AtCapacityError) return reply(409, 'conflict');
     if (err instanceof NotReadyError) return reply(503, 'not_ready');
     if (err instanceof NotFoundError) return reply(404, 'not_found');
-    if (err instanceof PayloadTooLargeError) {
-      // The connection cannot carry another request. Read and drop what the client is still sending (bounded) first:
-      // closing with unread bytes makes the kernel reset the connection, and the client sees a reset, not the 413.
-      c.header('Connection', 'close');
-      return discardRestOfBody(c, 2 * options.maxRequestBytes, 5_000).then(() =>
-        reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]),
-      );
-    }
+    if (err instanceof PayloadTooLargeError) return reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]);
     if (err instanceof UnsupportedMediaTypeError)
       return reply(415, 'unsupported_media_type', [{ field: 'Content-Type', message: err.message }]);
     if (err instanceof UnauthorizedError) {
@@ -115,6 +123,15 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
 
   app.get('/', (c) => c.json({ docs_url: '/docs', openapi_url: '/openapi.json' }));
   app.get('/health-check', (c) => c.json(service.health()));
+  // Readiness for orchestrators (Docker HEALTHCHECK, load balancers): 200 only while predictions can be served or
+  // are being served; Cog's /health-check answers 200 in every state, which a probe cannot tell apart.
+  app.get('/ready', (c) => {
+    const { status } = service.health();
+    return c.json(
+      { status, ready: status === 'READY' || status === 'BUSY' },
+      status === 'READY' || status === 'BUSY' ? 200 : 503,
+    );
+  });
   app.get('/openapi.json', (c) => c.json(openapi));
 
   async function readJson(c: Context): Promise<unknown> {
@@ -158,28 +175,53 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
 }
 
 /**
- * Discards the unread rest of the request body, up to `limitBytes` or `timeoutMs`, whichever comes first. Only under
- * @hono/node-server, which passes the Node request as `c.env.incoming`; elsewhere there is nothing to drain.
+ * Reads and drops the unread rest of the request body, up to `limitBytes` or `timeoutMs`, whichever comes first;
+ * resolves true if the body was read to its end. Through the Request's own stream when nothing has locked it (under
+ * @hono/node-server that stream sits on the Node request and pauses it when nobody reads, so reading the Node request
+ * directly would stall); through the Node request (`c.env.incoming`) when a middleware holds the stream's reader.
  */
-function discardRestOfBody(c: Context, limitBytes: number, timeoutMs: number): Promise<void> {
+async function discardRestOfBody(c: Context, limitBytes: number, timeoutMs: number): Promise<boolean> {
   const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
-  if (!incoming || incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  if (incoming && (incoming.readableEnded || incoming.destroyed)) return !incoming.destroyed;
+  if (c.req.method === 'GET' || c.req.method === 'HEAD') return true;
+  const body = c.req.raw.body;
+  if (body && !body.locked) {
+    const reader = body.getReader();
+    const timer = setTimeout(() => void reader.cancel().catch(() => {}), timeoutMs);
+    let seen = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return true;
+        seen += value.byteLength;
+        if (seen > limitBytes) return false;
+      }
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      reader.releaseLock();
+    }
+  }
+  if (!incoming) return true; // not under Node: nothing to drain
   return new Promise((resolve) => {
     let seen = 0;
-    const done = () => {
+    const done = (complete: boolean) => {
       clearTimeout(timer);
       incoming.off('data', onData);
-      resolve();
+      resolve(complete);
     };
     const onData = (chunk: Buffer) => {
       seen += chunk.length;
-      if (seen > limitBytes) done();
+      if (seen > limitBytes) done(false);
+      // The Request's stream pauses the Node request when its queue is full; nobody reads that queue any more.
+      else incoming.resume();
     };
-    const timer = setTimeout(done, timeoutMs);
+    const timer = setTimeout(() => done(false), timeoutMs);
     incoming.on('data', onData);
-    incoming.once('end', done);
-    incoming.once('error', done);
-    incoming.once('close', done);
+    incoming.once('end', () => done(true));
+    incoming.once('error', () => done(false));
+    incoming.once('close', () => done(incoming.readableEnded));
     incoming.resume();
   });
 }

@@ -1,10 +1,13 @@
-// Bearer-token check for the runner's API: every route but the health check when API_TOKEN is set.
+// Bearer-token check for the runner's API: every route but the health and readiness checks when API_TOKEN is set.
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
 import type { MiddlewareHandler } from 'hono';
 import { UnauthorizedError } from './domain-errors.ts';
 
 /** Builds the middleware; without a token it lets everything through (a runner on a private network). */
-export function bearerAuth(token: string | undefined, openPaths: readonly string[] = ['/health-check']): MiddlewareHandler {
+export function bearerAuth(
+  token: string | undefined,
+  openPaths: readonly string[] = ['/health-check', '/ready'],
+): MiddlewareHandler {
   return async function bearerAuthHandler(c, next) {
     if (!token || openPaths.includes(c.req.path)) return next();
     const header = c.req.header('authorization') ?? '';

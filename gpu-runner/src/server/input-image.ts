@@ -1,9 +1,10 @@
 // Loads an input image (img2img source or inpainting mask) named by the request: a data URI is decoded in place,
 // an https URL is fetched with a timeout and a size cap, so a slow or huge remote file cannot stall a GPU slot.
-// URLs that name or resolve to loopback, private or link-local addresses are refused (SSRF) unless allowed.
-import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+// URLs that name or resolve to an internal address are refused (SSRF; the shared address policy, checked at connect
+// time by net/guarded-fetch.ts) unless ALLOW_PRIVATE_IMAGE_URLS allows them. Messages name only the host the caller sent.
 import { base64ToBytes } from '@sd/shared/base64';
+import { urlHostProblem } from '@sd/shared/net/address-policy';
+import { BlockedDestinationError, createGuardedAgent, guardedFetch, type ResolveHost } from '../net/guarded-fetch.ts';
 
 export interface InputImageLimits {
   maxBytes: number;
@@ -11,90 +12,48 @@ export interface InputImageLimits {
   /** Skip the SSRF guard (ALLOW_PRIVATE_IMAGE_URLS; tests and private deployments). */
   allowPrivateAddresses?: boolean;
   /** Every address a host name resolves to (DNS by default; injectable for tests). */
-  resolveHost?: (host: string) => Promise<string[]>;
+  resolveHost?: ResolveHost;
 }
+
+/**
+ * How the bytes are fetched: the guarded fetch by default; a test may hand back canned responses. release() frees the
+ * connection once the body is read (or abandoned).
+ */
+export type FetchImage = (
+  url: URL,
+  signal: AbortSignal,
+) => Promise<{ response: Response; redirects: number; release?: () => void }>;
 
 const DATA_URI = /^data:[^;,]+;base64,(.*)$/s;
 const MAX_REDIRECTS = 5;
 
-/** Where a request from inside the runner's network must not go: its own host, the VPC, the cloud metadata service. */
-const PRIVATE_RANGES = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-  ['224.0.0.0', 3],
-] as const) {
-  PRIVATE_RANGES.addSubnet(net, prefix, 'ipv4');
-}
-for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const) {
-  PRIVATE_RANGES.addSubnet(net, prefix, 'ipv6');
-}
-
-/** True for loopback, private, link-local, CGNAT, multicast and unspecified addresses (IPv4-mapped IPv6 included). */
-export function isPrivateAddress(address: string): boolean {
-  const bare = address.replace(/^\[|\]$/g, '');
-  const family = isIP(bare);
-  if (family === 4) return PRIVATE_RANGES.check(bare, 'ipv4');
-  if (family !== 6) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return PRIVATE_RANGES.check(mapped[1], 'ipv4');
-  return PRIVATE_RANGES.check(bare, 'ipv6');
-}
-
 /**
- * Checks an image reference that needs no network: an https URL whose host is a literal private address or a
- * localhost name is refused here (422 at the entrance); names that resolve to one are caught when fetched.
+ * Checks an image reference that needs no network: an URL whose host is a literal blocked address or an internal
+ * name is refused here (422 at the entrance); names that resolve to one are caught when fetched.
  */
 export function privateUrlProblem(field: string, ref: string): string | null {
   if (ref.startsWith('data:')) return null;
-  let url: URL;
   try {
-    url = new URL(ref);
+    new URL(ref);
   } catch {
     return null; // the schema reports malformed URLs
   }
-  const host = url.hostname.toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost') || isPrivateAddress(host)) {
-    return `${field} must not point to a loopback, private or link-local address (ALLOW_PRIVATE_IMAGE_URLS is off), got host ${host}`;
-  }
-  return null;
+  const problem = urlHostProblem(field, ref);
+  return problem && `${problem}; ALLOW_PRIVATE_IMAGE_URLS is off`;
 }
 
-async function dnsAddresses(host: string): Promise<string[]> {
-  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
-}
-
-async function checkHost(field: string, url: URL, limits: InputImageLimits): Promise<void> {
-  if (limits.allowPrivateAddresses) return;
-  const literal = privateUrlProblem(field, url.href);
-  if (literal) throw new Error(literal);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(host)) return;
-  let addresses: string[];
-  try {
-    addresses = await (limits.resolveHost ?? dnsAddresses)(host);
-  } catch (err) {
-    throw new Error(
-      `${field} host ${host} could not be resolved: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-  }
-  const bad = addresses.find(isPrivateAddress);
-  if (bad) {
-    throw new Error(
-      `${field} must not point to a loopback, private or link-local address (ALLOW_PRIVATE_IMAGE_URLS is off), ${host} resolves to ${bad}`,
-    );
-  }
+function guardedImageFetch(limits: InputImageLimits): FetchImage {
+  return async (url, signal) => {
+    const options = { allowPrivate: limits.allowPrivateAddresses, resolveHost: limits.resolveHost, maxRedirects: MAX_REDIRECTS };
+    const agent = createGuardedAgent(options);
+    try {
+      const { response, redirects } = await guardedFetch(url, { signal }, agent, options);
+      return { response, redirects, release: () => void agent.destroy() };
+    } catch (err) {
+      void agent.destroy();
+      throw err;
+    }
+  };
 }
 
 /** The image bytes behind `ref` (field names the input field, for the error messages). */
@@ -103,7 +62,7 @@ export async function loadInputImage(
   ref: string,
   limits: InputImageLimits,
   signal?: AbortSignal,
-  fetchImpl: typeof fetch = fetch,
+  fetchImage?: FetchImage,
 ): Promise<Uint8Array> {
   const data = DATA_URI.exec(ref);
   if (data) {
@@ -117,57 +76,61 @@ export async function loadInputImage(
       throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${bytes.byteLength}`);
     return bytes;
   }
-  let url = new URL(ref);
+  const url = new URL(ref);
+  // The messages name only what the caller sent (its host); never an address it resolved to or a redirect target.
+  const from = url.host;
+  if (url.protocol !== 'https:') throw new Error(`${field} must be an https URL or a data URI, got ${url.protocol} URL`);
   const timeout = AbortSignal.timeout(limits.timeoutMs);
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  let response: Response;
-  // Redirects are followed by hand so every hop passes the same https and address checks.
-  for (let hop = 0; ; hop++) {
-    if (url.protocol !== 'https:') throw new Error(`${field} must be an https URL or a data URI, got ${url.protocol} URL`);
-    await checkHost(field, url, limits);
-    try {
-      response = await fetchImpl(url, { signal: combined, redirect: 'manual' });
-    } catch (err) {
-      if (timeout.aborted) throw new Error(`${field} could not be fetched within ${limits.timeoutMs} ms from ${url.host}`);
-      throw new Error(`${field} could not be fetched from ${url.host}: ${(err as Error).message}`);
-    }
-    const location = response.headers.get('location');
-    if (response.status < 300 || response.status >= 400 || !location) break;
-    await response.body?.cancel();
-    if (hop >= MAX_REDIRECTS)
-      throw new Error(`${field} could not be fetched from ${url.host}: more than ${MAX_REDIRECTS} redirects`);
-    url = new URL(location, url);
-  }
-  if (!response.ok) throw new Error(`${field} could not be fetched from ${url.host}: HTTP ${response.status}`);
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (declared > limits.maxBytes) {
-    await response.body?.cancel();
-    throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${declared} (content-length)`);
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = response.body?.getReader();
-  if (!reader) throw new Error(`${field} response from ${url.host} has no body`);
+  const timedOut = () => new Error(`${field} could not be fetched within ${limits.timeoutMs} ms from ${from}`);
+  let fetched: Awaited<ReturnType<FetchImage>>;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > limits.maxBytes) {
-        await reader.cancel();
-        throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got more than that from ${url.host}`);
-      }
-      chunks.push(value);
-    }
+    fetched = await (fetchImage ?? guardedImageFetch(limits))(url, combined);
   } catch (err) {
-    if (timeout.aborted) throw new Error(`${field} could not be fetched within ${limits.timeoutMs} ms from ${url.host}`);
-    throw err;
+    if (timeout.aborted) throw timedOut();
+    if (signal?.aborted) throw err;
+    if (err instanceof BlockedDestinationError) {
+      throw new Error(`${field} must not point to an internal address (ALLOW_PRIVATE_IMAGE_URLS is off): ${err.message}`);
+    }
+    throw new Error(`${field} could not be fetched from ${from}: ${(err as Error).message}`);
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
+  const { response, release } = fetched;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  try {
+    if (!response.ok) throw new Error(`${field} could not be fetched from ${from}: HTTP ${response.status}`);
+    const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+    if (declared > limits.maxBytes) {
+      throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${declared} (content-length)`);
+    }
+    reader = response.body?.getReader();
+    if (!reader) throw new Error(`${field} response from ${from} has no body`);
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        total += value.byteLength;
+        if (total > limits.maxBytes) {
+          await reader.cancel();
+          throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got more than that from ${from}`);
+        }
+        chunks.push(value);
+      }
+    } catch (err) {
+      if (timeout.aborted) throw timedOut();
+      throw err;
+    }
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const c of chunks) {
+      out.set(c, offset);
+      offset += c.byteLength;
+    }
+    return out;
+  } finally {
+    // Whatever was not read (an early refusal) is dropped before the connection goes.
+    await (reader ? reader.cancel() : response.body?.cancel())?.catch(() => {});
+    release?.();
   }
-  return out;
 }

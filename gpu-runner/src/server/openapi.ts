@@ -42,6 +42,15 @@ export function buildOpenApiDocument(title = 'sd-gpu-runner'): JsonObject {
       '/health-check': {
         get: { summary: 'Healthcheck', responses: { '200': { description: 'STARTING, READY, BUSY, SETUP_FAILED or DEFUNCT' } } },
       },
+      '/ready': {
+        get: {
+          summary: 'Readiness',
+          responses: {
+            '200': { description: 'READY or BUSY' },
+            '503': { description: 'STARTING, SETUP_FAILED or DEFUNCT (the status is in the body)' },
+          },
+        },
+      },
       '/predictions': {
         post: {
           summary: 'Predict',

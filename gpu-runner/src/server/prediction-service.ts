@@ -187,7 +187,7 @@ export class PredictionService {
       });
       signal.throwIfAborted();
       const urls = await this.storage.storeOutputs(record.id, result.images, signal);
-      record.appendLog(`Stored ${urls.length} output(s) in ${this.storage.description}`);
+      record.appendLog(`Stored ${urls.length} output(s) in ${this.storage.description}`); // bucket only, no endpoint
       record.succeed(urls, { seeds: result.seeds, embeddings: result.embeddings, metrics: result.metrics });
     } catch (err) {
       if (signal.aborted) {

@@ -9,7 +9,7 @@ export interface StoredObject {
 }
 
 export interface OutputStorage {
-  /** Human-readable target for logs ("s3://bucket" or "data URLs"). */
+  /** Human-readable target ("s3://bucket" or "data URLs"); callers see it in logs, so no endpoint or address. */
   readonly description: string;
   /**
    * Stores the outputs of one prediction and returns one URL each, in order. Resolves only when every object is

@@ -1,13 +1,24 @@
-// Output images in S3-compatible storage: the only module that imports the AWS SDK. Every PUT is confirmed by a
-// HEAD (size must match) before its URL is handed out, retried with backoff, and bounded in total time.
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+// Output images in S3-compatible storage: the only module that imports the AWS SDK. A prediction's images upload in
+// parallel; each PUT is confirmed (its ETag against the Content-MD5 sent, else a HEAD) before any URL is handed out,
+// retried with backoff, and bounded in total time. A prediction whose upload fails leaves no object behind.
+import { createHash } from 'node:crypto';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { withBackoff } from '../server/backoff.ts';
+import { sleep, withBackoff } from '../server/backoff.ts';
 import type { S3Config } from '../server/config.ts';
 import { type OutputStorage, outputKey, type StoredObject } from './output-storage.ts';
 
 /** Outputs never change once written (one key per prediction and index). */
 const CACHE_CONTROL = 'public, max-age=31536000, immutable';
+/** Time allowed to delete what a failed upload left, after S3_TIMEOUT_MS has run out. */
+const CLEANUP_BUDGET_MS = 10_000;
+/** Pauses after each delete round before checking that nothing came back (a late PUT landing). */
+const CLEANUP_RECHECK_MS = [300, 1000, 3000];
+
+/** A storage failure whose message is fit for the prediction's caller (no endpoint, no internal address). */
+export class StorageError extends Error {
+  override name = 'StorageError';
+}
 
 export class S3Storage implements OutputStorage {
   readonly description: string;
@@ -17,7 +28,8 @@ export class S3Storage implements OutputStorage {
     private readonly config: S3Config,
     private readonly log: (message: string) => void = () => {},
   ) {
-    this.description = `s3://${config.bucket}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
+    // Shown to callers (prediction logs, the health check's setup logs): the bucket, never the endpoint's address.
+    this.description = `s3://${config.bucket}`;
     this.client = new S3Client({
       region: config.region,
       endpoint: config.endpoint,
@@ -39,65 +51,141 @@ export class S3Storage implements OutputStorage {
   async storeOutputs(predictionId: string, objects: readonly StoredObject[], signal?: AbortSignal): Promise<string[]> {
     const started = Date.now();
     const deadline = started + this.config.timeoutMs;
-    const urls: string[] = [];
-    for (const [index, object] of objects.entries()) {
-      const key = outputKey(predictionId, index, object.extension);
-      let attempts = 0;
-      try {
-        await withBackoff(
-          async (n) => {
-            attempts = n;
-            const remaining = deadline - Date.now();
-            if (remaining <= 0) throw new Error('no time left');
-            const attemptSignal = signal
-              ? AbortSignal.any([signal, AbortSignal.timeout(remaining)])
-              : AbortSignal.timeout(remaining);
-            await this.putAndVerify(key, object, attemptSignal);
-          },
-          {
-            maxAttempts: 8,
-            initialDelayMs: 200,
-            maxDelayMs: 3000,
-            deadline,
-            signal,
-            retryable: isRetryable,
-            onRetry: (n, err, delay) =>
-              this.log(`upload of ${key} failed (attempt ${n}): ${describe(err)}; retrying in ${delay} ms`),
-          },
-        );
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        throw new Error(
-          `storing output ${key} in ${this.description} failed after ${attempts} attempt(s) in ${Date.now() - started} ms (limit S3_TIMEOUT_MS=${this.config.timeoutMs}): ${describe(err)}`,
-        );
-      }
-      urls.push(await this.urlFor(key));
+    // One controller for the whole prediction: the deadline, the caller's cancel, or one image failing for good
+    // stops every upload still in flight (a socket destroyed mid-body stores nothing).
+    const stop = new AbortController();
+    const deadlineTimer = setTimeout(
+      () => stop.abort(Object.assign(new Error(`S3_TIMEOUT_MS=${this.config.timeoutMs} ran out`), { safe: 'timed out' })),
+      this.config.timeoutMs,
+    );
+    const onCancel = () => stop.abort(signal?.reason);
+    signal?.addEventListener('abort', onCancel, { once: true });
+    const keys = objects.map((object, index) => outputKey(predictionId, index, object.extension));
+    try {
+      // In parallel: the GPU waits through this, and the images do not depend on each other.
+      await Promise.all(
+        objects.map((object, index) =>
+          this.storeOne(keys[index], object, deadline, stop.signal, started).catch((err: unknown) => {
+            stop.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      return await Promise.all(keys.map((key) => this.urlFor(key)));
+    } catch (err) {
+      stop.abort(err);
+      // No URL is reported, so no object may stay: an upload aborted after its body reached the server may still
+      // land, and images that did store belong to a prediction that failed.
+      await this.removeLeftovers(keys);
+      if (signal?.aborted) throw signal.reason ?? err;
+      throw err;
+    } finally {
+      clearTimeout(deadlineTimer);
+      signal?.removeEventListener('abort', onCancel);
     }
-    return urls;
   }
 
-  private async putAndVerify(key: string, object: StoredObject, abortSignal: AbortSignal): Promise<void> {
+  private async storeOne(key: string, object: StoredObject, deadline: number, signal: AbortSignal, started: number) {
+    let attempts = 0;
+    const md5 = createHash('md5').update(object.bytes).digest();
+    try {
+      await withBackoff(
+        async (n) => {
+          attempts = n;
+          signal.throwIfAborted();
+          await this.putAndConfirm(key, object, md5, signal);
+        },
+        {
+          maxAttempts: 8,
+          initialDelayMs: 200,
+          maxDelayMs: 3000,
+          deadline,
+          signal,
+          retryable: isRetryable,
+          onRetry: (n, err, delay) =>
+            this.log(`upload of ${key} to ${this.description} failed (attempt ${n}): ${describe(err)}; retrying in ${delay} ms`),
+        },
+      );
+    } catch (err) {
+      const cause = signal.aborted && signal.reason instanceof Error && !(err instanceof StorageError) ? signal.reason : err;
+      if (cause instanceof StorageError) throw cause;
+      const where = `storing output ${key} in s3://${this.config.bucket}`;
+      const budget = `failed after ${attempts} attempt(s) in ${Date.now() - started} ms (limit S3_TIMEOUT_MS=${this.config.timeoutMs})`;
+      // The runner's own log gets every detail; the prediction's error (which its caller sees) gets no endpoint or
+      // host: an SDK message like "connect ECONNREFUSED 10.0.3.7:9000" names the storage's internal address.
+      this.log(`${where} at ${this.config.endpoint ?? 'AWS'} ${budget}: ${describe(cause)}`);
+      throw new StorageError(`${where} ${budget}: ${describeSafely(cause)}`);
+    }
+  }
+
+  /**
+   * One PUT, with Content-MD5 so the storage refuses bytes that arrived damaged. Its ETag (the MD5 of a single-part,
+   * unencrypted object) then proves the object holds exactly these bytes; only when it does not (no ETag, SSE-KMS,
+   * a proxy's own) does a HEAD confirm the size. A missing object after an acknowledged PUT is retried like a
+   * network error.
+   */
+  private async putAndConfirm(key: string, object: StoredObject, md5: Buffer, abortSignal: AbortSignal): Promise<void> {
     const Bucket = this.config.bucket;
-    await this.client.send(
+    const put = await this.client.send(
       new PutObjectCommand({
         Bucket,
         Key: key,
         Body: object.bytes,
         ContentType: object.contentType,
         ContentLength: object.bytes.byteLength,
+        ContentMD5: md5.toString('base64'),
         CacheControl: CACHE_CONTROL,
       }),
       { abortSignal },
     );
-    // A 200 from a proxy or a flaky gateway is not proof: the object must be there, with every byte.
-    // A missing object after an acknowledged PUT is retried (PUT again) like a network error, not given up on.
+    if (put.ETag?.replaceAll('"', '').toLowerCase() === md5.toString('hex')) return;
     const head = await this.client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal }).catch((err: unknown) => {
       if (abortSignal.aborted) throw err;
-      throw new Error(`object ${key} is not readable after an acknowledged upload: ${describe(err)}`);
+      throw Object.assign(new Error(`object ${key} is not readable after an acknowledged upload: ${describe(err)}`), {
+        safe: `object not readable after an acknowledged upload (${describeSafely(err)})`,
+      });
     });
     if (head.ContentLength !== object.bytes.byteLength) {
-      throw new Error(`object ${key} has ${head.ContentLength ?? 'no'} bytes after upload, expected ${object.bytes.byteLength}`);
+      const message = `object ${key} has ${head.ContentLength ?? 'no'} bytes after upload, expected ${object.bytes.byteLength}`;
+      throw Object.assign(new Error(message), { safe: message });
     }
+  }
+
+  /**
+   * Deletes every key (parallel), then checks after a pause that none came back: a PUT the server had read in full
+   * before we gave up can complete after the first DELETE. Bounded by its own budget, not S3_TIMEOUT_MS (which has
+   * run out when this runs); failures are logged, never thrown over the error that brought us here.
+   */
+  private async removeLeftovers(keys: readonly string[]): Promise<void> {
+    const budget = AbortSignal.timeout(CLEANUP_BUDGET_MS);
+    let pending = [...keys];
+    for (const pauseMs of CLEANUP_RECHECK_MS) {
+      try {
+        await Promise.all(
+          pending.map((Key) =>
+            this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key }), { abortSignal: budget }),
+          ),
+        );
+        await sleep(pauseMs, budget);
+        const present = await Promise.all(
+          pending.map((Key) =>
+            this.client
+              .send(new HeadObjectCommand({ Bucket: this.config.bucket, Key }), { abortSignal: budget })
+              .then(() => true)
+              .catch((err: unknown) => {
+                if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+                throw err;
+              }),
+          ),
+        );
+        pending = pending.filter((_, i) => present[i]);
+        if (pending.length === 0) return;
+      } catch (err) {
+        this.log(`removing the outputs of a failed upload (${keys.join(', ')}) failed: ${describe(err)}`);
+        return;
+      }
+    }
+    this.log(`outputs of a failed upload keep coming back: ${pending.join(', ')}`);
   }
 
   private async urlFor(key: string): Promise<string> {
@@ -113,6 +201,15 @@ function isRetryable(err: unknown): boolean {
   const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   if (status === undefined) return true;
   return status >= 500 || status === 408 || status === 429;
+}
+
+/** The error's kind only (name, code, HTTP status, or our own safe wording): what a caller may see. */
+function describeSafely(err: unknown): string {
+  const e = err as { name?: string; code?: string; safe?: string; $metadata?: { httpStatusCode?: number } };
+  if (e.safe) return e.safe;
+  const status = e.$metadata?.httpStatusCode;
+  const parts = [e.name && e.name !== 'Error' ? e.name : null, e.code ?? null, status ? `HTTP ${status}` : null].filter(Boolean);
+  return parts.length > 0 ? parts.join(' ') : 'storage error';
 }
 
 function describe(err: unknown): string {

@@ -107,14 +107,15 @@ resource "aws_s3_bucket_policy" "public_read" {
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
-# What a runner may do: write and read its outputs, nothing else (no delete, no listing other buckets). The fleet
-# attaches it to its instance role: no long-lived key on AWS.
+# What a runner may do: write, read and delete its outputs, nothing else (no listing other buckets). Delete because a
+# prediction whose upload failed or timed out removes what it wrote (an upload the runner gave up on can still land).
+# The fleet attaches it to its instance role: no long-lived key on AWS.
 data "aws_iam_policy_document" "runner" {
   count = local.is_s3 ? 1 : 0
 
   statement {
     sid       = "ReadWritePredictions"
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.this[0].arn}/${var.predictions_prefix}*"]
   }
 

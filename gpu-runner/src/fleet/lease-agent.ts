@@ -31,6 +31,14 @@ const LeaseSchema = z.object({
 });
 type Lease = z.infer<typeof LeaseSchema>;
 
+interface Prefetched {
+  lease: Promise<Lease | null>;
+  requestedAt: number;
+}
+
+/** How often a running prediction is checked for the end of its denoising loop (when the next lease is fetched). */
+const FINISHING_POLL_MS = 25;
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -74,6 +82,8 @@ export class LeaseAgent {
   private async loop(slot: number): Promise<void> {
     const signal = this.stopping.signal;
     let failures = 0;
+    /** A lease taken while the previous prediction was finishing (VAE, upload): it starts the moment the slot frees. */
+    let next: Prefetched | null = null;
     while (!signal.aborted) {
       const status = this.service.health().status;
       if (status !== 'READY') {
@@ -83,9 +93,15 @@ export class LeaseAgent {
       }
       let lease: Lease | null;
       try {
-        lease = await this.lease(signal);
+        lease = next ? await next.lease : await this.lease(signal);
+        if (lease && next && Date.now() - next.requestedAt > lease.fence_ms) {
+          // Held too long behind a slow finish: the edge may give it away soon, so it goes back instead.
+          await this.release(lease);
+          lease = null;
+        }
         failures = 0;
       } catch (err) {
+        next = null;
         if (signal.aborted) return;
         failures++;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
@@ -96,8 +112,16 @@ export class LeaseAgent {
         await sleep(delay, signal);
         continue;
       }
-      if (lease) await this.run(lease);
+      next = null;
+      if (lease) next = await this.run(lease);
     }
+    // Stopping with a lease in hand that never ran: give it back.
+    const held = await next?.lease.catch(() => null);
+    if (held) await this.release(held);
+  }
+
+  private async release(lease: Lease): Promise<void> {
+    await this.fetchImpl(lease.release_url, { method: 'POST', headers: this.headers(), body: '{}' }).catch(() => undefined);
   }
 
   private async lease(signal: AbortSignal): Promise<Lease | null> {
@@ -119,7 +143,11 @@ export class LeaseAgent {
     return LeaseSchema.parse(JSON.parse(text));
   }
 
-  private async run(lease: Lease): Promise<void> {
+  /**
+   * Runs one lease to its end, heartbeating it. Once its denoising loop is done (VAE and upload left), the next lease
+   * is requested, so the GPU does not wait through a round trip to the edge between two predictions.
+   */
+  private async run(lease: Lease): Promise<Prefetched | null> {
     const log = this.log.child({ prediction_id: lease.prediction.id, lease: lease.lease_id });
     let record: ReturnType<PredictionService['submit']>['record'];
     try {
@@ -130,14 +158,28 @@ export class LeaseAgent {
     } catch (err) {
       // Not ours to run after all (a direct PUT took the slot, the input was refused, shutting down): give it back.
       log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot run the leased prediction; releasing it');
-      await this.fetchImpl(lease.release_url, { method: 'POST', headers: this.headers(), body: '{}' }).catch(() => undefined);
-      return;
+      await this.release(lease);
+      return null;
     }
     let lastRenewed = Date.now();
     let done = false;
+    let stopped = false;
     const finished = record.finished.then(() => {
       done = true;
     });
+    let prefetched: Prefetched | null = null;
+    const watchFinishing = (async () => {
+      while (!done && !stopped && !prefetched) {
+        const progress = record.snapshot().progress;
+        if (progress && progress.total > 0 && progress.step >= progress.total && !this.stopping.signal.aborted) {
+          prefetched = { lease: this.lease(this.stopping.signal), requestedAt: Date.now() };
+          // A failed prefetch is retried by the loop as an ordinary lease.
+          prefetched.lease.catch(() => undefined);
+          return;
+        }
+        await sleep(FINISHING_POLL_MS);
+      }
+    })();
     while (!done) {
       await Promise.race([finished, sleep(lease.heartbeat_ms)]);
       if (done) break;
@@ -147,15 +189,19 @@ export class LeaseAgent {
       if (verdict === 'stop') {
         log.warn('the edge took the lease back; canceling');
         this.service.abandon(record.id, 'the edge took the lease back');
+        stopped = true;
         break;
       }
       if (verdict === 'unreachable' && Date.now() - lastRenewed > lease.fence_ms) {
         log.warn({ fence_ms: lease.fence_ms }, 'could not renew the lease in time; canceling before the edge gives it away');
         this.service.abandon(record.id, 'the lease could not be renewed in time');
+        stopped = true;
         break;
       }
     }
     await finished;
+    await watchFinishing;
+    return prefetched;
   }
 
   private async heartbeat(lease: Lease): Promise<'ok' | 'stop' | 'unreachable'> {

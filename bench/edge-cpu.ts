@@ -12,10 +12,10 @@ import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
 import { embeddingCacheKey } from '../shared/src/embedding-cache-key.ts';
 import { ClipTokenizer } from '../shared/src/tokenizer/index.ts';
 import {
+  bundleMapFor,
   CATEGORIES,
   type CpuSplit,
   IsolateInspector,
-  latestBundleMap,
   nowMicros,
   ProfileAttributor,
   splitByWindows,
@@ -164,6 +164,11 @@ async function measure(
     throw err;
   }
   const profile = await inspector.stop();
+  const dump = process.env.EDGE_CPU_DUMP;
+  if (dump) {
+    mkdirSync(dump, { recursive: true });
+    writeFileSync(join(dump, `${label.replace(/[^\w]+/g, '-')}.cpuprofile`), JSON.stringify(profile));
+  }
   const split = splitByWindows(attributor, profile, windows);
   return { label, count, ...split };
 }
@@ -270,7 +275,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     });
     const s = stack;
     inspector = await IsolateInspector.connect(s.edge.inspectorPort);
-    const attributor = new ProfileAttributor(latestBundleMap(join(ROOT, 'edge')));
+    const attributor = new ProfileAttributor(bundleMapFor(join(ROOT, 'edge'), await inspector.scriptSource('index.js')));
     const m = (label: string, count: number, request: (i: number) => Request, check?: (b: Record<string, unknown>) => void) =>
       measure(s, inspector as IsolateInspector, attributor, sink, label, count, request, check);
     const tag = Date.now().toString(36);

@@ -1,7 +1,7 @@
 // CPU profiles of the edge worker's isolate, recorded through wrangler dev's inspector (Chrome DevTools protocol), and
 // the attribution of their samples to what ran: our code, hono, zod, other bundled packages, wrangler's shims, the runtime.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 
 export interface CallFrame {
@@ -33,10 +33,16 @@ export const nowMicros = (): number => Number(process.hrtime.bigint() / 1000n);
 export class IsolateInspector {
   private nextId = 1;
   private readonly pending = new Map<number, (message: Record<string, unknown>) => void>();
+  /** Debugger.scriptParsed events seen: script id by url. */
+  private readonly scripts = new Map<string, string>();
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data) => {
       const message = JSON.parse(String(data)) as Record<string, unknown>;
+      if (message.method === 'Debugger.scriptParsed') {
+        const params = message.params as { scriptId: string; url: string };
+        this.scripts.set(params.url, params.scriptId);
+      }
       const id = typeof message.id === 'number' ? message.id : undefined;
       // workerd answers some methods it handles itself (Profiler.enable) by echoing the request: any message with our id settles it.
       const settle = id === undefined ? undefined : this.pending.get(id);
@@ -75,6 +81,21 @@ export class IsolateInspector {
       });
       this.ws.send(JSON.stringify({ id, method, params }));
     });
+  }
+
+  /** The source text of the isolate's script `url` (the bundle wrangler dev loaded), to find its source map by content. */
+  async scriptSource(url: string): Promise<string> {
+    await this.send('Debugger.enable');
+    try {
+      for (let i = 0; i < 100 && !this.scripts.has(url); i++) await new Promise((r) => setTimeout(r, 20));
+      const scriptId = this.scripts.get(url);
+      if (!scriptId)
+        throw new Error(`inspector: the isolate has no script ${url}; it has ${[...this.scripts.keys()].join(', ')}`);
+      const answer = await this.send('Debugger.getScriptSource', { scriptId });
+      return String((answer.result as { scriptSource?: string } | undefined)?.scriptSource ?? '');
+    } finally {
+      await this.send('Debugger.disable');
+    }
   }
 
   async start(samplingIntervalUs: number): Promise<void> {
@@ -121,6 +142,7 @@ const CONSUMER_FUNCTIONS = new Set([
   'runnerInput',
 ]);
 const LOG_SOURCE = /edge\/src\/log\.ts$/;
+const OUR_SOURCES = /\/(edge|shared)\/src\/[^]*\.ts$/;
 
 const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
@@ -186,15 +208,23 @@ export class SourceFileMap {
   }
 }
 
-/** The newest wrangler dev bundle's source map (edge/.wrangler/tmp/dev-*), the one the running isolate loaded. */
-export function latestBundleMap(edgeDir: string): SourceFileMap {
+/**
+ * The source map of the bundle the isolate runs: the wrangler dev bundle (edge/.wrangler/tmp/dev-*) whose index.js is
+ * `source`, byte for byte (stale bundles of other runs may sit beside it). Its sources are made absolute.
+ */
+export function bundleMapFor(edgeDir: string, source: string): SourceFileMap {
   const tmp = join(edgeDir, '.wrangler', 'tmp');
-  const dirs = readdirSync(tmp)
-    .filter((d) => d.startsWith('dev-'))
-    .map((d) => ({ d, mtime: statSync(join(tmp, d)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime);
-  if (dirs.length === 0) throw new Error(`no wrangler dev bundle under ${tmp}`);
-  return new SourceFileMap(readFileSync(join(tmp, dirs[0].d, 'index.js.map'), 'utf8'));
+  for (const d of readdirSync(tmp).filter((x) => x.startsWith('dev-'))) {
+    const dir = join(tmp, d);
+    const js = join(dir, 'index.js');
+    if (!existsSync(js) || statSync(js).size !== Buffer.byteLength(source) || readFileSync(js, 'utf8') !== source) continue;
+    const map = new SourceFileMap(readFileSync(join(dir, 'index.js.map'), 'utf8'));
+    map.sources.forEach((s, i) => {
+      if (!s.includes(':')) map.sources[i] = resolve(dir, s);
+    });
+    return map;
+  }
+  throw new Error(`no wrangler dev bundle under ${tmp} matches the isolate's index.js`);
 }
 
 export class ProfileAttributor {
@@ -227,7 +257,7 @@ export class ProfileAttributor {
         return 'wrangler/miniflare shims';
       }
       if (s.includes('node_modules/')) return 'other packages';
-      if (/(^|\/)(edge|shared)\/src\//.test(s)) return 'ours';
+      if (OUR_SOURCES.test(s)) return 'ours';
       return 'wrangler/miniflare shims'; // the bundle's own glue (esbuild helpers, the facade wrangler adds)
     }
     if (f.url.startsWith('__mf_') || f.url.includes('miniflare')) return 'wrangler/miniflare shims';

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tokenizePromptPair } from '../edge/src/embeddings/prompt-tokens.ts';
@@ -12,7 +12,7 @@ import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
 import { embeddingCacheKey } from '../shared/src/embedding-cache-key.ts';
 import { ClipTokenizer } from '../shared/src/tokenizer/index.ts';
 import {
-  bundleMapFor,
+  bundleMap,
   CATEGORIES,
   type CpuSplit,
   IsolateInspector,
@@ -41,6 +41,7 @@ interface KindResult {
   inRequests: CpuSplit;
   background: CpuSplit;
   intervalUs: number;
+  perWindowMs: number[];
 }
 
 function fail(message: string): never {
@@ -167,19 +168,23 @@ async function measure(
   const dump = process.env.EDGE_CPU_DUMP;
   if (dump) {
     mkdirSync(dump, { recursive: true });
-    writeFileSync(join(dump, `${label.replace(/[^\w]+/g, '-')}.cpuprofile`), JSON.stringify(profile));
+    const base = join(dump, label.replace(/[^\w]+/g, '-'));
+    writeFileSync(`${base}.cpuprofile`, JSON.stringify(profile));
+    writeFileSync(`${base}.windows.json`, JSON.stringify(windows));
   }
   const split = splitByWindows(attributor, profile, windows);
   return { label, count, ...split };
 }
 
 const f2 = (x: number) => x.toFixed(2);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0;
 
 function table(results: KindResult[]): string {
   const head = [
     'request kind',
     'n',
     'isolate CPU ms/req',
+    'median',
     'of which in DOs',
     'worker (not DO)',
     ...CATEGORIES,
@@ -197,7 +202,7 @@ function table(results: KindResult[]): string {
     const per = (x: number) => f2(x / r.count);
     const s = r.inRequests;
     lines.push(
-      `| ${r.label} | ${r.count} | ${per(s.totalMs)} | ${per(s.durableObjectMs)} | ${per(s.totalMs - s.durableObjectMs)} | ${CATEGORIES.map((c) => per(s.byCategory[c])).join(' | ')} | ${per(s.loggingMs)} | ${per(r.background.totalMs)} |`,
+      `| ${r.label} | ${r.count} | ${per(s.totalMs)} | ${f2(median(r.perWindowMs))} | ${per(s.durableObjectMs)} | ${per(s.totalMs - s.durableObjectMs)} | ${CATEGORIES.map((c) => per(s.byCategory[c])).join(' | ')} | ${per(s.loggingMs)} | ${per(r.background.totalMs)} |`,
     );
   }
   return lines.join('\n');
@@ -205,8 +210,8 @@ function table(results: KindResult[]): string {
 
 function comparison(before: KindResult[], after: KindResult[]): string {
   const lines = [
-    '| request kind | isolate CPU ms/req before -> after | worker (not DO) before -> after | logging before -> after |',
-    '| --- | --- | --- | --- |',
+    '| request kind | isolate CPU ms/req (mean) before -> after | median before -> after | worker (not DO) before -> after | logging before -> after |',
+    '| --- | --- | --- | --- | --- |',
   ];
   for (const a of after) {
     const b = before.find((x) => x.label === a.label);
@@ -217,7 +222,7 @@ function comparison(before: KindResult[], after: KindResult[]): string {
       return `${f2(x)} -> ${f2(y)}${x > 0 ? ` (${(y / x).toFixed(2)}x)` : ''}`;
     };
     lines.push(
-      `| ${a.label} | ${pair((s) => s.totalMs)} | ${pair((s) => s.totalMs - s.durableObjectMs)} | ${pair((s) => s.loggingMs)} |`,
+      `| ${a.label} | ${pair((s) => s.totalMs)} | ${f2(median(b.perWindowMs))} -> ${f2(median(a.perWindowMs))} | ${pair((s) => s.totalMs - s.durableObjectMs)} | ${pair((s) => s.loggingMs)} |`,
     );
   }
   return lines.join('\n');
@@ -275,7 +280,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     });
     const s = stack;
     inspector = await IsolateInspector.connect(s.edge.inspectorPort);
-    const attributor = new ProfileAttributor(bundleMapFor(join(ROOT, 'edge'), await inspector.scriptSource('index.js')));
+    const attributor = new ProfileAttributor(bundleMap(await inspector.bundlePath()));
     const m = (label: string, count: number, request: (i: number) => Request, check?: (b: Record<string, unknown>) => void) =>
       measure(s, inspector as IsolateInspector, attributor, sink, label, count, request, check);
     const tag = Date.now().toString(36);
@@ -370,7 +375,10 @@ wrangler adds), runtime (V8 builtins, GC, workerd's APIs and node-compat JS such
 CPU under a Durable Object method (KeyLimiter, PredictionIndex, PredictionObject), which Cloudflare bills to the
 object, not to the request's CPU limit; "worker (not DO)" is what the request's own invocation spends. "Logging" is
 CPU under edge/src/log.ts (JSON.stringify of the line, console.log and the inspector's copy of it for wrangler's
-relay, which a deployed worker does not pay).
+relay, which a deployed worker does not pay). "Median" is the median request's CPU: V8 samples on wall-clock ticks,
+so time the isolate's thread spends preempted by other processes counts as CPU of whatever it was running; on this
+shared machine (load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores at the end of the run) means are inflated by it and
+the median is the steadier number. Compare rows of runs made back to back, as ratios.
 
 ${table(results)}
 ${

@@ -1,7 +1,7 @@
 // CPU profiles of the edge worker's isolate, recorded through wrangler dev's inspector (Chrome DevTools protocol), and
 // the attribution of their samples to what ran: our code, hono, zod, other bundled packages, wrangler's shims, the runtime.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import WebSocket from 'ws';
 
 export interface CallFrame {
@@ -83,16 +83,19 @@ export class IsolateInspector {
     });
   }
 
-  /** The source text of the isolate's script `url` (the bundle wrangler dev loaded), to find its source map by content. */
-  async scriptSource(url: string): Promise<string> {
+  /** The file path of the wrangler dev bundle the isolate loaded (index.js in a dev- folder of edge/.wrangler/tmp). */
+  async bundlePath(): Promise<string> {
+    const bundle = /^file:\/\/(\/.*\/\.wrangler\/tmp\/dev-[^/]+\/index\.js)$/;
     await this.send('Debugger.enable');
     try {
-      for (let i = 0; i < 100 && !this.scripts.has(url); i++) await new Promise((r) => setTimeout(r, 20));
-      const scriptId = this.scripts.get(url);
-      if (!scriptId)
-        throw new Error(`inspector: the isolate has no script ${url}; it has ${[...this.scripts.keys()].join(', ')}`);
-      const answer = await this.send('Debugger.getScriptSource', { scriptId });
-      return String((answer.result as { scriptSource?: string } | undefined)?.scriptSource ?? '');
+      for (let i = 0; i < 100; i++) {
+        for (const url of this.scripts.keys()) {
+          const m = bundle.exec(url);
+          if (m) return decodeURIComponent(m[1]);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`inspector: the isolate runs no wrangler dev bundle; its scripts: ${[...this.scripts.keys()].join(', ')}`);
     } finally {
       await this.send('Debugger.disable');
     }
@@ -142,7 +145,7 @@ const CONSUMER_FUNCTIONS = new Set([
   'runnerInput',
 ]);
 const LOG_SOURCE = /edge\/src\/log\.ts$/;
-const OUR_SOURCES = /\/(edge|shared)\/src\/[^]*\.ts$/;
+const OUR_SOURCES = /\/(edge|shared)\/src\/.*\.ts$/;
 
 const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
@@ -208,48 +211,44 @@ export class SourceFileMap {
   }
 }
 
-/**
- * The source map of the bundle the isolate runs: the wrangler dev bundle (edge/.wrangler/tmp/dev-*) whose index.js is
- * `source`, byte for byte (stale bundles of other runs may sit beside it). Its sources are made absolute.
- */
-export function bundleMapFor(edgeDir: string, source: string): SourceFileMap {
-  const tmp = join(edgeDir, '.wrangler', 'tmp');
-  for (const d of readdirSync(tmp).filter((x) => x.startsWith('dev-'))) {
-    const dir = join(tmp, d);
-    const js = join(dir, 'index.js');
-    if (!existsSync(js) || statSync(js).size !== Buffer.byteLength(source) || readFileSync(js, 'utf8') !== source) continue;
-    const map = new SourceFileMap(readFileSync(join(dir, 'index.js.map'), 'utf8'));
-    map.sources.forEach((s, i) => {
-      if (!s.includes(':')) map.sources[i] = resolve(dir, s);
-    });
-    return map;
-  }
-  throw new Error(`no wrangler dev bundle under ${tmp} matches the isolate's index.js`);
+/** The source map beside a wrangler dev bundle (index.js.map), its sources made absolute. */
+export function bundleMap(bundlePath: string): SourceFileMap {
+  const dir = dirname(bundlePath);
+  const map = new SourceFileMap(readFileSync(`${bundlePath}.map`, 'utf8'));
+  map.sources.forEach((s, i) => {
+    if (!s.includes(':')) map.sources[i] = resolve(dir, s);
+  });
+  return map;
 }
 
+/** The bundle's frames: workerd names the main module 'index.js' in profiles (file:// URL in Debugger events). */
+const isBundle = (url: string): boolean => url === 'index.js' || /\/\.wrangler\/tmp\/dev-[^/]+\/index\.js$/.test(url);
+
 export class ProfileAttributor {
-  private readonly sourceOf = new Map<number, string | null>();
+  /** Source file by frame position (url:line:column): node ids are per profile, positions are per bundle. */
+  private readonly sourceOf = new Map<string, string | null>();
 
   constructor(private readonly map: SourceFileMap) {}
 
   /** The original source file of a bundle frame, or null for frames outside the bundle. */
   private source(node: ProfileNode): string | null {
-    let s = this.sourceOf.get(node.id);
-    if (s !== undefined) return s;
     const f = node.callFrame;
+    const at = `${f.url}:${f.lineNumber}:${f.columnNumber}`;
+    let s = this.sourceOf.get(at);
+    if (s !== undefined) return s;
     s = null;
-    if (f.url === 'index.js' && f.lineNumber >= 0) {
+    if (isBundle(f.url) && f.lineNumber >= 0) {
       // CDP positions, like source map segments, are 0-based lines and columns.
       s = this.map.sourceAt(f.lineNumber, f.columnNumber) ?? 'index.js (unmapped)';
     }
-    this.sourceOf.set(node.id, s);
+    this.sourceOf.set(at, s);
     return s;
   }
 
   private leafCategory(node: ProfileNode): Category | 'idle' {
     const f = node.callFrame;
     if (f.functionName === '(idle)') return 'idle';
-    if (f.url === 'index.js') {
+    if (isBundle(f.url)) {
       const s = this.source(node) ?? '';
       if (s.includes('node_modules/hono/')) return 'hono';
       if (s.includes('node_modules/zod/')) return 'zod';
@@ -280,7 +279,7 @@ export class ProfileAttributor {
         const node = byId.get(at) as ProfileNode;
         const url = node.callFrame.url;
         if (url.startsWith('__mf_do_wrapper')) cls.durableObject = true;
-        if (url !== 'index.js') continue;
+        if (!isBundle(url)) continue;
         const s = this.source(node) ?? '';
         if (DO_SOURCES.test(s)) cls.durableObject = true;
         if (LOG_SOURCE.test(s)) cls.logging = true;
@@ -315,6 +314,8 @@ export interface WindowedSplit {
   background: CpuSplit;
   /** The profile's sampling interval as observed (median gap between samples), µs. */
   intervalUs: number;
+  /** Each window's own CPU (ms), as inRequests counts it: its median resists the machine's other load. */
+  perWindowMs: number[];
 }
 
 function add(split: CpuSplit, cls: SampleClass, ms: number): void {
@@ -341,6 +342,7 @@ export function splitByWindows(
   const sorted = [...windows].sort((a, b) => a.start - b.start);
   const inRequests = emptySplit();
   const background = emptySplit();
+  const perWindowMs = new Array<number>(sorted.length).fill(0);
   let t = profile.startTime;
   let w = 0;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -350,7 +352,9 @@ export function splitByWindows(
     const inside = w < sorted.length && sorted[w].start <= t;
     const cls = classes[i];
     const ms = Math.min(Math.max(delta, 0), intervalUs) / 1000;
-    add(inside && !cls.consumer ? inRequests : background, cls, ms);
+    const counted = inside && !cls.consumer;
+    add(counted ? inRequests : background, cls, ms);
+    if (counted && cls.category !== 'idle') perWindowMs[w] += ms;
   }
-  return { inRequests, background, intervalUs };
+  return { inRequests, background, intervalUs, perWindowMs };
 }

@@ -31,7 +31,7 @@ const name = values.name ?? fail('--name is required (the model\'s "tokenizer" i
 if (!/^[A-Za-z0-9._-]+$/.test(name)) fail(`--name must be letters, digits, . _ -, got ${JSON.stringify(name)}`);
 const dir = values.dir ?? fail('--dir is required (a folder with vocab.json and merges.txt)');
 
-const entries: { key: string; value: string; base64?: boolean }[] = [];
+const entries: { key: string; value: string }[] = [];
 const texts: Record<string, string> = {};
 for (const file of FILES) {
   const path = join(dir, file);
@@ -56,19 +56,28 @@ const probe = 'a photo of an astronaut riding a horse, (detailed:1.2) 日本 �
 if (JSON.stringify(ClipTokenizer.fromCompiled(compiled).encodeBpe(probe)) !== JSON.stringify(tokenizer.encodeBpe(probe))) {
   fail('the compiled tokenizer disagrees with the files on a probe prompt; not uploading');
 }
-entries.push({ key: `${name}/${COMPILED}`, value: Buffer.from(compiled).toString('base64'), base64: true });
 
 const work = mkdtempSync(join(tmpdir(), 'tokenizer-upload-'));
 try {
   const bulk = join(work, 'bulk.json');
   writeFileSync(bulk, JSON.stringify(entries));
   const edgeDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const args = ['wrangler', 'kv', 'bulk', 'put', bulk, '--binding', 'TOKENIZERS', values.local ? '--local' : '--remote'];
-  if (values['persist-to']) args.push('--persist-to', values['persist-to']);
-  const run = spawnSync('npx', args, { cwd: edgeDir, stdio: 'inherit' });
-  if (run.status !== 0) fail(`wrangler kv bulk put exited with ${run.status}`);
+  const where = [values.local ? '--local' : '--remote', ...(values['persist-to'] ? ['--persist-to', values['persist-to']] : [])];
+  const wrangler = (args: string[]) => {
+    const run = spawnSync('npx', ['wrangler', 'kv', ...args, '--binding', 'TOKENIZERS', ...where], {
+      cwd: edgeDir,
+      stdio: 'inherit',
+    });
+    if (run.status !== 0) fail(`wrangler kv ${args.slice(0, 2).join(' ')} exited with ${run.status}`);
+  };
+  wrangler(['bulk', 'put', bulk]);
+  // Binary by file, not in the bulk JSON: wrangler 4.86's local bulk put stores a base64 value's bytes as UTF-8 text
+  // (every byte over 0x7f becomes U+FFFD); key put --path writes the bytes as they are.
+  const bin = join(work, COMPILED);
+  writeFileSync(bin, compiled);
+  wrangler(['key', 'put', `${name}/${COMPILED}`, '--path', bin]);
   console.log(
-    `uploaded ${entries.length - 1} files and their compiled form (${compiled.length} bytes) as tokenizer ${name} (vocabulary of ${tokenizer.vocabSize} tokens, windows of ${tokenizer.modelMaxLength})`,
+    `uploaded ${entries.length} files and their compiled form (${compiled.length} bytes) as tokenizer ${name} (vocabulary of ${tokenizer.vocabSize} tokens, windows of ${tokenizer.modelMaxLength})`,
   );
 } finally {
   rmSync(work, { recursive: true, force: true });

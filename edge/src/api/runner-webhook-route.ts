@@ -38,7 +38,7 @@ export function registerRunnerWebhookRoute(app: Hono<AppEnv>): void {
       throw invalidInput('generation', `generation must be an integer, got ${JSON.stringify(rawGeneration)}`);
     }
     const result = await predictionStub(c.env, predictionId).runnerUpdate(update, generation);
-    log.debug('runner webhook', { predictionId, status: update.status, applied: result.applied, reason: result.reason });
+    log.info('runner webhook', { predictionId, status: update.status, applied: result.applied, reason: result.reason });
     // 200 even when ignored: the runner must stop retrying a delivery that can never apply.
     return c.json({ applied: result.applied, ...(result.reason ? { reason: result.reason } : {}) });
   });

@@ -21,6 +21,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   edge: () => import('./edge.ts'),
   dispatch: () => import('./dispatch.ts'),
   storage: () => import('./storage.ts'),
+  'edge-cpu': () => import('./edge-cpu.ts'),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

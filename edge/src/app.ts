@@ -40,7 +40,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.onError((err, c) => {
     const { status, body, response, headers, known } = errorResponse(err);
     const log = logger({ component: 'api', method: c.req.method, path: c.req.path });
-    if (known) log.info('request refused', { status, code: body?.error.code });
+    // The invocation's own log (Workers Logs) already has the status; the refusal's detail is for debugging.
+    if (known) log.debug('request refused', { status, code: body?.error.code });
     else log.error('unhandled error', { ...errorFields(err), stack: err instanceof Error ? err.stack : undefined });
     if (response) return response;
     return c.json(body, status, headers);

@@ -1,18 +1,25 @@
 // Structured JSON logs (one object per line, as Workers Logs and Logpush index them), with the prediction id as a field.
+// Budget: at most one info line per request; detail goes to debug, which costs nothing below LOG_LEVEL (no merge, no
+// JSON, no console call: console.log is a measurable share of a short request's CPU).
 type Level = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-let threshold: Level = 'info';
+let threshold = RANK.info;
 
 export function setLogLevel(level: Level): void {
-  threshold = level;
+  threshold = RANK[level];
+}
+
+/** Whether `level` is written; for callers that would compute fields only to log them. */
+export function logEnabled(level: Level): boolean {
+  return RANK[level] >= threshold;
 }
 
 export type LogFields = Record<string, unknown>;
 
-function write(level: Level, msg: string, fields: LogFields): void {
-  if (RANK[level] < RANK[threshold]) return;
-  const line = JSON.stringify({ level, msg, time: new Date().toISOString(), ...fields });
+function write(level: Level, msg: string, base: LogFields, fields: LogFields | undefined): void {
+  if (RANK[level] < threshold) return;
+  const line = JSON.stringify({ level, msg, time: new Date().toISOString(), ...base, ...fields });
   if (level === 'error') console.error(line);
   else if (level === 'warn') console.warn(line);
   else console.log(line);
@@ -28,10 +35,10 @@ export interface Logger {
 
 export function logger(base: LogFields = {}): Logger {
   return {
-    debug: (msg, fields = {}) => write('debug', msg, { ...base, ...fields }),
-    info: (msg, fields = {}) => write('info', msg, { ...base, ...fields }),
-    warn: (msg, fields = {}) => write('warn', msg, { ...base, ...fields }),
-    error: (msg, fields = {}) => write('error', msg, { ...base, ...fields }),
+    debug: (msg, fields) => write('debug', msg, base, fields),
+    info: (msg, fields) => write('info', msg, base, fields),
+    warn: (msg, fields) => write('warn', msg, base, fields),
+    error: (msg, fields) => write('error', msg, base, fields),
     with: (fields) => logger({ ...base, ...fields }),
   };
 }

@@ -15,6 +15,8 @@ export interface EdgeHandle {
   port: number;
   /** The local persistence root (KV, Durable Objects, Queues, Cache), as `wrangler dev --persist-to`. */
   persistTo: string;
+  /** wrangler dev's inspector (Chrome DevTools protocol) for the worker's isolate, e.g. for CPU profiles. */
+  inspectorPort: number;
   process: ManagedProcess;
   stop(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const envFile = join(secretsDir, '.env');
   await writeFile(envFile, envFileText(options.secrets), { mode: 0o600 });
   await chmod(envFile, 0o600);
+  const inspectorPort = await freePort();
   const config = EDGE_CONFIG;
   const args = [
     WRANGLER_BIN,
@@ -63,9 +66,9 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     '--env-file',
     envFile,
     '--show-interactive-dev-session=false',
-    // No inspector port: several stacks (a test and `npm start`) may run at once.
+    // A free inspector port, not wrangler's fixed default: several stacks (a test and `npm start`) may run at once.
     '--inspector-port',
-    String(await freePort()),
+    String(inspectorPort),
     ...Object.entries(options.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ];
   const proc = startProcess(process.execPath, args, {
@@ -99,5 +102,5 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     await stop();
     throw err;
   }
-  return { url, port, persistTo: options.persistTo, process: proc, stop };
+  return { url, port, persistTo: options.persistTo, inspectorPort, process: proc, stop };
 }

@@ -97,7 +97,7 @@ export class PredictionObject extends DurableObject<Env> {
     const existing = await this.load();
     if (existing) return { record: existing, created: false };
     await this.save(record, { withInput: true });
-    this.log(record).info('prediction created', {
+    this.log(record).debug('prediction created', {
       model: record.model,
       owner: record.ownerKeyId,
       cache: record.metrics.embedding_cache,

@@ -1,5 +1,5 @@
 // The byte-level BPE model with CLIP's `</w>` end-of-word marker: vocab.json + merges.txt in, ids out.
-// Symbols are handled as integer ids (no string concatenation while merging) and words are cached.
+// Symbols are handled as integer ids (no string concatenation while merging), from tables compileBpe builds; words are cached.
 import { BYTE_TO_UNICODE } from './byte-encoder.ts';
 
 const END_OF_WORD = '</w>';
@@ -98,48 +98,77 @@ class PairRankTable {
   }
 }
 
+/**
+ * What BPE needs at run time, all in ids: the vocabulary strings are only needed to build it. Symbols are vocab ids;
+ * merge parts the vocabulary lacks get ids from vocabEnd on (they map to unk). This is what a compiled tokenizer stores.
+ */
+export interface BpeTables {
+  /** Largest vocab id + 1. */
+  vocabEnd: number;
+  /** byte -> symbol of that byte inside a word, and at the end of a word (with `</w>`). */
+  byteSymbol: Int32Array;
+  byteEndSymbol: Int32Array;
+  /** Per merge rank r: [3r] left symbol, [3r + 1] right symbol, [3r + 2] the merged symbol. */
+  merges: Int32Array;
+}
+
+/** Resolves vocab.json's tokens and merges.txt's pairs to ids (done once, at upload time for the edge). */
+export function compileBpe(vocab: ReadonlyMap<string, number>, merges: ReadonlyArray<readonly [string, string]>): BpeTables {
+  let vocabEnd = 0;
+  for (const id of vocab.values()) if (id >= vocabEnd) vocabEnd = id + 1;
+  const extra = new Map<string, number>();
+  const symbolOf = (s: string): number => {
+    const id = vocab.get(s) ?? extra.get(s);
+    if (id !== undefined) return id;
+    extra.set(s, vocabEnd + extra.size);
+    return vocabEnd + extra.size - 1;
+  };
+  const byteSymbol = new Int32Array(256);
+  const byteEndSymbol = new Int32Array(256);
+  for (let b = 0; b < 256; b++) {
+    byteSymbol[b] = symbolOf(BYTE_TO_UNICODE[b]);
+    byteEndSymbol[b] = symbolOf(BYTE_TO_UNICODE[b] + END_OF_WORD);
+  }
+  const table = new Int32Array(merges.length * 3);
+  for (let rank = 0; rank < merges.length; rank++) {
+    const [left, right] = merges[rank];
+    table[3 * rank] = symbolOf(left);
+    table[3 * rank + 1] = symbolOf(right);
+    table[3 * rank + 2] = symbolOf(left + right);
+  }
+  return { vocabEnd, byteSymbol, byteEndSymbol, merges: table };
+}
+
 export class BpeModel {
-  readonly vocab: ReadonlyMap<string, number>;
+  readonly tables: BpeTables;
   private readonly unkId: number;
   private readonly specialWords: ReadonlyMap<string, number>;
   private readonly cacheLimit: number;
   private readonly cache = new Map<string, readonly number[]>();
-  /** Symbols are vocab ids; merge parts the vocab lacks get ids from vocabEnd on (they map to unk). */
   private readonly vocabEnd: number;
   private readonly pairRank: PairRankTable;
   /** merge rank -> the merged symbol id. */
   private readonly mergedSymbol: Int32Array;
-  private readonly byteSymbol = new Int32Array(256);
-  private readonly byteEndSymbol = new Int32Array(256);
+  private readonly byteSymbol: Int32Array;
+  private readonly byteEndSymbol: Int32Array;
   private readonly utf8 = new TextEncoder();
 
-  constructor(vocab: ReadonlyMap<string, number>, merges: ReadonlyArray<readonly [string, string]>, options: BpeModelOptions) {
-    this.vocab = vocab;
+  constructor(tables: BpeTables, options: BpeModelOptions) {
+    this.tables = tables;
     this.unkId = options.unkId;
     this.specialWords = options.specialWords ?? new Map();
     this.cacheLimit = options.cacheLimit ?? DEFAULT_CACHE_LIMIT;
-
-    let vocabEnd = 0;
-    for (const id of vocab.values()) if (id >= vocabEnd) vocabEnd = id + 1;
-    this.vocabEnd = vocabEnd;
-    const extra = new Map<string, number>();
-    const symbolOf = (s: string): number => {
-      const id = vocab.get(s) ?? extra.get(s);
-      if (id !== undefined) return id;
-      extra.set(s, vocabEnd + extra.size);
-      return vocabEnd + extra.size - 1;
-    };
-    for (let b = 0; b < 256; b++) {
-      this.byteSymbol[b] = symbolOf(BYTE_TO_UNICODE[b]);
-      this.byteEndSymbol[b] = symbolOf(BYTE_TO_UNICODE[b] + END_OF_WORD);
-    }
-    this.pairRank = new PairRankTable(merges.length);
-    this.mergedSymbol = new Int32Array(merges.length);
-    for (let rank = 0; rank < merges.length; rank++) {
-      const [left, right] = merges[rank];
+    this.vocabEnd = tables.vocabEnd;
+    this.byteSymbol = tables.byteSymbol;
+    this.byteEndSymbol = tables.byteEndSymbol;
+    const merges = tables.merges;
+    const count = merges.length / 3;
+    this.pairRank = new PairRankTable(count);
+    this.mergedSymbol = new Int32Array(count);
+    for (let rank = 0; rank < count; rank++) {
       // A repeated pair takes its last rank, as CLIP's dict(zip(merges, range(len(merges)))) does.
-      this.pairRank.set(symbolOf(left), symbolOf(right), rank);
-      this.mergedSymbol[rank] = symbolOf(left + right);
+      this.pairRank.set(merges[3 * rank], merges[3 * rank + 1], rank);
+      this.mergedSymbol[rank] = merges[3 * rank + 2];
     }
   }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { referenceDir, referencePath, referenceSkipReason } from '../../../test/support/reference.ts';
-import { BpeModel } from './bpe-model.ts';
+import { BpeModel, compileBpe } from './bpe-model.ts';
 import { BYTE_TO_UNICODE } from './byte-encoder.ts';
 import { ClipTokenizer } from './index.ts';
 
@@ -188,7 +188,7 @@ describe('ClipTokenizer on a small custom vocabulary', () => {
 
 describe('BPE word cache bounds', () => {
   it('does not cache very long words, and empties itself at its size limit', () => {
-    const model = new BpeModel(new Map([['a', 0]]), [], { unkId: 0, cacheLimit: 3 });
+    const model = new BpeModel(compileBpe(new Map([['a', 0]]), []), { unkId: 0, cacheLimit: 3 });
     model.encodeWord('x'.repeat(101));
     expect(model.cacheSize).toBe(0);
     for (const w of ['a', 'b', 'c']) model.encodeWord(w);

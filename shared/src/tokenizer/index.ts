@@ -14,6 +14,7 @@ export {
   type PromptWindows,
   type TokenizePromptOptions,
 } from './clip-tokenizer.ts';
+export { CompiledTokenizerError, FORMAT_VERSION as COMPILED_TOKENIZER_VERSION } from './compiled-tokenizer.ts';
 export { htmlUnescape } from './html-unescape.ts';
 export { normalizeClipText } from './normalizer.ts';
 export { COMMA_BACKTRACK } from './prompt-windows.ts';

@@ -1,0 +1,360 @@
+// CPU profiles of the edge worker's isolate, recorded through wrangler dev's inspector (Chrome DevTools protocol), and
+// the attribution of their samples to what ran: our code, hono, zod, other bundled packages, wrangler's shims, the runtime.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import WebSocket from 'ws';
+
+export interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+
+export interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+
+/** Profiler.stop's profile: times in microseconds of CLOCK_MONOTONIC (the clock of Node's process.hrtime). */
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Microseconds on the profile's clock (CLOCK_MONOTONIC on Linux, as V8's TimeTicks). */
+export const nowMicros = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** One inspector session on the user worker's isolate (miniflare's inspector proxy allows one client at a time). */
+export class IsolateInspector {
+  private nextId = 1;
+  private readonly pending = new Map<number, (message: Record<string, unknown>) => void>();
+  /** Debugger.scriptParsed events seen: script id by url. */
+  private readonly scripts = new Map<string, string>();
+
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as Record<string, unknown>;
+      if (message.method === 'Debugger.scriptParsed') {
+        const params = message.params as { scriptId: string; url: string };
+        this.scripts.set(params.url, params.scriptId);
+      }
+      const id = typeof message.id === 'number' ? message.id : undefined;
+      // workerd answers some methods it handles itself (Profiler.enable) by echoing the request: any message with our id settles it.
+      const settle = id === undefined ? undefined : this.pending.get(id);
+      if (settle && id !== undefined) {
+        this.pending.delete(id);
+        settle(message);
+      }
+    });
+  }
+
+  static async connect(inspectorPort: number): Promise<IsolateInspector> {
+    const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as Array<{
+      webSocketDebuggerUrl: string;
+    }>;
+    if (targets.length !== 1)
+      throw new Error(`inspector on :${inspectorPort} lists ${targets.length} workers, expected the edge alone`);
+    const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return new IsolateInspector(ws);
+  }
+
+  send(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`inspector: no answer to ${method} in 30 s`));
+      }, 30_000);
+      this.pending.set(id, (message) => {
+        clearTimeout(timer);
+        if (message.error) reject(new Error(`inspector: ${method} failed: ${JSON.stringify(message.error)}`));
+        else resolve(message);
+      });
+      this.ws.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  /** The file path of the wrangler dev bundle the isolate loaded (index.js in a dev- folder of edge/.wrangler/tmp). */
+  async bundlePath(): Promise<string> {
+    const bundle = /^file:\/\/(\/.*\/\.wrangler\/tmp\/dev-[^/]+\/index\.js)$/;
+    await this.send('Debugger.enable');
+    try {
+      for (let i = 0; i < 100; i++) {
+        for (const url of this.scripts.keys()) {
+          const m = bundle.exec(url);
+          if (m) return decodeURIComponent(m[1]);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`inspector: the isolate runs no wrangler dev bundle; its scripts: ${[...this.scripts.keys()].join(', ')}`);
+    } finally {
+      await this.send('Debugger.disable');
+    }
+  }
+
+  async start(samplingIntervalUs: number): Promise<void> {
+    await this.send('Profiler.enable');
+    await this.send('Profiler.setSamplingInterval', { interval: samplingIntervalUs });
+    await this.send('Profiler.start');
+  }
+
+  async stop(): Promise<CpuProfile> {
+    const answer = await this.send('Profiler.stop');
+    const profile = (answer.result as { profile?: CpuProfile } | undefined)?.profile;
+    if (!profile) throw new Error(`inspector: Profiler.stop returned no profile: ${JSON.stringify(answer).slice(0, 200)}`);
+    return profile;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attribution.
+
+export const CATEGORIES = ['ours', 'hono', 'zod', 'other packages', 'wrangler/miniflare shims', 'runtime'] as const;
+export type Category = (typeof CATEGORIES)[number];
+
+/** What one sample's leaf and stack say: where the CPU went, and whether it ran inside a Durable Object or the logger. */
+interface SampleClass {
+  category: Category | 'idle';
+  durableObject: boolean;
+  logging: boolean;
+  consumer: boolean;
+}
+
+/** Source files (as the bundle's source map names them) of the Durable Object classes and of the queue consumer. */
+const DO_SOURCES = /edge\/src\/(predictions\/prediction-object|predictions\/prediction-index|limits\/key-limiter)\.ts$/;
+const CONSUMER_SOURCES = /edge\/src\/dispatch\//;
+const CONSUMER_FUNCTIONS = new Set([
+  'consumeJob',
+  'consumeJobs',
+  'claimDispatch',
+  'dispatchAccepted',
+  'dispatchRefused',
+  'runnerInput',
+]);
+const LOG_SOURCE = /edge\/src\/log\.ts$/;
+const OUR_SOURCES = /\/(edge|shared)\/src\/.*\.ts$/;
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * The source file of a generated position, from a source map v3 (only `sources` and `mappings` are read: the bench
+ * needs the file of a frame, not its line).
+ */
+export class SourceFileMap {
+  /** Per generated line: segment start columns and their source index, ascending. */
+  private readonly lines: Array<{ columns: Int32Array; sources: Int32Array }> = [];
+  readonly sources: string[];
+
+  constructor(json: string) {
+    const map = JSON.parse(json) as { sources: string[]; mappings: string };
+    this.sources = map.sources;
+    const digit = new Int8Array(128).fill(-1);
+    for (let i = 0; i < BASE64.length; i++) digit[BASE64.charCodeAt(i)] = i;
+    let source = 0;
+    for (const line of map.mappings.split(';')) {
+      const columns: number[] = [];
+      const sources: number[] = [];
+      let column = 0;
+      for (const segment of line.split(',')) {
+        if (segment === '') continue;
+        // Base64 VLQ fields: generated column, source index, original line, original column[, name], all deltas.
+        const fields: number[] = [];
+        let value = 0;
+        let shift = 0;
+        for (let i = 0; i < segment.length; i++) {
+          const d = digit[segment.charCodeAt(i)];
+          value += (d & 31) << shift;
+          if (d & 32) {
+            shift += 5;
+            continue;
+          }
+          fields.push(value & 1 ? -(value >>> 1) : value >>> 1);
+          value = 0;
+          shift = 0;
+        }
+        column += fields[0];
+        if (fields.length < 4) continue;
+        source += fields[1];
+        columns.push(column);
+        sources.push(source);
+      }
+      this.lines.push({ columns: Int32Array.from(columns), sources: Int32Array.from(sources) });
+    }
+  }
+
+  /** The source of the segment covering 0-based (line, column), or null. */
+  sourceAt(line: number, column: number): string | null {
+    const l = this.lines[line];
+    if (!l || l.columns.length === 0) return null;
+    let lo = 0;
+    let hi = l.columns.length - 1;
+    if (column < l.columns[0]) return this.sources[l.sources[0]] ?? null;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (l.columns[mid] <= column) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.sources[l.sources[lo]] ?? null;
+  }
+}
+
+/** The source map beside a wrangler dev bundle (index.js.map), its sources made absolute. */
+export function bundleMap(bundlePath: string): SourceFileMap {
+  const dir = dirname(bundlePath);
+  const map = new SourceFileMap(readFileSync(`${bundlePath}.map`, 'utf8'));
+  map.sources.forEach((s, i) => {
+    if (!s.includes(':')) map.sources[i] = resolve(dir, s);
+  });
+  return map;
+}
+
+/** The bundle's frames: workerd names the main module 'index.js' in profiles (file:// URL in Debugger events). */
+const isBundle = (url: string): boolean => url === 'index.js' || /\/\.wrangler\/tmp\/dev-[^/]+\/index\.js$/.test(url);
+
+export class ProfileAttributor {
+  /** Source file by frame position (url:line:column): node ids are per profile, positions are per bundle. */
+  private readonly sourceOf = new Map<string, string | null>();
+
+  constructor(private readonly map: SourceFileMap) {}
+
+  /** The original source file of a bundle frame, or null for frames outside the bundle. */
+  private source(node: ProfileNode): string | null {
+    const f = node.callFrame;
+    const at = `${f.url}:${f.lineNumber}:${f.columnNumber}`;
+    let s = this.sourceOf.get(at);
+    if (s !== undefined) return s;
+    s = null;
+    if (isBundle(f.url) && f.lineNumber >= 0) {
+      // CDP positions, like source map segments, are 0-based lines and columns.
+      s = this.map.sourceAt(f.lineNumber, f.columnNumber) ?? 'index.js (unmapped)';
+    }
+    this.sourceOf.set(at, s);
+    return s;
+  }
+
+  private leafCategory(node: ProfileNode): Category | 'idle' {
+    const f = node.callFrame;
+    if (f.functionName === '(idle)') return 'idle';
+    if (isBundle(f.url)) {
+      const s = this.source(node) ?? '';
+      if (s.includes('node_modules/hono/')) return 'hono';
+      if (s.includes('node_modules/zod/')) return 'zod';
+      if (s.includes('node_modules/wrangler/') || s.includes('miniflare') || s.startsWith('wrangler-')) {
+        return 'wrangler/miniflare shims';
+      }
+      if (s.includes('node_modules/')) return 'other packages';
+      if (OUR_SOURCES.test(s)) return 'ours';
+      return 'wrangler/miniflare shims'; // the bundle's own glue (esbuild helpers, the facade wrangler adds)
+    }
+    if (f.url.startsWith('__mf_') || f.url.includes('miniflare')) return 'wrangler/miniflare shims';
+    // '' (natives, GC, program), node-internal:*, cloudflare-internal:*: workerd and V8.
+    return 'runtime';
+  }
+
+  /** Classes of every sample, given parent links. */
+  classify(profile: CpuProfile): SampleClass[] {
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const parent = new Map<number, number>();
+    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const memo = new Map<number, SampleClass>();
+    const classOf = (id: number): SampleClass => {
+      const known = memo.get(id);
+      if (known) return known;
+      const leaf = byId.get(id) as ProfileNode;
+      const cls: SampleClass = { category: this.leafCategory(leaf), durableObject: false, logging: false, consumer: false };
+      for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+        const node = byId.get(at) as ProfileNode;
+        const url = node.callFrame.url;
+        if (url.startsWith('__mf_do_wrapper')) cls.durableObject = true;
+        if (!isBundle(url)) continue;
+        const s = this.source(node) ?? '';
+        if (DO_SOURCES.test(s)) cls.durableObject = true;
+        if (LOG_SOURCE.test(s)) cls.logging = true;
+        if (CONSUMER_SOURCES.test(s) || CONSUMER_FUNCTIONS.has(node.callFrame.functionName)) cls.consumer = true;
+      }
+      memo.set(id, cls);
+      return cls;
+    };
+    return profile.samples.map(classOf);
+  }
+}
+
+/** CPU of a set of samples, in ms: by category, inside Durable Objects, in the logger. */
+export interface CpuSplit {
+  totalMs: number;
+  byCategory: Record<Category, number>;
+  durableObjectMs: number;
+  loggingMs: number;
+}
+
+export const emptySplit = (): CpuSplit => ({
+  totalMs: 0,
+  byCategory: Object.fromEntries(CATEGORIES.map((c) => [c, 0])) as Record<Category, number>,
+  durableObjectMs: 0,
+  loggingMs: 0,
+});
+
+export interface WindowedSplit {
+  /** Samples inside the request windows, less the queue consumer's (recognised by its stack). */
+  inRequests: CpuSplit;
+  /** Everything else the isolate ran during the profile: queue consumer, alarms, work after the response. */
+  background: CpuSplit;
+  /** The profile's sampling interval as observed (median gap between samples), µs. */
+  intervalUs: number;
+  /** Each window's own CPU (ms), as inRequests counts it: its median resists the machine's other load. */
+  perWindowMs: number[];
+}
+
+function add(split: CpuSplit, cls: SampleClass, ms: number): void {
+  if (cls.category === 'idle') return;
+  split.totalMs += ms;
+  split.byCategory[cls.category] += ms;
+  if (cls.durableObject) split.durableObjectMs += ms;
+  if (cls.logging) split.loggingMs += ms;
+}
+
+/**
+ * Splits a profile's CPU between the request windows [start, end] (µs, same clock) and the rest. Each sample weighs
+ * the gap since the previous one, capped at the median gap: workerd takes no samples while the isolate is not running,
+ * so a sample after a pause stands for one interval, not for the pause.
+ */
+export function splitByWindows(
+  attributor: ProfileAttributor,
+  profile: CpuProfile,
+  windows: Array<{ start: number; end: number }>,
+): WindowedSplit {
+  const classes = attributor.classify(profile);
+  const gaps = profile.timeDeltas.filter((d) => d > 0).sort((a, b) => a - b);
+  const intervalUs = gaps[Math.floor(gaps.length / 2)] ?? 0;
+  const sorted = [...windows].sort((a, b) => a.start - b.start);
+  const inRequests = emptySplit();
+  const background = emptySplit();
+  const perWindowMs = new Array<number>(sorted.length).fill(0);
+  let t = profile.startTime;
+  let w = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0;
+    t += delta;
+    while (w < sorted.length && sorted[w].end < t) w++;
+    const inside = w < sorted.length && sorted[w].start <= t;
+    const cls = classes[i];
+    const ms = Math.min(Math.max(delta, 0), intervalUs) / 1000;
+    const counted = inside && !cls.consumer;
+    add(counted ? inRequests : background, cls, ms);
+    if (counted && cls.category !== 'idle') perWindowMs[w] += ms;
+  }
+  return { inRequests, background, intervalUs, perWindowMs };
+}

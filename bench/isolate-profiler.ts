@@ -133,17 +133,11 @@ interface SampleClass {
   consumer: boolean;
 }
 
-/** Source files (as the bundle's source map names them) of the Durable Object classes and of the queue consumer. */
-const DO_SOURCES = /edge\/src\/(predictions\/prediction-object|predictions\/prediction-index|limits\/key-limiter)\.ts$/;
+/** Source files (as the bundle's source map names them) of the Durable Object classes and of dispatch (the line). */
+const DO_SOURCES =
+  /edge\/src\/(predictions\/prediction-object|predictions\/prediction-index|limits\/key-limiter|dispatch\/model-queue)\.ts$/;
 const CONSUMER_SOURCES = /edge\/src\/dispatch\//;
-const CONSUMER_FUNCTIONS = new Set([
-  'consumeJob',
-  'consumeJobs',
-  'claimDispatch',
-  'dispatchAccepted',
-  'dispatchRefused',
-  'runnerInput',
-]);
+const CONSUMER_FUNCTIONS = new Set(['pump', 'push', 'pushToTarget', 'handOut', 'takeNext', 'claimLease', 'runnerInput']);
 const LOG_SOURCE = /edge\/src\/log\.ts$/;
 const OUR_SOURCES = /\/(edge|shared)\/src\/.*\.ts$/;
 

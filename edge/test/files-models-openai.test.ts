@@ -128,8 +128,9 @@ describe('models', () => {
       results: { name: string }[];
     };
     expect(list.object).toBe('list');
-    expect(list.data.map((m) => m.id)).toEqual([MODEL]);
-    expect(list.results.map((m) => m.name)).toEqual(['embedded']);
+    // Every configured model (edge/vitest.config.ts adds the pull pool sd/pulled), the default first.
+    expect(list.data.map((m) => m.id)).toEqual([MODEL, 'sd/pulled']);
+    expect(list.results.map((m) => m.name)).toEqual(['embedded', 'pulled']);
   });
 });
 

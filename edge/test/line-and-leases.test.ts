@@ -115,6 +115,23 @@ describe('pull runners', () => {
     expect(order).toEqual([ids[0], lone, ids[1]]);
   });
 
+  it('predictions made while no runner is connected wait, and all succeed once one arrives (scale from zero)', async () => {
+    await drain();
+    const { key } = await createKey();
+    const ids: string[] = [];
+    for (const n of [1, 2]) ids.push(((await (await create(key, `made before any runner ${n}`)).json()) as Prediction).id);
+    // No runner asks: they wait (not fail), each with its place in line.
+    await new Promise((r) => setTimeout(r, 1500));
+    const waiting = await getPrediction(key, ids[1]);
+    expect(waiting.status).toBe('starting');
+    expect(waiting.queue).toMatchObject({ position: 1 });
+    // A runner starts and drains the line.
+    for (let l = await lease('late-runner'); l; l = await lease('late-runner')) {
+      await runnerCall(path(l.prediction.webhook), runnerEnvelope(l.prediction.id, { status: 'succeeded', output: ['ok'] }));
+    }
+    for (const id of ids) expect((await getPrediction(key, id)).status).toBe('succeeded');
+  });
+
   it('a full line answers 503 with Retry-After before storing anything', async () => {
     await drain();
     const { key } = await createKey();

@@ -37,7 +37,8 @@ export function updateMeanRunMs(mean: number | null, runMs: number, weight = 0.2
 export interface LeaseTimings {
   /** A lease not heartbeated within this long is taken back. */
   ttlMs: number;
-  /** How often the runner heartbeats (a few beats fit in one TTL, so one lost beat does not cost the lease). */
+  /** How often the runner heartbeats (a few beats fit in one TTL, so one lost beat does not cost the lease; and a cancel
+   * reaches the runner in its answer). */
   heartbeatMs: number;
   /**
    * The runner stops a prediction whose lease it could not renew for this long (measured from when it sent its last
@@ -49,7 +50,8 @@ export interface LeaseTimings {
 
 export function leaseTimings(ttlSeconds: number): LeaseTimings {
   const ttlMs = ttlSeconds * 1000;
-  return { ttlMs, heartbeatMs: Math.max(250, Math.floor(ttlMs / 5)), fenceMs: Math.floor(ttlMs * 0.7) };
+  // At most a second between beats: a heartbeat's answer is also how a cancel reaches a pull runner.
+  return { ttlMs, heartbeatMs: Math.max(250, Math.min(1000, Math.floor(ttlMs / 5))), fenceMs: Math.floor(ttlMs * 0.7) };
 }
 
 /** A model's line as operators and autoscalers read it (GET /metrics, the CloudWatch publisher). */

@@ -73,6 +73,9 @@ locals {
     MAX_REQUEUES              = tostring(var.max_requeues)
     RUNNER_REQUEST_TIMEOUT_MS = tostring(var.runner_request_timeout_ms)
     EMBEDDING_TTL_SECONDS     = tostring(var.embedding_ttl_seconds)
+    # Client webhooks never go to private addresses in a deployment; names are checked through this DoH resolver.
+    WEBHOOK_ALLOW_PRIVATE = "false"
+    WEBHOOK_DNS_RESOLVER  = var.webhook_dns_resolver
     # The cron trigger pushes Backlog/Waiting/Running per model to CloudWatch only when these are bound.
     CLOUDWATCH_REGION    = try(var.cloudwatch.region, null)
     CLOUDWATCH_NAMESPACE = try(var.cloudwatch.namespace, null)

@@ -338,3 +338,14 @@ variable "embedding_ttl_seconds" {
     error_message = "embedding_ttl_seconds must be at least 60 (KV's minimum TTL)."
   }
 }
+
+variable "webhook_dns_resolver" {
+  description = "WEBHOOK_DNS_RESOLVER: a DNS-over-HTTPS (JSON) endpoint through which client webhook host names are resolved and refused when any answer is a private address. Null: names are checked as written (a Worker's egress cannot reach private networks anyway)."
+  type        = string
+  default     = "https://cloudflare-dns.com/dns-query"
+
+  validation {
+    condition     = var.webhook_dns_resolver == null || can(regex("^https://", var.webhook_dns_resolver))
+    error_message = "webhook_dns_resolver must be an https URL or null."
+  }
+}

@@ -19,6 +19,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   tokenizer: () => import('./tokenizer.ts'),
   pipeline: () => import('./pipeline.ts'),
   edge: () => import('./edge.ts'),
+  adherence: () => import('./adherence.ts'),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

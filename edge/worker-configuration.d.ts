@@ -11,7 +11,7 @@ declare namespace Cloudflare {
 		EMBEDDINGS: KVNamespace;
 		TOKENIZERS: KVNamespace;
 		JOBS: Queue;
-		MODELS: "[{\"id\":\"sd/embedded\",\"version\":\"embedded-v1\",\"backend\":\"cog\",\"runners\":[\"http://127.0.0.1:5000\"],\"tokenizer\":\"embedded-v1\"}]";
+		MODELS: "[{\"id\":\"sd/embedded\",\"version\":\"embedded-v2\",\"backend\":\"cog\",\"runners\":[\"http://127.0.0.1:5000\"],\"tokenizer\":\"embedded-v2\",\"limits\":{\"nativeSide\":64}}]";
 		PUBLIC_BASE_URL: "http://127.0.0.1:8787";
 		ALLOWED_ORIGINS: "";
 		LOG_LEVEL: "info";

@@ -172,6 +172,16 @@ export function renderScene(spec: SceneSpec, geometry: Geometry = sceneGeometry(
   return out;
 }
 
+/** One paragraph for people: what the embedded model can draw and how to ask for it. */
+export function describeSceneWorld(): string {
+  return [
+    `one flat shape on a flat background, 64x64: shapes ${SHAPES.join(', ')}; colours ${COLOUR_NAMES.join(', ')};`,
+    `sizes ${SIZES.join(', ')}; positions ${POSITIONS.join(', ')}.`,
+    'Ask as you would type it, e.g. "a small yellow triangle in the bottom right on a purple background" or',
+    '"black background, big white square, left". Anything else comes out as some scene of that kind.',
+  ].join('\n  ');
+}
+
 // ---- captions ----
 
 const SIZE_WORDS: Record<Size, readonly string[]> = { small: ['small', 'little'], large: ['large', 'big'] };

@@ -28,7 +28,7 @@ const CHANCE: Record<Attribute, number> = {
   shape: 1 / SHAPES.length,
 };
 
-export const PROMPTS_PER_SPLIT = Number(process.env.ADHERENCE_PROMPTS ?? 40);
+export const PROMPTS_PER_SPLIT = Number(process.env.ADHERENCE_PROMPTS ?? 24);
 export const SEEDS_PER_PROMPT = 2;
 const STEPS = 20;
 const SIZE = 64;
@@ -103,12 +103,12 @@ export async function run(): Promise<{ title: string; markdown: string }> {
   if (process.env.ADHERENCE_JSON) writeFileSync(join(process.env.ADHERENCE_JSON), `${JSON.stringify(results, null, 2)}\n`);
   const markdown = [
     `${PROMPTS_PER_SPLIT} prompts per split x ${SEEDS_PER_PROMPT} seeds, ${SIZE}x${SIZE}, ${STEPS} steps of the model's own scheduler (PNDM);`,
-    'each image is read back by `test/support/scene-analyzer.ts` and every attribute compared with the prompt\'s.',
+    "each image is read back by `test/support/scene-analyzer.ts` and every attribute compared with the prompt's.",
     'Prompts are the canonical full caption ("a small red circle in the top left on a blue background"); held-out prompts',
     'name an object colour x shape pair the model never saw (green triangle, orange square, pink circle).',
     `Chance: background ${pct(CHANCE.background, 1)}, colour ${pct(CHANCE.colour, 1)}, position ${pct(CHANCE.position, 1)}, size ${pct(CHANCE.size, 1)}, shape ${pct(CHANCE.shape, 1)}.`,
     '',
-    '| model | guidance | prompts | images | background | object colour | position | size | shape | all five |',
+    '| model | guidance | split | images | background | object colour | position | size | shape | all five |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',

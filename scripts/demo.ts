@@ -104,7 +104,8 @@ try {
   const ref = stack.model.ref as `${string}/${string}:${string}`;
 
   log(`\nThe embedded model draws ${describeSceneWorld()}`);
-  const size = width !== undefined || height !== undefined ? `${width ?? 'native'}x${height ?? 'native'}` : "the model's native size";
+  const size =
+    width !== undefined || height !== undefined ? `${width ?? 'native'}x${height ?? 'native'}` : "the model's native size";
   log(`\nGenerating "${prompt}" at ${size}, ${input.num_inference_steps} steps...`);
   let t = Date.now();
   const first = await runOnce(replicate, ref);

@@ -38,7 +38,9 @@ async function rgb(bytes: Uint8Array): Promise<{ width: number; height: number; 
 }
 
 async function pngDataUri(pixels: Uint8Array, channels: 1 | 3): Promise<string> {
-  const png = await sharp(pixels, { raw: { width: SCENE_SIZE, height: SCENE_SIZE, channels } }).png().toBuffer();
+  const png = await sharp(pixels, { raw: { width: SCENE_SIZE, height: SCENE_SIZE, channels } })
+    .png()
+    .toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 

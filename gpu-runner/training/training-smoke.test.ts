@@ -26,9 +26,22 @@ describe('training smoke test (tiny config)', () => {
   const model = join(work, 'model');
 
   it('writes a dataset, trains, resumes, exports, and the export generates through our pipeline', async () => {
-    await run(process.execPath, [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(HERE, 'write-dataset.ts'), '--out', data, '--count', '48', '--captions', '2'], {
-      cwd: ROOT,
-    });
+    await run(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
+        join(HERE, 'write-dataset.ts'),
+        '--out',
+        data,
+        '--count',
+        '48',
+        '--captions',
+        '2',
+      ],
+      {
+        cwd: ROOT,
+      },
+    );
     const meta = JSON.parse(readFileSync(join(data, 'dataset.json'), 'utf8'));
     expect(meta).toMatchObject({ count: 48, captionsPerImage: 2, sequenceLength: 77, imageSize: 64 });
 
@@ -36,7 +49,8 @@ describe('training smoke test (tiny config)', () => {
     const summary = JSON.parse(readFileSync(join(ckpt, 'summary.json'), 'utf8'));
     expect(summary.config).toBe('tiny');
     expect(summary.scaling_factor).toBeGreaterThan(0);
-    for (const f of ['vae.pt', 'unet.pt', 'latents.pt', 'vae-loss.png', 'unet-loss.png']) expect(existsSync(join(ckpt, f)), f).toBe(true);
+    for (const f of ['vae.pt', 'unet.pt', 'latents.pt', 'vae-loss.png', 'unet-loss.png'])
+      expect(existsSync(join(ckpt, f)), f).toBe(true);
     expect(readFileSync(join(ckpt, 'unet-loss.png')).subarray(1, 4).toString()).toBe('PNG');
 
     // A finished run resumes to a no-op: both stages are read back from their checkpoints.

@@ -42,7 +42,7 @@ for (let i = 0; i < count; i++) {
   // Seeds are spread so dataset i of seed s never repeats another seed's example.
   const ex = generateExample(seed * 1_000_003 + i, perImage);
   images.set(ex.image, i * pixels);
-  ex.captions.forEach((c, k) => ids.set(tokenize(c), (i * perImage + k) * SEQ));
+  for (const [k, c] of ex.captions.entries()) ids.set(tokenize(c), (i * perImage + k) * SEQ);
   specs.push({ ...ex.spec, captions: ex.captions });
   if (i % 5000 === 0) process.stderr.write(`${i}/${count}\n`);
 }

@@ -6,9 +6,9 @@ import {
   POSITIONS,
   renderScene,
   SCENE_SIZE,
+  type SceneSpec,
   SHAPES,
   SIZES,
-  type SceneSpec,
 } from '../../gpu-runner/src/scenes/scenes.ts';
 import { analyzeScene } from './scene-analyzer.ts';
 

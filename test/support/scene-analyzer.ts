@@ -32,8 +32,7 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-const dist2 = (a: readonly number[], b: readonly number[]) =>
-  (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2;
+const dist2 = (a: readonly number[], b: readonly number[]) => (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2;
 
 export function nearestColour(rgb: readonly number[], exclude?: Colour): Colour {
   let best: Colour = COLOUR_NAMES[0];
@@ -133,8 +132,7 @@ export function analyzeScene(image: RgbImage): SceneReading {
   let top = 0;
   let bottom = 0;
   const mid = (y0 + y1 + 1) / 2;
-  for (let y = y0; y <= y1; y++)
-    for (let x = x0; x <= x1; x++) if (mask[y * w + x]) (y + 0.5 < mid ? top++ : bottom++);
+  for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) if (mask[y * w + x]) y + 0.5 < mid ? top++ : bottom++;
   const lowMass = top / Math.max(1, bottom);
   const shape: Shape = lowMass < 0.65 || fill < 0.62 ? 'triangle' : fill > 0.87 ? 'square' : 'circle';
   return {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeightGenerator } from './weights.ts';
 import { ensureRandomModel } from './random-model.ts';
+import { WeightGenerator } from './weights.ts';
 
 let cache: string;
 const sessions: Record<string, ort.InferenceSession> = {};

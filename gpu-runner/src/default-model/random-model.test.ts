@@ -9,9 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   buildRandomModelFiles,
   COMPLETE_MARKER,
+  ensureRandomModel,
   RANDOM_MODEL_NAME,
   randomModelCacheDir,
-  ensureRandomModel,
 } from './random-model.ts';
 
 const LAYOUT = [

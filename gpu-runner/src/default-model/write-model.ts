@@ -28,13 +28,15 @@ const REQUIRED = [
  * Returns the folder of the embedded default model. Nothing is written or downloaded: the model is part of the
  * repository; this only checks it is all there (a checkout without its weights fails here, naming the file).
  */
-export async function ensureDefaultModel(): Promise<string> {
+export async function ensureDefaultModel(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  // A bundled runner (the container image) has no repository beside it: the image copies the folder and says where.
+  const dir = env.SD_EMBEDDED_MODEL_DIR || DEFAULT_MODEL_DIR;
   for (const rel of REQUIRED) {
     try {
-      await access(join(DEFAULT_MODEL_DIR, rel));
+      await access(join(dir, rel));
     } catch {
-      throw new Error(`the embedded model is incomplete: ${join(DEFAULT_MODEL_DIR, rel)} is missing`);
+      throw new Error(`the embedded model is incomplete: ${join(dir, rel)} is missing`);
     }
   }
-  return DEFAULT_MODEL_DIR;
+  return dir;
 }

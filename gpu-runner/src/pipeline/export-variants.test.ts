@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../../../test/support/reference.ts';
 import {
   buildRandomModelFiles,
-  RANDOM_MODEL_GENERATOR_VERSION,
   ensureRandomModel,
   type ModelVariantOptions,
+  RANDOM_MODEL_GENERATOR_VERSION,
   writeRandomModel,
 } from '../default-model/random-model.ts';
 import type { BoundRun, Feed, FloatOutput } from '../model/onnx-session.ts';

@@ -1,13 +1,12 @@
 // The embedded model draws what it is asked, through the whole local stack: the edge tokenizes and caches the
 // embeddings (miss, then hit), the runner generates at the model's native size, and the scene analyzer reads the
-// image back. txt2img, img2img (colour changes, place stays), inpainting (the masked corner changes, the rest stays)
-// and seed determinism, all with the `replicate` client.
+// image back; the same seed gives the same bytes. All with the `replicate` client.
 import Replicate, { type Prediction } from 'replicate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderScene, SCENE_SIZE, type SceneSpec } from '../gpu-runner/src/scenes/scenes.ts';
+import { SCENE_SIZE } from '../gpu-runner/src/scenes/scenes.ts';
 import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
-import { analyzeScene, nearestColour } from './support/scene-analyzer.ts';
+import { analyzeScene } from './support/scene-analyzer.ts';
 
 let stack: LocalStack;
 let replicate: Replicate;
@@ -37,13 +36,6 @@ async function rgb(bytes: Uint8Array): Promise<{ width: number; height: number; 
   return { width: info.width, height: info.height, data: new Uint8Array(data) };
 }
 
-async function pngDataUri(pixels: Uint8Array, channels: 1 | 3): Promise<string> {
-  const png = await sharp(pixels, { raw: { width: SCENE_SIZE, height: SCENE_SIZE, channels } })
-    .png()
-    .toBuffer();
-  return `data:image/png;base64,${png.toString('base64')}`;
-}
-
 describe('the embedded model through the local stack', () => {
   // The stack's edge state is a fresh temporary folder, so the first request is a cache miss.
   const prompt = 'a red circle on a blue background';
@@ -61,52 +53,5 @@ describe('the embedded model through the local stack', () => {
     const again = await run({ prompt, seed: 11 });
     expect(again.prediction.metrics).toMatchObject({ embedding_cache: 'hit' });
     expect(Buffer.from(again.bytes).equals(Buffer.from(first.bytes))).toBe(true);
-  }, 120_000);
-
-  it('img2img of a red circle with "a blue circle" at strength 0.6 keeps its place and changes its colour', async () => {
-    const source: SceneSpec = { background: 'white', colour: 'red', shape: 'circle', size: 'large', position: 'left' };
-    const image = await pngDataUri(renderScene(source), 3);
-    const { bytes } = await run({ prompt: 'a blue circle', image, strength: 0.6, seed: 5 });
-    const reading = analyzeScene(await rgb(bytes));
-    expect(reading).toMatchObject({ colour: 'blue', position: 'left', shape: 'circle' });
-  }, 120_000);
-
-  it('inpainting the top-right corner with "a yellow square" puts one there and leaves the rest', async () => {
-    const source: SceneSpec = { background: 'blue', colour: 'red', shape: 'circle', size: 'large', position: 'bottom left' };
-    const pixels = renderScene(source);
-    const mask = new Uint8Array(SCENE_SIZE * SCENE_SIZE);
-    const inMask = (x: number, y: number) => x >= 32 && y < 32;
-    for (let y = 0; y < SCENE_SIZE; y++) for (let x = 0; x < SCENE_SIZE; x++) if (inMask(x, y)) mask[y * SCENE_SIZE + x] = 255;
-    const { bytes } = await run({
-      prompt: 'a yellow square',
-      image: await pngDataUri(pixels, 3),
-      mask: await pngDataUri(mask, 1),
-      seed: 3,
-    });
-    const out = await rgb(bytes);
-    let yellowInside = 0;
-    let yellowOutside = 0;
-    let keptOutside = 0;
-    let outside = 0;
-    for (let y = 0; y < SCENE_SIZE; y++) {
-      for (let x = 0; x < SCENE_SIZE; x++) {
-        const o = (y * SCENE_SIZE + x) * 3;
-        const got = [out.data[o], out.data[o + 1], out.data[o + 2]];
-        const isYellow = nearestColour(got) === 'yellow';
-        if (inMask(x, y)) {
-          if (isYellow) yellowInside++;
-          continue;
-        }
-        if (isYellow) yellowOutside++;
-        // The band next to the mask edge may blend; away from it the image must be the source's.
-        if (x >= 28 && y < 36) continue;
-        outside++;
-        const want = [pixels[o], pixels[o + 1], pixels[o + 2]];
-        if (Math.hypot(got[0] - want[0], got[1] - want[1], got[2] - want[2]) < 60) keptOutside++;
-      }
-    }
-    expect(yellowInside, 'yellow pixels inside the masked corner').toBeGreaterThan(40);
-    expect(yellowOutside, 'yellow pixels outside it').toBeLessThan(yellowInside / 4);
-    expect(keptOutside / outside, 'share of the unmasked image kept').toBeGreaterThan(0.9);
   }, 120_000);
 });

@@ -5,7 +5,13 @@ export default defineConfig({
   test: {
     projects: [
       { test: { name: 'shared', include: ['shared/src/**/*.test.ts'], environment: 'node' } },
-      { test: { name: 'gpu-runner', include: ['gpu-runner/src/**/*.test.ts'], testTimeout: 60_000 } },
+      {
+        test: {
+          name: 'gpu-runner',
+          include: ['gpu-runner/src/**/*.test.ts', 'gpu-runner/training/**/*.test.ts'],
+          testTimeout: 60_000,
+        },
+      },
       'edge/vitest.config.ts',
       { test: { name: 'e2e', include: ['test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 180_000 } },
     ],

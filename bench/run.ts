@@ -22,6 +22,7 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   dispatch: () => import('./dispatch.ts'),
   storage: () => import('./storage.ts'),
   'edge-cpu': () => import('./edge-cpu.ts'),
+  adherence: () => import('./adherence.ts'),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

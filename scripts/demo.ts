@@ -5,9 +5,12 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Replicate, { type Prediction } from 'replicate';
+import { describeSceneWorld } from '../gpu-runner/src/scenes/scenes.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
 
-const USAGE = `Usage: npm run demo -- --prompt TEXT [--out out.png] [--width 256] [--height 256] [--steps 20] [--seed N] [--verbose]
+const DEFAULT_PROMPT = 'a red circle in the top left on a blue background';
+const USAGE = `Usage: npm run demo -- [--prompt TEXT] [--out out.png] [--width W] [--height H] [--steps 20] [--seed N] [--verbose]
+  --prompt defaults to "${DEFAULT_PROMPT}"; width and height to the model's native size (64 for the embedded model).
 `;
 
 function fail(message: string): never {
@@ -38,12 +41,14 @@ if (values.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
-const prompt = values.prompt ?? fail('--prompt is required');
-// Small by default so the demo finishes in seconds on two CPU cores; the edge validates the limits.
+const prompt = values.prompt ?? DEFAULT_PROMPT;
+// Width and height only when asked for: otherwise the runner uses the model's native size (what it was trained at).
+const width = intOption('width', values.width, undefined);
+const height = intOption('height', values.height, undefined);
 const input = {
   prompt,
-  width: intOption('width', values.width, 256),
-  height: intOption('height', values.height, 256),
+  ...(width !== undefined ? { width } : {}),
+  ...(height !== undefined ? { height } : {}),
   num_inference_steps: intOption('steps', values.steps, 20),
   ...(values.seed !== undefined ? { seed: intOption('seed', values.seed, undefined) } : {}),
 };
@@ -98,7 +103,10 @@ try {
   const replicate = new Replicate({ auth: stack.apiKey, baseUrl: `${stack.edgeUrl}/v1`, useFileOutput: false });
   const ref = stack.model.ref as `${string}/${string}:${string}`;
 
-  log(`\nGenerating "${prompt}" at ${input.width}x${input.height}, ${input.num_inference_steps} steps...`);
+  log(`\nThe embedded model draws ${describeSceneWorld()}`);
+  const size =
+    width !== undefined || height !== undefined ? `${width ?? 'native'}x${height ?? 'native'}` : "the model's native size";
+  log(`\nGenerating "${prompt}" at ${size}, ${input.num_inference_steps} steps...`);
   let t = Date.now();
   const first = await runOnce(replicate, ref);
   const res = await fetch(first.urls[0]);

@@ -136,7 +136,7 @@ async function stubEdgeApi(pageOrigin: () => string) {
     return {
       id: p.id,
       model: 'sd/embedded',
-      version: 'embedded-v1',
+      version: 'embedded-v2',
       input: p.input,
       output: p.output,
       error: p.error,

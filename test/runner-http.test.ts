@@ -105,7 +105,9 @@ describe('health, auth and schema', () => {
     expect(status).toBe(200);
     expect(body.openapi).toBe('3.1.0');
     const input = body.components.schemas.Input;
-    expect(input.properties.width).toMatchObject({ type: 'integer', minimum: 64, maximum: 2048, default: 512 });
+    expect(input.properties.width).toMatchObject({ type: 'integer', minimum: 64, maximum: 2048 });
+    // No fixed default: an input without width/height gets the loaded model's native size.
+    expect(input.properties.width.default).toBeUndefined();
     expect(input.properties.output_format.enum).toEqual(['png', 'webp', 'jpeg']);
     expect(input.required).toContain('prompt');
     expect(body.components.schemas.PredictionRequest.properties.input).toEqual({ $ref: '#/components/schemas/Input' });

@@ -14,6 +14,8 @@ const LimitsOverrideSchema = z
     maxGuidance: z.number().positive(),
     maxImageBytes: z.number().int().positive(),
     maxPromptChars: z.number().int().positive(),
+    /** The model's native width/height (its U-Net's sample_size x 8): the pixel budget of an input without them. */
+    nativeSide: z.number().int().positive().multipleOf(8),
   })
   .partial();
 

@@ -10,8 +10,9 @@ export interface GenerateArgs {
   model?: string;
   prompt: string;
   negativePrompt: string;
-  width: number;
-  height: number;
+  /** Absent: the model's native size. */
+  width?: number;
+  height?: number;
   steps: number;
   guidance: number;
   scheduler?: string;
@@ -120,8 +121,9 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
     model: values.model,
     prompt: values.prompt,
     negativePrompt: values['negative-prompt'] ?? '',
-    width: num('width', values.width, { int: true, min: 64, max: 2048, multipleOf: 8 }) ?? 512,
-    height: num('height', values.height, { int: true, min: 64, max: 2048, multipleOf: 8 }) ?? 512,
+    // Absent: the model's native size, known once it is loaded.
+    width: num('width', values.width, { int: true, min: 64, max: 2048, multipleOf: 8 }),
+    height: num('height', values.height, { int: true, min: 64, max: 2048, multipleOf: 8 }),
     steps: num('steps', values.steps, { int: true, min: 1, max: 150 }) ?? 20,
     guidance: num('guidance', values.guidance, { min: 0, max: 30 }) ?? 7.5,
     scheduler: values.scheduler,

@@ -55,11 +55,13 @@ async function main(args: GenerateArgs): Promise<void> {
   });
   try {
     const seed = args.seed ?? randomInt(0, 2 ** 32);
+    const width = args.width ?? pipeline.nativeSize;
+    const height = args.height ?? pipeline.nativeSize;
     const request: GenerateRequest = {
       prompt: args.prompt,
       negativePrompt: args.negativePrompt,
-      width: args.width,
-      height: args.height,
+      width,
+      height,
       steps: args.steps,
       guidanceScale: args.guidance,
       scheduler: args.scheduler,
@@ -71,7 +73,7 @@ async function main(args: GenerateArgs): Promise<void> {
     if (args.mask) request.mask = { kind: 'encoded', bytes: readFileArg('mask', args.mask) };
     if (args.initLatents) {
       const c = pipeline.model.io.latentChannels;
-      request.initLatents = readInitLatents(args.initLatents, [args.numOutputs, c, args.height / 8, args.width / 8]);
+      request.initLatents = readInitLatents(args.initLatents, [args.numOutputs, c, height / 8, width / 8]);
     }
 
     const result = await pipeline.generate(request, { onProgress: progressBar() });

@@ -1,12 +1,12 @@
-// Runs every graph of the embedded model in onnxruntime-node with the names, dtypes and shapes a diffusers
+// Runs every graph of the seeded-random model in onnxruntime-node with the names, dtypes and shapes a diffusers
 // ONNX export has, and checks the properties the pipeline relies on.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureRandomModel } from './random-model.ts';
 import { WeightGenerator } from './weights.ts';
-import { ensureDefaultModel } from './write-model.ts';
 
 let cache: string;
 const sessions: Record<string, ort.InferenceSession> = {};
@@ -14,7 +14,7 @@ let vocabSize: number;
 
 beforeAll(async () => {
   cache = await mkdtemp(join(tmpdir(), 'sd-default-model-graphs-'));
-  const dir = await ensureDefaultModel(cache);
+  const dir = await ensureRandomModel(cache);
   const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 2, interOpNumThreads: 1 };
   for (const name of ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder']) {
     sessions[name] = await ort.InferenceSession.create(join(dir, name, 'model.onnx'), options);
@@ -57,7 +57,7 @@ async function encodeText(rows: Int32Array[]) {
   return { last: out.last_hidden_state as ort.Tensor, pooled: out.pooler_output as ort.Tensor };
 }
 
-describe('embedded model graphs', () => {
+describe('seeded-random model graphs', () => {
   it('declare the inputs and outputs of a diffusers ONNX export, with dynamic dims', () => {
     expect(metadata(sessions.text_encoder, 'input')).toEqual([
       { name: 'input_ids', type: 'int32', shape: ['batch', 'sequence'] },

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbs, maxAbsDiff } from '../../../test/support/reference.ts';
-import { writeDefaultModel } from '../default-model/write-model.ts';
+import { writeRandomModel } from '../default-model/random-model.ts';
 import { loadSdModel, type SdModel } from '../model/sd-model.ts';
 import { StableDiffusionPipeline } from './pipeline.ts';
 import { clipSkipProblem, encodeText } from './text-encoding.ts';
@@ -43,10 +43,10 @@ describe('clip_skip', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'clip-skip-'));
-    await writeDefaultModel(join(dir, 'default'));
-    await writeDefaultModel(join(dir, 'plain'), { textHiddenStates: false });
+    await writeRandomModel(join(dir, 'default'));
+    await writeRandomModel(join(dir, 'plain'), { textHiddenStates: false });
     // The same model with the final LayerNorm's scale and bias set to non-trivial values.
-    await writeDefaultModel(join(dir, 'patched'));
+    await writeRandomModel(join(dir, 'patched'));
     const file = join(dir, 'patched', 'text_encoder', 'model.onnx');
     const proto = onnx.ModelProto.decode(await readFile(file));
     for (const t of proto.graph?.initializer ?? []) {

@@ -6,19 +6,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maxAbsDiff } from '../../../test/support/reference.ts';
 import {
-  buildDefaultModelFiles,
-  DEFAULT_MODEL_GENERATOR_VERSION,
-  ensureDefaultModel,
+  buildRandomModelFiles,
+  ensureRandomModel,
   type ModelVariantOptions,
-  writeDefaultModel,
-} from '../default-model/write-model.ts';
+  RANDOM_MODEL_GENERATOR_VERSION,
+  writeRandomModel,
+} from '../default-model/random-model.ts';
 import type { BoundRun, Feed, FloatOutput } from '../model/onnx-session.ts';
 import { maskImage, maskToLatent } from './inpaint.ts';
 import { StableDiffusionPipeline } from './pipeline.ts';
 import { type GenerateRequest, type GenerateResult, type ImageInput, InvalidRequestError } from './types.ts';
 import { encodeImage, rgbToUnitRange } from './vae.ts';
 
-// The embedded model written with other exporters' and model families' conventions (default-model's variant
+// The seeded-random model written with other exporters' and model families' conventions (default-model's variant
 // options), so every branch of the loader and the pipeline runs on a real graph. Variants that change only an
 // interface (dtypes, shapes, output form) have the default model's weights, so their images must not change.
 
@@ -85,7 +85,7 @@ async function pipeline(name: VariantName): Promise<StableDiffusionPipeline> {
   const existing = pipes.get(name);
   if (existing) return existing;
   const dir = join(root, name);
-  await writeDefaultModel(dir, VARIANTS[name]);
+  await writeRandomModel(dir, VARIANTS[name]);
   const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1 });
   pipes.set(name, pipe);
   return pipe;
@@ -155,17 +155,17 @@ function picture(seed = 0): Extract<ImageInput, { kind: 'pixels' }> {
 const RIGHT_HALF = new Uint8Array(SIZE * SIZE).map((_, i) => (i % SIZE >= SIZE / 2 ? 255 : 0));
 const MASK: ImageInput = { kind: 'pixels', data: RIGHT_HALF, width: SIZE, height: SIZE, channels: 1 };
 
-describe('variant options of the embedded model', () => {
+describe('variant options of the seeded-random model', () => {
   it("leave the default model's bytes as generator version 2 wrote them", () => {
     const digest = (options?: ModelVariantOptions) => {
       const hash = createHash('sha256');
-      for (const f of buildDefaultModelFiles(options)) hash.update(f.path).update(f.data);
+      for (const f of buildRandomModelFiles(options)) hash.update(f.path).update(f.data);
       return hash.digest('hex');
     };
-    // Pinned for DEFAULT_MODEL_GENERATOR_VERSION 2 (1 had no hidden_states outputs and was
+    // Pinned for RANDOM_MODEL_GENERATOR_VERSION 2 (1 had no hidden_states outputs and was
     // 94a6efac51752ba73fd2eca62ad378cacddd619b62f98f47bbc6ef8590709f6a): a change of the default's bytes must bump the
     // version (and this).
-    expect(DEFAULT_MODEL_GENERATOR_VERSION).toBe(2);
+    expect(RANDOM_MODEL_GENERATOR_VERSION).toBe(2);
     expect(digest()).toBe('3885ae6c01abb01ad75828c73392afdcc03611d65129446a78dbc1fa2b88f5d5');
     expect(digest({})).toBe(digest());
   });
@@ -178,7 +178,7 @@ describe('variant options of the embedded model', () => {
     ['vae_encoder/model.onnx', { vaeEncoderOutput: 'latent_parameters' }],
   ] as const)('keep every named weight of %s for %o', (path, options) => {
     const weights = (o: ModelVariantOptions) => {
-      const file = buildDefaultModelFiles(o).find((f) => f.path === path)!;
+      const file = buildRandomModelFiles(o).find((f) => f.path === path)!;
       const graph = onnx.ModelProto.decode(file.data).graph!;
       // const_* are the builder's shared constants (shapes, axes), named in creation order.
       return new Map(
@@ -194,19 +194,19 @@ describe('variant options of the embedded model', () => {
   });
 
   it('reject options out of range, naming the value', () => {
-    expect(() => buildDefaultModelFiles({ hiddenSize: 30 })).toThrow(
+    expect(() => buildRandomModelFiles({ hiddenSize: 30 })).toThrow(
       "hiddenSize must be a multiple of 4 (the text encoder's heads) between 8 and 1024, got 30",
     );
-    expect(() => buildDefaultModelFiles({ unetInChannels: 5 as 4 })).toThrow('unetInChannels must be 4 or 9, got 5');
-    expect(() => buildDefaultModelFiles({ schedulerConfig: { prediction_type: 'epsilon' } })).toThrow(
+    expect(() => buildRandomModelFiles({ unetInChannels: 5 as 4 })).toThrow('unetInChannels must be 4 or 9, got 5');
+    expect(() => buildRandomModelFiles({ schedulerConfig: { prediction_type: 'epsilon' } })).toThrow(
       'schedulerConfig._class_name',
     );
   });
 
-  it('are never taken for the default model by ensureDefaultModel', async () => {
+  it('are never taken for the random model itself by ensureRandomModel', async () => {
     const cache = join(root, 'cache');
-    await writeDefaultModel(join(cache, 'sd-embedded-v1'), { timestepDtype: 'int64' });
-    const dir = await ensureDefaultModel(cache);
+    await writeRandomModel(join(cache, 'sd-random-v1'), { timestepDtype: 'int64' });
+    const dir = await ensureRandomModel(cache);
     const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1 });
     try {
       expect(pipe.model.io.unet.timestepDtype).toBe('float32');

@@ -46,6 +46,15 @@ export class StableDiffusionPipeline {
     return new StableDiffusionPipeline(model, tokenizer, options, defaultScheduler);
   }
 
+  /**
+   * The width and height the model was trained at: its U-Net's sample_size (latent pixels, diffusers' convention)
+   * times the VAE factor; 512 (SD 1.x) when the export has no unet/config.json or no sample_size in it.
+   */
+  get nativeSize(): number {
+    const latent = this.model.files.unetConfig?.sample_size;
+    return typeof latent === 'number' && Number.isInteger(latent) && latent > 0 ? latent * VAE_FACTOR : 512;
+  }
+
   async release(): Promise<void> {
     await this.model.release();
   }

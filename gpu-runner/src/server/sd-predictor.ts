@@ -115,8 +115,9 @@ export class SdPredictor implements Predictor {
       negativePrompt: input.negative_prompt,
       promptTokens: input.prompt_tokens,
       negativePromptTokens: input.negative_prompt_tokens,
-      width: input.width,
-      height: input.height,
+      // Absent: the model's native size (what it was trained at; larger is not better for a small model).
+      width: input.width ?? pipeline.nativeSize,
+      height: input.height ?? pipeline.nativeSize,
       steps: input.num_inference_steps,
       guidanceScale: input.guidance_scale,
       scheduler: input.scheduler,

@@ -13,7 +13,12 @@ export interface InputLimits {
   maxImageBytes: number;
   /** Longest prompt or negative prompt, in characters. */
   maxPromptChars: number;
+  /** The model's native width and height, which an input without width/height gets (counted in maxPixels). */
+  nativeSide?: number;
 }
+
+/** What an unknown model's native side is taken to be (SD 1.x's 512). */
+export const DEFAULT_NATIVE_SIDE = 512;
 
 export const DEFAULT_LIMITS: Readonly<InputLimits> = Object.freeze({
   minSide: 64,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validationErrorBody } from './errors.ts';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { CreatePredictionRequestSchema, canTransition } from './prediction.ts';
 import { createPredictionInputSchema, PredictionInputSchema } from './prediction-input.ts';
 import { RunnerInputSchema } from './runner.ts';
@@ -13,7 +14,9 @@ function messages(input: unknown): string[] {
 describe('prediction input schema', () => {
   it('fills defaults and resolves scheduler aliases to canonical names', () => {
     const v = PredictionInputSchema.parse({ prompt: 'a cat', scheduler: 'K_EULER_ANCESTRAL' });
-    expect(v).toMatchObject({ width: 512, height: 512, num_inference_steps: 25, guidance_scale: 7.5, num_outputs: 1 });
+    expect(v).toMatchObject({ num_inference_steps: 25, guidance_scale: 7.5, num_outputs: 1 });
+    // No width/height: the runner gives the model's native size.
+    expect([v.width, v.height]).toEqual([undefined, undefined]);
     expect(v.scheduler).toBe('euler_a');
     expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'DPM++ 2M Karras' }).scheduler).toBe('dpmpp_2m_karras');
     expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'DPM++ 2M SDE Karras' }).scheduler).toBe('dpmpp_2m_sde_karras');
@@ -22,6 +25,18 @@ describe('prediction input schema', () => {
     expect(PredictionInputSchema.parse({ prompt: 'x' }).clip_skip).toBeUndefined();
     expect(PredictionInputSchema.parse({ prompt: 'x', scheduler: 'EulerDiscreteScheduler' }).scheduler).toBe('euler');
     expect(v.seed).toBeUndefined();
+  });
+
+  it('counts absent sides as the deployment nativeSide (512 unless set) in the pixel budget', () => {
+    const tight = createPredictionInputSchema({ ...DEFAULT_LIMITS, maxPixels: 64 * 64 });
+    expect(tight.safeParse({ prompt: 'x' }).error?.issues[0].message).toBe(
+      'width * height must be at most 4096 pixels, got 512 x 512 = 262144',
+    );
+    const native = createPredictionInputSchema({ ...DEFAULT_LIMITS, maxPixels: 64 * 64, nativeSide: 64 });
+    expect(native.safeParse({ prompt: 'x' }).success).toBe(true);
+    expect(native.safeParse({ prompt: 'x', width: 128 }).error?.issues[0].message).toBe(
+      'width * height must be at most 4096 pixels, got 128 x 64 = 8192',
+    );
   });
 
   it.each([

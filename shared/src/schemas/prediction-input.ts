@@ -1,7 +1,7 @@
 // The prediction input: every generation parameter, its default and its limit. One schema for both sides.
 import { z } from 'zod';
 import { resolveSchedulerName, SCHEDULER_NAMES } from '../scheduler-names.ts';
-import { DEFAULT_LIMITS, type InputLimits, MAX_SEED } from './limits.ts';
+import { DEFAULT_LIMITS, DEFAULT_NATIVE_SIDE, type InputLimits, MAX_SEED } from './limits.ts';
 
 export const OUTPUT_FORMATS = ['png', 'webp', 'jpeg'] as const;
 export const PROMPT_MODES = ['truncate', 'chunk'] as const;
@@ -113,8 +113,9 @@ export function predictionInputFields(limits: InputLimits = DEFAULT_LIMITS) {
   return {
     prompt: text('prompt', limits),
     negative_prompt: text('negative_prompt', limits).optional(),
-    width: side('width', limits).default(512),
-    height: side('height', limits).default(512),
+    /** Absent: the model's native size (its U-Net's sample_size x 8), chosen by the runner that has the model. */
+    width: side('width', limits).optional(),
+    height: side('height', limits).optional(),
     num_inference_steps: intInRange('num_inference_steps', 1, limits.maxSteps).default(25),
     guidance_scale: numberInRange('guidance_scale', 0, limits.maxGuidance).default(7.5),
     scheduler: schedulerField.optional(),
@@ -166,8 +167,8 @@ const objectError = (iss: { code?: string; keys?: string[] }) =>
 /** Checks that involve more than one field. */
 export function checkCrossFieldLimits(
   input: {
-    width: number;
-    height: number;
+    width?: number;
+    height?: number;
     image?: string;
     mask?: string;
     strength?: number;
@@ -184,12 +185,15 @@ export function checkCrossFieldLimits(
       message: `prompt_strength is an alias of strength: send one of them, got strength ${input.strength} and prompt_strength ${input.prompt_strength}`,
     });
   }
-  const pixels = input.width * input.height;
+  // An absent side is the model's native one; the budget counts it as the deployment says (512 unless configured).
+  const width = input.width ?? limits.nativeSide ?? DEFAULT_NATIVE_SIDE;
+  const height = input.height ?? limits.nativeSide ?? DEFAULT_NATIVE_SIDE;
+  const pixels = width * height;
   if (pixels > limits.maxPixels) {
     ctx.addIssue({
       code: 'custom',
       path: ['width'],
-      message: `width * height must be at most ${limits.maxPixels} pixels, got ${input.width} x ${input.height} = ${pixels}`,
+      message: `width * height must be at most ${limits.maxPixels} pixels, got ${width} x ${height} = ${pixels}`,
     });
   }
   if (input.mask !== undefined && input.image === undefined) {

@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  buildDefaultModelFiles,
+  buildRandomModelFiles,
   COMPLETE_MARKER,
-  DEFAULT_MODEL_NAME,
-  defaultModelCacheDir,
-  ensureDefaultModel,
-} from './write-model.ts';
+  ensureRandomModel,
+  RANDOM_MODEL_NAME,
+  randomModelCacheDir,
+} from './random-model.ts';
 
 const LAYOUT = [
   'model_index.json',
@@ -43,62 +43,62 @@ afterAll(async () => {
 
 const readJson = async (dir: string, path: string) => JSON.parse(await readFile(join(dir, path), 'utf8'));
 
-describe('ensureDefaultModel', () => {
+describe('ensureRandomModel', () => {
   it('writes the diffusers ONNX layout in a few seconds, then returns it from the cache at once', async () => {
     const cache = await tempCache();
     const started = performance.now();
-    const dir = await ensureDefaultModel(cache);
+    const dir = await ensureRandomModel(cache);
     const writeMs = performance.now() - started;
     console.log(`embedded model written in ${writeMs.toFixed(0)} ms`);
-    expect(dir).toBe(join(cache, DEFAULT_MODEL_NAME));
+    expect(dir).toBe(join(cache, RANDOM_MODEL_NAME));
     expect(writeMs).toBeLessThan(5000);
     for (const path of LAYOUT) expect((await readFile(join(dir, path))).length, path).toBeGreaterThan(0);
 
     const marker = await readJson(dir, COMPLETE_MARKER);
-    expect(marker).toMatchObject({ name: DEFAULT_MODEL_NAME });
+    expect(marker).toMatchObject({ name: RANDOM_MODEL_NAME });
     const again = performance.now();
-    expect(await ensureDefaultModel(cache)).toBe(dir);
+    expect(await ensureRandomModel(cache)).toBe(dir);
     expect(performance.now() - again).toBeLessThan(50);
     // The cache holds the model folder only: no temporary folders left behind.
-    expect(await readdir(cache)).toEqual([DEFAULT_MODEL_NAME]);
+    expect(await readdir(cache)).toEqual([RANDOM_MODEL_NAME]);
   });
 
   it('gives concurrent first uses one complete model', async () => {
     const cache = await tempCache();
-    const dirs = await Promise.all([ensureDefaultModel(cache), ensureDefaultModel(cache), ensureDefaultModel(cache)]);
+    const dirs = await Promise.all([ensureRandomModel(cache), ensureRandomModel(cache), ensureRandomModel(cache)]);
     expect(new Set(dirs).size).toBe(1);
-    expect(await readdir(cache)).toEqual([DEFAULT_MODEL_NAME]);
-    expect(await readJson(dirs[0], COMPLETE_MARKER)).toMatchObject({ name: DEFAULT_MODEL_NAME });
+    expect(await readdir(cache)).toEqual([RANDOM_MODEL_NAME]);
+    expect(await readJson(dirs[0], COMPLETE_MARKER)).toMatchObject({ name: RANDOM_MODEL_NAME });
   });
 
   it('gives concurrent first uses in separate processes one complete model', async () => {
     const cache = await tempCache();
     const script = join(cache, 'ensure.mts');
-    const module = fileURLToPath(new URL('./write-model.ts', import.meta.url));
+    const module = fileURLToPath(new URL('./random-model.ts', import.meta.url));
     await writeFile(
       script,
-      `import { ensureDefaultModel } from ${JSON.stringify(module)};\nconsole.log(await ensureDefaultModel(${JSON.stringify(join(cache, 'models'))}));\n`,
+      `import { ensureRandomModel } from ${JSON.stringify(module)};\nconsole.log(await ensureRandomModel(${JSON.stringify(join(cache, 'models'))}));\n`,
     );
     const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', script]);
     const results = await Promise.all([run(), run(), run()]);
-    const dir = join(cache, 'models', DEFAULT_MODEL_NAME);
+    const dir = join(cache, 'models', RANDOM_MODEL_NAME);
     for (const r of results) expect(r.stdout.trim()).toBe(dir);
-    expect(await readdir(join(cache, 'models'))).toEqual([DEFAULT_MODEL_NAME]);
-    expect(await readJson(dir, COMPLETE_MARKER)).toMatchObject({ name: DEFAULT_MODEL_NAME });
+    expect(await readdir(join(cache, 'models'))).toEqual([RANDOM_MODEL_NAME]);
+    expect(await readJson(dir, COMPLETE_MARKER)).toMatchObject({ name: RANDOM_MODEL_NAME });
   });
 
   it('rewrites a folder without a current completion marker', async () => {
     const cache = await tempCache();
-    const dir = await ensureDefaultModel(cache);
-    await writeFile(join(dir, COMPLETE_MARKER), JSON.stringify({ name: DEFAULT_MODEL_NAME, generatorVersion: 0 }));
+    const dir = await ensureRandomModel(cache);
+    await writeFile(join(dir, COMPLETE_MARKER), JSON.stringify({ name: RANDOM_MODEL_NAME, generatorVersion: 0 }));
     await rm(join(dir, 'unet', 'model.onnx'));
-    expect(await ensureDefaultModel(cache)).toBe(dir);
+    expect(await ensureRandomModel(cache)).toBe(dir);
     expect((await readFile(join(dir, 'unet', 'model.onnx'))).length).toBeGreaterThan(0);
-    expect(await readdir(cache)).toEqual([DEFAULT_MODEL_NAME]);
+    expect(await readdir(cache)).toEqual([RANDOM_MODEL_NAME]);
   });
 
   it('writes the configs a diffusers SD 1.x export has', async () => {
-    const dir = await ensureDefaultModel(await tempCache());
+    const dir = await ensureRandomModel(await tempCache());
     expect(await readJson(dir, 'model_index.json')).toMatchObject({
       _class_name: 'OnnxStableDiffusionPipeline',
       scheduler: ['diffusers', 'PNDMScheduler'],
@@ -126,14 +126,14 @@ describe('ensureDefaultModel', () => {
   });
 
   it('defaults to $SD_MODEL_CACHE, else .cache/models at the repository root', () => {
-    expect(defaultModelCacheDir({ SD_MODEL_CACHE: '/x/models' })).toBe('/x/models');
-    expect(defaultModelCacheDir({})).toMatch(/[/\\]\.cache[/\\]models$/);
+    expect(randomModelCacheDir({ SD_MODEL_CACHE: '/x/models' })).toBe('/x/models');
+    expect(randomModelCacheDir({})).toMatch(/[/\\]\.cache[/\\]models$/);
   });
 });
 
-describe('buildDefaultModelFiles', () => {
+describe('buildRandomModelFiles', () => {
   it('produces the same bytes every time', () => {
-    const digest = () => buildDefaultModelFiles().map((f) => `${f.path}:${createHash('sha256').update(f.data).digest('hex')}`);
+    const digest = () => buildRandomModelFiles().map((f) => `${f.path}:${createHash('sha256').update(f.data).digest('hex')}`);
     expect(digest()).toEqual(digest());
   });
 });

@@ -1,0 +1,118 @@
+// `npm run bench -- adherence` (or `npm run eval`): prompt adherence of the embedded model, measured. A fixed set of
+// held-in and held-out scene prompts x seeds is generated through the pipeline at guidance 1 and 7.5 and read back by
+// the scene analyzer; per-attribute accuracy against the seeded-random model as the floor.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureRandomModel } from '../gpu-runner/src/default-model/random-model.ts';
+import { ensureDefaultModel } from '../gpu-runner/src/default-model/write-model.ts';
+import { StableDiffusionPipeline } from '../gpu-runner/src/pipeline/pipeline.ts';
+import {
+  COLOUR_NAMES,
+  fullCaption,
+  POSITIONS,
+  randomSpec,
+  SceneRandom,
+  type SceneSpec,
+  SHAPES,
+  SIZES,
+} from '../gpu-runner/src/scenes/scenes.ts';
+import { analyzeScene } from '../test/support/scene-analyzer.ts';
+
+const ATTRIBUTES = ['background', 'colour', 'position', 'size', 'shape'] as const;
+type Attribute = (typeof ATTRIBUTES)[number];
+const CHANCE: Record<Attribute, number> = {
+  background: 1 / COLOUR_NAMES.length,
+  colour: 1 / (COLOUR_NAMES.length - 1),
+  position: 1 / POSITIONS.length,
+  size: 1 / SIZES.length,
+  shape: 1 / SHAPES.length,
+};
+
+export const PROMPTS_PER_SPLIT = Number(process.env.ADHERENCE_PROMPTS ?? 24);
+export const SEEDS_PER_PROMPT = 2;
+const STEPS = 20;
+const SIZE = 64;
+
+/** The fixed evaluation prompts: scenes drawn from their own seed, never the training seeds. */
+export function evaluationSpecs(split: 'held-in' | 'held-out', count = PROMPTS_PER_SPLIT): SceneSpec[] {
+  const rng = new SceneRandom(split === 'held-in' ? 424242 : 737373);
+  return Array.from({ length: count }, () => randomSpec(rng, split === 'held-in' ? 'exclude' : 'only'));
+}
+
+interface Score {
+  n: number;
+  correct: Record<Attribute, number>;
+  all: number;
+}
+
+async function score(pipe: StableDiffusionPipeline, specs: SceneSpec[], guidance: number): Promise<Score> {
+  const s: Score = { n: 0, correct: { background: 0, colour: 0, position: 0, size: 0, shape: 0 }, all: 0 };
+  for (const [i, spec] of specs.entries()) {
+    const result = await pipe.generate({
+      prompt: fullCaption(spec),
+      width: SIZE,
+      height: SIZE,
+      steps: STEPS,
+      guidanceScale: guidance,
+      seed: 1000 + i * SEEDS_PER_PROMPT,
+      numOutputs: SEEDS_PER_PROMPT,
+    });
+    for (const image of result.images) {
+      const reading = analyzeScene({ width: SIZE, height: SIZE, data: image.rgb });
+      s.n++;
+      let ok = 0;
+      for (const a of ATTRIBUTES) {
+        if (reading[a] === spec[a]) {
+          s.correct[a]++;
+          ok++;
+        }
+      }
+      if (ok === ATTRIBUTES.length) s.all++;
+    }
+  }
+  return s;
+}
+
+const pct = (k: number, n: number) => `${((100 * k) / n).toFixed(1)}%`;
+
+export async function run(): Promise<{ title: string; markdown: string }> {
+  const rows: string[] = [];
+  const results: Record<string, unknown> = {};
+  const started = performance.now();
+  const models: [string, string, number[]][] = [
+    ['embedded (trained)', await ensureDefaultModel(), [7.5, 1]],
+    ['seeded-random floor', await ensureRandomModel(), [7.5]],
+  ];
+  for (const [label, dir, guidances] of models) {
+    const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1, allowSpinning: false });
+    try {
+      for (const guidance of guidances) {
+        for (const split of ['held-in', 'held-out'] as const) {
+          const s = await score(pipe, evaluationSpecs(split), guidance);
+          results[`${label} g${guidance} ${split}`] = s;
+          rows.push(
+            `| ${label} | ${guidance} | ${split} | ${s.n} | ${ATTRIBUTES.map((a) => pct(s.correct[a], s.n)).join(' | ')} | ${pct(s.all, s.n)} |`,
+          );
+          process.stderr.write(`${rows[rows.length - 1]}\n`);
+        }
+      }
+    } finally {
+      await pipe.release();
+    }
+  }
+  if (process.env.ADHERENCE_JSON) writeFileSync(join(process.env.ADHERENCE_JSON), `${JSON.stringify(results, null, 2)}\n`);
+  const markdown = [
+    `${PROMPTS_PER_SPLIT} prompts per split x ${SEEDS_PER_PROMPT} seeds, ${SIZE}x${SIZE}, ${STEPS} steps of each model's own scheduler (DDIM for the embedded model, PNDM for the random one);`,
+    "each image is read back by `test/support/scene-analyzer.ts` and every attribute compared with the prompt's.",
+    'Prompts are the canonical full caption ("a small red circle in the top left on a blue background"); held-out prompts',
+    'name an object colour x shape pair the model never saw (green triangle, orange square, pink circle).',
+    `Chance: background ${pct(CHANCE.background, 1)}, colour ${pct(CHANCE.colour, 1)}, position ${pct(CHANCE.position, 1)}, size ${pct(CHANCE.size, 1)}, shape ${pct(CHANCE.shape, 1)}.`,
+    '',
+    '| model | guidance | split | images | background | object colour | position | size | shape | all five |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    `Took ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+  ].join('\n');
+  return { title: 'Prompt adherence of the embedded model', markdown };
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+# Trains the embedded model from a dataset written by write-dataset.ts: first the KL VAE, then (on cached latents
+# scaled by the measured scaling factor) the CLIP-style text encoder jointly with the U-Net, with caption dropout
+# so classifier-free guidance works. Seeded and resumable: every random draw of step i comes from a generator
+# seeded by (seed, stage, i), and checkpoints hold the whole state, so an interrupted run continues exactly.
+#   /usr/bin/python3 gpu-runner/training/train.py --data DIR --out DIR [--config full|tiny]
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loss_plot import write_loss_png  # noqa: E402
+from sd_small import CONFIGS, UNet, VAE, TextEncoder, count_params, scaled_linear_alphas_cumprod  # noqa: E402
+
+SCHEDULES = {
+    "full": dict(vae_steps=3500, vae_batch=32, vae_lr=1e-3, unet_steps=1400, unet_batch=64, unet_lr=1e-3),
+    "tiny": dict(vae_steps=20, vae_batch=8, vae_lr=1e-3, unet_steps=20, unet_batch=8, unet_lr=1e-3),
+}
+CAPTION_DROPOUT = 0.1
+MIN_SNR_GAMMA = 5.0
+EMA_DECAY = 0.995
+KL_WEIGHT = 1e-6
+CHECKPOINT_EVERY = 100
+
+
+def step_generator(seed, stage, step):
+    return torch.Generator().manual_seed(seed * 1_000_003 + stage * 100_003 + step)
+
+
+class Progress:
+    """A progress bar on a terminal; a line every `every` steps in a log file (nohup)."""
+
+    def __init__(self, name, total, start, every=25):
+        self.name, self.total, self.start_step, self.every = name, total, start, every
+        self.t0 = time.time()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, step, loss):
+        done = step + 1
+        rate = (done - self.start_step) / max(time.time() - self.t0, 1e-9)
+        eta = (self.total - done) / max(rate, 1e-9)
+        width = 30
+        filled = int(width * done / self.total)
+        line = (f"{self.name} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                f"loss {loss:.4f} {rate:.2f} it/s eta {eta / 60:.1f} min")
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if done == self.total else ""))
+        elif done % self.every == 0 or done == self.total:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def lr_at(step, total, base, warmup=50):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_dataset(data_dir):
+    meta = json.load(open(os.path.join(data_dir, "dataset.json")))
+    n, k, seq, size = meta["count"], meta["captionsPerImage"], meta["sequenceLength"], meta["imageSize"]
+    images = np.fromfile(os.path.join(data_dir, "images.u8"), dtype=np.uint8).reshape(n, size, size, 3)
+    ids = np.fromfile(os.path.join(data_dir, "captions.i32"), dtype=np.int32).reshape(n, k, seq)
+    return meta, images, ids
+
+
+def to_model_range(images_u8):
+    """uint8 HWC -> float NCHW in [-1, 1], as diffusers' VAE takes it."""
+    return torch.from_numpy(images_u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def train_vae(args, cfg, sched, images):
+    path = os.path.join(args.out, "vae.pt")
+    vae = VAE(cfg)
+    opt = torch.optim.AdamW(vae.parameters(), lr=sched["vae_lr"], weight_decay=0.0)
+    state = {"step": 0, "losses": []}
+    if os.path.exists(path):
+        ckpt = torch.load(path)
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        state = ckpt["state"]
+        if state["step"] >= sched["vae_steps"]:
+            return vae, state
+        print(f"vae: resuming at step {state['step']}", file=sys.stderr)
+    total, batch = sched["vae_steps"], sched["vae_batch"]
+    n = images.shape[0]
+    crop = 32 if images.shape[1] >= 64 else images.shape[1]
+    bar = Progress("vae ", total, state["step"])
+    vae.train()
+    for step in range(state["step"], total):
+        g = step_generator(args.seed, 1, step)
+        idx = torch.randint(0, n, (batch,), generator=g)
+        # 32x32 crops on the 8-pixel latent grid: a convolutional VAE learns the same, at a quarter of the cost.
+        ox, oy = (torch.randint(0, (images.shape[1] - crop) // 8 + 1, (2,), generator=g) * 8).tolist()
+        x = to_model_range(images[idx.numpy(), oy:oy + crop, ox:ox + crop])
+        mean, logvar = vae.encoder(x)
+        z = mean + torch.randn(mean.shape, generator=g) * torch.exp(0.5 * logvar)
+        recon = vae.decoder(z)
+        rec = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x)
+        kl = 0.5 * torch.mean(torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=[1, 2, 3]))
+        loss = rec + KL_WEIGHT * kl
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total, sched["vae_lr"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state["losses"].append(float(rec))
+        state["step"] = step + 1
+        bar.update(step, float(rec))
+        if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
+            save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
+    write_loss_png(os.path.join(args.out, "vae-loss.png"), state["losses"], "VAE reconstruction loss (MSE + 0.5 L1)")
+    return vae, state
+
+
+@torch.no_grad()
+def encode_latents(args, vae, images):
+    """Posterior means of every training image, and the scaling factor that gives them unit variance."""
+    path = os.path.join(args.out, "latents.pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    vae.eval()
+    means, recon_err = [], []
+    for i in range(0, images.shape[0], 256):
+        x = to_model_range(images[i:i + 256])
+        mean, _ = vae.encoder(x)
+        means.append(mean)
+        if i < 2048:
+            recon_err.append(F.mse_loss(vae.decoder(mean), x).item())
+    latents = torch.cat(means)
+    scaling = float(1.0 / latents.std())
+    out = {"latents": latents, "scaling_factor": scaling, "vae_full_image_mse": float(np.mean(recon_err))}
+    save_atomic(out, path)
+    print(f"latents {tuple(latents.shape)}, std {latents.std():.4f} -> scaling factor {scaling:.5f}, "
+          f"full-image MSE {out['vae_full_image_mse']:.5f}", file=sys.stderr)
+    return out
+
+
+def train_unet(args, cfg, sched, meta, ids, latents, scaling):
+    path = os.path.join(args.out, "unet.pt")
+    text = TextEncoder(cfg, meta["vocabSize"], meta["sequenceLength"])
+    unet = UNet(cfg, cfg["latent_channels"])
+    params = list(text.parameters()) + list(unet.parameters())
+    opt = torch.optim.AdamW(params, lr=sched["unet_lr"], weight_decay=0.01)
+    ema = [p.detach().clone() for p in params]
+    state = {"step": 0, "losses": []}
+    if os.path.exists(path):
+        ckpt = torch.load(path)
+        text.load_state_dict(ckpt["text"])
+        unet.load_state_dict(ckpt["unet"])
+        opt.load_state_dict(ckpt["opt"])
+        ema = ckpt["ema"]
+        state = ckpt["state"]
+        if state["step"] >= sched["unet_steps"]:
+            return text, unet, ema, state
+        print(f"unet: resuming at step {state['step']}", file=sys.stderr)
+    print(f"params: text encoder {count_params(text)}, unet {count_params(unet)}", file=sys.stderr)
+    alphas_cumprod = scaled_linear_alphas_cumprod()
+    ctx = cfg["context_tokens"]  # the U-Net reads only these; causal attention makes the cut exact
+    empty = torch.tensor(meta["emptyIds"][:ctx], dtype=torch.int64)
+    total, batch = sched["unet_steps"], sched["unet_batch"]
+    n, k = ids.shape[0], ids.shape[1]
+    ids_t = torch.from_numpy(ids[:, :, :ctx].astype(np.int64))
+    z_all = latents * scaling
+    bar = Progress("unet", total, state["step"])
+    text.train()
+    unet.train()
+    for step in range(state["step"], total):
+        g = step_generator(args.seed, 2, step)
+        idx = torch.randint(0, n, (batch,), generator=g)
+        which = torch.randint(0, k, (batch,), generator=g)
+        tokens = ids_t[idx, which].clone()
+        drop = torch.rand(batch, generator=g) < CAPTION_DROPOUT
+        tokens[drop] = empty
+        z0 = z_all[idx]
+        t = torch.randint(0, 1000, (batch,), generator=g)
+        noise = torch.randn(z0.shape, generator=g)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        pred = unet(zt, t.float(), text(tokens))
+        snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+        weight = torch.clamp(snr, max=MIN_SNR_GAMMA) / snr  # min-SNR weighting for epsilon prediction
+        per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=[1, 2, 3])
+        loss = (weight * per_sample).mean()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total, sched["unet_lr"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(EMA_DECAY, (1 + step) / (10 + step))
+            for e, p in zip(ema, params):
+                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        state["losses"].append(float(per_sample.mean()))
+        state["step"] = step + 1
+        bar.update(step, float(per_sample.mean()))
+        if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
+            save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                         "state": state, "config": args.config}, path)
+            write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net epsilon MSE")
+    return text, unet, ema, state
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, help="dataset folder written by write-dataset.ts")
+    ap.add_argument("--out", required=True, help="checkpoint folder (resumed if it holds checkpoints)")
+    ap.add_argument("--config", default="full", choices=sorted(CONFIGS))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--vae-steps", type=int, default=None, help="override the schedule's VAE steps")
+    ap.add_argument("--unet-steps", type=int, default=None, help="override the schedule's U-Net steps")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # initial weights
+    os.makedirs(args.out, exist_ok=True)
+    cfg, sched = CONFIGS[args.config], dict(SCHEDULES[args.config])
+    if args.vae_steps:
+        sched["vae_steps"] = args.vae_steps
+    if args.unet_steps:
+        sched["unet_steps"] = args.unet_steps
+    meta, images, ids = load_dataset(args.data)
+    t0 = time.time()
+    vae, vae_state = train_vae(args, cfg, sched, images)
+    t_vae = time.time() - t0
+    lat = encode_latents(args, vae, images)
+    text, unet, ema, unet_state = train_unet(args, cfg, sched, meta, ids, lat["latents"], lat["scaling_factor"])
+    summary = {
+        "config": args.config, "seed": args.seed, "schedule": sched, "threads": args.threads,
+        "scaling_factor": lat["scaling_factor"], "vae_full_image_mse": lat["vae_full_image_mse"],
+        "vae_final_loss": float(np.mean(vae_state["losses"][-50:])),
+        "unet_final_loss": float(np.mean(unet_state["losses"][-100:])),
+        "this_run_seconds": {"vae": round(t_vae), "total": round(time.time() - t0)},
+        "params": {"vae": count_params(vae), "text_encoder": count_params(text), "unet": count_params(unet)},
+    }
+    json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=2)
+    print(json.dumps(summary), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

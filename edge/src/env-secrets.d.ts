@@ -15,9 +15,5 @@ declare namespace Cloudflare {
     /** The Cron Trigger's CloudWatch publisher (an IAM key allowed only cloudwatch:PutMetricData). */
     CLOUDWATCH_ACCESS_KEY_ID?: string;
     CLOUDWATCH_SECRET_ACCESS_KEY?: string;
-    /** Optional vars (not in wrangler.jsonc): "true" lets client webhooks go to loopback/private hosts (local stacks). */
-    WEBHOOK_ALLOW_PRIVATE?: string;
-    /** Optional var: a DNS-over-HTTPS (JSON) endpoint through which client webhook host names are checked. */
-    WEBHOOK_DNS_RESOLVER?: string;
   }
 }

@@ -234,8 +234,10 @@ describe('streaming, cancel, busy runners and client webhooks', () => {
       [a, b].map((p) => waitForStatus(p.id, (x) => ['succeeded', 'failed', 'canceled'].includes(x.status), 90_000)),
     );
     expect([fa.status, fb.status]).toEqual(['succeeded', 'succeeded']);
-    // One slot: the runs did not overlap, and they started in creation order.
-    expect(Date.parse(fb.started_at ?? '')).toBeGreaterThanOrEqual(Date.parse(fa.completed_at ?? '') - 1000);
+    // One slot: the runs did not overlap, and they started in creation order (the runner's own log, one clock).
+    const at = (id: string, msg: string) =>
+      Date.parse(String(stack.runner.logRecords().find((r) => r.prediction_id === id && r.msg === msg)?.time));
+    expect(at(b.id, 'prediction started')).toBeGreaterThanOrEqual(at(a.id, 'prediction completed'));
     // No prediction lost or run twice: one run and one stored object each.
     for (const p of [a, b]) {
       expect(runnerStarts(stack.runner, p.id)).toBe(1);

@@ -195,7 +195,8 @@ describe('predictions through the replicate client', () => {
       [{ width: 64 }, 'input.prompt', /prompt must be a string/],
       [{ ...SMALL, clip_skip: 13 }, 'input.clip_skip', /clip_skip must be an integer between 1 and 12, got 13/],
       // The embedded model's text encoder has 3 layers: the runner checks clip_skip against the loaded model.
-      [{ ...SMALL, clip_skip: 4 }, 'input.clip_skip', /between 1 and 3 \(the text encoder's layers\), got 4/],
+      // The shipped model's text encoder exports only its last layer: clip_skip past 1 is refused, saying why.
+      [{ ...SMALL, clip_skip: 4 }, 'input.clip_skip', /clip_skip must be 1 for this model/],
     ];
     for (const [input, field, message] of cases) {
       const { status, body } = await call('POST', '/predictions', { input });

@@ -47,7 +47,7 @@ afterAll(async () => {
 
 describe('start-up', () => {
   it('answers 503 while STARTING (writing and loading the embedded model into an empty cache), then READY', async () => {
-    const whileStarting: number[] = [];
+    const whileStarting: string[] = [];
     const runner = await startRunner(
       { SD_MODEL_CACHE: freshCache },
       {
@@ -58,14 +58,19 @@ describe('start-up', () => {
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ input: SMALL }),
           });
-          whileStarting.push(res.status);
+          // The model may finish loading between the poll that saw STARTING and this POST (the shipped model loads
+          // in well under a second): then it is rightly taken, and the runner says READY or BUSY by now.
+          if (res.status === 200) {
+            const now = (await (await fetch(`${url}/health-check`)).json()) as { status: string };
+            whileStarting.push(['READY', 'BUSY'].includes(now.status) ? 'taken once ready' : `taken while ${now.status}`);
+          } else whileStarting.push(String(res.status));
         },
       },
     );
     runners.push(runner);
     expect(runner.statusesSeen.at(-1)).toBe('READY');
     // The poll catches STARTING unless model generation + load beat a 20 ms poll; when it does, 503 is the answer.
-    if (runner.statusesSeen.includes('STARTING')) expect(whileStarting).toEqual([503]);
+    if (runner.statusesSeen.includes('STARTING')) expect(['503', 'taken once ready']).toContain(whileStarting[0]);
     const ok = await post(runner, '/predictions', { input: SMALL });
     expect(ok.status).toBe(200);
     expect(ok.body.output![0]).toMatch(/^data:image\/png;base64,/); // no S3_BUCKET: data URLs

@@ -159,7 +159,7 @@ export async function run(): Promise<BenchResult> {
       'makespan = sum of predict_time / runners; wait = started_at - created_at; inversions = pairs started out of',
       'creation order; overhead per lease = (runners x makespan - sum of predict_time) / predictions.',
       previous.length
-        ? '"before": the same bench on the previous design (queue consumer pushing to runner URLs, 409 retried with backoff), same machine.'
+        ? '"before": the same bench on the previous design (queue consumer pushing to runner URLs, 409 retried with backoff), same machine, commit b6610c4; its embedded model was the random-weights one, so compare utilization, ratios and overheads rather than seconds.'
         : '',
       '',
       '| burst | succeeded | runner utilization | makespan / ideal | wait p50 / p99 | start-order inversions | overhead per lease |',

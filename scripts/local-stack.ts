@@ -53,6 +53,8 @@ export interface LocalStackOptions {
    * no push targets. "push": the edge PUTs to the runners' URLs (`runnerPool`), as for a Cog host we do not run.
    */
   dispatch?: 'pull' | 'push';
+  /** Pull mode: the edge URL runner `index` is given (default: the edge's own), e.g. a proxy in front of it. */
+  runnerEdgeUrl?: (edgeUrl: string, index: number) => string;
   /**
    * Push mode: the model's push targets, given the first runner's URL and all of them (default: all of them); e.g. a
    * proxy in front.
@@ -247,19 +249,26 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...options.runnerEnv,
       };
       // allSettled, then push each: a runner that started is stopped by stop() even when its sibling failed.
+      const byIndex: RunnerHandle[] = [];
       const started = await Promise.allSettled(
-        Array.from({ length: count }, () =>
-          startRunner(env, {
-            timeoutMs: 180_000,
-            processOptions: { group: true, onLine: (l) => options.onLine?.('runner', l) },
-          }).then((r) => {
+        Array.from({ length: count }, (_, i) => {
+          // Pull mode: runner i may reach the edge another way (e.g. through a proxy a test can cut).
+          const edgeUrl: Record<string, string> =
+            pull.EDGE_URL && options.runnerEdgeUrl ? { EDGE_URL: options.runnerEdgeUrl(pull.EDGE_URL, i) } : {};
+          return startRunner(
+            { ...env, ...edgeUrl },
+            { timeoutMs: 180_000, processOptions: { group: true, onLine: (l) => options.onLine?.('runner', l) } },
+          ).then((r) => {
             runners.push(r);
+            byIndex[i] = r;
             return r;
-          }),
-        ),
+          });
+        }),
       );
       const failed = started.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
+      // In the order asked for, not the order they became ready.
+      runners.splice(0, runners.length, ...byIndex);
     })();
     const kv = (async () => {
       const [model, modelDir] = await Promise.all([configuredModel(), ensureDefaultModel()]);

@@ -140,7 +140,19 @@ export class LeaseAgent {
     if (res.status === 204) return null;
     const text = await res.text();
     if (!res.ok) throw new Error(`the edge answered ${res.status}: ${text.slice(0, 300)}`);
-    return LeaseSchema.parse(JSON.parse(text));
+    const lease = LeaseSchema.parse(JSON.parse(text));
+    // The edge names its URLs by its public base; this runner reaches the edge at EDGE_URL (maybe another way in, e.g.
+    // a private link or a proxy), so every call of the lease goes there.
+    const rebase = (url: string) => {
+      const u = new URL(url);
+      return new URL(`${u.pathname}${u.search}`, `${this.options.edgeUrl}/`).toString();
+    };
+    return {
+      ...lease,
+      heartbeat_url: rebase(lease.heartbeat_url),
+      release_url: rebase(lease.release_url),
+      prediction: { ...lease.prediction, webhook: rebase(lease.prediction.webhook) },
+    };
   }
 
   /**
@@ -180,23 +192,36 @@ export class LeaseAgent {
         await sleep(FINISHING_POLL_MS);
       }
     })();
+    const fence = () => {
+      log.warn({ fence_ms: lease.fence_ms }, 'could not renew the lease in time; canceling before the edge gives it away');
+      this.service.abandon(record.id, 'the lease could not be renewed in time');
+      stopped = true;
+    };
+    let wait = lease.heartbeat_ms;
     while (!done) {
-      await Promise.race([finished, sleep(lease.heartbeat_ms)]);
+      await Promise.race([finished, sleep(wait)]);
       if (done) break;
+      if (Date.now() - lastRenewed > lease.fence_ms) {
+        fence();
+        break;
+      }
       const sentAt = Date.now();
       const verdict = await this.heartbeat(lease);
-      if (verdict === 'ok') lastRenewed = sentAt;
-      if (verdict === 'stop') {
+      if (verdict === 'ok') {
+        lastRenewed = sentAt;
+        wait = lease.heartbeat_ms;
+      } else if (verdict === 'stop') {
         log.warn('the edge took the lease back; canceling');
         this.service.abandon(record.id, 'the edge took the lease back');
         stopped = true;
         break;
-      }
-      if (verdict === 'unreachable' && Date.now() - lastRenewed > lease.fence_ms) {
-        log.warn({ fence_ms: lease.fence_ms }, 'could not renew the lease in time; canceling before the edge gives it away');
-        this.service.abandon(record.id, 'the lease could not be renewed in time');
-        stopped = true;
-        break;
+      } else {
+        // Unreachable: keep trying, but wake exactly at the fence so the decision is not a heartbeat late.
+        if (Date.now() - lastRenewed > lease.fence_ms) {
+          fence();
+          break;
+        }
+        wait = Math.max(20, Math.min(lease.heartbeat_ms, lastRenewed + lease.fence_ms + 1 - Date.now()));
       }
     }
     await finished;

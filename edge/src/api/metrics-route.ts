@@ -4,13 +4,13 @@ import { errorBody } from '@sd/shared/schemas/errors';
 import type { Hono } from 'hono';
 import { collectBacklog, prometheusText } from '../metrics/backlog.ts';
 import { type AppEnv, configOf } from './app-env.ts';
-import { hasRunnerCredential } from './runner-routes.ts';
+import { hasBearer } from './runner-routes.ts';
 
 export function registerMetricsRoute(app: Hono<AppEnv>): void {
   app.get('/metrics', async (c) => {
     const config = configOf(c);
     if (!config.operatorToken) return c.json(errorBody(404, 'not_found', 'no route for GET /metrics'), 404);
-    if (!hasRunnerCredential(c.req.header('authorization'), config.operatorToken)) {
+    if (!hasBearer(c.req.header('authorization'), config.operatorToken)) {
       return c.json(errorBody(401, 'unauthorized', 'send Authorization: Bearer <OPERATOR_TOKEN>'), 401);
     }
     const stats = await collectBacklog(c.env, config);

@@ -41,7 +41,7 @@ function unauthorized(c: Context) {
 }
 
 /** True when the request carries `Bearer <token>`. Constant-time, and before anything reads the body. */
-export function hasRunnerCredential(header: string | undefined, token: string): boolean {
+export function hasBearer(header: string | undefined, token: string): boolean {
   const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
   return !!m && timingSafeEqual(m[1], token);
 }
@@ -79,7 +79,7 @@ async function handOver(c: Context<AppEnv>, model: ModelConfig, lease: Lease) {
 export function registerRunnerRoutes(app: Hono<AppEnv>): void {
   app.post('/runner/v1/leases', async (c) => {
     const config = configOf(c);
-    if (!hasRunnerCredential(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
+    if (!hasBearer(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
     const { json } = await readJsonBody(c.req.raw, SMALL_BODY_BYTES);
     const parsed = LeaseRequestSchema.safeParse(json);
     if (!parsed.success) throw invalidFromZod(parsed.error);
@@ -107,7 +107,7 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
 
   app.post('/runner/v1/leases/:lease/heartbeat', async (c) => {
     const config = configOf(c);
-    if (!hasRunnerCredential(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
+    if (!hasBearer(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
     const leaseId = c.req.param('lease');
     if (!LEASE_ID.test(leaseId)) throw invalidInput('lease', 'lease must be a lease id from POST /runner/v1/leases');
     const { json } = await readJsonBody(c.req.raw, SMALL_BODY_BYTES);
@@ -123,7 +123,7 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
 
   app.post('/runner/v1/leases/:lease/release', async (c) => {
     const config = configOf(c);
-    if (!hasRunnerCredential(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
+    if (!hasBearer(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
     const leaseId = c.req.param('lease');
     if (!LEASE_ID.test(leaseId)) throw invalidInput('lease', 'lease must be a lease id from POST /runner/v1/leases');
     const pool = c.req.query('pool');
@@ -135,7 +135,7 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
 
   app.post('/runner/v1/leases/:lease/report', async (c) => {
     const config = configOf(c);
-    if (!hasRunnerCredential(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
+    if (!hasBearer(c.req.header('authorization'), config.secrets.runnerToken)) return unauthorized(c);
     const leaseId = c.req.param('lease');
     if (!LEASE_ID.test(leaseId)) throw invalidInput('lease', 'lease must be a lease id from POST /runner/v1/leases');
     const { json } = await readJsonBody(c.req.raw, MAX_BODY_BYTES);

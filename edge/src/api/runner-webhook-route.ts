@@ -12,7 +12,7 @@ import { invalidFromZod, invalidInput } from '../errors.ts';
 import { predictionStub } from '../predictions/stubs.ts';
 import { type AppEnv, configOf, requestLog } from './app-env.ts';
 import { MAX_BODY_BYTES, readCappedText } from './json-body.ts';
-import { hasRunnerCredential } from './runner-routes.ts';
+import { hasBearer } from './runner-routes.ts';
 
 /** Before its signature is checked, a body from a sender without the runner bearer token may be at most this big. */
 export const UNAUTHENTICATED_WEBHOOK_BYTES = 1024 * 1024;
@@ -22,7 +22,7 @@ export function registerRunnerWebhookRoute(app: Hono<AppEnv>): void {
     const config = configOf(c);
     const log = requestLog(c, { component: 'runner-webhook' });
     // Our own runners also send the bearer token (WEBHOOK_TOKEN); only they may send big bodies (embeddings, data URLs).
-    const trusted = hasRunnerCredential(c.req.header('authorization'), config.secrets.runnerToken);
+    const trusted = hasBearer(c.req.header('authorization'), config.secrets.runnerToken);
     const body = await readCappedText(c.req.raw, trusted ? MAX_BODY_BYTES : UNAUTHENTICATED_WEBHOOK_BYTES);
     let verdict = await verifyWebhook(config.secrets.runnerWebhookSecret, c.req.raw.headers, body);
     let fromReplicate = false;

@@ -174,9 +174,7 @@ export class ModelQueue extends DurableObject<Env> {
     if (job.state === 'leased' && job.leased_ms !== null) {
       this.setMeta('mean_run_ms', updateMeanRunMs(this.meta('mean_run_ms'), Date.now() - job.leased_ms));
     }
-    if (job.runner && this.pushInFlight.has(job.runner)) {
-      this.pushInFlight.set(job.runner, Math.max(0, (this.pushInFlight.get(job.runner) ?? 1) - 1));
-    }
+    this.freePushSlot(job.runner);
     this.handOut();
     await this.scheduleAlarm();
   }
@@ -371,6 +369,12 @@ export class ModelQueue extends DurableObject<Env> {
     return model.runners.map((url) => ({ id: url, slots: model.pushSlots }));
   }
 
+  /** A push target's lease ended (or was never taken): its slot is free again. Pull runners have no count here. */
+  private freePushSlot(runnerId: string | null): void {
+    const n = runnerId === null ? undefined : this.pushInFlight.get(runnerId);
+    if (runnerId !== null && n !== undefined) this.pushInFlight.set(runnerId, Math.max(0, n - 1));
+  }
+
   private isPushTarget(runnerId: string): boolean {
     return runnerId === 'replicate' || this.pushTargets().some((t) => t.id === runnerId);
   }
@@ -412,7 +416,7 @@ export class ModelQueue extends DurableObject<Env> {
       this.pushBackoff.delete(targetId);
       return;
     }
-    this.pushInFlight.set(targetId, Math.max(0, (this.pushInFlight.get(targetId) ?? 1) - 1));
+    this.freePushSlot(targetId);
     if (outcome.kind === 'dropped') {
       await this.remove(lease.predictionId);
       return;
@@ -470,9 +474,7 @@ export class ModelQueue extends DurableObject<Env> {
       log.error('asking the prediction about its lost lease failed', errorFields(err));
       return;
     }
-    if (job.runner && this.pushInFlight.has(job.runner)) {
-      this.pushInFlight.set(job.runner, Math.max(0, (this.pushInFlight.get(job.runner) ?? 1) - 1));
-    }
+    this.freePushSlot(job.runner);
     if (verdict === 'drop') {
       this.sql.exec('DELETE FROM jobs WHERE prediction_id = ?', job.prediction_id);
       return;

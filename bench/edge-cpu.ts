@@ -1,11 +1,11 @@
 // Bench: the edge isolate's own CPU per request kind, from CPU profiles of the worker's isolate under wrangler dev
 // (not the wrangler process group), split into our code / hono / zod / other packages / wrangler's shims / runtime.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tokenizePromptPair } from '../edge/src/embeddings/prompt-tokens.ts';
 import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
@@ -19,6 +19,7 @@ import {
   nowMicros,
   ProfileAttributor,
   splitByWindows,
+  topFunctions,
 } from './isolate-profiler.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -171,6 +172,10 @@ async function measure(
     const base = join(dump, label.replace(/[^\w]+/g, '-'));
     writeFileSync(`${base}.cpuprofile`, JSON.stringify(profile));
     writeFileSync(`${base}.windows.json`, JSON.stringify(windows));
+    writeFileSync(
+      `${base}.top.txt`,
+      `${topFunctions(attributor, profile, windows)}\n\n${topFunctions(attributor, profile, windows, { durableObjects: true })}\n`,
+    );
   }
   const split = splitByWindows(attributor, profile, windows);
   return { label, count, ...split };
@@ -272,6 +277,8 @@ export async function run(): Promise<{ title: string; markdown: string }> {
           version: model(k).version,
           backend: 'cog',
           runners: [sink.url],
+          // The sink never finishes a prediction: every create of the bench must find a free push slot.
+          pushSlots: 1000,
           tokenizer,
         })),
       // Sunk predictions stay "processing": no silence alarm may requeue them during the bench.
@@ -280,7 +287,12 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     });
     const s = stack;
     inspector = await IsolateInspector.connect(s.edge.inspectorPort);
-    const attributor = new ProfileAttributor(bundleMap(await inspector.bundlePath()));
+    const bundle = await inspector.bundlePath();
+    const attributor = new ProfileAttributor(bundleMap(bundle));
+    if (process.env.EDGE_CPU_DUMP) {
+      mkdirSync(process.env.EDGE_CPU_DUMP, { recursive: true });
+      for (const file of [bundle, `${bundle}.map`]) copyFileSync(file, join(process.env.EDGE_CPU_DUMP, basename(file)));
+    }
     const m = (label: string, count: number, request: (i: number) => Request, check?: (b: Record<string, unknown>) => void) =>
       measure(s, inspector as IsolateInspector, attributor, sink, label, count, request, check);
     const tag = Date.now().toString(36);

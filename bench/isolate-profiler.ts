@@ -138,6 +138,13 @@ const DO_SOURCES =
   /edge\/src\/(predictions\/prediction-object|predictions\/prediction-index|limits\/key-limiter|dispatch\/model-queue)\.ts$/;
 const CONSUMER_SOURCES = /edge\/src\/dispatch\//;
 const CONSUMER_FUNCTIONS = new Set(['pump', 'push', 'pushToTarget', 'handOut', 'takeNext', 'claimLease', 'runnerInput']);
+/**
+ * Functions only dispatch calls, outside edge/src/dispatch/: after an await, a V8 stack holds only the resumed
+ * function, so the embedding read of a push (EmbeddingCache.get, base64 of both tensors) shows no dispatch frame. The
+ * create path reads the cache with has()/hasPair() only.
+ */
+const CONSUMER_ONLY = /edge\/src\/embeddings\/embedding-cache\.ts$/;
+const CONSUMER_ONLY_FUNCTIONS = new Set(['get', 'getPair']);
 const LOG_SOURCE = /edge\/src\/log\.ts$/;
 const OUR_SOURCES = /\/(edge|shared)\/src\/.*\.ts$/;
 
@@ -205,9 +212,12 @@ export class SourceFileMap {
   }
 }
 
-/** The source map beside a wrangler dev bundle (index.js.map), its sources made absolute. */
-export function bundleMap(bundlePath: string): SourceFileMap {
-  const dir = dirname(bundlePath);
+/**
+ * The source map beside a wrangler dev bundle (index.js.map), its sources made absolute against `bundleDir` (the
+ * bundle's folder when it was built; a copy of the bundle elsewhere names it).
+ */
+export function bundleMap(bundlePath: string, bundleDir = dirname(bundlePath)): SourceFileMap {
+  const dir = bundleDir;
   const map = new SourceFileMap(readFileSync(`${bundlePath}.map`, 'utf8'));
   map.sources.forEach((s, i) => {
     if (!s.includes(':')) map.sources[i] = resolve(dir, s);
@@ -258,6 +268,13 @@ export class ProfileAttributor {
     return 'runtime';
   }
 
+  /** Where a frame is, for a person reading a profile: its source file (relative to the repo) or its url. */
+  where(node: ProfileNode): string {
+    const s = this.source(node);
+    const f = node.callFrame;
+    return s ? s.replace(/^.*\/(node_modules|edge|shared)\//, '$1/') : f.url || '(native)';
+  }
+
   /** Classes of every sample, given parent links. */
   classify(profile: CpuProfile): SampleClass[] {
     const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -277,7 +294,9 @@ export class ProfileAttributor {
         const s = this.source(node) ?? '';
         if (DO_SOURCES.test(s)) cls.durableObject = true;
         if (LOG_SOURCE.test(s)) cls.logging = true;
-        if (CONSUMER_SOURCES.test(s) || CONSUMER_FUNCTIONS.has(node.callFrame.functionName)) cls.consumer = true;
+        const name = node.callFrame.functionName;
+        if (CONSUMER_SOURCES.test(s) || CONSUMER_FUNCTIONS.has(name)) cls.consumer = true;
+        if (CONSUMER_ONLY.test(s) && CONSUMER_ONLY_FUNCTIONS.has(name)) cls.consumer = true;
       }
       memo.set(id, cls);
       return cls;
@@ -310,6 +329,8 @@ export interface WindowedSplit {
   intervalUs: number;
   /** Each window's own CPU (ms), as inRequests counts it: its median resists the machine's other load. */
   perWindowMs: number[];
+  /** Each window's CPU outside Durable Objects: what the request's own CPU limit counts. */
+  perWindowWorkerMs: number[];
 }
 
 function add(split: CpuSplit, cls: SampleClass, ms: number): void {
@@ -320,9 +341,23 @@ function add(split: CpuSplit, cls: SampleClass, ms: number): void {
   if (cls.logging) split.loggingMs += ms;
 }
 
+/** Gaps longer than this are pauses of the isolate (idle between requests), not its sampling period. */
+const MAX_SAMPLING_GAP_US = 2000;
+
+/**
+ * The sampling period while the isolate runs: the median gap between samples, pauses left out (a profile of short
+ * requests is mostly idle, and the median of all its gaps would be the idle time between them).
+ */
+export function samplingIntervalUs(profile: CpuProfile): number {
+  const all = profile.timeDeltas.filter((d) => d > 0).sort((a, b) => a - b);
+  const running = all.filter((d) => d <= MAX_SAMPLING_GAP_US);
+  const gaps = running.length > 0 ? running : all;
+  return gaps[Math.floor(gaps.length / 2)] ?? 0;
+}
+
 /**
  * Splits a profile's CPU between the request windows [start, end] (µs, same clock) and the rest. Each sample weighs
- * the gap since the previous one, capped at the median gap: workerd takes no samples while the isolate is not running,
+ * the gap since the previous one, capped at the sampling period (samplingIntervalUs): workerd takes no samples while the isolate is not running,
  * so a sample after a pause stands for one interval, not for the pause.
  */
 export function splitByWindows(
@@ -331,12 +366,12 @@ export function splitByWindows(
   windows: Array<{ start: number; end: number }>,
 ): WindowedSplit {
   const classes = attributor.classify(profile);
-  const gaps = profile.timeDeltas.filter((d) => d > 0).sort((a, b) => a - b);
-  const intervalUs = gaps[Math.floor(gaps.length / 2)] ?? 0;
+  const intervalUs = samplingIntervalUs(profile);
   const sorted = [...windows].sort((a, b) => a.start - b.start);
   const inRequests = emptySplit();
   const background = emptySplit();
   const perWindowMs = new Array<number>(sorted.length).fill(0);
+  const perWindowWorkerMs = new Array<number>(sorted.length).fill(0);
   let t = profile.startTime;
   let w = 0;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -348,7 +383,55 @@ export function splitByWindows(
     const ms = Math.min(Math.max(delta, 0), intervalUs) / 1000;
     const counted = inside && !cls.consumer;
     add(counted ? inRequests : background, cls, ms);
-    if (counted && cls.category !== 'idle') perWindowMs[w] += ms;
+    if (counted && cls.category !== 'idle') {
+      perWindowMs[w] += ms;
+      if (!cls.durableObject) perWindowWorkerMs[w] += ms;
+    }
   }
-  return { inRequests, background, intervalUs, perWindowMs };
+  return { inRequests, background, intervalUs, perWindowMs, perWindowWorkerMs };
+}
+
+/**
+ * The functions that spent a window's CPU, self time and total (inclusive) time in ms, heaviest first: what a person
+ * reads to find where a request's time goes (EDGE_CPU_DUMP writes it beside each profile).
+ */
+export function topFunctions(
+  attributor: ProfileAttributor,
+  profile: CpuProfile,
+  windows: Array<{ start: number; end: number }>,
+  { limit = 60, durableObjects = false }: { limit?: number; durableObjects?: boolean } = {},
+): string {
+  const classes = attributor.classify(profile);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const intervalUs = samplingIntervalUs(profile);
+  const sorted = [...windows].sort((a, b) => a.start - b.start);
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  let t = profile.startTime;
+  let w = 0;
+  let all = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0;
+    t += delta;
+    while (w < sorted.length && sorted[w].end < t) w++;
+    const cls = classes[i];
+    if (!(w < sorted.length && sorted[w].start <= t) || cls.consumer || cls.category === 'idle') continue;
+    if (cls.durableObject !== durableObjects) continue;
+    const ms = Math.min(Math.max(delta, 0), intervalUs) / 1000;
+    all += ms;
+    const seen = new Set<string>();
+    for (let at: number | undefined = profile.samples[i]; at !== undefined; at = parent.get(at)) {
+      const node = byId.get(at) as ProfileNode;
+      const name = `${node.callFrame.functionName || '(anonymous)'} ${attributor.where(node)}`;
+      if (at === profile.samples[i]) self.set(name, (self.get(name) ?? 0) + ms);
+      if (!seen.has(name)) total.set(name, (total.get(name) ?? 0) + ms);
+      seen.add(name);
+    }
+  }
+  const rows = [...total.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit);
+  const lines = [`${durableObjects ? 'in DOs' : 'worker (not DO)'}: ${all.toFixed(2)} ms over ${windows.length} windows`];
+  for (const [name, ms] of rows) lines.push(`${ms.toFixed(2).padStart(8)} total ${(self.get(name) ?? 0).toFixed(2).padStart(8)} self  ${name}`);
+  return lines.join('\n');
 }

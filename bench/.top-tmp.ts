@@ -10,6 +10,6 @@ for (const f of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && f.in
   const windows = JSON.parse(readFileSync(join(dir, f.replace('.cpuprofile', '.windows.json')), 'utf8'));
   const s = splitByWindows(attributor, profile, windows);
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-  console.log(`== ${f}: worker mean ${((s.inRequests.totalMs - s.inRequests.durableObjectMs) / windows.length).toFixed(2)} median ${med(s.perWindowWorkerMs).toFixed(2)}; DO ${(s.inRequests.durableObjectMs / windows.length).toFixed(2)}; bg ${(s.background.totalMs / windows.length).toFixed(2)}`);
+  console.log(`== ${f}: worker mean ${((s.inRequests.totalMs - s.inRequests.durableObjectMs) / windows.length).toFixed(2)} median ${med(s.perWindowWorkerMs).toFixed(2)}; DO ${(s.inRequests.durableObjectMs / windows.length).toFixed(2)}; bg ${(s.background.totalMs / windows.length).toFixed(2)}; doCall ${(s.inRequests.doCallMs / windows.length).toFixed(2)}; deployed median ${med(s.perWindowDeployedMs).toFixed(2)}`);
   if (process.argv[5] !== 'brief') console.log(topFunctions(attributor, profile, windows, { limit }));
 }

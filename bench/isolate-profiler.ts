@@ -149,11 +149,13 @@ const CONSUMER_SOURCES = /edge\/src\/dispatch\//;
 const CONSUMER_FUNCTIONS = new Set(['pump', 'push', 'pushToTarget', 'handOut', 'takeNext', 'claimLease', 'runnerInput']);
 /**
  * Functions only dispatch calls, outside edge/src/dispatch/: after an await, a V8 stack holds only the resumed
- * function, so the embedding read of a push (EmbeddingCache.get, base64 of both tensors) shows no dispatch frame. The
- * create path reads the cache with has()/hasPair() only.
+ * function, so the embedding read of a push (EmbeddingCache.get/getPair, and the base64 of both tensors) shows no
+ * dispatch frame. The create path only asks hit or miss (has/hasPair) and never encodes a tensor.
  */
-const CONSUMER_ONLY = /edge\/src\/embeddings\/embedding-cache\.ts$/;
-const CONSUMER_ONLY_FUNCTIONS = new Set(['get', 'getPair', 'encode']);
+const CONSUMER_ONLY: Array<{ source: RegExp; functions: Set<string> }> = [
+  { source: /edge\/src\/embeddings\/embedding-cache\.ts$/, functions: new Set(['get', 'getPair', 'encodeFound']) },
+  { source: /shared\/src\/tensor-format\.ts$/, functions: new Set(['encodeTensor']) },
+];
 const LOG_SOURCE = /edge\/src\/log\.ts$/;
 const OUR_SOURCES = /\/(edge|shared)\/src\/.*\.ts$/;
 
@@ -372,7 +374,7 @@ export class ProfileAttributor {
         if (LOG_SOURCE.test(s)) cls.logging = true;
         const name = node.callFrame.functionName;
         if (CONSUMER_SOURCES.test(s) || CONSUMER_FUNCTIONS.has(name)) cls.consumer = true;
-        if (CONSUMER_ONLY.test(s) && CONSUMER_ONLY_FUNCTIONS.has(name)) cls.consumer = true;
+        if (CONSUMER_ONLY.some((c) => c.source.test(s) && c.functions.has(name))) cls.consumer = true;
       }
       memo.set(id, cls);
       return cls;

@@ -69,7 +69,7 @@ export class EmbeddingCache {
   /** One side's tensor, or null. A KV hit refills the front cache. */
   async get(key: string): Promise<EncodedTensor | null> {
     const found = await this.lookup(key);
-    return found ? encodeTensor(bytesToFloat32(await found.bytes()), found.shape) : null;
+    return found ? this.encodeFound(found) : null;
   }
 
   /** Whether one side is cached, without reading it into base64 (the create path only needs hit or miss). */
@@ -89,8 +89,11 @@ export class EmbeddingCache {
       await Promise.all([prompt?.discard(), negative?.discard()]);
       return null;
     }
-    const encode = async (found: Found) => encodeTensor(bytesToFloat32(await found.bytes()), found.shape);
-    return { prompt: await encode(prompt), negative: await encode(negative) };
+    return { prompt: await this.encodeFound(prompt), negative: await this.encodeFound(negative) };
+  }
+
+  private async encodeFound(found: Found): Promise<EncodedTensor> {
+    return encodeTensor(bytesToFloat32(await found.bytes()), found.shape);
   }
 
   /** Whether both sides are cached; like getPair, a KV hit refills the front cache. */

@@ -144,7 +144,8 @@ const DO_SOURCES =
  * A statement that calls a method of a Durable Object stub (how our code names stubs: predictionStub(...), queueStub(...),
  * indexStub(...), limiterFor(...), or a variable stub / queue / index holding one).
  */
-const DO_CALL = /(?:\b(?:predictionStub|queueStub|indexStub|limiterFor)\((?:[^()]|\([^()]*\))*\)|\b(?:stub|queue|index)\b)\s*\.\s*[a-zA-Z]+\s*\(/;
+const DO_CALL =
+  /(?:\b(?:predictionStub|queueStub|indexStub|limiterFor)\((?:[^()]|\([^()]*\))*\)|\b(?:stub|queue|index)\b)\s*\.\s*[a-zA-Z]+\s*\(/;
 const CONSUMER_SOURCES = /edge\/src\/dispatch\//;
 const CONSUMER_FUNCTIONS = new Set(['pump', 'push', 'pushToTarget', 'handOut', 'takeNext', 'claimLease', 'runnerInput']);
 /**
@@ -524,6 +525,7 @@ export function topFunctions(
   }
   const rows = [...total.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit);
   const lines = [`${durableObjects ? 'in DOs' : 'worker (not DO)'}: ${all.toFixed(2)} ms over ${windows.length} windows`];
-  for (const [name, ms] of rows) lines.push(`${ms.toFixed(2).padStart(8)} total ${(self.get(name) ?? 0).toFixed(2).padStart(8)} self  ${name}`);
+  for (const [name, ms] of rows)
+    lines.push(`${ms.toFixed(2).padStart(8)} total ${(self.get(name) ?? 0).toFixed(2).padStart(8)} self  ${name}`);
   return lines.join('\n');
 }

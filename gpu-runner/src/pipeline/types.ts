@@ -1,6 +1,9 @@
 // Request and result types of the pipeline core (plain TypeScript: the HTTP layer validates with zod and maps here).
 import type { NoiseSource } from '../schedulers/scheduler.ts';
 
+/** Latents' shape: [batch, channels, height / 8, width / 8]. */
+export type LatentShape = readonly [number, number, number, number];
+
 /** A float32 tensor, row-major. */
 export interface Float32Tensor {
   data: Float32Array;

@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { PredictionService } from '../server/prediction-service.ts';
+import type { PredictionService } from '../predictions/prediction-service.ts';
 
 export interface LeaseAgentOptions {
   edgeUrl: string;

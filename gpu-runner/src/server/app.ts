@@ -8,7 +8,6 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
-import { bearerAuth } from './bearer-auth.ts';
 import {
   AtCapacityError,
   InvalidInputError,
@@ -17,10 +16,11 @@ import {
   PayloadTooLargeError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
-} from './domain-errors.ts';
+} from '../predictions/domain-errors.ts';
+import type { PredictionRecord } from '../predictions/prediction-record.ts';
+import type { PredictionService } from '../predictions/prediction-service.ts';
+import { bearerAuth } from './bearer-auth.ts';
 import { buildOpenApiDocument } from './openapi.ts';
-import type { PredictionRecord } from './prediction-record.ts';
-import type { PredictionService } from './prediction-service.ts';
 
 export interface AppOptions {
   apiToken?: string;

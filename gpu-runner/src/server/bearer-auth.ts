@@ -1,7 +1,7 @@
 // Bearer-token check for the runner's API: every route but the health and readiness checks when API_TOKEN is set.
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
 import type { MiddlewareHandler } from 'hono';
-import { UnauthorizedError } from './domain-errors.ts';
+import { UnauthorizedError } from '../predictions/domain-errors.ts';
 
 /** Builds the middleware; without a token it lets everything through (a runner on a private network). */
 export function bearerAuth(

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3rverHandle, startS3rver } from '../../../scripts/stack/s3rver-process.ts';
-import type { S3Config } from '../server/config.ts';
+import type { S3Config } from './s3-config.ts';
 import { S3Storage } from './s3-storage.ts';
 
 /**

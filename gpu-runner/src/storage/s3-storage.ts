@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { sleep, withBackoff } from '../server/backoff.ts';
-import type { S3Config } from '../server/config.ts';
+import { sleep, withBackoff } from '../retry/backoff.ts';
 import { type OutputStorage, outputKey, type StoredObject } from './output-storage.ts';
+import type { S3Config } from './s3-config.ts';
 
 /** Outputs never change once written (one key per prediction and index). */
 const CACHE_CONTROL = 'public, max-age=31536000, immutable';

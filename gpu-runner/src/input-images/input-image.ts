@@ -4,7 +4,7 @@
 // time by net/guarded-fetch.ts) unless ALLOW_PRIVATE_IMAGE_URLS allows them. Messages name only the host the caller sent.
 import { base64ToBytes } from '@sd/shared/base64';
 import { urlHostProblem } from '@sd/shared/net/address-policy';
-import { BlockedDestinationError, createGuardedAgent, guardedFetch, type ResolveHost } from '../net/guarded-fetch.ts';
+import { BlockedDestinationError, createGuardedAgent, guardedFetch, type ResolveHost } from './guarded-fetch.ts';
 
 export interface InputImageLimits {
   maxBytes: number;

@@ -12,11 +12,11 @@ import {
 import { decodeTensor, encodeTensor } from '@sd/shared/tensor-format';
 import { ensureDefaultModel } from '../default-model/write-model.ts';
 import { checkInputImage, encodeImage, MIME_TYPES } from '../image/image-codec.ts';
+import { loadInputImage, privateUrlProblem } from '../input-images/input-image.ts';
 import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
 import { clipSkipProblem } from '../pipeline/text-encoding.ts';
 import { CanceledError, type Float32Tensor, type GenerateRequest } from '../pipeline/types.ts';
-import { loadInputImage, privateUrlProblem } from './input-image.ts';
 import { type PredictContext, PredictionCanceledError, type Predictor, type PredictResult } from './predictor.ts';
 
 export interface SdPredictorOptions {

@@ -4,7 +4,7 @@
 import { checkAddress } from '@sd/shared/net/address-policy';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadInputImage } from '../server/input-image.ts';
+import { loadInputImage } from './input-image.ts';
 
 const v4 = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
 const LOOPBACK_LIKE = fc.nat({ max: 0xffffff }).map((r) => (0x7f000000 + r) >>> 0);

@@ -10,10 +10,10 @@ import {
   type RunnerPrediction,
 } from '@sd/shared/schemas/runner';
 import type { Logger } from 'pino';
+import type { Predictor } from '../predictor/predictor.ts';
 import type { OutputStorage } from '../storage/output-storage.ts';
 import { AtCapacityError, InvalidInputError, NotFoundError, NotReadyError } from './domain-errors.ts';
 import { PredictionRecord } from './prediction-record.ts';
-import type { Predictor } from './predictor.ts';
 import { PredictionWebhooks, type WebhookSettings } from './webhook-sender.ts';
 
 export type HealthStatus = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED' | 'DEFUNCT';

@@ -5,7 +5,7 @@ import type { WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { signWebhook } from '@sd/shared/webhook-signature';
 import type { Logger } from 'pino';
-import { withBackoff } from './backoff.ts';
+import { withBackoff } from '../retry/backoff.ts';
 
 export interface WebhookSettings {
   signingSecret?: string;

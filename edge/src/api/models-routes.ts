@@ -1,12 +1,13 @@
 // The configured models, described for both clients that ask: Replicate's models API (GET /v1/models/{owner}/{name},
 // its versions with the Cog OpenAPI input schema) and OpenAI's models.list / models.retrieve (GET /v1/models). One
 // object carries both shapes' fields, since both clients read the same paths.
+
+import { notFound } from '@sd/shared/domain-error';
 import { createPredictionInputSchema } from '@sd/shared/schemas/prediction-input';
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { requireScope } from '../auth/authenticate/index.ts';
 import type { ModelConfig } from '../config.ts';
-import { notFound } from '../errors.ts';
 import { type AppContext, type AppEnv, configOf } from './app-env.ts';
 
 /** Fields that take an image (Cog marks them format uri; Replicate's UI shows a file picker). */

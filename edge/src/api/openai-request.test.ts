@@ -1,6 +1,6 @@
+import { DomainError } from '@sd/shared/domain-error';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.ts';
-import { DomainError } from '../errors.ts';
 import { editInput, fitSize, generationInput, modelFor } from './openai-request.ts';
 
 const config = parseConfig({

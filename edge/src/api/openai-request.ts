@@ -1,10 +1,11 @@
 // OpenAI image requests as prediction inputs: any model name runs a configured model (the configured one when named,
 // else the default), quality -> steps, style -> guidance, input_fidelity -> strength, output_compression ->
 // output_quality; what cannot be honoured (transparent background, streaming) is refused by name. Pure.
+
+import { invalidInput } from '@sd/shared/domain-error';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import type { OpenAIImageEditRequest, OpenAIImageRequest } from '@sd/shared/schemas/openai';
 import { type EdgeConfig, type ModelConfig, resolveModel } from '../config.ts';
-import { invalidInput } from '../errors.ts';
 
 /** quality -> num_inference_steps; the ones not listed keep the input schema's default. */
 export const QUALITY_STEPS: Readonly<Record<string, number>> = { low: 15, hd: 50, high: 50 };

@@ -1,6 +1,8 @@
 // OpenAI-compatible POST /v1/images/generations and POST /v1/images/edits (multipart: image, optional mask) over the
 // same prediction machinery: the request is mapped onto a prediction input (openai-request.ts), the prediction run to
 // its end, and the answer given as URLs or base64 with the model that ran. GET /v1/models is in models-routes.ts.
+
+import { DomainError, invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import {
   type OpenAIImageEditRequest,
   OpenAIImageEditRequestSchema,
@@ -10,7 +12,6 @@ import {
 import type { Context, Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import type { ModelConfig } from '../config.ts';
-import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { dataUriOf, imageDimensions, sniffImageType } from '../images/image-data.ts';
 import { outputToBase64 } from '../images/output-images.ts';
 import { PngError, repaintMaskFromAlpha } from '../images/png-alpha-mask.ts';

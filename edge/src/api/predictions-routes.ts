@@ -1,11 +1,13 @@
 // The Replicate-shaped prediction routes: create (by version or by model), get, list (the caller's own), cancel, and
 // the SSE stream (authorised by the capability token in urls.stream, so it is mounted before the auth middleware).
+
+import { DomainError, invalidFromZod, invalidInput, notFound } from '@sd/shared/domain-error';
+import { parsePrefer } from '@sd/shared/prefer';
 import { CreatePredictionRequestSchema, isTerminal } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { canAccess, fileScopeOf, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
-import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
 import { inlineFileInputs } from '../files/file-inputs.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import type { IndexPage } from '../predictions/prediction-index.ts';
@@ -23,7 +25,6 @@ import { checkWebhookDestination, type WebhookPolicy } from '../webhooks/webhook
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
-import { parsePreferWait } from './prefer-wait.ts';
 
 const PAGE_SIZE = 50;
 const ID_PATTERN = /^[a-z0-9]{1,64}$/;
@@ -114,7 +115,7 @@ async function create(c: AppContext, modelRef: string | null) {
     },
   );
   let current = record;
-  const wait = parsePreferWait(c.req.header('prefer'));
+  const wait = parsePrefer(c.req.header('prefer')).waitSeconds;
   if (wait !== null && !isTerminal(current.status)) {
     current = (await predictionStub(c.env, record.id).waitForCompletion(wait * 1000)) ?? current;
   }

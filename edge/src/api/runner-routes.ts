@@ -4,6 +4,8 @@
 //   POST /runner/v1/leases/{lease}/report         the runner's Cog envelope (its webhook sender posts here)
 //   POST /runner/v1/leases/{lease}/release        give a lease back unrun (the runner cannot take it after all)
 // The credential is checked before any body is read; a report is believed only under the prediction's current lease.
+
+import { invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import { errorBody } from '@sd/shared/schemas/errors';
 import { RunnerPredictionSchema } from '@sd/shared/schemas/runner';
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
@@ -13,7 +15,6 @@ import { type ModelConfig, resolveModel } from '../config.ts';
 import type { Lease } from '../dispatch/model-queue.ts';
 import { parseRunnerPredictionId, runnerInput, runnerPredictionId } from '../dispatch/runner-job.ts';
 import { EmbeddingCache } from '../embeddings/embedding-cache.ts';
-import { invalidFromZod, invalidInput } from '../errors.ts';
 import { poolOf, predictionStub, queueStub } from '../predictions/stubs.ts';
 import { type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
 import { MAX_BODY_BYTES, readJsonBody } from './json-body.ts';

@@ -1,9 +1,10 @@
 // Runs one prediction to its end for the synchronous surfaces (OpenAI images, AUTOMATIC1111): create it through the
 // same machinery as POST /v1/predictions (auth, limits, validation, cache, queue), wait on its Durable Object, and
 // turn failure, cancel and timeout into errors.
+
+import { DomainError } from '@sd/shared/domain-error';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import type { ModelConfig } from '../config.ts';
-import { DomainError } from '../errors.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import type { PredictionRecord } from '../predictions/prediction-record.ts';
 import { predictionStub } from '../predictions/stubs.ts';

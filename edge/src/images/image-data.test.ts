@@ -1,5 +1,5 @@
+import { DomainError } from '@sd/shared/domain-error';
 import { describe, expect, it } from 'vitest';
-import { DomainError } from '../errors.ts';
 import { imageDimensions, normalizeImageString, sniffImageType } from './image-data.ts';
 
 const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';

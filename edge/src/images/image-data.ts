@@ -1,7 +1,7 @@
 // Image bytes as the edge meets them from other APIs' clients: raw base64 (AUTOMATIC1111), data URIs with a generic
 // type (the replicate client's Buffer fallback), uploaded files. Sniffs the real type and reads the size from the header.
 import { base64ToBytes, bytesToBase64 } from '@sd/shared/base64';
-import { invalidInput } from '../errors.ts';
+import { invalidInput } from '@sd/shared/domain-error';
 
 export type ImageType = 'image/png' | 'image/jpeg' | 'image/webp';
 

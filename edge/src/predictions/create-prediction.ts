@@ -1,5 +1,7 @@
 // Accepting a prediction: resolve the model, validate the input against the model's and the caller's limits, honour the
 // idempotency key, tokenize and look up the embedding cache, take an in-flight slot, record it, enqueue it.
+
+import { DomainError, invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import type { InputLimits } from '@sd/shared/schemas/limits';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
 import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
@@ -14,7 +16,6 @@ import type { EdgeConfig, ModelConfig } from '../config.ts';
 import { type CacheKeys, cacheKeysFor, EmbeddingCache } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
-import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { errorFields, type Logger } from '../log.ts';
 import { newRecord, type PredictionRecord } from './prediction-record.ts';
 import { streamToken } from './stream-token.ts';

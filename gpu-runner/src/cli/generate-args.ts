@@ -1,5 +1,7 @@
 // Parses and validates `npm run generate` arguments; every violation is one line naming the flag, value and limit.
+
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import type { OutputFormat } from '../image/image-codec.ts';
 
 export class UsageError extends Error {
@@ -105,7 +107,7 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
     });
     values = parsed.values as Record<string, string | undefined>;
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]);
+    throw new UsageError(errorMessage(err).split('\n')[0]);
   }
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
   if (!values.out) throw new UsageError('--out FILE is required');

@@ -1,7 +1,9 @@
 // `npm run -s generate`: one generation from the command line, on a model directory or the embedded default.
 // Exit codes: 0 done, 2 bad arguments or request, 1 anything else.
+
 import { randomInt } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { errorMessage } from '@sd/shared/error-message';
 import { ensureDefaultModel } from '../default-model/write-model.ts';
 import { encodeImage } from '../image/image-codec.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
@@ -17,7 +19,7 @@ function readFileArg(flag: string, path: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {
-    throw new UsageError(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
   }
 }
 
@@ -105,11 +107,11 @@ let args: GenerateArgs;
 try {
   args = parseGenerateArgs(process.argv.slice(2));
 } catch (err) {
-  process.stderr.write(`error: ${(err as Error).message}\n`);
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
   process.exit(2);
 }
 main(args).catch((err: unknown) => {
   const bad = err instanceof UsageError || err instanceof InvalidRequestError;
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
   process.exit(bad ? 2 : 1);
 });

@@ -1,3 +1,4 @@
+import { errorMessage } from '@sd/shared/error-message';
 import { describe, expect, it } from 'vitest';
 import { type FetchImage, loadInputImage, privateUrlProblem } from './input-image.ts';
 
@@ -45,7 +46,7 @@ describe('loadInputImage', () => {
     // Names are checked where they are resolved: the guarded agent refuses before it connects (nothing listens).
     const resolvesInside = { ...limits, resolveHost: async () => ['93.184.215.14', '10.0.0.7'] };
     const err = await loadInputImage('mask', 'https://evil.test/a.png', resolvesInside).catch((e: Error) => e);
-    expect((err as Error).message).toBe(
+    expect(errorMessage(err)).toBe(
       'mask must not point to an internal address (ALLOW_PRIVATE_IMAGE_URLS is off): host evil.test resolves to a blocked address (private-use)',
     );
     const mapped = { ...limits, resolveHost: async () => ['64:ff9b::a9fe:a9fe'] };

@@ -2,7 +2,9 @@
 // an https URL is fetched with a timeout and a size cap, so a slow or huge remote file cannot stall a GPU slot.
 // URLs that name or resolve to an internal address are refused (SSRF; the shared address policy, checked at connect
 // time by net/guarded-fetch.ts) unless ALLOW_PRIVATE_IMAGE_URLS allows them. Messages name only the host the caller sent.
+
 import { base64ToBytes } from '@sd/shared/base64';
+import { errorMessage } from '@sd/shared/error-message';
 import { urlHostProblem } from '@sd/shared/net/address-policy';
 import { BlockedDestinationError, createGuardedAgent, guardedFetch, type ResolveHost } from './guarded-fetch.ts';
 
@@ -70,7 +72,7 @@ export async function loadInputImage(
     try {
       bytes = base64ToBytes(data[1].replace(/\s+/g, ''));
     } catch (err) {
-      throw new Error(`${field} data URI is not valid base64: ${(err as Error).message}`);
+      throw new Error(`${field} data URI is not valid base64: ${errorMessage(err)}`);
     }
     if (bytes.byteLength > limits.maxBytes)
       throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${bytes.byteLength}`);
@@ -92,7 +94,7 @@ export async function loadInputImage(
     if (err instanceof BlockedDestinationError) {
       throw new Error(`${field} must not point to an internal address (ALLOW_PRIVATE_IMAGE_URLS is off): ${err.message}`);
     }
-    throw new Error(`${field} could not be fetched from ${from}: ${(err as Error).message}`);
+    throw new Error(`${field} could not be fetched from ${from}: ${errorMessage(err)}`);
   }
   const { response, release } = fetched;
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;

@@ -1,6 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { errorMessage } from '@sd/shared/error-message';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3rverHandle, startS3rver } from '../../../scripts/stack/s3rver-process.ts';
 import type { S3Config } from './s3-config.ts';
@@ -113,11 +114,11 @@ describe('S3Storage against s3rver', () => {
       const storage = new S3Storage({ ...config, endpoint: proxy.endpoint, timeoutMs: 500 }, (m) => logs.push(m));
       const started = Date.now();
       const err = await storage.storeOutputs('late', [object(5000), object(6000)]).catch((e: Error) => e);
-      expect((err as Error).message).toMatch(
+      expect(errorMessage(err)).toMatch(
         /^storing output predictions\/late\/[01]\.png in s3:\/\/bucket-a failed after 1 attempt\(s\) in \d+ ms \(limit S3_TIMEOUT_MS=500\): timed out$/,
       );
       // The caller's error names no endpoint; the runner's own log does.
-      expect((err as Error).message).not.toContain('127.0.0.1');
+      expect(errorMessage(err)).not.toContain('127.0.0.1');
       expect(logs.join('\n')).toContain(proxy.endpoint);
       expect(Date.now() - started).toBeLessThan(500 + 10_000);
       // Long enough for any held-back PUT to have completed at s3rver.

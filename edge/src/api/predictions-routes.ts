@@ -10,17 +10,12 @@ import { canAccess, fileScopeOf, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { inlineFileInputs } from '../files/file-inputs.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
+import { placeInLine } from '../predictions/place-in-line.ts';
 import type { IndexPage } from '../predictions/prediction-index.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
-import {
-  ownerOfRecord,
-  type PredictionRecord,
-  type QueueView,
-  queueViewOf,
-  toPublicPrediction,
-} from '../predictions/prediction-record.ts';
+import { ownerOfRecord, type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
-import { indexStub, poolOf, predictionStub, queueStub } from '../predictions/stubs.ts';
+import { indexStub, predictionStub } from '../predictions/stubs.ts';
 import { checkWebhookDestination, type WebhookPolicy } from '../webhooks/webhook-destination.ts';
 import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
@@ -36,15 +31,6 @@ export async function ownedPrediction(c: AppContext, id: string): Promise<Predic
   // Another key's or another end user's prediction is indistinguishable from a missing one.
   if (!record || !canAccess(callerOf(c), ownerOfRecord(record))) throw notFound(`prediction ${id}`);
   return record;
-}
-
-/** A waiting prediction's place in its model's line (one read of the line's Durable Object), else undefined. */
-async function queueView(c: AppContext, record: PredictionRecord): Promise<QueueView | undefined> {
-  if (record.status !== 'starting' || record.dispatch.leaseId !== null) return undefined;
-  const place = await queueStub(c.env, poolOf({ id: record.model, version: record.version }))
-    .place(record.id)
-    .catch(() => null);
-  return place ? queueViewOf(place) : undefined;
 }
 
 /**
@@ -173,7 +159,7 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
 
   app.get('/v1/predictions/:id', read, async (c) => {
     const record = await ownedPrediction(c, c.req.param('id'));
-    return c.json(toPublicPrediction(record, configOf(c).publicBaseUrl, await queueView(c, record)));
+    return c.json(toPublicPrediction(record, configOf(c).publicBaseUrl, await placeInLine(c.env, record)));
   });
 
   app.post('/v1/predictions/:id/cancel', write, async (c) => {

@@ -17,7 +17,8 @@ import { type CacheKeys, cacheKeysFor, EmbeddingCache } from '../embeddings/embe
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
 import { errorFields, type Logger } from '../log.ts';
-import { newRecord, type PredictionRecord } from './prediction-record.ts';
+import type { PredictionRecord } from './prediction-record.ts';
+import { createRecord } from './prediction-transitions.ts';
 import { streamToken } from './stream-token.ts';
 import { indexStub, newPredictionId, poolOf, predictionStub, queueStub } from './stubs.ts';
 
@@ -151,10 +152,7 @@ export async function createPrediction(
   const log = ctx.log.with({ predictionId: id });
 
   try {
-    // The edge chooses the seed when the caller did not, so a requeued prediction renders the same image and the seed is reported.
-    const input: Record<string, unknown> = { ...parsed.data };
-    if (input.seed === undefined || input.seed === null)
-      input.seed = crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1);
+    const input: Record<string, unknown> = parsed.data;
     const conditioning = await prepareConditioning({ ...ctx, log }, req.model, input);
 
     const now = Date.now();
@@ -178,21 +176,25 @@ export async function createPrediction(
       await queue.remove(id).catch(() => undefined);
       throw err;
     }
-    const record = newRecord({
-      id,
-      ownerKeyId: owner.keyId,
-      ownerSubject: owner.subject,
-      model: req.model.id,
-      version: req.model.version,
-      input,
-      metrics: { seed: input.seed as number, ...(conditioning.cache ? { embedding_cache: conditioning.cache } : {}) },
-      created_at: new Date(now).toISOString(),
-      source: req.source,
-      webhook: req.body.webhook ?? null,
-      webhookEventsFilter: req.body.webhook_events_filter ?? [],
-      streamToken: await streamToken(config.secrets.streamSigningSecret, id, now + config.streamTokenTtlSeconds * 1000),
-      job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
-    });
+    const record = createRecord(
+      {
+        id,
+        ownerKeyId: owner.keyId,
+        ownerSubject: owner.subject,
+        model: req.model.id,
+        version: req.model.version,
+        input,
+        // The edge chooses the seed when the caller did not, so a requeued prediction renders the same image.
+        randomSeed: crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1),
+        embeddingCache: conditioning.cache,
+        source: req.source,
+        webhook: req.body.webhook ?? null,
+        webhookEventsFilter: req.body.webhook_events_filter ?? [],
+        streamToken: await streamToken(config.secrets.streamSigningSecret, id, now + config.streamTokenTtlSeconds * 1000),
+        job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
+      },
+      now,
+    );
     try {
       const { record: stored } = await predictionStub(env, id).create(record);
       // Independent: the listing entry and the release of the place in line can be written together.

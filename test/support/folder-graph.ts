@@ -29,20 +29,15 @@ function nodeOf(root: string, file: string): string {
   return folder === '' ? relative(root, file) : folder;
 }
 
-/**
- * Every folder-to-folder import inside `root` (imports that leave the root, packages and aliases are not edges).
- * `aliases` maps a package prefix to a folder, e.g. { '@sd/shared/': 'shared/src/' } for imports into the same root.
- */
-export function folderEdges(root: string, aliases: Record<string, string> = {}): FolderEdge[] {
+/** Every folder-to-folder import inside `root` (imports that leave the root and package imports are not edges). */
+export function folderEdges(root: string): FolderEdge[] {
   const edges = new Map<string, FolderEdge>();
   const absRoot = resolve(root);
   for (const file of sourceFiles(absRoot)) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(IMPORT)) {
-      let spec = m[1] ?? m[2];
-      const alias = Object.keys(aliases).find((prefix) => spec.startsWith(prefix));
-      if (alias) spec = resolve(aliases[alias], `${spec.slice(alias.length)}.ts`);
-      else if (!spec.startsWith('.')) continue;
+      const spec = m[1] ?? m[2];
+      if (!spec.startsWith('.')) continue;
       const target = resolve(dirname(file), spec);
       if (!target.startsWith(`${absRoot}/`)) continue;
       const from = nodeOf(absRoot, file);

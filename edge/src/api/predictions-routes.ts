@@ -8,6 +8,7 @@ import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { canAccess, fileScopeOf, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
+import { defaultCache } from '../embeddings/embedding-cache.ts';
 import { inlineFileInputs } from '../files/file-inputs.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import { placeInLine } from '../predictions/place-in-line.ts';
@@ -17,7 +18,7 @@ import { ownerOfRecord, type PredictionRecord, toPublicPrediction } from '../pre
 import { verifyStreamToken } from '../predictions/stream-token.ts';
 import { indexStub, predictionStub } from '../predictions/stubs.ts';
 import { checkWebhookDestination, type WebhookPolicy } from '../webhooks/webhook-destination.ts';
-import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
+import { type AppContext, type AppEnv, configOf, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
 

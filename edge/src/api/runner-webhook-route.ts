@@ -8,7 +8,7 @@ import { errorBody } from '@sd/shared/schemas/errors';
 import { RunnerPredictionSchema } from '@sd/shared/schemas/runner';
 import { verifyWebhook } from '@sd/shared/webhook-signature';
 import type { Hono } from 'hono';
-import { verifyPushWebhookMac } from '../dispatch/push-dispatch.ts';
+import { verifyPushWebhookMac } from '../dispatch/push-webhook-url.ts';
 import { parseRunnerPredictionId } from '../dispatch/runner-job.ts';
 import { predictionStub } from '../predictions/stubs.ts';
 import { type AppEnv, configOf, requestLog } from './app-env.ts';

@@ -10,9 +10,11 @@ import { MAX_PROMPT_WINDOWS as MAX_WINDOWS } from '@sd/shared/schemas/runner';
 import { sha256Hex } from '@sd/shared/sha256';
 import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { admission } from '../admission.ts';
-import type { Principal } from '../api/caller.ts';
 import { ownerOf } from '../auth/ownership.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { EdgeConfig, ModelConfig } from '../config.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 import { type CacheKeys, cacheKeysFor, EmbeddingCache } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
@@ -20,7 +22,7 @@ import { errorFields, type Logger } from '../log.ts';
 import type { PredictionRecord } from './prediction-record.ts';
 import { createRecord } from './prediction-transitions.ts';
 import { streamToken } from './stream-token.ts';
-import { indexStub, newPredictionId, poolOf, predictionStub, queueStub } from './stubs.ts';
+import { indexStub, newPredictionId, predictionStub } from './stubs.ts';
 
 export interface CreateContext {
   env: Env;
@@ -85,7 +87,7 @@ async function prepareConditioning(
   model: ModelConfig,
   input: Record<string, unknown>,
 ): Promise<Conditioning> {
-  if (model.backend !== 'cog' || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
+  if (!backendFor(ctx.config, model).tokenizesAtEdge || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
   let tokenizer: ClipTokenizer;
   try {
     tokenizer = await loadTokenizer(ctx.env.TOKENIZERS, model.tokenizer);

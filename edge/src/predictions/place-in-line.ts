@@ -1,8 +1,9 @@
 // A waiting prediction's public place in its model's line (GET shows it as `queue`, the stream as `queue` events):
 // one read of the line's Durable Object, computed here for both.
+
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 import { errorFields, logger } from '../log.ts';
 import { isWaiting, type PredictionRecord, type QueueView, queueViewOf } from './prediction-record.ts';
-import { poolOf, queueStub } from './stubs.ts';
 
 /** The place, or undefined when the prediction is not waiting (leased, ended) or the line cannot be read now. */
 export async function placeInLine(env: Env, record: PredictionRecord): Promise<QueueView | undefined> {

@@ -9,9 +9,9 @@ import { isTerminal, type WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { admission } from '../admission.ts';
 import { type EdgeConfig, getConfig, resolveModel } from '../config.ts';
-import { cancelOnCog } from '../dispatch/cog-backend.ts';
-import { cancelOnReplicate } from '../dispatch/replicate-backend.ts';
-import { runnerPredictionId } from '../dispatch/runner-job.ts';
+import type { LeaseGrant, LeaseHolder } from '../dispatch/lease-holder.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 import { EmbeddingCache, embeddingsShapeProblem } from '../embeddings/embedding-cache.ts';
 import { errorFields, logger } from '../log.ts';
 import { effectiveFilter, enqueueDeliveries, httpDeliverer, type OutboxItem, runOutbox } from '../webhooks/client-webhooks.ts';
@@ -22,19 +22,17 @@ import {
   acceptPush,
   applyRunnerUpdate,
   type Change,
+  type Claim,
   cancelPrediction,
   claimLease,
   type Effect,
   failPrediction,
-  type LeaseClaim,
-  type LeaseGrant,
   loseLease,
   type ReportSource,
   refuseReport,
   releaseLease,
 } from './prediction-transitions.ts';
 import { changeEvents, encodeSse, queueEvent, type SseEvent, snapshotEvents } from './sse-events.ts';
-import { poolOf, queueStub } from './stubs.ts';
 
 /** How often a watched stream of a waiting prediction re-reads its place in line. */
 const QUEUE_WATCH_MS = 1000;
@@ -43,14 +41,14 @@ const RECORD = 'record';
 const OUTBOX = 'outbox';
 const INPUT = 'input';
 
-export class PredictionObject extends DurableObject<Env> {
+export class PredictionObject extends DurableObject<Env> implements LeaseHolder {
   private record: PredictionRecord | null | undefined;
   private outbox: OutboxItem[] | undefined;
   private readonly subscribers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
   private readonly waiters = new Set<() => void>();
   private alarmAt: number | null = null;
   private watchingQueue = false;
-  /** Outbound HTTP for client webhooks and runner cancels; a test may replace it. */
+  /** Outbound HTTP for client webhooks; a test may replace it. */
   outbound: typeof fetch = (input, init) => fetch(input, init);
 
   private get config(): EdgeConfig {
@@ -105,7 +103,7 @@ export class PredictionObject extends DurableObject<Env> {
   }
 
   /** claim: the line handed this prediction to a runner (or a push target); it becomes the current lease, unless it ended. */
-  async claimLease(grant: LeaseGrant): Promise<LeaseClaim> {
+  async claimLease(grant: LeaseGrant): Promise<Claim> {
     const record = await this.load();
     if (!record) return { kind: 'drop', reason: 'no such prediction' };
     const claim = claimLease(record, grant, Date.now());
@@ -350,20 +348,13 @@ export class PredictionObject extends DurableObject<Env> {
 
   /** Tells a push target (a Cog host we do not run, or Replicate) to stop; pull runners learn it from their lease. */
   private async stopHolder(record: PredictionRecord, d: DispatchState): Promise<void> {
-    if (!d.runner || d.leaseId === null) return;
     const model = resolveModel(this.config, `${record.model}:${record.version}`);
-    if (!model) return;
-    if (model.backend === 'replicate' && d.remoteId) {
-      const token = this.config.secrets.replicateApiToken;
-      const baseUrl = model.replicate?.baseUrl ?? 'https://api.replicate.com/v1';
-      if (token) await cancelOnReplicate(baseUrl, d.remoteId, { token, fetch: this.outbound });
-      return;
-    }
-    if (!model.runners.includes(d.runner)) return;
-    await cancelOnCog(d.runner, d.remoteId ?? runnerPredictionId(record.id, d.attempt), {
-      token: this.config.secrets.runnerToken,
-      timeoutMs: this.config.dispatch.requestTimeoutMs,
-      fetch: this.outbound,
+    if (!model || d.leaseId === null) return;
+    await backendFor(this.config, model).stop({
+      predictionId: record.id,
+      attempt: d.attempt,
+      runner: d.runner,
+      remoteId: d.remoteId,
     });
   }
 

@@ -10,6 +10,7 @@ import {
   type WebhookEvent,
 } from '@sd/shared/schemas/prediction';
 import type { PrecomputedEmbeddings, RunnerPrediction } from '@sd/shared/schemas/runner';
+import type { LeaseGrant } from '../dispatch/lease-holder.ts';
 import { runnerPredictionId } from '../dispatch/runner-job.ts';
 import type { DispatchState, PredictionRecord } from './prediction-record.ts';
 
@@ -85,19 +86,14 @@ export function createRecord(fields: NewPrediction, now: number): PredictionReco
   };
 }
 
-export interface LeaseGrant {
-  leaseId: string;
-  attempt: number;
-  runnerId: string;
-}
-
-export type LeaseClaim = { kind: 'run'; record: PredictionRecord } | { kind: 'drop'; reason: string };
+/** The line's LeaseClaim, with the whole record (what the object itself keeps). */
+export type Claim = { kind: 'run'; record: PredictionRecord } | { kind: 'drop'; reason: string };
 
 /**
  * claim: the line handed the prediction to a runner. Refused when it ended meanwhile (canceled in line) or when another
  * lease is still current (the line and the record disagree: the record wins, it never runs twice).
  */
-export function claimLease(record: PredictionRecord, grant: LeaseGrant, now: number): LeaseClaim {
+export function claimLease(record: PredictionRecord, grant: LeaseGrant, now: number): Claim {
   if (isTerminal(record.status)) return { kind: 'drop', reason: `prediction is ${record.status}` };
   const d = record.dispatch;
   if (d.leaseId !== null && d.leaseId !== grant.leaseId) return { kind: 'drop', reason: 'another lease is current' };
@@ -152,7 +148,7 @@ export function loseLease(record: PredictionRecord, leaseId: string, maxRequeues
   if (isTerminal(record.status)) return { verdict: 'drop' };
   const d = record.dispatch;
   if (d.leaseId !== null && d.leaseId !== leaseId) return { verdict: 'drop' };
-  const stop: Effect = { kind: 'stop-holder', holder: d };
+  const stop: Effect[] = d.runner && d.leaseId !== null ? [{ kind: 'stop-holder', holder: d }] : [];
   if (d.requeues >= maxRequeues) {
     const failed = failPrediction(
       record,
@@ -160,10 +156,10 @@ export function loseLease(record: PredictionRecord, leaseId: string, maxRequeues
       now,
     );
     if (!failed) return { verdict: 'drop' };
-    return { verdict: 'fail', change: { ...failed, effects: [stop, { kind: 'release-slot' }] } };
+    return { verdict: 'fail', change: { ...failed, effects: [...stop, { kind: 'release-slot' }] } };
   }
   const requeued = { ...record, dispatch: { ...d, ...NO_LEASE, requeues: d.requeues + 1 } };
-  return { verdict: 'requeue', change: { record: requeued, events: [], effects: [stop] } };
+  return { verdict: 'requeue', change: { record: requeued, events: [], effects: stop } };
 }
 
 /** Who a report claims to come from: a pull runner names its lease; a push target's webhook names its attempt. */

@@ -5,11 +5,11 @@ import { errorMessage } from '@sd/shared/error-message';
 import { validationErrorBody } from '@sd/shared/schemas/errors';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { type AuthBindings, type AuthenticateOptions, authenticate, requireScope } from './authenticate/index.ts';
-import { httpError } from './http-error.ts';
-import { normalizeOrigin } from './key-format.ts';
-import { getKeyRecord, kvStore } from './key-store.ts';
-import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, mintUserToken, verifyUserToken } from './user-token.ts';
+import { type AuthBindings, type AuthenticateOptions, authenticate, requireScope } from '../authenticate/index.ts';
+import { httpError } from '../http-error.ts';
+import { normalizeOrigin } from '../key-format.ts';
+import { getKeyRecord, kvStore } from '../key-store.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, mintUserToken, verifyUserToken } from '../user-token.ts';
 
 export const CreateTokenRequestSchema = z.strictObject({
   /** The customer's id for its user; shows up as the token's `sub`. */

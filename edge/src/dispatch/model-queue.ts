@@ -335,7 +335,7 @@ export class ModelQueue extends DurableObject<Env> {
     const now = Date.now();
     const job = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
     // runnerId null: a report under the lease, which is itself the capability.
-    if (!job || job.state !== 'leased' || (runnerId !== null && job.runner !== runnerId)) {
+    if (job?.state !== 'leased' || (runnerId !== null && job.runner !== runnerId)) {
       return { ok: false, predictionId: job?.prediction_id ?? null };
     }
     const holder = job.runner as string;
@@ -352,7 +352,7 @@ export class ModelQueue extends DurableObject<Env> {
    */
   async release(leaseId: string): Promise<void> {
     const job = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
-    if (!job || job.state !== 'leased') return;
+    if (job?.state !== 'leased') return;
     // The record first: until it lets go of this lease, no other lease of the prediction could be claimed.
     await leaseHolder(this.env, job.prediction_id).leaseReleased(leaseId);
     this.sql.exec(
@@ -440,7 +440,6 @@ export class ModelQueue extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.alarmAt = null;
-    const config = this.config;
     const expired = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_ms <= ?", now).toArray();
     for (const job of expired) {
       // An alarm this late means the edge itself was down or stalled: the holder's heartbeats could not arrive. Once per

@@ -27,6 +27,9 @@ export interface DenoiseInput {
   guidanceScale: number;
   noise: NoiseSource;
   inpaint?: InpaintConditioning;
+  /** The denoising steps the timesteps stand for, which progress counts in (default: one per timestep). */
+  progressSteps?: number;
+  /** Called once per finished denoising step, never past progressSteps. */
   onProgress?: (p: StepProgress) => void;
   signal?: AbortSignal;
 }
@@ -58,6 +61,7 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
   const unet = bindUnet(input);
   const ctx = { shape: [...shape], noise: input.noise };
   const total = input.timesteps.length;
+  const stepsDone = stepCounter(total, input.progressSteps ?? total, scheduler.order);
   const started = performance.now();
   const out: DenoiseOutput = { latents: input.latents, stepWallMs: [], stepRunMs: [], unetBatchSizes: [] };
 
@@ -93,9 +97,27 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
 
     out.stepWallMs.push(performance.now() - stepStart);
     out.stepRunMs.push(model.unet.runMs - runBefore);
-    input.onProgress?.({ step: i + 1, total, elapsedMs: performance.now() - started });
+    const done = stepsDone(i);
+    if (done !== null)
+      input.onProgress?.({ step: done, total: input.progressSteps ?? total, elapsedMs: performance.now() - started });
   }
   return out;
+}
+
+/**
+ * Maps loop iterations to denoising steps, as diffusers' progress bar does: after a scheduler's warm-up iterations
+ * (PNDM repeats its first timestep) every `order` iterations finish one step (Heun and DPM2 evaluate the model twice
+ * per step), and the last iteration finishes the last. Returns, per iteration index, the step it finishes or null.
+ */
+export function stepCounter(iterations: number, steps: number, order: number): (i: number) => number | null {
+  const warmup = iterations - steps * order;
+  let done = 0;
+  return (i) => {
+    const finishes = i === iterations - 1 || (i + 1 > warmup && (i + 1) % order === 0);
+    if (!finishes || done >= steps) return null;
+    done++;
+    return i === iterations - 1 ? steps : done;
+  };
 }
 
 /** Allocates the U-Net's arrays, writes what is constant over the loop (text, inpainting inputs) and binds them. */

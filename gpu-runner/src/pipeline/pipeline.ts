@@ -9,8 +9,9 @@ import { GeneratorNoise } from '../random/torch-generator.ts';
 import { createScheduler, schedulerNameFromConfig } from '../schedulers/index.ts';
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
 import { denoise } from './denoise.ts';
+import { overlayInput } from './inpaint.ts';
 import { checkGivenEmbeddings, checkInitLatents, checkRequest } from './request-checks.ts';
-import { prepareStart, type StartContext, VAE_FACTOR } from './start-latents.ts';
+import { prepareStart, type Start, type StartContext, VAE_FACTOR } from './start-latents.ts';
 import { type Task, taskOf } from './task.ts';
 import { encodeText, type TextEmbeddings } from './text-encoding.ts';
 import { startClock, timed } from './timing.ts';
@@ -98,6 +99,7 @@ export class StableDiffusionPipeline {
         guidanceScale: request.guidanceScale,
         noise: request.schedulerNoise ?? plan.generators,
         inpaint: start.value.inpaint,
+        progressSteps: start.value.steps,
         onProgress: options.onProgress,
         signal: options.signal,
       }),
@@ -112,7 +114,7 @@ export class StableDiffusionPipeline {
     return {
       width,
       height,
-      images: splitImages(decoded.value.data, plan.seeds, width, height),
+      images: splitImages(decoded.value.data, plan.seeds, width, height, start.value.overlay),
       latents: { data: loop.value.latents, shape: [...plan.shape] },
       embeddings: request.returnEmbeddings ? { cond: text.cond, ...(text.uncond ? { uncond: text.uncond } : {}) } : undefined,
       textEncoderSkipped: text.skipped,
@@ -192,12 +194,25 @@ export class StableDiffusionPipeline {
   }
 }
 
-/** The decoder's [n, 3, H, W] output as one image per seed: its float plane and its 8-bit RGB. */
-function splitImages(decoded: Float32Array, seeds: readonly number[], width: number, height: number): GeneratedImage[] {
+/**
+ * The decoder's [n, 3, H, W] output as one image per seed: its float plane and its 8-bit RGB. Inpainting puts the
+ * input back over the RGB outside the (softened) mask, as AUTOMATIC1111 and diffusers' apply_overlay do: the VAE's
+ * round trip would otherwise change every pixel of the image, not only the repainted ones.
+ */
+function splitImages(
+  decoded: Float32Array,
+  seeds: readonly number[],
+  width: number,
+  height: number,
+  overlay: Start['overlay'],
+): GeneratedImage[] {
   const perImage = 3 * width * height;
-  return seeds.map((seed, i) => ({
-    seed,
-    decoded: decoded.subarray(i * perImage, (i + 1) * perImage),
-    rgb: toUint8Rgb(decoded, width, height, i * perImage),
-  }));
+  return seeds.map((seed, i) => {
+    const rgb = toUint8Rgb(decoded, width, height, i * perImage);
+    return {
+      seed,
+      decoded: decoded.subarray(i * perImage, (i + 1) * perImage),
+      rgb: overlay ? overlayInput(rgb, overlay.input, overlay.weights) : rgb,
+    };
+  });
 }

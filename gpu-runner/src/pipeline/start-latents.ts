@@ -6,7 +6,7 @@ import type { SdModel } from '../model/sd-model.ts';
 import type { Scheduler } from '../schedulers/scheduler.ts';
 import type { InpaintConditioning } from './denoise.ts';
 import { cutTimesteps } from './img2img.ts';
-import { maskImage, maskToLatent } from './inpaint.ts';
+import { maskImage, maskToLatent, overlayWeights } from './inpaint.ts';
 import type { Task } from './task.ts';
 import { type ImageInput, InvalidRequestError, type LatentShape } from './types.ts';
 import { encodeImage, rgbToUnitRange } from './vae.ts';
@@ -30,9 +30,18 @@ export interface StartContext {
 export interface Start {
   /** The timesteps the loop visits (img2img and inpainting: after the strength cut). */
   timesteps: number[];
+  /**
+   * The denoising steps these timesteps stand for, which progress counts in: num_inference_steps for txt2img; for
+   * img2img and inpainting the steps the strength leaves, min(int(N * strength), N), as diffusers' progress bar and
+   * AUTOMATIC1111 count them. A scheduler may visit more timesteps than that (PNDM's warm-up, Heun's and DPM2's two
+   * evaluations per step); denoise.ts maps them back.
+   */
+  steps: number;
   /** [n, C, h, w], already scaled by init_noise_sigma or noised to the first timestep. */
   latents: Float32Array;
   inpaint?: InpaintConditioning;
+  /** Inpainting: the input (uint8 HWC RGB at the output size) and how much of the generated image shows per pixel. */
+  overlay?: { input: Uint8Array; weights: Float32Array };
 }
 
 export function prepareStart(task: Task, ctx: StartContext): Promise<Start> {
@@ -47,32 +56,42 @@ export function prepareStart(task: Task, ctx: StartContext): Promise<Start> {
 }
 
 function startFromNoise(ctx: StartContext): Start {
-  return { timesteps: Array.from(ctx.scheduler.timesteps), latents: scaleBy(ctx.drawNoise(), ctx.scheduler.initNoiseSigma) };
+  return {
+    timesteps: Array.from(ctx.scheduler.timesteps),
+    steps: ctx.steps,
+    latents: scaleBy(ctx.drawNoise(), ctx.scheduler.initNoiseSigma),
+  };
 }
 
 async function startFromImage(image: ImageInput, strength: number, ctx: StartContext): Promise<Start> {
-  const pixels = await unitPixels(image, ctx);
-  const timesteps = strengthTimesteps(ctx, strength);
+  const { unit: pixels } = await loadPixels(image, ctx);
+  const { timesteps, steps } = strengthCut(ctx, strength);
   const imageLatents = await encodeForBatch(pixels, ctx);
-  return { timesteps, latents: ctx.scheduler.addNoise(imageLatents, ctx.drawNoise(), timesteps[0]) };
+  return { timesteps, steps, latents: ctx.scheduler.addNoise(imageLatents, ctx.drawNoise(), timesteps[0]) };
 }
 
 /** 4-channel U-Net: after every step the known region is put back, noised to the next timestep (see denoise.ts). */
 async function startInpaintingBlend(task: Extract<Task, { kind: 'inpaint' }>, ctx: StartContext): Promise<Start> {
-  const pixels = await unitPixels(task.image, ctx);
-  const timesteps = strengthTimesteps(ctx, task.strength);
+  const { rgb, unit: pixels } = await loadPixels(task.image, ctx);
+  const { timesteps, steps } = strengthCut(ctx, task.strength);
   const imageLatents = await encodeForBatch(pixels, ctx);
   const noise = ctx.drawNoise();
   const latents =
     task.strength >= 1 ? scaleBy(noise, ctx.scheduler.initNoiseSigma) : ctx.scheduler.addNoise(imageLatents, noise, timesteps[0]);
-  const mask = await latentMask(task.mask, ctx);
-  return { timesteps, latents, inpaint: { kind: 'blend', mask, imageLatents, noise } };
+  const mask = await decodeToSize(task.mask, ctx.width, ctx.height, 1);
+  return {
+    timesteps,
+    steps,
+    latents,
+    inpaint: { kind: 'blend', mask: latentMask(mask.data, ctx), imageLatents, noise },
+    overlay: { input: rgb, weights: overlayWeights(mask.data, ctx.width, ctx.height) },
+  };
 }
 
 /** 9-channel U-Net: it takes the mask and the masked image's latents as extra input channels on every call. */
 async function startInpaintingUnet(task: Extract<Task, { kind: 'inpaint' }>, ctx: StartContext): Promise<Start> {
-  const pixels = await unitPixels(task.image, ctx);
-  const timesteps = strengthTimesteps(ctx, task.strength);
+  const { rgb, unit: pixels } = await loadPixels(task.image, ctx);
+  const { timesteps, steps } = strengthCut(ctx, task.strength);
   // At full strength the image's own latents are not needed: the start is pure noise (diffusers skips the encode too).
   const imageLatents = task.strength >= 1 ? null : await encodeForBatch(pixels, ctx);
   const noise = ctx.drawNoise();
@@ -82,30 +101,26 @@ async function startInpaintingUnet(task: Extract<Task, { kind: 'inpaint' }>, ctx
   const mask = await decodeToSize(task.mask, ctx.width, ctx.height, 1);
   const masked = maskImage(pixels, mask.data, ctx.width, ctx.height);
   const maskedImageLatents = await encodeForBatch(masked, ctx);
-  const [n] = ctx.shape;
   return {
     timesteps,
+    steps,
     latents,
-    inpaint: {
-      kind: 'unet-inputs',
-      mask: repeatBatch(maskToLatent(mask.data, ctx.width, ctx.height, VAE_FACTOR), n),
-      maskedImageLatents,
-    },
+    inpaint: { kind: 'unet-inputs', mask: latentMask(mask.data, ctx), maskedImageLatents },
+    overlay: { input: rgb, weights: overlayWeights(mask.data, ctx.width, ctx.height) },
   };
 }
 
-/** The image resized to the output size, as float32 CHW in [-1, 1]. */
-async function unitPixels(image: ImageInput, ctx: StartContext): Promise<Float32Array> {
-  const rgb = await decodeToSize(image, ctx.width, ctx.height, 3);
-  const out = new Float32Array(3 * ctx.width * ctx.height);
-  rgbToUnitRange(rgb.data, ctx.width, ctx.height, out);
-  return out;
+/** The image resized to the output size: uint8 HWC RGB, and float32 CHW in [-1, 1] for the VAE. */
+async function loadPixels(image: ImageInput, ctx: StartContext): Promise<{ rgb: Uint8Array; unit: Float32Array }> {
+  const { data: rgb } = await decodeToSize(image, ctx.width, ctx.height, 3);
+  const unit = new Float32Array(3 * ctx.width * ctx.height);
+  rgbToUnitRange(rgb, ctx.width, ctx.height, unit);
+  return { rgb, unit };
 }
 
-/** The binarized latent-size mask (white = repaint), once per image of the batch. */
-async function latentMask(mask: ImageInput, ctx: StartContext): Promise<Float32Array> {
-  const gray = await decodeToSize(mask, ctx.width, ctx.height, 1);
-  return repeatBatch(maskToLatent(gray.data, ctx.width, ctx.height, VAE_FACTOR), ctx.shape[0]);
+/** The binarized latent-size mask (white = repaint) of a grayscale mask at the output size, once per image of the batch. */
+function latentMask(gray: Uint8Array, ctx: StartContext): Float32Array {
+  return repeatBatch(maskToLatent(gray, ctx.width, ctx.height, VAE_FACTOR), ctx.shape[0]);
 }
 
 /** One image's latents, once per image of the batch (every output starts from the same image). */
@@ -115,14 +130,14 @@ async function encodeForBatch(pixels: Float32Array, ctx: StartContext): Promise<
 }
 
 /** The strength cut of the timesteps; refused when it leaves no step to run. */
-function strengthTimesteps(ctx: StartContext, strength: number): number[] {
-  const { timesteps } = cutTimesteps(ctx.scheduler, ctx.steps, strength);
-  if (timesteps.length === 0) {
+function strengthCut(ctx: StartContext, strength: number): { timesteps: number[]; steps: number } {
+  const cut = cutTimesteps(ctx.scheduler, ctx.steps, strength);
+  if (cut.timesteps.length === 0 || cut.steps === 0) {
     throw new InvalidRequestError(
       `strength ${strength} with ${ctx.steps} steps leaves no denoising step; raise strength or steps`,
     );
   }
-  return timesteps;
+  return { timesteps: cut.timesteps, steps: cut.steps };
 }
 
 /** x * float32(s), as numpy multiplies a float32 array by a Python float. */

@@ -80,9 +80,9 @@ export interface GenerateOptions {
 
 export interface GeneratedImage {
   seed: number;
-  /** Decoder output, float32 [3, H, W], unclipped. */
+  /** Decoder output, float32 [3, H, W], unclipped (inpainting: before the input is put back outside the mask). */
   decoded: Float32Array;
-  /** 8-bit RGB, [H, W, 3]. */
+  /** 8-bit RGB, [H, W, 3]: the final image (inpainting: the input's own pixels outside the softened mask). */
   rgb: Uint8Array;
 }
 

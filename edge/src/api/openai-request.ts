@@ -87,19 +87,3 @@ function applyCommon(req: OpenAIImageRequest | OpenAIImageEditRequest, input: Re
   if (req.num_inference_steps === undefined && steps !== undefined) input.num_inference_steps = steps;
   if (req.output_compression !== undefined) input.output_quality = Math.max(1, req.output_compression);
 }
-
-/**
- * A size any model takes from an input image's own size: multiples of 8, scaled down into the pixel budget and the
- * side limits (OpenAI's edits default to the input's size).
- */
-export function fitSize(
-  dims: { width: number; height: number } | null,
-  limits: { minSide: number; maxSide: number; maxPixels: number },
-): { width: number; height: number } {
-  if (!dims) return { width: 512, height: 512 };
-  let { width, height } = dims;
-  const scale = Math.min(1, Math.sqrt(limits.maxPixels / (width * height)), limits.maxSide / Math.max(width, height));
-  width = Math.floor((width * scale) / 8) * 8;
-  height = Math.floor((height * scale) / 8) * 8;
-  return { width: Math.max(limits.minSide, width), height: Math.max(limits.minSide, height) };
-}

@@ -10,7 +10,8 @@ import { canAccess, fileScopeOf, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
 import { defaultCache } from '../embeddings/embedding-cache.ts';
 import { inlineFileInputs } from '../files/file-inputs.ts';
-import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
+import { withImageSize } from '../images/image-data.ts';
+import { createPrediction, effectiveLimits, idempotencyOf } from '../predictions/create-prediction.ts';
 import { placeInLine } from '../predictions/place-in-line.ts';
 import type { IndexPage } from '../predictions/prediction-index.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
@@ -91,7 +92,8 @@ async function create(c: AppContext, modelRef: string | null) {
       disable_safety_checker: body.input.disable_safety_checker,
     });
   }
-  const input = await inlineFileInputs(c.env.FILES, fileScopeOf(principal), config.publicBaseUrl, body.input);
+  const inlined = await inlineFileInputs(c.env.FILES, fileScopeOf(principal), config.publicBaseUrl, body.input);
+  const input = withImageSize(inlined, effectiveLimits(model, principal));
   const { record, replayed } = await createPrediction(
     { env: c.env, config, principal, log, cache: defaultCache() },
     {

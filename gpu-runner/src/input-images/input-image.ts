@@ -1,5 +1,7 @@
-// Loads an input image (img2img source or inpainting mask) named by the request: a data URI is decoded in place,
-// an https URL is fetched with a timeout and a size cap, so a slow or huge remote file cannot stall a GPU slot.
+// Loads an input image (img2img source or inpainting mask) named by the request: a data URI is decoded in place, an
+// output of this runner's own storage is read back through the storage (so a local stack's http://127.0.0.1 outputs
+// work as inputs without opening the guard), any other URL must be https and is fetched with a timeout and a size cap,
+// so a slow or huge remote file cannot stall a GPU slot.
 // URLs that name or resolve to an internal address are refused (SSRF; the shared address policy, checked at connect
 // time by net/guarded-fetch.ts) unless ALLOW_PRIVATE_IMAGE_URLS allows them. Messages name only the host the caller sent.
 
@@ -8,8 +10,17 @@ import { errorMessage } from '@sd/shared/error-message';
 import { urlHostProblem } from '@sd/shared/net/address-policy';
 import { BlockedDestinationError, createGuardedAgent, guardedFetch, type ResolveHost } from './guarded-fetch.ts';
 
+/** The runner's own output storage, as image loading sees it (storage/output-storage.ts implements it). */
+export interface OwnOutputs {
+  /** The key of one of its own outputs named by this URL, or null. */
+  ownOutputKey(url: URL): string | null;
+  readOutput(key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
 export interface InputImageLimits {
   maxBytes: number;
+  /** Read URLs of these outputs through the storage; every other URL goes through the guard. */
+  ownOutputs?: OwnOutputs;
   timeoutMs: number;
   /** Skip the SSRF guard (ALLOW_PRIVATE_IMAGE_URLS; tests and private deployments). */
   allowPrivateAddresses?: boolean;
@@ -33,13 +44,15 @@ const MAX_REDIRECTS = 5;
  * Checks an image reference that needs no network: an URL whose host is a literal blocked address or an internal
  * name is refused here (422 at the entrance); names that resolve to one are caught when fetched.
  */
-export function privateUrlProblem(field: string, ref: string): string | null {
+export function privateUrlProblem(field: string, ref: string, ownOutputs?: OwnOutputs): string | null {
   if (ref.startsWith('data:')) return null;
+  let url: URL;
   try {
-    new URL(ref);
+    url = new URL(ref);
   } catch {
     return null; // the schema reports malformed URLs
   }
+  if (ownOutputs?.ownOutputKey(url)) return null;
   const problem = urlHostProblem(field, ref);
   return problem && `${problem}; ALLOW_PRIVATE_IMAGE_URLS is off`;
 }
@@ -79,6 +92,8 @@ export async function loadInputImage(
     return bytes;
   }
   const url = new URL(ref);
+  const ownKey = limits.ownOutputs?.ownOutputKey(url);
+  if (limits.ownOutputs && ownKey) return limits.ownOutputs.readOutput(ownKey, limits.maxBytes, signal);
   // The messages name only what the caller sent (its host); never an address it resolved to or a redirect target.
   const from = url.host;
   if (url.protocol !== 'https:') throw new Error(`${field} must be an https URL or a data URI, got ${url.protocol} URL`);

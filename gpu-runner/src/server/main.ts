@@ -30,6 +30,7 @@ const predictor = new SdPredictor({
   allowSpinning: config.allowSpinning,
   inputFetchTimeoutMs: config.inputFetchTimeoutMs,
   allowPrivateImageUrls: config.allowPrivateImageUrls,
+  ownOutputs: storage,
 });
 const service = new PredictionService(
   predictor,

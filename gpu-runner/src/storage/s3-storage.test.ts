@@ -145,6 +145,29 @@ describe('S3Storage against s3rver', () => {
     }
   });
 
+  it('recognises the URLs of its own outputs (presigned or public) and reads them back; nothing else of the bucket', async () => {
+    const storage = new S3Storage(config);
+    const [url] = await storage.storeOutputs('own1', [object(300)]);
+    const key = storage.ownOutputKey(new URL(url));
+    expect(key).toBe('predictions/own1/0.png');
+    expect(Buffer.from(await storage.readOutput(key as string, 1000)).equals(Buffer.from(object(300).bytes))).toBe(true);
+    await expect(storage.readOutput(key as string, 100)).rejects.toThrow(
+      'output predictions/own1/0.png must be at most 100 bytes, got 300',
+    );
+    // Not an output key, another bucket, another host or port: not its own.
+    expect(storage.ownOutputKey(new URL(`${s3.endpoint}/bucket-a/secrets/config.json`))).toBeNull();
+    expect(storage.ownOutputKey(new URL(`${s3.endpoint}/bucket-b/predictions/own1/0.png`))).toBeNull();
+    expect(storage.ownOutputKey(new URL('http://127.0.0.1:1/bucket-a/predictions/own1/0.png'))).toBeNull();
+    const publicBase = new S3Storage({ ...config, publicBaseUrl: 'https://cdn.example/out' });
+    expect(publicBase.ownOutputKey(new URL('https://cdn.example/out/predictions/p2/1.webp'))).toBe('predictions/p2/1.webp');
+    expect(publicBase.ownOutputKey(new URL('https://cdn.example/elsewhere/predictions/p2/1.webp'))).toBeNull();
+    const aws = new S3Storage({ ...config, endpoint: undefined, forcePathStyle: false });
+    expect(aws.ownOutputKey(new URL('https://bucket-a.s3.us-east-1.amazonaws.com/predictions/p3/0.jpg?X-Amz-Signature=x'))).toBe(
+      'predictions/p3/0.jpg',
+    );
+    expect(aws.ownOutputKey(new URL('https://other.s3.us-east-1.amazonaws.com/predictions/p3/0.jpg'))).toBeNull();
+  });
+
   it('fails at once on a missing bucket (not retryable), naming the key', async () => {
     const started = Date.now();
     await expect(new S3Storage({ ...config, bucket: 'no-such-bucket' }).storeOutputs('abc', [object(5)])).rejects.toThrow(

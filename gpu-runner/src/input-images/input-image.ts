@@ -80,17 +80,7 @@ export async function loadInputImage(
   fetchImage?: FetchImage,
 ): Promise<Uint8Array> {
   const data = DATA_URI.exec(ref);
-  if (data) {
-    let bytes: Uint8Array;
-    try {
-      bytes = base64ToBytes(data[1].replace(/\s+/g, ''));
-    } catch (err) {
-      throw new Error(`${field} data URI is not valid base64: ${errorMessage(err)}`);
-    }
-    if (bytes.byteLength > limits.maxBytes)
-      throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${bytes.byteLength}`);
-    return bytes;
-  }
+  if (data) return decodeDataUri(field, data[1], limits.maxBytes);
   const url = new URL(ref);
   const ownKey = limits.ownOutputs?.ownOutputKey(url);
   if (limits.ownOutputs && ownKey) return limits.ownOutputs.readOutput(ownKey, limits.maxBytes, signal);
@@ -111,43 +101,57 @@ export async function loadInputImage(
     }
     throw new Error(`${field} could not be fetched from ${from}: ${errorMessage(err)}`);
   }
-  const { response, release } = fetched;
+  try {
+    return await readCappedBody(field, from, fetched.response, limits.maxBytes);
+  } catch (err) {
+    if (timeout.aborted) throw timedOut();
+    throw err;
+  } finally {
+    fetched.release?.();
+  }
+}
+
+function decodeDataUri(field: string, base64: string, maxBytes: number): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = base64ToBytes(base64.replace(/\s+/g, ''));
+  } catch (err) {
+    throw new Error(`${field} data URI is not valid base64: ${errorMessage(err)}`);
+  }
+  if (bytes.byteLength > maxBytes) throw new Error(`${field} must be at most ${maxBytes} bytes, got ${bytes.byteLength}`);
+  return bytes;
+}
+
+/** The response's body, refused past maxBytes (declared or streamed); whatever is not read is dropped. */
+async function readCappedBody(field: string, from: string, response: Response, maxBytes: number): Promise<Uint8Array> {
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   try {
     if (!response.ok) throw new Error(`${field} could not be fetched from ${from}: HTTP ${response.status}`);
     const declared = Number(response.headers.get('content-length') ?? Number.NaN);
-    if (declared > limits.maxBytes) {
-      throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got ${declared} (content-length)`);
-    }
+    if (declared > maxBytes) throw new Error(`${field} must be at most ${maxBytes} bytes, got ${declared} (content-length)`);
     reader = response.body?.getReader();
     if (!reader) throw new Error(`${field} response from ${from} has no body`);
     const chunks: Uint8Array[] = [];
     let total = 0;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        total += value.byteLength;
-        if (total > limits.maxBytes) {
-          await reader.cancel();
-          throw new Error(`${field} must be at most ${limits.maxBytes} bytes, got more than that from ${from}`);
-        }
-        chunks.push(value);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel();
+        throw new Error(`${field} must be at most ${maxBytes} bytes, got more than that from ${from}`);
       }
-    } catch (err) {
-      if (timeout.aborted) throw timedOut();
-      throw err;
+      chunks.push(value);
     }
     const out = new Uint8Array(total);
     let offset = 0;
-    for (const c of chunks) {
-      out.set(c, offset);
-      offset += c.byteLength;
+    for (const chunk of chunks) {
+      out.set(chunk, offset);
+      offset += chunk.byteLength;
     }
     return out;
   } finally {
     // Whatever was not read (an early refusal) is dropped before the connection goes.
     await (reader ? reader.cancel() : response.body?.cancel())?.catch(() => {});
-    release?.();
   }
 }

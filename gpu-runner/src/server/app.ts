@@ -59,8 +59,23 @@ async function readJson(c: Context): Promise<unknown> {
 
 export function createApp(service: PredictionService, options: AppOptions, log: Logger): Hono {
   const app = new Hono();
-  const openapi = buildOpenApiDocument();
+  useTransportMiddleware(app, options, log);
+  app.onError(function errorToResponse(err, c) {
+    if (err instanceof DomainError) {
+      for (const [name, value] of Object.entries(err.headers ?? {})) c.header(name, value);
+      return c.json(err.body(), err.status);
+    }
+    log.error({ err: errorStack(err), path: c.req.path }, 'unhandled error');
+    return c.json(errorBody(500, 'internal_error', 'internal error'), 500);
+  });
+  app.notFound((c) => c.json(errorBody(404, 'not_found', `no route ${c.req.method} ${c.req.path}`), 404));
+  registerHealthRoutes(app, service);
+  registerPredictionRoutes(app, service, options);
+  return app;
+}
 
+/** Body draining, request logs, the bearer token and the body cap, outermost first. */
+function useTransportMiddleware(app: Hono, options: AppOptions, log: Logger): void {
   // Outermost: whatever the answer (a 401 before the body was looked at, a 404, 413, 415 or 422), the rest of the
   // body is read (bounded) before it goes out. A server that answers and closes with unread bytes makes the kernel
   // reset the connection, and a client still sending sees the reset instead of the status.
@@ -77,16 +92,8 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     const started = performance.now();
     await next();
     const id = c.req.path.match(/^\/predictions\/([^/]+)/)?.[1];
-    log.debug(
-      {
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ms: Math.round(performance.now() - started),
-        ...(id ? { prediction_id: id } : {}),
-      },
-      'request',
-    );
+    const fields = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) };
+    log.debug({ ...fields, ...(id ? { prediction_id: id } : {}) }, 'request');
   });
   app.use(bearerAuth(options.apiToken));
   app.use(
@@ -99,30 +106,23 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
       },
     }),
   );
+}
 
-  app.onError(function errorToResponse(err, c) {
-    if (err instanceof DomainError) {
-      for (const [name, value] of Object.entries(err.headers ?? {})) c.header(name, value);
-      return c.json(err.body(), err.status);
-    }
-    log.error({ err: errorStack(err), path: c.req.path }, 'unhandled error');
-    return c.json(errorBody(500, 'internal_error', 'internal error'), 500);
-  });
-  app.notFound((c) => c.json(errorBody(404, 'not_found', `no route ${c.req.method} ${c.req.path}`), 404));
-
+function registerHealthRoutes(app: Hono, service: PredictionService): void {
+  const openapi = buildOpenApiDocument();
   app.get('/', (c) => c.json({ docs_url: '/docs', openapi_url: '/openapi.json' }));
   app.get('/health-check', (c) => c.json(service.health()));
   // Readiness for orchestrators (Docker HEALTHCHECK, load balancers): 200 only while predictions can be served or
   // are being served; Cog's /health-check answers 200 in every state, which a probe cannot tell apart.
   app.get('/ready', (c) => {
     const { status } = service.health();
-    return c.json(
-      { status, ready: status === 'READY' || status === 'BUSY' },
-      status === 'READY' || status === 'BUSY' ? 200 : 503,
-    );
+    const ready = status === 'READY' || status === 'BUSY';
+    return c.json({ status, ready }, ready ? 200 : 503);
   });
   app.get('/openapi.json', (c) => c.json(openapi));
+}
 
+function registerPredictionRoutes(app: Hono, service: PredictionService, options: AppOptions): void {
   const create = (idempotent: boolean) =>
     async function createPrediction(c: Context) {
       const request = parsePredictionRequest(await readJson(c), idempotent ? c.req.param('id') : undefined);
@@ -145,7 +145,6 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     options.onShutdown();
     return c.json({ status: 'shutting down' });
   });
-  return app;
 }
 
 /**

@@ -3,7 +3,7 @@
 import { createApp } from './app.ts';
 import { authenticate } from './auth/authenticate/index.ts';
 import { cors } from './auth/cors/index.ts';
-import { tokenRoutes } from './auth/routes.ts';
+import { tokenRoutes } from './auth/token-routes/index.ts';
 import { getConfig } from './config.ts';
 import { embedRoute } from './embed/embed-script.ts';
 import { rateLimit } from './limits/rate-limit/index.ts';

@@ -4,18 +4,21 @@
 //   POST /runner/v1/leases/{lease}/report         the runner's Cog envelope (its webhook sender posts here)
 //   POST /runner/v1/leases/{lease}/release        give a lease back unrun (the runner cannot take it after all)
 // The credential is checked before any body is read; a report is believed only under the prediction's current lease.
+
+import { invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import { errorBody } from '@sd/shared/schemas/errors';
 import { RunnerPredictionSchema } from '@sd/shared/schemas/runner';
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { type ModelConfig, resolveModel } from '../config.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
 import type { Lease } from '../dispatch/model-queue.ts';
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 import { parseRunnerPredictionId, runnerInput, runnerPredictionId } from '../dispatch/runner-job.ts';
-import { EmbeddingCache } from '../embeddings/embedding-cache.ts';
-import { invalidFromZod, invalidInput } from '../errors.ts';
-import { poolOf, predictionStub, queueStub } from '../predictions/stubs.ts';
-import { type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
+import { defaultCache, EmbeddingCache } from '../embeddings/embedding-cache.ts';
+import { predictionStub } from '../predictions/stubs.ts';
+import { type AppEnv, configOf, requestLog } from './app-env.ts';
 import { MAX_BODY_BYTES, readJsonBody } from './json-body.ts';
 
 /** Small requests (lease, heartbeat) never need more. */
@@ -55,7 +58,7 @@ async function handOver(c: Context<AppEnv>, model: ModelConfig, lease: Lease) {
   });
   if (claim.kind === 'drop') return null;
   const cache = new EmbeddingCache({ kv: c.env.EMBEDDINGS, cache: defaultCache(), ttlSeconds: config.embeddingTtlSeconds });
-  const { input } = await runnerInput(claim.record, model, cache);
+  const { input } = await runnerInput(claim.record, backendFor(config, model), cache);
   const base = `${config.publicBaseUrl}/runner/v1/leases/${lease.leaseId}`;
   // The pool names the line that holds the lease (one Durable Object per model); the lease id is the capability.
   const pool = `?pool=${encodeURIComponent(poolOf(model))}`;
@@ -85,8 +88,8 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
     if (!parsed.success) throw invalidFromZod(parsed.error);
     const req = parsed.data;
     const model = resolveModel(config, req.model);
-    if (!model || model.backend !== 'cog') {
-      const known = config.models.filter((m) => m.backend === 'cog').map((m) => `${m.id}:${m.version}`);
+    if (!model || !backendFor(config, model).pullable) {
+      const known = config.models.filter((m) => backendFor(config, m).pullable).map((m) => `${m.id}:${m.version}`);
       throw invalidInput('model', `model must be a configured cog model (${known.join(', ')}), got ${JSON.stringify(req.model)}`);
     }
     const pool = poolOf(model);

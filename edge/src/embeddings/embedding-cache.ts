@@ -146,3 +146,8 @@ export class EmbeddingCache {
     );
   }
 }
+
+/** caches.default where the runtime has it (workerd); undefined elsewhere. */
+export function defaultCache(): Cache | undefined {
+  return typeof caches !== 'undefined' ? caches.default : undefined;
+}

@@ -4,9 +4,11 @@
 // heartbeat says stop) or one this runner could not renew for fence_ms is canceled here, so the prediction never
 // runs on two runners at once.
 
+import { errorMessage } from '@sd/shared/error-message';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { PredictionService } from '../server/prediction-service.ts';
+import { parsePredictionRequest } from '../predictions/prediction-request.ts';
+import type { PredictionService } from '../predictions/prediction-service.ts';
 
 export interface LeaseAgentOptions {
   edgeUrl: string;
@@ -105,10 +107,7 @@ export class LeaseAgent {
         if (signal.aborted) return;
         failures++;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
-        this.log.warn(
-          { slot, err: err instanceof Error ? err.message : String(err), retry_ms: delay },
-          'leasing failed; retrying',
-        );
+        this.log.warn({ slot, err: errorMessage(err), retry_ms: delay }, 'leasing failed; retrying');
         await sleep(delay, signal);
         continue;
       }
@@ -164,12 +163,14 @@ export class LeaseAgent {
     let record: ReturnType<PredictionService['submit']>['record'];
     try {
       ({ record } = this.service.submit(
-        { ...lease.prediction, webhook_events_filter: ['start', 'output', 'logs', 'completed'] },
-        lease.prediction.id,
+        parsePredictionRequest(
+          { ...lease.prediction, webhook_events_filter: ['start', 'output', 'logs', 'completed'] },
+          lease.prediction.id,
+        ),
       ));
     } catch (err) {
       // Not ours to run after all (a direct PUT took the slot, the input was refused, shutting down): give it back.
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot run the leased prediction; releasing it');
+      log.warn({ err: errorMessage(err) }, 'cannot run the leased prediction; releasing it');
       await this.release(lease);
       return null;
     }

@@ -1,5 +1,6 @@
 // The byte-level BPE model with CLIP's `</w>` end-of-word marker: vocab.json + merges.txt in, ids out.
 // Symbols are handled as integer ids (no string concatenation while merging), from tables compileBpe builds; words are cached.
+import { errorMessage } from '../error-message.ts';
 import { BYTE_TO_UNICODE } from './byte-encoder.ts';
 
 const END_OF_WORD = '</w>';
@@ -22,7 +23,7 @@ export function parseVocab(vocabJson: string): Map<string, number> {
   try {
     raw = JSON.parse(vocabJson);
   } catch (err) {
-    throw new Error(`vocab must be JSON (vocab.json), got a parse error: ${(err as Error).message}`);
+    throw new Error(`vocab must be JSON (vocab.json), got a parse error: ${errorMessage(err)}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new Error('vocab must be a JSON object of token -> id (vocab.json)');

@@ -1,6 +1,7 @@
 // The compiled CLIP tokenizer: everything ClipTokenizer needs at run time as ids, in one binary that loads as typed-array
 // views with no per-entry work (vs. parsing ~3 MB of vocab.json + merges.txt and building the merge index), written at
 // upload time by edge/scripts/upload-tokenizer.ts.
+import { errorMessage } from '../error-message.ts';
 import { type BpeTables, buildPairSlots, pairSlotCount } from './bpe-model.ts';
 
 /**
@@ -121,7 +122,7 @@ export function decodeCompiled(bytes: Uint8Array): CompiledTokenizer {
   try {
     rawHeader = JSON.parse(new TextDecoder().decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes)));
   } catch (err) {
-    throw new CompiledTokenizerError(`compiled tokenizer header must be JSON: ${(err as Error).message}`);
+    throw new CompiledTokenizerError(`compiled tokenizer header must be JSON: ${errorMessage(err)}`);
   }
   const header = checkHeader(rawHeader);
   const start = PREFIX_BYTES + headerBytes;

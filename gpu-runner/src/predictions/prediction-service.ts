@@ -1,19 +1,15 @@
 // The runner's prediction service: setup state (health), the registry of predictions by id (idempotent create),
 // the slots (one prediction per GPU by default), the run of one prediction (predict -> upload -> terminal state)
-// and the graceful shutdown. It knows no HTTP; it raises the domain errors of domain-errors.ts.
-import { type ErrorIssue, issuesFromZod } from '@sd/shared/schemas/errors';
-import type { WebhookEvent } from '@sd/shared/schemas/prediction';
-import {
-  CogPredictionRequestSchema,
-  type RunnerInput,
-  RunnerInputSchema,
-  type RunnerPrediction,
-} from '@sd/shared/schemas/runner';
+// and the graceful shutdown. It knows no HTTP: it takes parsed requests and raises the shared DomainError codes
+// not_ready, conflict (at capacity), invalid_input and not_found.
+import { DomainError } from '@sd/shared/domain-error';
+import { errorMessage, errorStack } from '@sd/shared/error-message';
+import type { RunnerInput, RunnerPrediction } from '@sd/shared/schemas/runner';
 import type { Logger } from 'pino';
+import type { Predictor } from '../predictor/predictor.ts';
 import type { OutputStorage } from '../storage/output-storage.ts';
-import { AtCapacityError, InvalidInputError, NotFoundError, NotReadyError } from './domain-errors.ts';
 import { PredictionRecord } from './prediction-record.ts';
-import type { Predictor } from './predictor.ts';
+import type { PredictionRequest } from './prediction-request.ts';
 import { PredictionWebhooks, type WebhookSettings } from './webhook-sender.ts';
 
 export type HealthStatus = 'STARTING' | 'READY' | 'BUSY' | 'SETUP_FAILED' | 'DEFUNCT';
@@ -33,8 +29,6 @@ export interface ServiceOptions {
   historySize?: number;
   fetchImpl?: typeof fetch;
 }
-
-const ALL_EVENTS: readonly WebhookEvent[] = ['start', 'output', 'logs', 'completed'];
 
 export class PredictionService {
   private readonly setupState: SetupState = { status: 'starting', started_at: null, completed_at: null, logs: '' };
@@ -62,8 +56,8 @@ export class PredictionService {
       log(`Outputs go to ${this.storage.description}`);
     } catch (err) {
       this.setupState.status = 'failed';
-      this.setupState.error = (err as Error).message;
-      log(`Setup failed: ${(err as Error).stack ?? err}`);
+      this.setupState.error = errorMessage(err);
+      log(`Setup failed: ${errorStack(err)}`);
     } finally {
       this.setupState.completed_at = new Date().toISOString();
     }
@@ -79,67 +73,40 @@ export class PredictionService {
 
   get(id: string): PredictionRecord {
     const record = this.predictions.get(id);
-    if (!record) throw new NotFoundError(`prediction ${id} is not known to this runner`);
+    if (!record) throw new DomainError('not_found', `prediction ${id} is not known to this runner`);
     return record;
   }
 
   /**
-   * Validates and starts a prediction. With an id that is already known, returns that prediction and starts
-   * nothing (Cog's idempotent PUT). Raises InvalidInputError, NotReadyError or AtCapacityError.
+   * Starts a parsed prediction. With an id that is already known, returns that prediction and starts nothing (Cog's
+   * idempotent PUT). Raises not_ready, invalid_input (checks that need the loaded model) or conflict (every slot busy).
    */
-  submit(body: unknown, pathId?: string): { record: PredictionRecord; created: boolean } {
-    const request = CogPredictionRequestSchema.safeParse(body ?? {});
-    if (!request.success) {
-      const issues = issuesFromZod(request.error);
-      throw new InvalidInputError(issues.map((i) => i.message).join('; '), issues);
-    }
-    // The id becomes a storage key prefix: the path id obeys the same rule as the body's.
-    const pathIdCheck = pathId === undefined ? null : CogPredictionRequestSchema.shape.id.safeParse(pathId);
-    if (pathIdCheck && !pathIdCheck.success) {
-      const shown = JSON.stringify(pathId!.length > 40 ? `${pathId!.slice(0, 40)}...` : pathId);
-      throw new InvalidInputError(`id in the path must be 1 to 128 letters, digits, _ or -, got ${shown}`, [
-        { field: 'id', message: `id in the path must be 1 to 128 letters, digits, _ or -, got ${shown}` },
-      ]);
-    }
-    if (pathId !== undefined && request.data.id !== undefined && request.data.id !== pathId) {
-      throw new InvalidInputError(`id in the body (${request.data.id}) differs from the id in the path (${pathId})`, [
-        { field: 'id', message: `id must equal the path id ${pathId}, got ${request.data.id}` },
-      ]);
-    }
-    const id = pathId ?? request.data.id ?? crypto.randomUUID().replaceAll('-', '');
+  submit(request: PredictionRequest): { record: PredictionRecord; created: boolean } {
+    const id = request.id ?? crypto.randomUUID().replaceAll('-', '');
     const existing = this.predictions.get(id);
     if (existing) return { record: existing, created: false };
 
-    const input = RunnerInputSchema.safeParse(request.data.input);
-    if (!input.success) {
-      const issues = uniqueIssues(issuesFromZod(input.error, 'input'));
-      throw new InvalidInputError(issues.map((i) => i.message).join('; '), issues);
-    }
-    if (!this.accepting) throw new NotReadyError('the runner is shutting down and accepts no new predictions');
+    if (!this.accepting) throw new DomainError('not_ready', 'the runner is shutting down and accepts no new predictions');
     if (this.setupState.status === 'starting')
-      throw new NotReadyError('the model is still loading (health-check status STARTING)');
-    if (this.setupState.status === 'failed') throw new NotReadyError(`setup failed: ${this.setupState.error}`);
-    const modelIssues = this.predictor.checkInput?.(input.data) ?? [];
-    if (modelIssues.length > 0) throw new InvalidInputError(modelIssues.map((i) => i.message).join('; '), modelIssues);
+      throw new DomainError('not_ready', 'the model is still loading (health-check status STARTING)');
+    if (this.setupState.status === 'failed') throw new DomainError('not_ready', `setup failed: ${this.setupState.error}`);
+    const modelIssues = this.predictor.checkInput?.(request.input) ?? [];
+    if (modelIssues.length > 0) throw new DomainError('invalid_input', modelIssues.map((i) => i.message).join('; '), modelIssues);
     if (this.running.size >= this.options.slots) {
-      throw new AtCapacityError(`already running ${this.running.size} prediction(s), the limit is SLOTS=${this.options.slots}`);
+      throw new DomainError(
+        'conflict',
+        `already running ${this.running.size} prediction(s), the limit is SLOTS=${this.options.slots}`,
+      );
     }
 
     const log = this.log.child({ prediction_id: id });
-    const webhooks = request.data.webhook
-      ? new PredictionWebhooks(
-          id,
-          request.data.webhook,
-          new Set(request.data.webhook_events_filter ?? ALL_EVENTS),
-          this.options.webhook,
-          log,
-          this.options.fetchImpl,
-        )
+    const webhooks = request.webhook
+      ? new PredictionWebhooks(id, request.webhook.url, request.webhook.events, this.options.webhook, log, this.options.fetchImpl)
       : null;
-    const record = new PredictionRecord(id, echoInput(request.data.input), webhooks, log);
+    const record = new PredictionRecord(id, echoInput(request.sentInput), webhooks, log);
     this.remember(record);
     this.running.add(record);
-    void this.run(record, input.data);
+    void this.run(record, request.input);
     return { record, created: true };
   }
 
@@ -191,12 +158,12 @@ export class PredictionService {
       record.succeed(urls, { seeds: result.seeds, embeddings: result.embeddings, metrics: result.metrics });
     } catch (err) {
       if (signal.aborted) {
-        record.appendLog(`Canceled: ${(signal.reason as Error)?.message ?? 'canceled'}`);
+        record.appendLog(`Canceled: ${signal.reason === undefined ? 'canceled' : errorMessage(signal.reason)}`);
         record.cancel();
       } else {
-        const message = (err as Error).message || String(err);
+        const message = errorMessage(err);
         record.appendLog(`Prediction failed: ${message}`);
-        record.log.error({ err: (err as Error).stack }, 'prediction failed');
+        record.log.error({ err: errorStack(err) }, 'prediction failed');
         record.fail(message);
       }
     } finally {
@@ -213,17 +180,6 @@ export class PredictionService {
       if (r.isFinished) this.predictions.delete(id);
     }
   }
-}
-
-/** zod reports one message per failed check; a value that fails two checks with the same message is one issue. */
-function uniqueIssues(issues: ErrorIssue[]): ErrorIssue[] {
-  const seen = new Set<string>();
-  return issues.filter((i) => {
-    const key = `${i.field}\u0000${i.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 /**

@@ -1,11 +1,12 @@
 // Outgoing Cog webhooks for one prediction: the events filter, throttled progress (output/logs), one delivery
 // at a time so the receiver sees start -> output* -> completed in order, and the terminal one retried with backoff.
 // Every delivery is signed (Standard Webhooks) when a secret is configured and carries the bearer token when set.
+import { errorMessage } from '@sd/shared/error-message';
 import type { WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { signWebhook } from '@sd/shared/webhook-signature';
 import type { Logger } from 'pino';
-import { withBackoff } from './backoff.ts';
+import { withBackoff } from '../retry/backoff.ts';
 
 export interface WebhookSettings {
   signingSecret?: string;
@@ -97,10 +98,10 @@ export class PredictionWebhooks {
           maxDelayMs: this.settings.completedMaxDelayMs,
           retryable: (err) => !(err instanceof DeliveryError) || err.retryable,
           onRetry: (n, err, delay) =>
-            this.log.warn({ attempt: n, delay_ms: delay, err: (err as Error).message }, 'completed webhook failed; retrying'),
+            this.log.warn({ attempt: n, delay_ms: delay, err: errorMessage(err) }, 'completed webhook failed; retrying'),
         });
       } catch (err) {
-        this.log.error({ err: (err as Error).message }, 'completed webhook could not be delivered; giving up');
+        this.log.error({ err: errorMessage(err) }, 'completed webhook could not be delivered; giving up');
       }
     });
     return this.chain;
@@ -117,7 +118,7 @@ export class PredictionWebhooks {
     // Progress is best effort: one attempt; the terminal delivery carries the whole state anyway.
     this.chain = this.chain.then(() =>
       this.deliver(event, messageId, body).catch((err) =>
-        this.log.warn({ event, err: (err as Error).message }, 'webhook delivery failed'),
+        this.log.warn({ event, err: errorMessage(err) }, 'webhook delivery failed'),
       ),
     );
   }
@@ -135,7 +136,7 @@ export class PredictionWebhooks {
         signal: AbortSignal.timeout(this.settings.attemptTimeoutMs),
       });
     } catch (err) {
-      throw new DeliveryError(`${event} webhook to ${new URL(this.url).host} failed: ${(err as Error).message}`, true);
+      throw new DeliveryError(`${event} webhook to ${new URL(this.url).host} failed: ${errorMessage(err)}`, true);
     }
     await response.body?.cancel().catch(() => {});
     if (!response.ok) {

@@ -1,3 +1,4 @@
+import { errorMessage } from '@sd/shared/error-message';
 import { describe, expect, it } from 'vitest';
 import { type FetchImage, loadInputImage, privateUrlProblem } from './input-image.ts';
 
@@ -32,6 +33,28 @@ describe('loadInputImage', () => {
     await expect(loadInputImage('image', 'https://example.com/a.png', limits, undefined, missing)).rejects.toThrow(/HTTP 404/);
   });
 
+  it("reads the runner's own outputs through its storage, never through the network; other loopback stays refused", async () => {
+    // A fake storage holding one output (the real one: storage/s3-storage.test.ts and test/runner-http.test.ts).
+    const own = 'http://127.0.0.1:9000/outputs/predictions/p1/0.png?X-Amz-Signature=abc';
+    const reads: string[] = [];
+    const ownOutputs = {
+      ownOutputKey: (url: URL) => (url.href === own ? 'predictions/p1/0.png' : null),
+      readOutput: async (key: string) => {
+        reads.push(key);
+        return new Uint8Array([1, 2, 3]);
+      },
+    };
+    const noNetwork: FetchImage = async () => {
+      throw new Error('the network was used');
+    };
+    expect(Array.from(await loadInputImage('image', own, { ...limits, ownOutputs }, undefined, noNetwork))).toEqual([1, 2, 3]);
+    expect(reads).toEqual(['predictions/p1/0.png']);
+    expect(privateUrlProblem('image', own, ownOutputs)).toBeNull();
+    const other = 'http://127.0.0.1:9000/outputs/secrets.png';
+    expect(privateUrlProblem('image', other, ownOutputs)).toMatch(/loopback/);
+    await expect(loadInputImage('image', other, { ...limits, ownOutputs }, undefined, noNetwork)).rejects.toThrow(/https URL/);
+  });
+
   it('refuses loopback, private and link-local hosts, literal, resolved or redirected to, unless allowed', async () => {
     expect(privateUrlProblem('image', 'https://[::1]/a.png')).toMatch(/image must not point to a loopback.*got host \[::1\]/);
     expect(privateUrlProblem('mask', 'https://0x7f.1/a.png')).toMatch(/got host 127\.0\.0\.1/);
@@ -45,7 +68,7 @@ describe('loadInputImage', () => {
     // Names are checked where they are resolved: the guarded agent refuses before it connects (nothing listens).
     const resolvesInside = { ...limits, resolveHost: async () => ['93.184.215.14', '10.0.0.7'] };
     const err = await loadInputImage('mask', 'https://evil.test/a.png', resolvesInside).catch((e: Error) => e);
-    expect((err as Error).message).toBe(
+    expect(errorMessage(err)).toBe(
       'mask must not point to an internal address (ALLOW_PRIVATE_IMAGE_URLS is off): host evil.test resolves to a blocked address (private-use)',
     );
     const mapped = { ...limits, resolveHost: async () => ['64:ff9b::a9fe:a9fe'] };

@@ -1,6 +1,7 @@
 // The Predictor on the Stable Diffusion pipeline: loads the model once, maps a validated RunnerInput onto a
 // GenerateRequest (random seed when absent, input images, precomputed embeddings), and encodes the outputs.
 import { randomInt } from 'node:crypto';
+import { type Size, sizeFromImage } from '@sd/shared/image-size';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import { DEFAULT_LIMITS } from '@sd/shared/schemas/limits';
 import {
@@ -12,12 +13,18 @@ import {
 import { decodeTensor, encodeTensor } from '@sd/shared/tensor-format';
 import { ensureDefaultModel } from '../default-model/write-model.ts';
 import { checkInputImage, encodeImage, MIME_TYPES } from '../image/image-codec.ts';
+import { loadInputImage, type OwnOutputs, privateUrlProblem } from '../input-images/input-image.ts';
 import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
 import { clipSkipProblem } from '../pipeline/text-encoding.ts';
-import { CanceledError, type Float32Tensor, type GenerateRequest } from '../pipeline/types.ts';
-import { loadInputImage, privateUrlProblem } from './input-image.ts';
-import { type PredictContext, PredictionCanceledError, type Predictor, type PredictResult } from './predictor.ts';
+import { CanceledError, type Float32Tensor, type GenerateRequest, type GenerateResult } from '../pipeline/types.ts';
+import {
+  type EncodedOutputImage,
+  type PredictContext,
+  PredictionCanceledError,
+  type Predictor,
+  type PredictResult,
+} from './predictor.ts';
 
 export interface SdPredictorOptions {
   /** Unset: the embedded default model. */
@@ -29,6 +36,8 @@ export interface SdPredictorOptions {
   inputFetchTimeoutMs: number;
   /** Input image URLs may name private addresses (ALLOW_PRIVATE_IMAGE_URLS). */
   allowPrivateImageUrls?: boolean;
+  /** The runner's own output storage: its outputs' URLs are read back through it when given as inputs. */
+  ownOutputs?: OwnOutputs;
 }
 
 const EXTENSIONS = { png: 'png', webp: 'webp', jpeg: 'jpg' } as const;
@@ -81,7 +90,7 @@ export class SdPredictor implements Predictor {
     if (!this.options.allowPrivateImageUrls) {
       for (const field of ['image', 'mask'] as const) {
         const ref = input[field];
-        const problem = ref === undefined ? null : privateUrlProblem(field, ref);
+        const problem = ref === undefined ? null : privateUrlProblem(field, ref, this.options.ownOutputs);
         if (problem) issues.push({ field: `input.${field}`, message: problem });
       }
     }
@@ -98,68 +107,27 @@ export class SdPredictor implements Predictor {
       // Replicate's SD models take the flag; there is nothing here for it to switch.
       ctx.log('disable_safety_checker: this pipeline has no safety checker; outputs are never filtered');
     }
-
-    const limits = {
-      maxBytes: DEFAULT_LIMITS.maxImageBytes,
-      timeoutMs: this.options.inputFetchTimeoutMs,
-      allowPrivateAddresses: this.options.allowPrivateImageUrls,
-    };
-    const image = input.image ? await loadInputImage('image', input.image, limits, ctx.signal) : undefined;
-    const mask = input.mask ? await loadInputImage('mask', input.mask, limits, ctx.signal) : undefined;
-    // Headers only: a non-image or a decompression bomb is refused, naming the field, before anything is decoded.
-    if (image) await checkInputImage('image', image);
-    if (mask) await checkInputImage('mask', mask);
-
-    const request: GenerateRequest = {
-      prompt: input.prompt,
-      negativePrompt: input.negative_prompt,
-      promptTokens: input.prompt_tokens,
-      negativePromptTokens: input.negative_prompt_tokens,
-      // Absent: the model's native size (what it was trained at; larger is not better for a small model).
-      width: input.width ?? pipeline.nativeSize,
-      height: input.height ?? pipeline.nativeSize,
-      steps: input.num_inference_steps,
-      guidanceScale: input.guidance_scale,
-      scheduler: input.scheduler,
-      seed,
-      numOutputs: input.num_outputs,
-      image: image ? { kind: 'encoded', bytes: image } : undefined,
-      mask: mask ? { kind: 'encoded', bytes: mask } : undefined,
-      strength: image ? input.strength : undefined,
-      promptMode: input.prompt_mode,
-      promptWeighting: input.prompt_weighting,
-      clipSkip: input.clip_skip,
-      embeddings: input.embeddings
-        ? { cond: decodeTensor(input.embeddings.prompt), uncond: decodeTensor(input.embeddings.negative) }
-        : undefined,
-      returnEmbeddings: input.return_embeddings,
-    };
-
-    let result: Awaited<ReturnType<StableDiffusionPipeline['generate']>>;
+    const images = await this.loadImages(input, ctx.signal);
+    const request = generateRequest(input, seed, images, outputSize(input, images, pipeline.nativeSize));
+    let result: GenerateResult;
     try {
       result = await pipeline.generate(request, {
         signal: ctx.signal,
         onProgress: (p) => ctx.onProgress({ step: p.step, total: p.total }),
       });
     } catch (err) {
-      if (err instanceof CanceledError || ctx.signal.aborted)
-        throw new PredictionCanceledError(`canceled before step ${(err as CanceledError).step ?? '?'}`);
+      if (err instanceof CanceledError) throw new PredictionCanceledError(`canceled before step ${err.step}`);
+      if (ctx.signal.aborted) throw new PredictionCanceledError('canceled');
       throw err;
     }
     ctx.log(`Scheduler: ${result.scheduler}; text encoder ${result.textEncoderSkipped ? 'skipped (embeddings given)' : 'ran'}`);
-
-    const format = input.output_format;
-    const images = [];
-    for (const img of result.images) {
-      const bytes = await encodeImage(img.rgb, result.width, result.height, format, input.output_quality);
-      images.push({ bytes, contentType: MIME_TYPES[format], extension: EXTENSIONS[format] });
-    }
+    const outputs = await encodeOutputs(result, input);
     const seconds = (ms: number) => Math.round(ms) / 1000;
     ctx.log(
-      `Generated ${images.length} image(s) of ${result.width}x${result.height} in ${seconds(performance.now() - started)} s`,
+      `Generated ${outputs.length} image(s) of ${result.width}x${result.height} in ${seconds(performance.now() - started)} s`,
     );
     return {
-      images,
+      images: outputs,
       seeds: result.images.map((i) => i.seed),
       embeddings: result.embeddings ? encodeEmbeddings(result.embeddings) : undefined,
       metrics: {
@@ -171,6 +139,77 @@ export class SdPredictor implements Predictor {
       },
     };
   }
+
+  /** The image and mask bytes, with the image's size; each header checked (a non-image or a bomb is refused by name). */
+  private async loadImages(input: RunnerInput, signal: AbortSignal): Promise<InputImages> {
+    const limits = {
+      maxBytes: DEFAULT_LIMITS.maxImageBytes,
+      timeoutMs: this.options.inputFetchTimeoutMs,
+      allowPrivateAddresses: this.options.allowPrivateImageUrls,
+      ownOutputs: this.options.ownOutputs,
+    };
+    const image = input.image ? await loadInputImage('image', input.image, limits, signal) : undefined;
+    const mask = input.mask ? await loadInputImage('mask', input.mask, limits, signal) : undefined;
+    // Headers only, before anything is decoded.
+    const imageSize = image ? await checkInputImage('image', image) : undefined;
+    if (mask) await checkInputImage('mask', mask);
+    return { image, mask, imageSize };
+  }
+}
+
+interface InputImages {
+  image?: Uint8Array;
+  mask?: Uint8Array;
+  imageSize?: Size;
+}
+
+/**
+ * The output's width and height: as given; a side left out comes from the input image (img2img, as diffusers: the
+ * image's own size, fitted into the limits), else the model's native size (what it was trained at; larger is not
+ * better for a small model).
+ */
+function outputSize(input: RunnerInput, images: InputImages, nativeSize: number): Size {
+  if (images.imageSize) return sizeFromImage(images.imageSize, { width: input.width, height: input.height }, DEFAULT_LIMITS);
+  return { width: input.width ?? nativeSize, height: input.height ?? nativeSize };
+}
+
+/** The pipeline's request for a validated input. */
+function generateRequest(input: RunnerInput, seed: number, images: InputImages, size: Size): GenerateRequest {
+  const { image, mask } = images;
+  return {
+    prompt: input.prompt,
+    negativePrompt: input.negative_prompt,
+    promptTokens: input.prompt_tokens,
+    negativePromptTokens: input.negative_prompt_tokens,
+    width: size.width,
+    height: size.height,
+    steps: input.num_inference_steps,
+    guidanceScale: input.guidance_scale,
+    scheduler: input.scheduler,
+    seed,
+    numOutputs: input.num_outputs,
+    image: image ? { kind: 'encoded', bytes: image } : undefined,
+    mask: mask ? { kind: 'encoded', bytes: mask } : undefined,
+    strength: image ? input.strength : undefined,
+    promptMode: input.prompt_mode,
+    promptWeighting: input.prompt_weighting,
+    clipSkip: input.clip_skip,
+    embeddings: input.embeddings
+      ? { cond: decodeTensor(input.embeddings.prompt), uncond: decodeTensor(input.embeddings.negative) }
+      : undefined,
+    returnEmbeddings: input.return_embeddings,
+  };
+}
+
+/** Each image in the requested format. */
+async function encodeOutputs(result: GenerateResult, input: RunnerInput): Promise<EncodedOutputImage[]> {
+  const format = input.output_format;
+  const outputs: EncodedOutputImage[] = [];
+  for (const image of result.images) {
+    const bytes = await encodeImage(image.rgb, result.width, result.height, format, input.output_quality);
+    outputs.push({ bytes, contentType: MIME_TYPES[format], extension: EXTENSIONS[format] });
+  }
+  return outputs;
 }
 
 /** Both halves of the guidance pair, as the edge caches them; without guidance there is no negative half to cache. */

@@ -1,14 +1,15 @@
 // POST /v1/tokens: a customer's backend (secret key with scope tokens:write) mints a short-lived user token.
 // POST /v1/visitor-tokens: a page with a publishable key gets a token for its visitor (its own predictions only).
 // The core app mounts this sub-app; it authenticates by itself (a no-op when the app already did).
+import { errorMessage } from '@sd/shared/error-message';
 import { validationErrorBody } from '@sd/shared/schemas/errors';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { type AuthBindings, type AuthenticateOptions, authenticate, requireScope } from './authenticate/index.ts';
-import { httpError } from './http-error.ts';
-import { normalizeOrigin } from './key-format.ts';
-import { getKeyRecord, kvStore } from './key-store.ts';
-import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, mintUserToken, verifyUserToken } from './user-token.ts';
+import { type AuthBindings, type AuthenticateOptions, authenticate, requireScope } from '../authenticate/index.ts';
+import { httpError } from '../http-error.ts';
+import { normalizeOrigin } from '../key-format.ts';
+import { getKeyRecord, kvStore } from '../key-store.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, mintUserToken, verifyUserToken } from '../user-token.ts';
 
 export const CreateTokenRequestSchema = z.strictObject({
   /** The customer's id for its user; shows up as the token's `sub`. */
@@ -47,16 +48,16 @@ export function tokenRoutes(options: AuthenticateOptions = {}) {
   app.post('/v1/tokens', authenticate(options), requireScope('tokens:write'), async (c) => {
     const principal = c.get('principal');
     if (principal.kind !== 'secret')
-      throw httpError(403, 'forbidden', `user tokens can only be minted with a secret key, not a ${principal.kind} credential`);
+      throw httpError('forbidden', `user tokens can only be minted with a secret key, not a ${principal.kind} credential`);
     const secret = options.tokenSigningSecret ? options.tokenSigningSecret(c) : c.env.TOKEN_SIGNING_SECRET;
     if (!secret)
-      throw httpError(503, 'not_configured', 'user tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)');
+      throw httpError('not_configured', 'user tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)');
 
     let json: unknown;
     try {
       json = await c.req.json();
     } catch {
-      throw httpError(400, 'invalid_json', 'request body must be JSON');
+      throw httpError('invalid_json', 'request body must be JSON');
     }
     const parsed = CreateTokenRequestSchema.safeParse(json);
     if (!parsed.success) return c.json(validationErrorBody(parsed.error), 422);
@@ -66,25 +67,21 @@ export function tokenRoutes(options: AuthenticateOptions = {}) {
     try {
       origin = normalizeOrigin(body.origin);
     } catch (err) {
-      throw httpError(422, 'invalid_input', `origin: ${(err as Error).message}`);
+      throw httpError('invalid_input', `origin: ${errorMessage(err)}`);
     }
     const issuer = await getKeyRecord(options.keys ? options.keys(c) : kvStore(c.env.KEYS), principal.keyId);
     if (issuer && issuer.origins.length > 0 && !issuer.origins.includes(origin)) {
-      throw httpError(403, 'forbidden', `origin ${origin} is not among this key's token origins: ${issuer.origins.join(', ')}`);
+      throw httpError('forbidden', `origin ${origin} is not among this key's token origins: ${issuer.origins.join(', ')}`);
     }
     const { limits } = principal;
     if (body.max_steps !== undefined && limits.maxSteps !== undefined && body.max_steps > limits.maxSteps) {
-      throw httpError(422, 'invalid_input', `max_steps must be at most ${limits.maxSteps} for this key, got ${body.max_steps}`);
+      throw httpError('invalid_input', `max_steps must be at most ${limits.maxSteps} for this key, got ${body.max_steps}`);
     }
     if (body.max_outputs !== undefined && limits.maxOutputs !== undefined && body.max_outputs > limits.maxOutputs) {
-      throw httpError(
-        422,
-        'invalid_input',
-        `max_outputs must be at most ${limits.maxOutputs} for this key, got ${body.max_outputs}`,
-      );
+      throw httpError('invalid_input', `max_outputs must be at most ${limits.maxOutputs} for this key, got ${body.max_outputs}`);
     }
     if (body.model !== undefined && limits.models && !limits.models.includes(body.model)) {
-      throw httpError(403, 'forbidden', `model ${body.model} is not allowed for this key`);
+      throw httpError('forbidden', `model ${body.model} is not allowed for this key`);
     }
 
     const { token, claims } = await mintUserToken({
@@ -104,25 +101,20 @@ export function tokenRoutes(options: AuthenticateOptions = {}) {
     const principal = c.get('principal');
     if (principal.kind !== 'publishable' && principal.kind !== 'visitor') {
       throw httpError(
-        403,
         'forbidden',
         `visitor tokens are minted with a publishable key (or renewed with a visitor token), not a ${principal.kind} credential`,
       );
     }
     const secret = options.tokenSigningSecret ? options.tokenSigningSecret(c) : c.env.TOKEN_SIGNING_SECRET;
     if (!secret)
-      throw httpError(
-        503,
-        'not_configured',
-        'visitor tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)',
-      );
+      throw httpError('not_configured', 'visitor tokens are not enabled on this deployment (TOKEN_SIGNING_SECRET is not set)');
     const text = await c.req.text();
     let json: unknown = {};
     if (text.trim() !== '') {
       try {
         json = JSON.parse(text);
       } catch {
-        throw httpError(400, 'invalid_json', 'request body must be JSON (or empty)');
+        throw httpError('invalid_json', 'request body must be JSON (or empty)');
       }
     }
     const parsed = CreateVisitorTokenRequestSchema.safeParse(json);
@@ -136,7 +128,6 @@ export function tokenRoutes(options: AuthenticateOptions = {}) {
       const claims = verified.ok ? verified.claims : null;
       if (claims?.kind !== 'visitor' || claims.iss !== principal.keyId || claims.aud !== origin) {
         throw httpError(
-          422,
           'invalid_input',
           'visitor_token must be a visitor token this key issued for this origin in the last 7 days',
         );

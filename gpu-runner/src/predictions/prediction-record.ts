@@ -3,7 +3,7 @@
 import { canTransition, isTerminal, type PredictionStatus } from '@sd/shared/schemas/prediction';
 import type { PrecomputedEmbeddings, RunnerPrediction } from '@sd/shared/schemas/runner';
 import type { Logger } from 'pino';
-import type { PredictMetrics, PredictProgress } from './predictor.ts';
+import type { PredictMetrics, PredictProgress } from '../predictor/predictor.ts';
 import type { PredictionWebhooks } from './webhook-sender.ts';
 
 export interface SuccessDetails {

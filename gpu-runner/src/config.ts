@@ -2,24 +2,10 @@
 // Nothing else in the runner reads process.env (except the embedded model's cache folder, SD_MODEL_CACHE).
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import type { S3Config } from './storage/s3-config.ts';
 
 const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'dml'] as const;
 type Provider = (typeof PROVIDERS)[number];
-
-export interface S3Config {
-  endpoint?: string;
-  region: string;
-  bucket: string;
-  forcePathStyle: boolean;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  sessionToken?: string;
-  /** Output URLs are `${publicBaseUrl}/${key}` when set, else presigned GETs. */
-  publicBaseUrl?: string;
-  presignExpiresSeconds: number;
-  /** Upper bound on the time all uploads of one prediction may take, retries included. */
-  timeoutMs: number;
-}
 
 export interface RunnerConfig {
   port: number;

@@ -1,3 +1,4 @@
+import { errorMessage } from '@sd/shared/error-message';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 
@@ -44,7 +45,7 @@ describe('loadConfig', () => {
       try {
         loadConfig({ SLOTS: '0', ORT_PROVIDERS: 'cuda,gpu' });
       } catch (err) {
-        return (err as Error).message;
+        return errorMessage(err);
       }
       return '';
     })();

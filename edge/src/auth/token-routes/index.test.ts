@@ -2,10 +2,10 @@
 import { env } from 'cloudflare:workers';
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { authenticate } from './authenticate/index.ts';
-import { type KeyLimits, newApiKey, type Scope } from './key-format.ts';
-import { kvStore, saveKeyRecord } from './key-store.ts';
-import { tokenApp } from './routes.ts';
+import { authenticate } from '../authenticate/index.ts';
+import { type KeyLimits, newApiKey, type Scope } from '../key-format.ts';
+import { kvStore, saveKeyRecord } from '../key-store.ts';
+import { tokenApp } from './index.ts';
 
 const SITE = 'https://app.example';
 const app = new Hono<{ Bindings: Env }>();

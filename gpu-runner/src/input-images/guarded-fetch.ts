@@ -137,9 +137,9 @@ function fetchFailure(err: unknown, first: URL, hop: number): Error {
   if (cause instanceof BlockedDestinationError) {
     return hop > 0 ? new BlockedDestinationError(`a redirect from ${hostOf(first)}: ${cause.message}`) : cause;
   }
-  if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') return err as Error;
+  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) return err;
   // Node's messages ("connect ECONNREFUSED 10.0.0.7:443") name the address a name resolved to: keep the code only.
-  const code = (cause as { code?: string }).code ?? (cause as Error).name ?? 'error';
+  const code = (cause as { code?: string }).code ?? (cause instanceof Error ? cause.name : 'error');
   const after = hop > 0 ? ` after ${hop} redirect(s)` : '';
   return Object.assign(new Error(`connection to ${hostOf(first)}${after} failed (${code})`), { code });
 }

@@ -167,6 +167,15 @@ describe('img2img through the edge', () => {
   });
 });
 
+describe('an input only the runner can judge', () => {
+  it("fails at once with the runner's own message instead of waiting in line for its maximum queue time", async () => {
+    // The edge cannot know the loaded model's text encoder depth; the pull runner refuses clip_skip past it.
+    const created = await createPrediction({ prompt: 'a red circle', ...TINY, clip_skip: 2 });
+    const failed = await waitForStatus(created.id, (p) => p.status === 'failed', 20_000);
+    expect(failed.error).toMatch(/^the model host rejected the input: .*clip_skip must be 1 for this model/);
+  });
+});
+
 describe('the OpenAI client through the edge', () => {
   // The edge takes 64x64 (any multiple of 8 within its limits); the SDK's size type lists only OpenAI's sizes.
   const size = '64x64' as ImageGenerateParams['size'];

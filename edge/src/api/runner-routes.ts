@@ -2,7 +2,9 @@
 //   POST /runner/v1/leases                        long-poll for the next prediction of a model
 //   POST /runner/v1/leases/{lease}/heartbeat      keep the lease (the answer says stop when it is gone)
 //   POST /runner/v1/leases/{lease}/report         the runner's Cog envelope (its webhook sender posts here)
-//   POST /runner/v1/leases/{lease}/release        give a lease back unrun (the runner cannot take it after all)
+//   POST /runner/v1/leases/{lease}/release        give a lease back unrun (the runner cannot take it after all), or,
+//                                                 with {"refused": {"message"}}, refuse its input for good (the
+//                                                 runner's 422): the prediction fails with that message
 // The credential is checked before any body is read; a report is believed only under the prediction's current lease.
 
 import { invalidFromZod, invalidInput } from '@sd/shared/domain-error';
@@ -32,6 +34,11 @@ const LeaseRequestSchema = z.strictObject({
   model: z.string().min(1).max(300),
   slots: z.number().int().min(1).max(64).default(1),
   wait_ms: z.number().int().min(0).max(MAX_WAIT_MS).default(20_000),
+});
+
+const ReleaseRequestSchema = z.strictObject({
+  /** The runner refused the input itself (its 422: a limit of the loaded model the edge cannot know). */
+  refused: z.strictObject({ message: z.string().min(1).max(2000) }).optional(),
 });
 
 const HeartbeatRequestSchema = z.strictObject({
@@ -132,7 +139,12 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
     const pool = c.req.query('pool');
     const model = pool ? resolveModel(config, pool) : null;
     if (!model) throw invalidInput('pool', 'pool must name the model of the lease (the release_url carries it)');
-    await queueStub(c.env, poolOf(model)).release(leaseId);
+    const { json } = await readJsonBody(c.req.raw, SMALL_BODY_BYTES);
+    const parsed = ReleaseRequestSchema.safeParse(json);
+    if (!parsed.success) throw invalidFromZod(parsed.error);
+    const queue = queueStub(c.env, poolOf(model));
+    if (parsed.data.refused) await queue.refuse(leaseId, parsed.data.refused.message);
+    else await queue.release(leaseId);
     return c.json({ ok: true });
   });
 

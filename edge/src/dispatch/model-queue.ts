@@ -363,6 +363,18 @@ export class ModelQueue extends DurableObject<Env> {
     await this.scheduleAlarm();
   }
 
+  /**
+   * The lease holder refused the input for good (a pull runner's own 422, e.g. a limit of the model it loaded that the
+   * edge cannot know): waiting for another runner of the same model cannot help, so the prediction fails with the
+   * runner's message and leaves the line. Only the current lease may refuse.
+   */
+  async refuse(leaseId: string, message: string): Promise<void> {
+    const job = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
+    if (job?.state !== 'leased') return;
+    await leaseHolder(this.env, job.prediction_id).fail(`the model host rejected the input: ${message}`);
+    await this.remove(job.prediction_id);
+  }
+
   private ttlFor(runnerId: string): number {
     // Push targets are only heard from through their webhooks, which come per event, not per heartbeat.
     return this.isPushTarget(runnerId)

@@ -3,7 +3,7 @@ import type { ModelQueue } from './model-queue.ts';
 
 export type QueueStub = Pick<
   ModelQueue,
-  'enqueue' | 'activate' | 'remove' | 'place' | 'stats' | 'lease' | 'heartbeat' | 'release'
+  'enqueue' | 'activate' | 'remove' | 'place' | 'stats' | 'lease' | 'heartbeat' | 'release' | 'refuse'
 >;
 
 /** The pool a prediction's model belongs to: one line per configured model version. */

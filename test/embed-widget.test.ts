@@ -300,6 +300,17 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     // Playwright locators pierce open shadow roots.
     await expect.poll(() => widget.locator('.status').textContent(), { timeout: 5000 }).toMatch(/^Step \d of 4$/);
     expect(await widget.locator('progress').isVisible()).toBe(true);
+    // The bar counts the runner's own steps of the total it reported, the same numbers as the label.
+    const shown = await page
+      .waitForFunction(() => {
+        const root = document.querySelector('sd-image')!.shadowRoot!;
+        const bar = root.querySelector('progress')!;
+        const label = root.querySelector('.status')!.textContent ?? '';
+        return /^Step \d of 4$/.test(label) && { label, value: bar.value, max: bar.max };
+      })
+      .then((h) => h.jsonValue() as Promise<{ label: string; value: number; max: number }>);
+    expect(shown.max).toBe(4);
+    expect(`Step ${shown.value} of ${shown.max}`).toBe(shown.label);
     expect(await widget.locator('button').isDisabled()).toBe(true);
     await widget.locator('figure img').waitFor({ state: 'visible', timeout: 10_000 });
     const img = await widget

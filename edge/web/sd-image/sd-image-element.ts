@@ -254,7 +254,10 @@ class SdImage extends HTMLElement {
       src = safeImageUrl(url, this.apiBase());
       if (src) break;
     }
-    if (!src) return this.fail({ status: 0, message: 'The image service finished but returned no image.' });
+    if (!src) {
+      this.fail({ status: 0, message: 'The image service finished but returned no image.' });
+      return;
+    }
     ui.img.onload = () => {
       ui.progress.hidden = true;
       this.showStatus('Done.');

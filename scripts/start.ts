@@ -90,6 +90,7 @@ process.stdout.write(`
 Ready in ${((Date.now() - started) / 1000).toFixed(1)} s.
 
   Edge (public API)   ${edgeUrl}${place.portNote ? `   (${place.portNote})` : ''}
+    playground        ${edgeUrl}/          (paste the secret key below)
     OpenAPI           ${edgeUrl}/openapi.json
     widget            ${edgeUrl}/embed.js
   Runner (Cog)        ${stack.runnerUrl}   (bearer token ${stack.runnerToken})

@@ -12,8 +12,8 @@ describe('the browser bundles the edge serves', () => {
 
   it('are classic scripts without eval, Function, inline styles, innerHTML or another host', async () => {
     const mod = (await import(GENERATED_MODULE)) as Record<string, string>;
-    const scripts = Object.entries(mod);
-    expect(scripts.length).toBeGreaterThan(0);
+    const scripts = Object.entries(mod).filter(([name]) => name.endsWith('_SCRIPT'));
+    expect(scripts.map(([name]) => name).sort()).toEqual(['PLAYGROUND_SCRIPT', 'SD_IMAGE_SCRIPT']);
     for (const [name, text] of scripts) {
       expect(text, name).not.toMatch(/\beval\s*\(|new Function|setTimeout\s*\(\s*['"]/);
       expect(text, name).not.toMatch(/\.innerHTML\s*=|\.style\.|setAttribute\(\s*['"]style/);
@@ -21,5 +21,11 @@ describe('the browser bundles the edge serves', () => {
       expect(text.match(/https?:\/\/[^\s'"`]+/g) ?? [], name).toEqual([]);
       expect(() => new Function(text), name).not.toThrow();
     }
+  });
+
+  it('has stylesheets that load nothing (no @import, no url())', async () => {
+    const mod = (await import(GENERATED_MODULE)) as Record<string, string>;
+    expect(mod.PLAYGROUND_CSS).toContain('#image-box');
+    expect(mod.PLAYGROUND_CSS).not.toMatch(/@import|url\(/);
   });
 });

@@ -25,10 +25,26 @@ const ENTRIES: WebEntry[] = [
     banner: '/*! <sd-image> embed widget */',
     doc: 'The <sd-image> custom element, served at /embed.js.',
   },
+  {
+    exportName: 'PLAYGROUND_SCRIPT',
+    entry: 'edge/web/playground/playground.ts',
+    banner: '/*! sd-edge playground */',
+    doc: "The playground page's script, served at /playground.js.",
+  },
+  {
+    exportName: 'PLAYGROUND_CSS',
+    entry: 'edge/web/playground/playground.css',
+    banner: '/*! sd-edge playground */',
+    doc: "The playground page's stylesheet, served at /playground.css.",
+  },
 ];
 
-/** One entry as a self-contained classic script: an IIFE, no imports, syntax every browser with custom elements runs. */
+/**
+ * One entry as a self-contained file: a script is a classic IIFE with no imports, in syntax every browser with custom
+ * elements runs; a stylesheet is plain CSS.
+ */
 async function bundle(entry: WebEntry): Promise<string> {
+  const css = entry.entry.endsWith('.css');
   const result = await build({
     entryPoints: [entry.entry],
     absWorkingDir: REPO_ROOT,
@@ -39,10 +55,10 @@ async function bundle(entry: WebEntry): Promise<string> {
     target: ['es2019'],
     charset: 'utf8',
     legalComments: 'inline',
-    banner: { js: entry.banner },
+    banner: css ? { css: entry.banner } : { js: entry.banner },
     logLevel: 'silent',
   });
-  const [file] = result.outputFiles;
+  const file = result.outputFiles?.[0];
   if (!file) throw new Error(`esbuild wrote nothing for ${entry.entry}`);
   return file.text;
 }

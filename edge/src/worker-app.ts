@@ -9,6 +9,7 @@ import { originCheck } from './auth/cors/origin-check.ts';
 import { tokenRoutes } from './auth/routes.ts';
 import { embedRoute } from './embed/embed-script.ts';
 import { rateLimit } from './limits/rate-limit/index.ts';
+import { registerPlaygroundRoutes } from './playground/playground-routes.ts';
 
 export function createWorkerApp(): Hono<AppEnv> {
   const app = createApp({
@@ -20,5 +21,7 @@ export function createWorkerApp(): Hono<AppEnv> {
   app.get('/embed.js', embedRoute);
   // Whether this page's origin is listed, readable from any origin: how the widget words a CORS refusal.
   app.get('/embed/origin-check', originCheck());
+  // The playground at /: a page for a key holder to try the API and copy the request.
+  registerPlaygroundRoutes(app);
   return app;
 }

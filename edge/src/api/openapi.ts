@@ -336,6 +336,19 @@ export function openApiDocument(serverUrl: string): unknown {
           responses: { '201': { description: 'the token', content: json('VisitorToken') }, ...errors },
         },
       },
+      '/': {
+        get: {
+          summary: 'The playground: a page where a key holder makes an image and copies the request (curl, JavaScript, Python)',
+          security: [],
+          responses: { '200': { description: 'text/html' } },
+        },
+      },
+      '/playground.js': {
+        get: { summary: "The playground's script", security: [], responses: { '200': { description: 'text/javascript' } } },
+      },
+      '/playground.css': {
+        get: { summary: "The playground's stylesheet", security: [], responses: { '200': { description: 'text/css' } } },
+      },
       '/embed.js': {
         get: {
           summary: 'The <sd-image> widget script (strong ETag; 304 on If-None-Match)',

@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly code?: string,
+    /** The API's own message, for a developer (message is for anyone). */
+    readonly detail?: string,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -81,5 +83,6 @@ export async function refusal(response: Response): Promise<ApiError> {
     response.status,
     humanError(response.status, body, response.headers.get('Retry-After')),
     asErrorBody(body).error?.code,
+    apiMessage(body) || undefined,
   );
 }

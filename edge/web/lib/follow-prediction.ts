@@ -23,10 +23,18 @@ export interface Prediction {
   [field: string]: unknown;
 }
 
+/** A waiting prediction's place in its model's line (the stream's `queue` event, GET's `queue` field). */
+export interface QueuePlace {
+  position: number;
+  waiting: number;
+  estimated_start_at: string | null;
+}
+
 export interface FollowHandlers {
   /** The prediction left the line and a runner is on it. */
   onProcessing?(): void;
   onProgress?(progress: Progress): void;
+  onQueue?(place: QueuePlace): void;
 }
 
 export const isTerminal = (status: string): boolean => status === 'succeeded' || status === 'failed' || status === 'canceled';
@@ -36,6 +44,13 @@ function parseProgress(value: unknown): Progress | null {
   const { step, total, fraction } = value as Record<string, unknown>;
   if (typeof step !== 'number' || typeof total !== 'number') return null;
   return { step, total, ...(typeof fraction === 'number' ? { fraction } : {}) };
+}
+
+function parseQueue(value: unknown): QueuePlace | null {
+  if (!value || typeof value !== 'object') return null;
+  const { position, waiting, estimated_start_at } = value as Record<string, unknown>;
+  if (typeof position !== 'number' || typeof waiting !== 'number') return null;
+  return { position, waiting, estimated_start_at: typeof estimated_start_at === 'string' ? estimated_start_at : null };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -71,6 +86,9 @@ async function viaStream(
     else if (name === 'progress') {
       const progress = parseProgress(parsed);
       if (progress) on.onProgress?.(progress);
+    } else if (name === 'queue') {
+      const place = parseQueue(parsed);
+      if (place) on.onQueue?.(place);
     } else if (name === 'output' && data) outputs.push(data);
     else if (name === 'error') result = { status: 'failed', error: String(parsed?.detail ?? data), output: null };
     else if (name === 'done') {
@@ -91,6 +109,8 @@ async function viaPolling(url: string, auth: HeadersInit, signal: AbortSignal, o
     const prediction = (await response.json()) as Prediction;
     if (isTerminal(prediction.status)) return prediction;
     if (prediction.status === 'processing') on.onProcessing?.();
+    const place = parseQueue(prediction.queue);
+    if (place) on.onQueue?.(place);
     const progress = parseProgress(prediction.progress);
     if (progress) on.onProgress?.(progress);
     await sleep(delay, signal);

@@ -350,6 +350,10 @@ class SdImage extends HTMLElement {
       const created = (await response.json()) as Prediction;
       this.setAttribute('state', 'processing');
       const final = await followPrediction(created, auth, abort.signal, {
+        onQueue: (place) =>
+          this.showWorking(
+            place.position === 0 ? 'Waiting for a free GPU: next in line…' : `Waiting for a free GPU: ${place.position} ahead…`,
+          ),
         onProcessing: () => this.showWorking('Generating…'),
         onProgress: (p) => this.showProgress(p),
       });

@@ -15,6 +15,11 @@ import { REPO_ROOT } from '../scripts/stack/runner-process.ts';
 const TSX = join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const WRANGLER_TMP = join(REPO_ROOT, 'edge', '.wrangler', 'tmp');
 const listing = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+/**
+ * What a run left in its TMPDIR. Files tools keep on purpose under one fixed name, whatever the number of runs, may stay:
+ * tsx's compile cache, wrangler's update check, onnxruntime's `.ses`; nothing per run does (folders, mat-debug-<pid>).
+ */
+const leftovers = (tmp: string) => listing(tmp).filter((n) => !['tsx-0', 'update-check', '.ses'].includes(n));
 const wranglerBuildDirs = () => listing(WRANGLER_TMP).filter((n) => /^(bundle|dev)-/.test(n));
 
 /** `wrangler dev` processes of this repository's edge running now (other tests' stacks), each with its build folders. */
@@ -109,11 +114,35 @@ describe('npm start and npm run keys share one local state folder', () => {
     expect(() => process.kill(-start.pid, 0)).toThrow(); // nothing left in its group
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
     expect(listing(stateDir)).toEqual(['v3']);
-    // Caches that tools keep on purpose across runs (tsx's compile cache, wrangler's update check) may stay; no
-    // per-run file or folder does.
-    expect(listing(tmp).filter((n) => !['tsx-0', 'update-check', '.ses'].includes(n))).toEqual([]);
+    expect(leftovers(tmp)).toEqual([]);
     // Its own are gone; what remains of them belongs to wrangler devs still running (two folders each), none when alone.
     const left = made.filter((n) => wranglerBuildDirs().includes(n));
     expect(left.length).toBeLessThanOrEqual(2 * liveWranglerDevs());
+  });
+});
+
+describe('npm run demo', () => {
+  it('makes the image in the shared state folder and leaves only the state behind', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'npm-demo-test-'));
+    try {
+      const stateDir = join(work, 'state');
+      const tmp = join(work, 'tmp');
+      await mkdir(tmp);
+      const out = join(work, 'out.png');
+      const demo = startProcess(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--out', out, '--steps', '4'], {
+        env: { ...process.env, SD_STATE_DIR: stateDir, TMPDIR: tmp, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0' },
+        cwd: REPO_ROOT,
+        name: 'npm run demo',
+        group: true,
+      });
+      const { code } = await demo.exited;
+      expect(code, demo.lines.slice(-20).join('\n')).toBe(0);
+      expect(demo.lines.some((l) => l.includes(`state folder ${stateDir}`))).toBe(true);
+      expect(readFileSync(out).subarray(1, 4).toString()).toBe('PNG');
+      expect(listing(stateDir)).toEqual(['v3']);
+      expect(leftovers(tmp)).toEqual([]);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });

@@ -125,9 +125,10 @@ describe.skipIf(!!chromiumSkipReason)(`the playground and the widget against the
     return out;
   }
 
-  /** The form panel as pixels, with nothing focused (no caret, no focus ring). */
+  /** The form panel as pixels, with nothing focused or hovered (no caret, no focus ring). */
   async function formShot(page: Page): Promise<Buffer> {
     await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await page.mouse.move(0, 0);
     return page.locator('#generate-form').screenshot({ animations: 'disabled', caret: 'hide' });
   }
 

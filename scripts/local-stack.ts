@@ -3,7 +3,7 @@
 // Used by `npm start`, `npm run demo` and the end-to-end tests; stop() ends every process it started.
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDefaultModel } from '@sd/gpu-runner/default-model/write-model';
@@ -236,25 +236,37 @@ function isAlive(pid: number): boolean {
 
 /**
  * Claims a persistent state folder for this process: two edges on one folder would run the same Durable Objects twice.
- * A lock left by a process that is gone (killed) is taken over, with its run files.
+ * The lock file is created exclusively (two starts at once cannot both win); one left by a process that is gone
+ * (killed) is taken over, and so are its run files.
  */
 async function claimStateDir(stateDir: string, runDir: string): Promise<void> {
   const lockFile = join(runDir, 'stack.json');
-  let lock: RunLock | undefined;
-  try {
-    lock = JSON.parse(await readFile(lockFile, 'utf8')) as RunLock;
-  } catch {
-    // no lock, or a torn one
-  }
-  if (lock && lock.pid !== process.pid && isAlive(lock.pid)) {
-    throw new Error(
-      `the state folder ${stateDir} is in use by another local stack (pid ${lock.pid}${lock.edgeUrl ? `, edge ${lock.edgeUrl}` : ''}); ` +
-        'stop it, or pass --state DIR (or SD_STATE_DIR) for a folder of its own',
-    );
-  }
-  await rm(runDir, { recursive: true, force: true });
   await mkdir(runDir, { recursive: true });
-  await writeFile(lockFile, JSON.stringify({ pid: process.pid } satisfies RunLock));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lockFile, JSON.stringify({ pid: process.pid } satisfies RunLock), { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+    }
+    let lock: RunLock | undefined;
+    try {
+      lock = JSON.parse(await readFile(lockFile, 'utf8')) as RunLock;
+    } catch {
+      // a torn lock: its writer died mid-write
+    }
+    if (lock && isAlive(lock.pid)) {
+      throw new Error(
+        `the state folder ${stateDir} is in use by another local stack (pid ${lock.pid}${lock.edgeUrl ? `, edge ${lock.edgeUrl}` : ''}); ` +
+          'stop it, or pass --state DIR (or SD_STATE_DIR) for a folder of its own',
+      );
+    }
+    await rm(lockFile, { force: true });
+  }
+  // What an earlier run that was killed left (its bucket, its secrets file) goes; the lock is now ours.
+  for (const entry of await readdir(runDir)) {
+    if (entry !== 'stack.json') await rm(join(runDir, entry), { recursive: true, force: true });
+  }
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {

@@ -1,9 +1,9 @@
 // `npm start` as a newcomer runs it: its state folder is the one `npm run keys` writes, so a key made there works at
 // once; --port puts the edge where asked; a second start on the same folder is refused; and Ctrl-C leaves no process and
 // no temporary file or folder behind (the process's own TMPDIR, the run's files, wrangler's build folders).
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -122,13 +122,17 @@ describe('npm start and npm run keys share one local state folder', () => {
 });
 
 describe('npm run demo', () => {
-  it('makes the image in the shared state folder and leaves only the state behind', async () => {
+  it('takes over a state folder a killed stack left, makes the image, and leaves only the state behind', async () => {
     const work = await mkdtemp(join(tmpdir(), 'npm-demo-test-'));
     try {
       const stateDir = join(work, 'state');
       const tmp = join(work, 'tmp');
       await mkdir(tmp);
       const out = join(work, 'out.png');
+      // What a SIGKILLed stack leaves: its lock (its process is gone) and its run files.
+      const dead = spawnSync(process.execPath, ['-e', '']).pid;
+      await mkdir(join(stateDir, 'run', 's3rver', 'outputs'), { recursive: true });
+      await writeFile(join(stateDir, 'run', 'stack.json'), JSON.stringify({ pid: dead, edgeUrl: 'http://127.0.0.1:1' }));
       const demo = startProcess(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--out', out, '--steps', '4'], {
         env: { ...process.env, SD_STATE_DIR: stateDir, TMPDIR: tmp, WRANGLER_SEND_METRICS: 'false', FORCE_COLOR: '0' },
         cwd: REPO_ROOT,

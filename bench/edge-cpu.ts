@@ -292,7 +292,8 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     merges: readFileSync(join(TOKENIZER_DIR, 'merges.txt'), 'utf8'),
   });
   const stateDir = mkdtempSync(join(tmpdir(), 'sd-edge-cpu-'));
-  const persistTo = join(stateDir, 'wrangler-state');
+  // startLocalStack({ stateDir }) persists the edge's KV and Durable Objects in stateDir itself (wrangler's layout).
+  const persistTo = stateDir;
   const sink = await startSink();
   let stack: LocalStack | undefined;
   let inspector: IsolateInspector | undefined;

@@ -3,7 +3,7 @@
 // work as inputs without opening the guard), any other URL must be https and is fetched with a timeout and a size cap,
 // so a slow or huge remote file cannot stall a GPU slot.
 // URLs that name or resolve to an internal address are refused (SSRF; the shared address policy, checked at connect
-// time by net/guarded-fetch.ts) unless ALLOW_PRIVATE_IMAGE_URLS allows them. Messages name only the host the caller sent.
+// time by guarded-fetch.ts) unless ALLOW_PRIVATE_IMAGE_URLS allows them. Messages name only the host the caller sent.
 
 import { base64ToBytes } from '@sd/shared/base64';
 import { errorMessage } from '@sd/shared/error-message';

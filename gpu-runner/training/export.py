@@ -107,7 +107,7 @@ def main():
     write_json(f"{out}/scheduler/scheduler_config.json", {
         "_class_name": "DDIMScheduler", "_diffusers_version": "0.31.0", "num_train_timesteps": 1000,
         "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "trained_betas": None,
-        "set_alpha_to_one": False, "prediction_type": "epsilon", "steps_offset": 1, "clip_sample": False,
+        "set_alpha_to_one": False, "prediction_type": cfg.get("prediction", "epsilon"), "steps_offset": 1, "clip_sample": False,
     })
     os.makedirs(f"{out}/tokenizer", exist_ok=True)
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
@@ -126,7 +126,7 @@ def main():
         "mid_block_type": "UNetMidBlock2DCrossAttn", "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
         "block_out_channels": [c0, c1], "layers_per_block": 1, "act_fn": "silu", "norm_num_groups": cfg["groups"],
         "cross_attention_dim": hidden, "attention_head_dim": cfg["unet_heads"], "use_linear_projection": True,
-        "time_embedding_type": "positional", "prediction_type": "epsilon",
+        "time_embedding_type": "positional", "prediction_type": cfg.get("prediction", "epsilon"),
     })
     vae_cfg = {
         "_class_name": "AutoencoderKL", "in_channels": 3, "out_channels": 3, "latent_channels": lat_c,

@@ -108,6 +108,8 @@ def main():
         "_class_name": "DDIMScheduler", "_diffusers_version": "0.31.0", "num_train_timesteps": 1000,
         "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "trained_betas": None,
         "set_alpha_to_one": False, "prediction_type": cfg.get("prediction", "epsilon"), "steps_offset": 1, "clip_sample": False,
+        # Zero terminal SNR (sd_small.py) and sampling that starts at t = 999, where it is pure noise, as Lin et al.
+        **({"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"} if cfg.get("zero_terminal_snr") else {}),
     })
     os.makedirs(f"{out}/tokenizer", exist_ok=True)
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):

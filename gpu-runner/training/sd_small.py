@@ -14,19 +14,30 @@ CONFIGS = {
         vae_channels=(16, 32, 64), latent_channels=4,
         text_hidden=64, text_layers=2, text_heads=4,
         unet_channels=(64, 128), unet_heads=4, groups=8, ff_mult=2, context_tokens=32, unet_position=True,
+        prediction="v_prediction", zero_terminal_snr=True,
     ),
     # A few-second smoke test of the whole tool chain (CI).
     "tiny": dict(
         vae_channels=(8, 8, 16), latent_channels=4,
         text_hidden=16, text_layers=1, text_heads=2,
         unet_channels=(16, 16), unet_heads=2, groups=4, ff_mult=2, context_tokens=32, unet_position=True,
+        prediction="v_prediction", zero_terminal_snr=True,
     ),
 }
 
 
-def scaled_linear_alphas_cumprod(steps=1000, beta_start=0.00085, beta_end=0.012):
+def scaled_linear_alphas_cumprod(steps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=False):
     betas = torch.linspace(beta_start**0.5, beta_end**0.5, steps, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, dim=0).float()
+    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+    if zero_terminal_snr:
+        # diffusers' rescale_zero_terminal_snr (Lin et al. 2023): shift and scale sqrt(alphas_cumprod) so the last
+        # step is pure noise. SD's schedule keeps sqrt(0.0047) = 7% of the image at t = 999; on an 8x8 latent that is
+        # enough for the model to read the layout out of the noise instead of the prompt, so sampling from pure
+        # noise put objects wherever the seed's noise happened to look like one.
+        s = alphas_cumprod.sqrt()
+        s = (s - s[-1]) * s[0] / (s[0] - s[-1])
+        alphas_cumprod = s**2
+    return alphas_cumprod.float()
 
 
 class ResBlock(nn.Module):

@@ -91,7 +91,7 @@ def train_vae(args, cfg, sched, images):
     path = os.path.join(args.out, "vae.pt")
     vae = VAE(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=sched["vae_lr"], weight_decay=0.0)
-    state = {"step": 0, "losses": []}
+    state = {"step": 0, "losses": [], "seconds": 0.0}
     if os.path.exists(path):
         ckpt = torch.load(path)
         vae.load_state_dict(ckpt["model"])
@@ -104,6 +104,7 @@ def train_vae(args, cfg, sched, images):
     n = images.shape[0]
     bar = Progress("vae ", total, state["step"])
     vae.train()
+    tick = time.time()
     for step in range(state["step"], total):
         g = step_generator(args.seed, 1, step)
         idx = torch.randint(0, n, (batch,), generator=g)
@@ -127,6 +128,9 @@ def train_vae(args, cfg, sched, images):
         opt.step()
         state["losses"].append(float(rec))
         state["step"] = step + 1
+        now = time.time()
+        state["seconds"] = state.get("seconds", 0.0) + now - tick  # wall time of the stage, summed over resumes
+        tick = now
         bar.update(step, float(rec))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
             save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
@@ -141,6 +145,7 @@ def encode_latents(args, vae, images):
     if os.path.exists(path):
         return torch.load(path)
     vae.eval()
+    t0 = time.time()
     means, recon_err = [], []
     for i in range(0, images.shape[0], 256):
         x = to_model_range(images[i:i + 256])
@@ -150,7 +155,8 @@ def encode_latents(args, vae, images):
             recon_err.append(F.mse_loss(vae.decoder(mean), x).item())
     latents = torch.cat(means)
     scaling = float(1.0 / latents.std())
-    out = {"latents": latents, "scaling_factor": scaling, "vae_full_image_mse": float(np.mean(recon_err))}
+    out = {"latents": latents, "scaling_factor": scaling, "vae_full_image_mse": float(np.mean(recon_err)),
+           "seconds": time.time() - t0}
     save_atomic(out, path)
     print(f"latents {tuple(latents.shape)}, std {latents.std():.4f} -> scaling factor {scaling:.5f}, "
           f"full-image MSE {out['vae_full_image_mse']:.5f}", file=sys.stderr)
@@ -164,7 +170,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
     params = list(text.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=sched["unet_lr"], weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
-    state = {"step": 0, "losses": []}
+    state = {"step": 0, "losses": [], "seconds": 0.0}
     if os.path.exists(path):
         ckpt = torch.load(path)
         text.load_state_dict(ckpt["text"])
@@ -176,7 +182,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
             return text, unet, ema, state
         print(f"unet: resuming at step {state['step']}", file=sys.stderr)
     print(f"params: text encoder {count_params(text)}, unet {count_params(unet)}", file=sys.stderr)
-    alphas_cumprod = scaled_linear_alphas_cumprod()
+    alphas_cumprod = scaled_linear_alphas_cumprod(zero_terminal_snr=cfg.get("zero_terminal_snr", False))
     ctx = cfg["context_tokens"]  # the U-Net reads only these; causal attention makes the cut exact
     empty = torch.tensor(meta["emptyIds"][:ctx], dtype=torch.int64)
     total, batch = sched["unet_steps"], sched["unet_batch"]
@@ -186,6 +192,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
     bar = Progress("unet", total, state["step"])
     text.train()
     unet.train()
+    tick = time.time()
     for step in range(state["step"], total):
         g = step_generator(args.seed, 2, step)
         idx = torch.randint(0, n, (batch,), generator=g)
@@ -200,10 +207,13 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
         zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
         pred = unet(zt, t.float(), text(tokens))
         if cfg.get("prediction") == "v_prediction":
-            # v = sqrt(a) noise - sqrt(1 - a) x0. Its plain MSE weighs the clean image's error by SNR + 1, never less
-            # than 1: at high noise, where the layout (place, shape) is decided, it still counts in full.
+            # v = sqrt(a) noise - sqrt(1 - a) x0, defined at zero SNR (epsilon is not: at t = 999 the input is the
+            # noise). Its MSE weighs the clean image's error by SNR + 1; min-SNR caps that at 5 + 1, so the nearly
+            # clean steps do not crowd out the noisy ones, where the layout (place, size, shape) is decided, which
+            # keep a weight of at least 1 (plain min-SNR for v, min(SNR, 5) / (SNR + 1), is 0 at t = 999).
             target = a.sqrt() * noise - (1 - a).sqrt() * z0
-            weight = torch.ones(batch)
+            snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+            weight = (torch.clamp(snr, max=MIN_SNR_GAMMA) + 1) / (snr + 1)
         else:
             target = noise
             snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
@@ -222,6 +232,9 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
         state["losses"].append(float(per_sample.mean()))
         state["step"] = step + 1
+        now = time.time()
+        state["seconds"] = state.get("seconds", 0.0) + now - tick  # wall time of the stage, summed over resumes
+        tick = now
         bar.update(step, float(per_sample.mean()))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
             save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
@@ -260,6 +273,8 @@ def main():
         "vae_final_loss": float(np.mean(vae_state["losses"][-50:])),
         "unet_final_loss": float(np.mean(unet_state["losses"][-100:])),
         "this_run_seconds": {"vae": round(t_vae), "total": round(time.time() - t0)},
+        "stage_seconds": {"vae": round(vae_state.get("seconds", 0)), "latents": round(lat.get("seconds", 0)),
+                          "unet": round(unet_state.get("seconds", 0))},
         "params": {"vae": count_params(vae), "text_encoder": count_params(text), "unet": count_params(unet)},
     }
     json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=2)

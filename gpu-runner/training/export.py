@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--ckpt", required=True, help="the folder train.py wrote")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    ap.add_argument("--name", default="sd-embedded-v2")
+    ap.add_argument("--name", default="sd-embedded-v3")
     args = ap.parse_args()
     torch.manual_seed(0)
     meta = json.load(open(os.path.join(args.data, "dataset.json")))

@@ -13,6 +13,13 @@ export default defineConfig({
         },
       },
       'edge/vitest.config.ts',
+      {
+        test: {
+          name: 'scripts',
+          include: ['scripts/**/*.test.ts', 'bench/**/*.test.ts', 'edge/scripts/**/*.test.ts'],
+          environment: 'node',
+        },
+      },
       { test: { name: 'e2e', include: ['test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 180_000 } },
     ],
   },

@@ -1,21 +1,15 @@
-// `npm run bench [-- NAME...]`: runs the project's bench modules and rewrites their sections of BENCHMARKS.md,
-// keeping the sections of modules not run this time. Each module exports run(): {title, markdown}.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release, totalmem } from 'node:os';
+// `npm run bench [-- NAME...] [--write]`: runs the project's bench modules and prints their sections; with --write it
+// also rewrites those sections of BENCHMARKS.md, keeping the sections of modules not run this time (without it the
+// tracked file is left alone). Each module exports run(): {title, markdown}.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type BenchModules, runBenches } from './bench-report.ts';
 
-export interface BenchResult {
-  title: string;
-  markdown: string;
-}
-
-interface BenchModule {
-  run(): Promise<BenchResult>;
-}
+export type { BenchResult } from './bench-report.ts';
 
 /** Every bench module, in the order their sections appear; imported lazily so a subset stays light. */
-const MODULES: Record<string, () => Promise<BenchModule>> = {
+const MODULES: BenchModules = {
   tokenizer: () => import('./tokenizer.ts'),
   pipeline: () => import('./pipeline.ts'),
   edge: () => import('./edge.ts'),
@@ -25,73 +19,40 @@ const MODULES: Record<string, () => Promise<BenchModule>> = {
   adherence: () => import('./adherence.ts'),
 };
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const OUTPUT = join(root, 'BENCHMARKS.md');
-const SECTION = /<!-- bench:([\w-]+):start -->\n[\s\S]*?<!-- bench:\1:end -->\n?/g;
+const BENCHMARKS_MD = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'BENCHMARKS.md');
+const USAGE = `Usage: npm run bench [-- NAME...] [--write [--output FILE]]
+  NAME       one or more of: ${Object.keys(MODULES).join(', ')} (default: all, in that order)
+  --write    also write each section into BENCHMARKS.md (or --output FILE), keeping the other sections;
+             without it the results are only printed and the tracked file stays as it is
+`;
 
-function machine(): string {
-  const cpu = cpus();
-  const gib = (totalmem() / 2 ** 30).toFixed(1);
-  return `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} logical cores, ${gib} GiB RAM, ${platform()} ${release()}, Node ${process.version}`;
+function usageError(message: string): never {
+  process.stderr.write(`bench: ${message}\n${USAGE}`);
+  process.exit(2);
 }
 
-function readSections(): Map<string, string> {
-  const sections = new Map<string, string>();
-  if (!existsSync(OUTPUT)) return sections;
-  for (const m of readFileSync(OUTPUT, 'utf8').matchAll(SECTION)) sections.set(m[1], m[0].endsWith('\n') ? m[0] : `${m[0]}\n`);
-  return sections;
+const OPTIONS = {
+  write: { type: 'boolean', default: false },
+  output: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+let parsed: ReturnType<typeof parseArgs<{ allowPositionals: true; options: typeof OPTIONS }>>;
+try {
+  parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
+} catch (err) {
+  usageError((err as Error).message);
 }
-
-function section(name: string, result: BenchResult, when: string): string {
-  return [
-    `<!-- bench:${name}:start -->`,
-    `## ${result.title}`,
-    '',
-    `Produced by \`npm run bench -- ${name}\` on ${machine()}, ${when}.`,
-    '',
-    result.markdown.trim(),
-    `<!-- bench:${name}:end -->`,
-    '',
-  ].join('\n');
+if (parsed.values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
 }
+const unknown = parsed.positionals.find((n) => !(n in MODULES));
+if (unknown !== undefined) usageError(`unknown module ${JSON.stringify(unknown)}; known: ${Object.keys(MODULES).join(', ')}`);
+const { output, write } = parsed.values;
 
-async function main(): Promise<void> {
-  const requested = process.argv.slice(2);
-  const unknown = requested.filter((n) => !(n in MODULES));
-  if (unknown.length > 0) {
-    process.stderr.write(`bench: unknown module ${JSON.stringify(unknown[0])}; known: ${Object.keys(MODULES).join(', ')}\n`);
-    process.exit(2);
-  }
-  const names = requested.length > 0 ? requested : Object.keys(MODULES);
-  const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-
-  for (const name of names) {
-    const started = performance.now();
-    process.stdout.write(`bench ${name}: running...\n`);
-    const mod = await MODULES[name]();
-    const result = await mod.run();
-    // Re-read just before writing, so a run of another module that finished meanwhile keeps its section;
-    // and write after every module, so a later failure keeps what was measured.
-    const sections = readSections();
-    sections.set(name, section(name, result, when));
-    writeFileSync(OUTPUT, render(sections, when));
-    process.stdout.write(`bench ${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
-  }
-  process.stdout.write(`wrote ${OUTPUT}\n`);
-}
-
-function render(sections: Map<string, string>, when: string): string {
-  const known = Object.keys(MODULES).filter((n) => sections.has(n));
-  const others = [...sections.keys()].filter((n) => !(n in MODULES)); // sections of retired modules stay
-  const header = [
-    '# Benchmarks',
-    '',
-    'Written by `npm run bench` (bench/run.ts); `npm run bench -- NAME` re-runs one section and keeps the others.',
-    `Last run: ${when} on ${machine()}.`,
-    'Each section names the command and machine that produced it.',
-    '',
-  ].join('\n');
-  return `${header}\n${[...known, ...others].map((n) => sections.get(n)).join('\n')}`;
-}
-
-await main();
+await runBenches({
+  modules: MODULES,
+  names: parsed.positionals.length > 0 ? parsed.positionals : Object.keys(MODULES),
+  output: output ? resolve(output) : write ? BENCHMARKS_MD : null,
+  log: (text) => process.stdout.write(text),
+});

@@ -7,10 +7,14 @@ import { parseArgs } from 'node:util';
 import Replicate, { type Prediction } from 'replicate';
 import { describeSceneWorld } from '../gpu-runner/src/scenes/scenes.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
+import { resolveStackPlace } from './stack/stack-place.ts';
 
 const DEFAULT_PROMPT = 'a red circle in the top left on a blue background';
-const USAGE = `Usage: npm run demo -- [--prompt TEXT] [--out out.png] [--width W] [--height H] [--steps 20] [--seed N] [--verbose]
+const USAGE = `Usage: npm run demo -- [--prompt TEXT] [--out out.png] [--width W] [--height H] [--steps 20] [--seed N]
+                       [--state DIR] [--port N] [--verbose]
   --prompt defaults to "${DEFAULT_PROMPT}"; width and height to the model's native size (64 for the embedded model).
+  --state: the state folder \`npm start\` and \`npm run keys\` use (default $SD_STATE_DIR, else edge/.wrangler/state);
+  --port: the edge's port (default: a free one).
 `;
 
 function fail(message: string): never {
@@ -33,6 +37,8 @@ const { values } = parseArgs({
     height: { type: 'string' },
     steps: { type: 'string' },
     seed: { type: 'string' },
+    state: { type: 'string' },
+    port: { type: 'string' },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
@@ -94,8 +100,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 try {
-  log('Starting the local stack (s3rver, runner, edge under wrangler dev)...');
+  const place = await resolveStackPlace(values);
+  log(`Starting the local stack (s3rver, runner, edge under wrangler dev); state folder ${place.stateDir}...`);
   stack = await startLocalStack({
+    stateDir: place.stateDir,
+    edgePort: place.edgePort,
     onStep: (m) => log(`  - ${m}`),
     onLine: values.verbose ? (source, line) => log(`[${source}] ${line}`) : undefined,
   });

@@ -2,13 +2,15 @@
 // and the edge under workerd (wrangler dev), with the model's tokenizer in the edge's KV and API keys made by the keys CLI.
 // Used by `npm start`, `npm run demo` and the end-to-end tests; stop() ends every process it started.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDefaultModel } from '@sd/gpu-runner/default-model/write-model';
 import { startProcess } from './stack/child-process.ts';
 import { EDGE_CONFIG, type EdgeHandle, startEdge } from './stack/edge-process.ts';
 import { freePort } from './stack/free-port.ts';
+import { parseJsonc } from './stack/jsonc.ts';
 import { REPO_ROOT, type RunnerHandle, startRunner } from './stack/runner-process.ts';
 import { type S3rverHandle, startS3rver } from './stack/s3rver-process.ts';
 
@@ -62,8 +64,14 @@ export interface LocalStackOptions {
   runnerPool?: (runnerUrl: string, runnerUrls: string[]) => string[];
   /** More MODELS entries after the configured model (e.g. a pool of runners that refuse), given the runners' URLs. */
   extraModels?: (runnerUrls: string[]) => Record<string, unknown>[];
-  /** Keep the edge's local state here (persists between runs); default: a temporary folder stop() removes. */
+  /**
+   * Keep the edge's local state (KV, Durable Objects, cache: `wrangler dev --persist-to` this folder) here between runs;
+   * the run's own files (bucket, secrets, lock) go in `<stateDir>/run`, which stop() removes. One stack per folder at a
+   * time. Default: a temporary folder stop() removes whole.
+   */
   stateDir?: string;
+  /** The edge's port (default: a free one). */
+  edgePort?: number;
   /** Each output line of the children, as it arrives. */
   onLine?: (source: 'runner' | 'edge' | 's3', line: string) => void;
   /** Start-up progress, for a person watching. */
@@ -152,7 +160,13 @@ async function startReadyEdge(
   persistTo: string,
   keys: Record<string, CreatedKey>,
   options: Pick<LocalStackOptions, 'edgeVars' | 'edgeSecrets'>,
-  edge: { port?: number; models: unknown[]; secrets: Record<string, string>; onLine?: (line: string) => void },
+  edge: {
+    port?: number;
+    models: unknown[];
+    secrets: Record<string, string>;
+    onLine?: (line: string) => void;
+    secretsDir?: string;
+  },
 ): Promise<{ edge: EdgeHandle; edgeUrl: string }> {
   const port = edge.port ?? (await freePort());
   const edgeUrl = `http://127.0.0.1:${port}`;
@@ -167,6 +181,7 @@ async function startReadyEdge(
       ...options.edgeVars,
     },
     secrets: { ...edge.secrets, ...options.edgeSecrets },
+    secretsDir: edge.secretsDir,
     timeoutMs: 120_000,
     processOptions: { onLine: edge.onLine },
   });
@@ -181,8 +196,9 @@ async function startReadyEdge(
 
 /** The first model wrangler.jsonc configures (MODELS var); the stack points its runner pool at the local runner. */
 async function configuredModel(): Promise<Record<string, unknown> & ModelRef> {
-  const { unstable_readConfig } = await import('wrangler');
-  const config = unstable_readConfig({ config: EDGE_CONFIG }, { hideWarnings: true });
+  // Read as JSONC, not through wrangler: importing wrangler installs signal handlers that exit the process at once.
+  const config = parseJsonc(await readFile(EDGE_CONFIG, 'utf8')) as { vars?: Record<string, unknown> };
+  config.vars ??= {};
   const models = JSON.parse(String(config.vars.MODELS ?? '[]')) as Array<Record<string, unknown>>;
   const first = models[0];
   if (typeof first?.id !== 'string' || typeof first.version !== 'string') {
@@ -194,17 +210,80 @@ async function configuredModel(): Promise<Record<string, unknown> & ModelRef> {
 
 const whsec = () => `whsec_${randomBytes(32).toString('base64')}`;
 
+/**
+ * Folders a stack made for one run, removed by stop(); and on an exit without it (Ctrl-C while starting, an uncaught
+ * error), after child-process.ts's own exit hook (registered first, so run first) has killed the processes using them.
+ */
+const runFolders = new Set<string>();
+process.once('exit', () => {
+  for (const dir of runFolders) rmSync(dir, { recursive: true, force: true });
+});
+
+/** What `<stateDir>/run/stack.json` says of the stack using a state folder. */
+interface RunLock {
+  pid: number;
+  edgeUrl?: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims a persistent state folder for this process: two edges on one folder would run the same Durable Objects twice.
+ * The lock file is created exclusively (two starts at once cannot both win); one left by a process that is gone
+ * (killed) is taken over, and so are its run files.
+ */
+async function claimStateDir(stateDir: string, runDir: string): Promise<void> {
+  const lockFile = join(runDir, 'stack.json');
+  await mkdir(runDir, { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lockFile, JSON.stringify({ pid: process.pid } satisfies RunLock), { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+    }
+    let lock: RunLock | undefined;
+    try {
+      lock = JSON.parse(await readFile(lockFile, 'utf8')) as RunLock;
+    } catch {
+      // a torn lock: its writer died mid-write
+    }
+    if (lock && isAlive(lock.pid)) {
+      throw new Error(
+        `the state folder ${stateDir} is in use by another local stack (pid ${lock.pid}${lock.edgeUrl ? `, edge ${lock.edgeUrl}` : ''}); ` +
+          'stop it, or pass --state DIR (or SD_STATE_DIR) for a folder of its own',
+      );
+    }
+    await rm(lockFile, { force: true });
+  }
+  // What an earlier run that was killed left (its bucket, its secrets file) goes; the lock is now ours.
+  for (const entry of await readdir(runDir)) {
+    if (entry !== 'stack.json') await rm(join(runDir, entry), { recursive: true, force: true });
+  }
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const step = options.onStep ?? (() => {});
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'sd-local-stack-')));
-  const persistTo = join(stateDir, 'wrangler-state');
+  const persistTo = stateDir;
+  const runDir = join(stateDir, 'run');
+  if (options.stateDir) await claimStateDir(stateDir, runDir);
+  const runFolder = options.stateDir ? runDir : stateDir;
+  runFolders.add(runFolder);
   const runnerToken = randomBytes(24).toString('hex');
   const runnerWebhookSecret = whsec();
   const clientWebhookSecret = whsec();
   const tokenSigningSecret = randomBytes(32).toString('base64url');
 
   // The edge's port is chosen first: pull runners need its URL, and they start before it (they retry until it is up).
-  const edgePort = await freePort();
+  const edgePort = options.edgePort ?? (await freePort());
   let s3: S3rverHandle | undefined;
   const runners: RunnerHandle[] = [];
   let edge: EdgeHandle | undefined;
@@ -213,7 +292,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await edge?.stop();
     await Promise.all(runners.map((r) => r.stop()));
     await s3?.stop();
-    if (!options.stateDir) await rm(stateDir, { recursive: true, force: true });
+    await rm(runFolder, { recursive: true, force: true });
+    runFolders.delete(runFolder);
   };
 
   return startOrStop(stop, async () => {
@@ -221,7 +301,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // persistence folder, one writer at a time, and all before wrangler dev opens it.
     const backend = (async () => {
       step('starting s3rver');
-      s3 = await startS3rver('outputs', { group: true, onLine: (l) => options.onLine?.('s3', l) });
+      s3 = await startS3rver('outputs', { group: true, onLine: (l) => options.onLine?.('s3', l) }, join(runDir, 's3rver'));
       const count = options.runnerCount ?? 1;
       if (!Number.isInteger(count) || count < 1) throw new Error(`runnerCount must be a positive integer, got ${count}`);
       step(`starting ${count === 1 ? 'the runner' : `${count} runners`} (embedded model)`);
@@ -316,8 +396,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         TOKEN_SIGNING_SECRET: tokenSigningSecret,
       },
       onLine: (l: string) => options.onLine?.('edge', l),
+      secretsDir: join(runDir, 'edge-secrets'),
     };
     ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, edgeSpec));
+    if (options.stateDir) {
+      await writeFile(join(runDir, 'stack.json'), JSON.stringify({ pid: process.pid, edgeUrl } satisfies RunLock));
+    }
 
     const stack: LocalStack = {
       edgeUrl,

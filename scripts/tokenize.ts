@@ -1,13 +1,31 @@
-// `npm run -s tokenize -- --tokenizer DIR [--mode truncate|chunk] [--no-weights]`: reads one JSON string per
+// `npm run -s tokenize -- [--tokenizer DIR] [--mode truncate|chunk] [--no-weights]`: reads one JSON string per
 // line on stdin and writes one JSON object per line ({ids, weights, tokens, truncated}) for debugging prompts.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import { DEFAULT_MODEL_DIR } from '../gpu-runner/src/default-model/write-model.ts';
 import { ClipTokenizer, type LongPromptMode } from '../shared/src/tokenizer/index.ts';
 
-const USAGE = 'usage: npm run -s tokenize -- --tokenizer DIR [--mode truncate|chunk] [--no-weights]';
+/** The embedded default model's tokenizer: what the local stack's edge and runner use. */
+const DEFAULT_TOKENIZER_DIR = join(DEFAULT_MODEL_DIR, 'tokenizer');
+
+const USAGE = 'usage: npm run -s tokenize -- [--tokenizer DIR] [--mode truncate|chunk] [--no-weights] < prompts.jsonl';
+const HELP = `${USAGE}
+
+Reads one JSON string per line on stdin (e.g. "a red circle") and writes one JSON object per line:
+{"ids": [...], "weights": [...], "tokens": N, "truncated": false}.
+
+  --tokenizer DIR   a diffusers tokenizer/ folder (vocab.json, merges.txt); default: the embedded model's,
+                    ${relative(process.cwd(), DEFAULT_TOKENIZER_DIR) || DEFAULT_TOKENIZER_DIR}
+  --mode MODE       truncate (diffusers: one window of 77 ids, printed flat) or chunk (AUTOMATIC1111: 75-token windows)
+  --no-weights      take "(word:1.3)" literally instead of as a prompt weight
+  -h, --help        this text
+
+Example: echo '"a (red:1.3) circle"' | npm run -s tokenize
+`;
 
 interface CliOptions {
+  help?: boolean;
   tokenizerDir: string;
   mode: LongPromptMode;
   weighting: boolean;
@@ -43,11 +61,14 @@ function parseArgs(argv: string[]): CliOptions {
       case '--no-weights':
         weighting = false;
         break;
+      case '--help':
+      case '-h':
+        return { help: true, tokenizerDir: '', mode, weighting };
       default:
         throw new UsageError(`unknown argument ${JSON.stringify(arg)}`);
     }
   }
-  if (tokenizerDir === undefined) throw new UsageError('--tokenizer DIR is required');
+  tokenizerDir ??= DEFAULT_TOKENIZER_DIR;
   for (const file of ['vocab.json', 'merges.txt']) {
     if (!existsSync(join(tokenizerDir, file))) {
       throw new UsageError(`--tokenizer ${JSON.stringify(tokenizerDir)} has no ${file} (expected a model's tokenizer/ folder)`);
@@ -101,6 +122,10 @@ async function main(): Promise<void> {
   let tokenizer: ClipTokenizer;
   try {
     options = parseArgs(process.argv.slice(2));
+    if (options.help) {
+      process.stdout.write(HELP);
+      process.exit(0);
+    }
     tokenizer = loadTokenizer(options.tokenizerDir);
   } catch (err) {
     const message = err instanceof UsageError ? `${err.message}\n${USAGE}` : `cannot load tokenizer: ${(err as Error).message}`;

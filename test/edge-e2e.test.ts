@@ -145,6 +145,37 @@ describe('the replicate client through the edge', () => {
   });
 });
 
+describe('img2img through the edge', () => {
+  it("gives the output the input image's size when width and height are left out, and takes an output back as input", async () => {
+    const png = await sharp({ create: { width: 96, height: 64, channels: 3, background: '#c03030' } })
+      .png()
+      .toBuffer();
+    const input = {
+      prompt: 'a red square',
+      num_inference_steps: 4,
+      strength: 0.5,
+      image: `data:image/png;base64,${png.toString('base64')}`,
+    };
+    const { output } = await runWithReplicate(input);
+    const [url] = output as string[];
+    expect(await imageMetadata(url)).toMatchObject({ width: 96, height: 64 });
+    // The local stack's outputs are http URLs of its loopback bucket: the runner reads them back through its storage.
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    const again = await runWithReplicate({ prompt: 'a red square', num_inference_steps: 4, strength: 0.5, image: url });
+    expect(again.last.status).toBe('succeeded');
+    expect(await imageMetadata((again.output as string[])[0])).toMatchObject({ width: 96, height: 64 });
+  });
+});
+
+describe('an input only the runner can judge', () => {
+  it("fails at once with the runner's own message instead of waiting in line for its maximum queue time", async () => {
+    // The edge cannot know the loaded model's text encoder depth; the pull runner refuses clip_skip past it.
+    const created = await createPrediction({ prompt: 'a red circle', ...TINY, clip_skip: 2 });
+    const failed = await waitForStatus(created.id, (p) => p.status === 'failed', 20_000);
+    expect(failed.error).toMatch(/^the model host rejected the input: .*clip_skip must be 1 for this model/);
+  });
+});
+
 describe('the OpenAI client through the edge', () => {
   // The edge takes 64x64 (any multiple of 8 within its limits); the SDK's size type lists only OpenAI's sizes.
   const size = '64x64' as ImageGenerateParams['size'];
@@ -194,6 +225,9 @@ describe('streaming, cancel, busy runners and client webhooks', () => {
       .filter((e) => e.event === 'progress')
       .map((e) => JSON.parse(e.data) as { step: number; total: number });
     expect(progress.length).toBeGreaterThan(0);
+    // Counted in the steps asked for, whatever the model's scheduler visits (PNDM's warm-up repeats a timestep).
+    expect(new Set(progress.map((s) => s.total))).toEqual(new Set([24]));
+    expect(Math.max(...progress.map((s) => s.step))).toBeLessThanOrEqual(24);
     // Steps only go forward, and progress comes before the output.
     expect(progress.map((s) => s.step)).toEqual([...progress.map((s) => s.step)].sort((a, b) => a - b));
     expect(names.lastIndexOf('progress')).toBeLessThan(names.indexOf('output'));

@@ -13,6 +13,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMBED_CACHE_CONTROL, EMBED_SCRIPT, embedRoute } from '../edge/src/embed/embed-script.ts';
+import { freePort } from '../scripts/stack/free-port.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const chromiumSkipReason = existsSync(CHROMIUM) ? '' : ` (skipped: ${CHROMIUM} missing; apt-get install -y chromium)`;
@@ -75,6 +76,12 @@ async function stubEdgeApi(pageOrigin: () => string) {
   });
 
   app.get('/embed.js', embedRoute);
+  // The edge's origin check (edge/src/auth/cors/origin-check.ts; against the real edge in test/playground-e2e.test.ts),
+  // over the same one-origin list as this stub's CORS: readable from any origin.
+  app.get('/embed/origin-check', (c) => {
+    const origin = c.req.header('Origin') ?? null;
+    return c.json({ origin, allowed: origin === pageOrigin() }, 200, { 'Access-Control-Allow-Origin': '*' });
+  });
   app.get('/images/:name', (c) => c.body(new Uint8Array(png), 200, { 'Content-Type': 'image/png' }));
 
   // As the real edge: the page's pk_ key only mints visitor tokens; predictions are made with the visitor's token.
@@ -202,12 +209,14 @@ async function stubEdgeApi(pageOrigin: () => string) {
 async function thirdPartySite(apiBase: () => string) {
   const server: Server = createServer((req, res) => {
     const api = apiBase();
+    // ?api-base=URL: the widget talks to another origin than the one its script came from (e.g. nothing listening).
+    const other = new URL(req.url ?? '/', 'http://x').searchParams.get('api-base');
     const attrs = req.url?.includes('noattrs')
       ? ''
-      : ` publishable-key="${KEY}" model="sd/embedded" width="256" height="256" steps="${STEPS}"`;
+      : ` publishable-key="${KEY}" model="sd/embedded" width="256" height="256" steps="${STEPS}"${other ? ` api-base="${other}"` : ''}`;
     res.writeHead(200, {
       'Content-Type': 'text/html; charset=utf-8',
-      'Content-Security-Policy': `default-src 'none'; script-src ${api}; connect-src ${api}; img-src ${api}; style-src 'self'`,
+      'Content-Security-Policy': `default-src 'none'; script-src ${api}; connect-src ${api} ${other ?? ''}; img-src ${api}; style-src 'self'`,
     });
     res.end(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>A customer's page</title></head>
@@ -218,8 +227,11 @@ async function thirdPartySite(apiBase: () => string) {
 </body></html>`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { origin, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  // The same page by another name: a different origin for the browser (and so for CORS and the key's origins).
+  const localhostOrigin = `http://localhost:${port}`;
+  return { origin, localhostOrigin, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chromiumSkipReason}`, () => {
@@ -229,10 +241,12 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
   const cspViolations: string[] = [];
   const foreignRequests: string[] = [];
   const pageErrors: string[] = [];
+  let unreachable = '';
 
   beforeAll(async () => {
     api = await stubEdgeApi(() => site.origin);
     site = await thirdPartySite(() => api.base);
+    unreachable = `http://127.0.0.1:${await freePort()}`; // nothing listens there
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--headless'],
@@ -245,7 +259,7 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     await api?.close();
   });
 
-  async function openPage(path = '/'): Promise<Page> {
+  async function openPage(path = '/', origin = site.origin): Promise<Page> {
     const page = await browser.newPage({ viewport: { width: 640, height: 560 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('console', (m) => {
@@ -253,9 +267,9 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     });
     page.on('request', (r) => {
       const origin = new URL(r.url()).origin;
-      if (origin !== site.origin && origin !== api.base) foreignRequests.push(r.url());
+      if (![site.origin, site.localhostOrigin, api.base, unreachable].includes(origin)) foreignRequests.push(r.url());
     });
-    await page.goto(site.origin + path);
+    await page.goto(origin + path);
     await page.waitForFunction(() => !!customElements.get('sd-image') && !!document.querySelector('sd-image')?.shadowRoot);
     await page.evaluate(() => {
       document.addEventListener('securitypolicyviolation', (e) => {
@@ -300,6 +314,17 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     // Playwright locators pierce open shadow roots.
     await expect.poll(() => widget.locator('.status').textContent(), { timeout: 5000 }).toMatch(/^Step \d of 4$/);
     expect(await widget.locator('progress').isVisible()).toBe(true);
+    // The bar counts the runner's own steps of the total it reported, the same numbers as the label.
+    const shown = await page
+      .waitForFunction(() => {
+        const root = document.querySelector('sd-image')!.shadowRoot!;
+        const bar = root.querySelector('progress')!;
+        const label = root.querySelector('.status')!.textContent ?? '';
+        return /^Step \d of 4$/.test(label) && { label, value: bar.value, max: bar.max };
+      })
+      .then((h) => h.jsonValue() as Promise<{ label: string; value: number; max: number }>);
+    expect(shown.max).toBe(4);
+    expect(`Step ${shown.value} of ${shown.max}`).toBe(shown.label);
     expect(await widget.locator('button').isDisabled()).toBe(true);
     await widget.locator('figure img').waitFor({ state: 'visible', timeout: 10_000 });
     const img = await widget
@@ -375,6 +400,50 @@ describe.skipIf(!!chromiumSkipReason)(`<sd-image> embed widget in Chromium${chro
     await widget.locator('.error').waitFor({ state: 'visible' });
     expect(await widget.locator('.error').textContent()).toBe(
       'This image generator is not set up correctly (its key was refused). Please tell the site owner.',
+    );
+    await page.close();
+  });
+
+  it("says the page's origin is not allowed when the edge does not list it, instead of 'could not reach'", async () => {
+    // The page at http://localhost:<port>; the key (and so CORS) allows only http://127.0.0.1:<port>.
+    const page = await openPage('/', site.localhostOrigin);
+    const warnings: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'warning') warnings.push(m.text());
+    });
+    const widget = page.locator('sd-image');
+    const detail = page.evaluate(
+      () =>
+        new Promise((resolve) =>
+          document.addEventListener('sd-image:error', (e) => resolve((e as CustomEvent).detail), { once: true }),
+        ),
+    );
+    await widget.locator('textarea').fill('a cat');
+    await widget.locator('button').click();
+    await widget.locator('.error').waitFor({ state: 'visible' });
+    expect(await widget.locator('.error').textContent()).toBe(
+      `This image generator is not allowed on this page: its key does not list ${site.localhostOrigin}. Please tell the site owner.`,
+    );
+    expect(await detail).toEqual({
+      status: 403,
+      code: 'origin_not_allowed',
+      message: expect.stringContaining(site.localhostOrigin),
+    });
+    // The page's developer is told how to fix it in the console.
+    expect(warnings.join('\n')).toContain(`npm run keys -- create --publishable --origin ${site.localhostOrigin}`);
+    expect(await widget.locator('button').isDisabled()).toBe(false);
+    await page.screenshot({ path: '/tmp/sd-image-widget-origin.png' });
+    await page.close();
+  });
+
+  it('still says it could not reach the service when nothing answers at its api-base', async () => {
+    const page = await openPage(`/?api-base=${encodeURIComponent(unreachable)}`);
+    const widget = page.locator('sd-image');
+    await widget.locator('textarea').fill('a cat');
+    await widget.locator('button').click();
+    await widget.locator('.error').waitFor({ state: 'visible' });
+    expect(await widget.locator('.error').textContent()).toBe(
+      'Could not reach the image service. Check your connection and try again.',
     );
     await page.close();
   });

@@ -79,6 +79,26 @@ describe('generate CLI', () => {
     expect(readFileSync(raw2).equals(rawBytes)).toBe(true);
   });
 
+  it('--help lists every flag with its default and exits 0', () => {
+    const r = generate('--help');
+    expect(r.code).toBe(0);
+    for (const flag of [
+      '--prompt',
+      '--out',
+      '--steps',
+      '--guidance',
+      '--scheduler',
+      '--seed',
+      '--format',
+      '--quality',
+      '--raw-out',
+    ]) {
+      expect(r.stdout).toContain(flag);
+    }
+    expect(r.stdout).toMatch(/--steps N\s+.*\(default: 20\)/);
+    expect(r.stdout).toMatch(/--format png\|webp\|jpeg\s+.*\(default: --out's extension, else png\)/);
+  });
+
   it.each([
     [['--prompt', 'x', '--out', 'o.png', '--width', '100'], /--width must be a multiple of 8 between 64 and 2048, got 100/],
     [['--prompt', 'x', '--out', 'o.png', '--steps', '0'], /--steps must be an integer between 1 and 150, got 0/],
@@ -90,6 +110,7 @@ describe('generate CLI', () => {
       /--strength must be a number between 0 and 1, got 1.5/,
     ],
     [['--out', 'o.png'], /--prompt is required/],
+    [['--prompt', 'x', '--format', 'webp', '--out', 'o.png'], /--format webp does not match --out o.png/],
     [['--prompt', 'x', '--out', 'o.png', '--bogus', '1'], /bogus/],
   ])('exits 2 with one line for %j', (args, message) => {
     const r = generate(...args);

@@ -2,6 +2,7 @@
 // slowly, and every refusal the runner can make before it has read the body (401, 404, 413, 415) or after (422).
 // The client must read the status every time, never a reset (before the fix, fetch saw 'other side closed' or EPIPE
 // on about 4 of 10 tries and every 413 waited 5 s for a drain that had stalled).
+import { errorMessage } from '@sd/shared/error-message';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunnerHandle, startRunner } from '../scripts/stack/runner-process.ts';
 import { slowUpload } from './support/slow-upload.ts';
@@ -82,7 +83,7 @@ describe('early rejections of a large body still arriving', () => {
         const body = (await res.json()) as { status: number };
         return body.status === res.status ? String(res.status) : `${res.status} with body status ${body.status}`;
       } catch (err) {
-        return `${(err as Error).message}: ${((err as Error).cause as Error | undefined)?.message}`;
+        return `${errorMessage(err)}: ${err instanceof Error && err.cause !== undefined ? errorMessage(err.cause) : undefined}`;
       }
     });
     expect(outcomes).toEqual(new Array(TRIES).fill(String(c.status)));

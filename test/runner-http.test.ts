@@ -212,6 +212,52 @@ describe('predictions through the replicate client', () => {
   });
 });
 
+describe('img2img inputs', () => {
+  const IMG2IMG = { prompt: 'a red circle on a blue background', num_inference_steps: 4, strength: 0.5 } as const;
+
+  async function png(width: number, height: number): Promise<string> {
+    const bytes = await sharp({ create: { width, height, channels: 3, background: '#3060c0' } })
+      .png()
+      .toBuffer();
+    return `data:image/png;base64,${bytes.toString('base64')}`;
+  }
+
+  it("gives an img2img output the input image's size when width and height are left out", async () => {
+    const { status, body } = await call('POST', '/predictions', { input: { ...IMG2IMG, image: await png(96, 64) } });
+    expect(status, JSON.stringify(body)).toBe(200);
+    const meta = await sharp(await download(body.output[0])).metadata();
+    expect([meta.width, meta.height]).toEqual([96, 64]);
+    // A side that is given wins; the other follows the image's aspect ratio.
+    const wide = await call('POST', '/predictions', { input: { ...IMG2IMG, image: await png(256, 128), width: 128 } });
+    const wideMeta = await sharp(await download(wide.body.output[0])).metadata();
+    expect([wideMeta.width, wideMeta.height]).toEqual([128, 64]);
+  });
+
+  it('takes its own output (an http URL of its loopback bucket) as the next input; any other loopback URL is a 422', async () => {
+    const first = await call('POST', '/predictions', { input: { ...SMALL, seed: 5 } });
+    expect(first.status).toBe(200);
+    const own: string = first.body.output[0];
+    expect(own).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//);
+    const again = await call('POST', '/predictions', { input: { ...IMG2IMG, image: own } });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body.status).toBe('succeeded');
+    const meta = await sharp(await download(again.body.output[0])).metadata();
+    expect([meta.width, meta.height]).toEqual([64, 64]);
+    // The same bucket's other objects, another port on loopback, or https loopback: the SSRF guard still refuses.
+    const s3Url = new URL(own);
+    for (const image of [
+      `${s3Url.origin}/${s3.bucket}/secrets/config.png`,
+      `http://127.0.0.1:${runner.url.split(':').pop()}/predictions`,
+      `https://127.0.0.1:${s3Url.port}${s3Url.pathname}`,
+    ]) {
+      const refused = await call('POST', '/predictions', { input: { ...IMG2IMG, image } });
+      expect(refused.status, image).toBe(422);
+      expect(refused.body.error.param, image).toBe('input.image');
+      expect(refused.body.detail, image).toMatch(/loopback/);
+    }
+  });
+});
+
 describe('async predictions, webhooks, capacity, idempotency and cancel', () => {
   it('delivers start -> output* -> completed, signed and with the bearer token (202)', async () => {
     const id = 'webhook-order-1';

@@ -18,7 +18,6 @@ function tokenize(args: string[], input = '') {
 
 describe('tokenize CLI: arguments', () => {
   it.each([
-    [[], /--tokenizer DIR is required/],
     [['--tokenizer'], /--tokenizer needs a value/],
     [['--tokenizer', '/no/such/dir'], /has no vocab.json/],
     [['--tokenizer', '.', '--mode', 'wrap'], /--mode must be truncate or chunk, got "wrap"/],
@@ -29,6 +28,27 @@ describe('tokenize CLI: arguments', () => {
     expect(r.stderr).toMatch(message);
     expect(r.stderr.trim().split('\n').length).toBe(1);
     expect(r.out).toEqual([]);
+  });
+});
+
+describe('tokenize CLI: defaults', () => {
+  it('--help prints the usage and the default tokenizer on stdout and exits 0', () => {
+    const r = spawnSync(tsx, [script, '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run -s tokenize -- \[--tokenizer DIR\]/);
+    expect(r.stdout).toContain('gpu-runner/models/sd-embedded-v2/tokenizer');
+    expect(r.stderr).toBe('');
+  });
+
+  it("tokenizes with the embedded model's tokenizer when --tokenizer is not given", () => {
+    const dir = join(root, 'gpu-runner', 'models', 'sd-embedded-v2', 'tokenizer');
+    const input = '"a red circle on a blue background"\n"(red:1.3) circle"\n';
+    const byDefault = tokenize([], input);
+    expect(byDefault.code).toBe(0);
+    expect(byDefault.out).toEqual(tokenize(['--tokenizer', dir], input).out);
+    expect(byDefault.out[0].ids).toHaveLength(77);
+    // The weight syntax is parsed: "red" carries 1.3 in the second prompt.
+    expect((byDefault.out[1].weights as number[]).some((w) => Math.abs(w - 1.3) < 1e-6)).toBe(true);
   });
 });
 

@@ -15,6 +15,7 @@ import {
   revokeKeyRecord,
   saveKeyRecord,
 } from '../src/auth/key-store.ts';
+import { DEFAULT_STATE_DIR, resolveStateDir } from './local-state.ts';
 
 const USAGE = `Usage: npm run keys -- <command> [options]
 
@@ -32,8 +33,9 @@ Commands:
   revoke <id>       Revoke a key (kept, marked revoked; its user tokens stop working too)
 
 Where:
-  (default)                 Local KV under --persist-to (default: edge/.wrangler/state, what \`wrangler dev\` uses)
-  --persist-to <dir>        Same meaning as \`wrangler dev --persist-to\`
+  (default)                 Local KV in the local state folder: $SD_STATE_DIR, else edge/.wrangler/state; the folder
+                            \`npm start\`, \`npm run demo\` and a plain \`wrangler dev\` use, so a key made here works there
+  --persist-to <dir>        Another state folder (same meaning as \`npm start -- --state\` and \`wrangler dev --persist-to\`)
   --remote                  The deployed namespace, through \`wrangler kv --remote\` (needs wrangler login or CLOUDFLARE_API_TOKEN)
   --wrangler                Use \`wrangler kv\` commands for local KV too (slower; the same code path as --remote)
   --namespace-id <id>       The KEYS namespace by id instead of through the config's binding: a deployment's
@@ -204,16 +206,22 @@ async function main(argv: string[]): Promise<void> {
     );
   if (values['account-id'] !== undefined && !values.remote) throw new UsageError('--account-id only applies to --remote');
   const target: Target = { configPath, namespaceId, accountId: values['account-id'] };
-  // Like wrangler: an explicit --persist-to is relative to the working directory, the default to the config's folder.
-  const persistTo = values['persist-to']
-    ? path.resolve(values['persist-to'])
-    : path.join(path.dirname(configPath), '.wrangler', 'state');
+  // Like wrangler: an explicit --persist-to is relative to the working directory, the default to the config's folder
+  // (for the repo's own config, the shared local state folder, which $SD_STATE_DIR moves).
+  const configDefault = path.join(path.dirname(configPath), '.wrangler', 'state');
+  const persistTo =
+    values['persist-to'] !== undefined || configDefault === DEFAULT_STATE_DIR
+      ? resolveStateDir(values['persist-to'])
+      : configDefault;
   let store: KeyValueStore;
   let close = async () => {};
   if (values.remote) store = wranglerStore(['--remote'], target);
   else if (values.wrangler) store = wranglerStore(['--local', '--persist-to', persistTo], target);
   else ({ store, close } = await miniflareStore(persistTo, target));
 
+  const where = values.remote
+    ? 'the deployed KEYS namespace'
+    : `the local state folder ${persistTo} (${persistTo === resolveStateDir() ? 'the one `npm start` uses by default' : `for \`npm start -- --state ${persistTo}\``})`;
   const out = (text: string, json: unknown) => process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : text);
   try {
     switch (command) {
@@ -246,7 +254,7 @@ async function main(argv: string[]): Promise<void> {
         await saveKeyRecord(store, created.record);
         const view = publicView(created.record);
         out(
-          `${created.key}\n\nCreated ${kind} key ${view.id} (${view.name}). This is the only time the key is shown; only its hash is stored.\n` +
+          `${created.key}\n\nCreated ${kind} key ${view.id} (${view.name}) in ${where}. This is the only time the key is shown; only its hash is stored.\n` +
             `${JSON.stringify(view, null, 2)}\n`,
           { key: created.key, ...view },
         );

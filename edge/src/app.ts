@@ -1,5 +1,7 @@
 // Assembles the edge's Hono app. Auth and CORS come in as middleware (edge/src/auth/), so tests and the worker
 // entry choose them explicitly; routes that authenticate otherwise (stream token, runner HMAC) are mounted before them.
+
+import { DomainError } from '@sd/shared/domain-error';
 import { errorBody } from '@sd/shared/schemas/errors';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -14,7 +16,7 @@ import { openApiDocument } from './api/openapi.ts';
 import { registerPredictionRoutes, registerStreamRoute } from './api/predictions-routes.ts';
 import { registerRunnerRoutes } from './api/runner-routes.ts';
 import { registerRunnerWebhookRoute } from './api/runner-webhook-route.ts';
-import { DomainError, errorResponse } from './errors.ts';
+import { errorResponse } from './error-response.ts';
 import { errorFields, logger } from './log.ts';
 
 // Hono's MiddlewareHandler and Hono types are invariant in their Env; the auth and limits middleware declare only the

@@ -1,5 +1,6 @@
 // The edge's configuration, parsed once per isolate from the Worker env into a typed object.
 // Nothing else in the edge reads env vars or secrets; everything takes an EdgeConfig.
+import { errorMessage } from '@sd/shared/error-message';
 import { DEFAULT_LIMITS, type InputLimits } from '@sd/shared/schemas/limits';
 import { z } from 'zod';
 import { setLogLevel } from './log.ts';
@@ -156,7 +157,7 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
   try {
     rawModels = JSON.parse(source.MODELS ?? '[]');
   } catch (err) {
-    throw new ConfigError(`MODELS must be JSON, got a parse error: ${(err as Error).message}`);
+    throw new ConfigError(`MODELS must be JSON, got a parse error: ${errorMessage(err)}`);
   }
   const parsed = z.array(ModelEntrySchema).min(1, 'MODELS must list at least one model').safeParse(rawModels);
   if (!parsed.success) {

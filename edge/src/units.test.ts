@@ -1,6 +1,5 @@
-// Pure pieces of the edge: Prefer parsing, config parsing, the webhook outbox schedule.
+// Pure pieces of the edge: config parsing, the webhook outbox schedule (Prefer parsing: shared/src/prefer.test.ts).
 import { describe, expect, it } from 'vitest';
-import { parsePreferWait } from './api/prefer-wait.ts';
 import { parseConfig, resolveModel } from './config.ts';
 import { enqueueDeliveries, type OutboxItem, runOutbox } from './webhooks/client-webhooks.ts';
 
@@ -8,18 +7,6 @@ const secrets = { RUNNER_WEBHOOK_SECRET: 'a', RUNNER_TOKEN: 'b', WEBHOOK_SIGNING
 const models = JSON.stringify([
   { id: 'sd/one', version: 'v1', runners: ['http://r1/', 'http://r2'], tokenizer: 't', limits: { maxSteps: 30 } },
 ]);
-
-describe('Prefer: wait', () => {
-  it.each([
-    [undefined, null],
-    ['respond-async', null],
-    ['wait', 60],
-    ['wait=5', 5],
-    ['wait=600', 60],
-    ['wait=0', 1],
-    ['return=minimal, wait=10', 10],
-  ])('%s -> %s', (header, expected) => expect(parsePreferWait(header)).toBe(expected));
-});
 
 describe('config', () => {
   it('parses models with their limits and resolves every reference form', () => {

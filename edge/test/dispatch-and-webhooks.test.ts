@@ -1,7 +1,6 @@
 // Client webhooks signed per Standard Webhooks and filtered; the OpenAI route's validation and answer; the OpenAPI
 // document. (The line and the leases: line-and-leases.test.ts.)
 
-import { env } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { verifyWebhook } from '@sd/shared/webhook-signature';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +8,6 @@ import {
   api,
   createKey,
   fakeNetwork,
-  getPrediction,
   RUNNER_URL,
   runnerEnvelope,
   runnerPuts,

@@ -181,6 +181,40 @@ describe('pull runners', () => {
     expect(failed.error).toMatch(/^no GPU became free for this model within the maximum queue time of 4 s \(waited \d+ s\)$/);
   });
 
+  it('a released lease goes back to the head of the line unrun; a refused input fails the prediction at once', async () => {
+    await drain();
+    const { key } = await createKey();
+    const created = (await (await create(key, 'given back, then refused')).json()) as Prediction;
+    const first = await lease('shutting-down');
+    expect(first?.prediction.id).toBe(created.id);
+    expect((await runnerCall(path(first!.release_url), {})).status).toBe(200);
+    expect((await getPrediction(key, created.id)).status).toBe('starting');
+    // Released, not lost: the next runner gets it as the same attempt.
+    const second = await lease('strict-runner');
+    expect(second?.prediction.id).toBe(created.id);
+    // The old lease cannot refuse on the new holder's behalf.
+    expect((await runnerCall(path(first!.release_url), { refused: { message: 'stale' } })).status).toBe(200);
+    expect((await getPrediction(key, created.id)).status).toBe('starting');
+    const message = 'clip_skip must be at most 1 for this model, got 2';
+    expect((await runnerCall(path(second!.release_url), { refused: { message } })).status).toBe(200);
+    const failed = await getPrediction(key, created.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toBe(`the model host rejected the input: ${message}`);
+    expect(await lease('strict-runner')).toBeNull();
+  });
+
+  it('a release body that is not the documented shape is refused, naming the field', async () => {
+    await drain();
+    const { key } = await createKey();
+    await create(key, 'odd release');
+    const got = await lease('odd-runner');
+    const res = await runnerCall(path(got!.release_url), { refused: { message: '' } });
+    expect(res.status).toBe(422);
+    expect(await res.text()).toContain('refused.message');
+    await runnerCall(path(got!.release_url), {});
+    await drain();
+  });
+
   it('canceling a waiting prediction takes it out of the line', async () => {
     await drain();
     const { key } = await createKey();

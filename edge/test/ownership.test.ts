@@ -1,6 +1,7 @@
 // Per-user isolation through the real worker entry and Durable Objects: predictions belong to (key, end user). A user
 // token or a visitor sees, lists and cancels only their own; the key's secret holder sees all of its key's; another key
-// sees nothing. Every pair of callers is tried.
+// sees nothing. Every pair of callers is tried, through the Replicate routes, AUTOMATIC1111's /progress and
+// /interrupt, and the uploaded files (/v1/files, and a file URL given as an image input).
 import { env } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ useEdgeHarness();
 
 const SITE = 'https://shop.example';
 const TINY = { width: 64, height: 64, num_inference_steps: 2 };
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 
 interface Caller {
   name: string;
@@ -103,7 +105,8 @@ describe('ownership per end user', () => {
     const alice = callers[1];
     const cancel = await call(alice, `/v1/predictions/${owned.get('alice')!.id}/cancel`, { method: 'POST' });
     expect(cancel.status).toBe(200);
-  });
+    // Six callers by six predictions, three requests each: over 100 requests, past the default 5 s on a loaded machine.
+  }, 30_000);
 
   it('a raw publishable key can only mint visitor tokens: creating, reading or listing with it is refused', async () => {
     fakeRunnerThatAccepts();
@@ -142,4 +145,69 @@ describe('ownership per end user', () => {
     expect(replay.status).toBe(200);
     expect(((await replay.json()) as Prediction).id).toBe(first.id);
   });
+
+  it("AUTOMATIC1111's /progress reports and /interrupt cancels only the caller's own running predictions", async () => {
+    fakeRunnerThatAccepts();
+    const { callers } = await setUp();
+    const endUsers = callers.filter((c) => c.sees.length === 0 && c.name !== 'backend B');
+    const owned = new Map<string, Prediction>();
+    for (const caller of endUsers) owned.set(caller.name, (await (await create(caller)).json()) as Prediction);
+    for (const caller of endUsers) {
+      const progress = (await (await call(caller, '/sdapi/v1/progress')).json()) as { state: { job: string; job_count: number } };
+      expect(progress.state.job, `${caller.name}'s /progress`).toBe(owned.get(caller.name)!.id);
+      expect(progress.state.job_count, `${caller.name}'s /progress`).toBe(1);
+    }
+    // backend B has nothing running: its /progress is idle, and its /interrupt touches nobody.
+    const other = callers.find((c) => c.name === 'backend B')!;
+    expect(((await (await call(other, '/sdapi/v1/progress')).json()) as { state: { job: string } }).state.job).toBe('');
+    expect((await call(other, '/sdapi/v1/interrupt', { method: 'POST' })).status).toBe(200);
+    const alice = endUsers.find((c) => c.name === 'alice')!;
+    expect((await call(alice, '/sdapi/v1/interrupt', { method: 'POST' })).status).toBe(200);
+    for (const caller of endUsers) {
+      const status = ((await (await call(caller, `/v1/predictions/${owned.get(caller.name)!.id}`)).json()) as Prediction).status;
+      expect(status, `${caller.name}'s prediction after alice's interrupt`).toBe(caller === alice ? 'canceled' : 'starting');
+    }
+  }, 30_000);
+
+  it("an uploaded file is only its uploader's: others can neither list, get, download, delete nor use it as an input", async () => {
+    fakeRunnerThatAccepts();
+    const { callers } = await setUp();
+    const upload = async (caller: Caller) => {
+      const form = new FormData();
+      form.append('content', new Blob([Uint8Array.from(atob(PNG_1X1), (ch) => ch.charCodeAt(0))]), 'buffer_1');
+      const res = await call(caller, '/v1/files', { method: 'POST', body: form });
+      expect(res.status, `${caller.name} uploads: ${await res.clone().text()}`).toBe(201);
+      return (await res.json()) as { id: string; urls: { get: string } };
+    };
+    const files = new Map<string, { id: string; urls: { get: string } }>();
+    for (const caller of callers.filter((c) => c.name !== 'backend A')) files.set(caller.name, await upload(caller));
+    for (const viewer of callers) {
+      const listed = (await (await call(viewer, '/v1/files')).json()) as { results: Array<{ id: string }> };
+      for (const [ownerName, file] of files) {
+        const mine = ownerName === viewer.name;
+        expect(
+          listed.results.some((f) => f.id === file.id),
+          `${viewer.name} lists ${ownerName}'s file`,
+        ).toBe(mine);
+        expect((await call(viewer, `/v1/files/${file.id}`)).status, `${viewer.name} GETs ${ownerName}'s file`).toBe(
+          mine ? 200 : 404,
+        );
+        expect((await call(viewer, `/v1/files/${file.id}/download`)).status, `${viewer.name} downloads`).toBe(mine ? 200 : 404);
+        if (mine) continue;
+        const used = await call(viewer, '/v1/predictions', {
+          method: 'POST',
+          json: { version: `${MODEL}:${VERSION}`, input: { prompt: 'x', image: file.urls.get, ...TINY } },
+        });
+        expect(used.status, `${viewer.name} uses ${ownerName}'s file as input.image`).toBe(422);
+        expect(await used.text()).toMatch(/does not exist or has expired/);
+        expect((await call(viewer, `/v1/files/${file.id}`, { method: 'DELETE' })).status, `${viewer.name} deletes`).toBe(404);
+      }
+    }
+    // Nothing above removed anyone's upload.
+    for (const [ownerName, file] of files) {
+      const owner = callers.find((c) => c.name === ownerName)!;
+      expect((await call(owner, `/v1/files/${file.id}`)).status, `${ownerName} still has its file`).toBe(200);
+    }
+    // Six callers against five uploads: about 150 requests through the worker.
+  }, 60_000);
 });

@@ -1,6 +1,6 @@
 // Starts the edge worker under workerd with `wrangler dev` (edge/wrangler.jsonc: its real KV, Queues, Durable Objects
 // and Cache) on a loopback port, with vars overridden by --var and secrets from a generated env file.
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ManagedProcess, type StartOptions, startProcess } from './child-process.ts';
@@ -29,6 +29,8 @@ export interface EdgeOptions {
   secrets: Record<string, string>;
   /** Default: a free port. Pass one when PUBLIC_BASE_URL must name it before the edge starts. */
   port?: number;
+  /** A private folder for the secrets file (created; removed by stop()). Default: a new temporary folder. */
+  secretsDir?: string;
   timeoutMs?: number;
   processOptions?: Pick<StartOptions, 'onLine'>;
 }
@@ -45,7 +47,11 @@ function envFileText(secrets: Record<string, string>): string {
 
 export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const port = options.port ?? (await freePort());
-  const secretsDir = await mkdtemp(join(tmpdir(), 'sd-edge-secrets-'));
+  let secretsDir: string;
+  if (options.secretsDir) {
+    secretsDir = options.secretsDir;
+    await mkdir(secretsDir, { recursive: true, mode: 0o700 });
+  } else secretsDir = await mkdtemp(join(tmpdir(), 'sd-edge-secrets-'));
   const envFile = join(secretsDir, '.env');
   await writeFile(envFile, envFileText(options.secrets), { mode: 0o600 });
   await chmod(envFile, 0o600);

@@ -1,5 +1,8 @@
 // Starts the GPU runner (gpu-runner/src/server/main.ts through tsx) as a child process on a free loopback port
 // and waits until its health check reaches the wanted status; its JSON log lines stay available to the test.
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ManagedProcess, type StartOptions, startProcess } from './child-process.ts';
 import { freePort } from './free-port.ts';
@@ -47,6 +50,11 @@ export async function startRunner(
     ...processOptions,
   });
   const url = `http://127.0.0.1:${port}`;
+  // onnxruntime's native library leaves an empty mat-debug-<pid>.log in the runner's TMPDIR; one per start adds up.
+  const stop = async () => {
+    await proc.stop();
+    await rm(join(env.TMPDIR ?? tmpdir(), `mat-debug-${proc.pid}.log`), { force: true });
+  };
   const statusesSeen: string[] = [];
   const deadline = Date.now() + timeoutMs;
   try {
@@ -68,7 +76,7 @@ export async function startRunner(
       await new Promise((r) => setTimeout(r, 20));
     }
   } catch (err) {
-    await proc.stop();
+    await stop();
     throw err;
   }
   return {
@@ -84,6 +92,6 @@ export async function startRunner(
           return [];
         }
       }),
-    stop: () => proc.stop(),
+    stop,
   };
 }

@@ -1,6 +1,6 @@
-// An S3-compatible server (s3rver) as a child process on a free loopback port with a temporary data folder and
-// one bucket; stop() kills it (the "storage down" tests) and removes the folder.
-import { mkdtemp, rm } from 'node:fs/promises';
+// An S3-compatible server (s3rver) as a child process on a free loopback port with a data folder of its own (temporary
+// unless given) and one bucket; stop() kills it (the "storage down" tests) and removes the folder.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,9 +24,12 @@ const require = createRequire(import.meta.url);
 export async function startS3rver(
   bucket = 'outputs',
   processOptions: Pick<StartOptions, 'group' | 'onLine'> = {},
+  /** The bucket's folder (created; removed by stop()). Default: a new temporary folder. */
+  dataDir?: string,
 ): Promise<S3rverHandle> {
   const port = await freePort();
-  const dataDir = await mkdtemp(join(tmpdir(), 's3rver-'));
+  if (dataDir) await mkdir(dataDir, { recursive: true });
+  else dataDir = await mkdtemp(join(tmpdir(), 's3rver-'));
   const bin = require.resolve('s3rver/bin/s3rver.js');
   const proc = startProcess(
     process.execPath,
@@ -48,6 +51,7 @@ export async function startS3rver(
     await proc.waitForLine(/listening/i, 20_000);
   } catch (err) {
     await proc.stop();
+    await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -60,7 +64,7 @@ export async function startS3rver(
     process: proc,
     async stop() {
       await proc.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      await rm(dataDir as string, { recursive: true, force: true });
     },
   };
 }

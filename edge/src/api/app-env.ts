@@ -13,8 +13,3 @@ export function configOf(c: AppContext): EdgeConfig {
 export function requestLog(c: AppContext, fields: Record<string, unknown> = {}): Logger {
   return logger({ component: 'api', requestId: c.req.header('cf-ray') ?? undefined, ...fields });
 }
-
-/** caches.default where the runtime has it (workerd); undefined elsewhere. */
-export function defaultCache(): Cache | undefined {
-  return typeof caches !== 'undefined' ? caches.default : undefined;
-}

@@ -1,11 +1,12 @@
 // Replicate's files API: POST /v1/files (multipart `content` + optional `metadata`, what the replicate client sends
 // for a Buffer or Blob input), GET/DELETE /v1/files/{id}, GET /v1/files/{id}/download, GET /v1/files. Only images
 // are taken (they are the only file inputs); a file URL given as an input is inlined at create (files/file-inputs.ts).
+
+import { DomainError, invalidInput, notFound } from '@sd/shared/domain-error';
 import { DEFAULT_LIMITS } from '@sd/shared/schemas/limits';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { fileScopeOf } from '../auth/ownership.ts';
-import { DomainError, invalidInput, notFound } from '../errors.ts';
 import {
   deleteFile,
   type FileRecord,

@@ -1,5 +1,5 @@
 // Reads a JSON request body with a size cap, as text too (idempotency hashes and webhook signatures need the exact bytes).
-import { DomainError, invalidInput } from '../errors.ts';
+import { DomainError, invalidInput } from '@sd/shared/domain-error';
 
 /**
  * The largest request body: room for an image and a mask at the input limit (10 MiB each, base64 in JSON) and

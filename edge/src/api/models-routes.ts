@@ -1,12 +1,14 @@
 // The configured models, described for both clients that ask: Replicate's models API (GET /v1/models/{owner}/{name},
 // its versions with the Cog OpenAPI input schema) and OpenAI's models.list / models.retrieve (GET /v1/models). One
 // object carries both shapes' fields, since both clients read the same paths.
+
+import { notFound } from '@sd/shared/domain-error';
 import { createPredictionInputSchema } from '@sd/shared/schemas/prediction-input';
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { requireScope } from '../auth/authenticate/index.ts';
-import type { ModelConfig } from '../config.ts';
-import { notFound } from '../errors.ts';
+import { type ModelConfig, resolveModel } from '../config.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
 import { type AppContext, type AppEnv, configOf } from './app-env.ts';
 
 /** Fields that take an image (Cog marks them format uri; Replicate's UI shows a file picker). */
@@ -58,7 +60,7 @@ function modelObject(c: AppContext, model: ModelConfig) {
     url: `${configOf(c).publicBaseUrl}/v1/models/${model.id}`,
     owner: model.owner,
     name: model.name,
-    description: `Stable Diffusion (${model.backend === 'cog' ? 'ONNX runners' : 'Replicate backend'}), version ${model.version}`,
+    description: `Stable Diffusion (${backendFor(configOf(c), model).description}), version ${model.version}`,
     visibility: 'private',
     is_official: false,
     github_url: null,
@@ -78,7 +80,7 @@ function modelObject(c: AppContext, model: ModelConfig) {
 
 function findModel(c: AppContext): ModelConfig {
   const id = `${c.req.param('owner')}/${c.req.param('name')}`;
-  const model = configOf(c).models.find((m) => m.id === id);
+  const model = resolveModel(configOf(c), id);
   if (!model) throw notFound(`model ${id}`);
   return model;
 }

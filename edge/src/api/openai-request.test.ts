@@ -1,7 +1,8 @@
+import { DomainError } from '@sd/shared/domain-error';
+import { fitSize } from '@sd/shared/image-size';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.ts';
-import { DomainError } from '../errors.ts';
-import { editInput, fitSize, generationInput, modelFor } from './openai-request.ts';
+import { editInput, generationInput, modelFor } from './openai-request.ts';
 
 const config = parseConfig({
   MODELS: JSON.stringify([

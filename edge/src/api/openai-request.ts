@@ -1,10 +1,11 @@
 // OpenAI image requests as prediction inputs: any model name runs a configured model (the configured one when named,
 // else the default), quality -> steps, style -> guidance, input_fidelity -> strength, output_compression ->
 // output_quality; what cannot be honoured (transparent background, streaming) is refused by name. Pure.
+
+import { invalidInput } from '@sd/shared/domain-error';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import type { OpenAIImageEditRequest, OpenAIImageRequest } from '@sd/shared/schemas/openai';
 import { type EdgeConfig, type ModelConfig, resolveModel } from '../config.ts';
-import { invalidInput } from '../errors.ts';
 
 /** quality -> num_inference_steps; the ones not listed keep the input schema's default. */
 export const QUALITY_STEPS: Readonly<Record<string, number>> = { low: 15, hd: 50, high: 50 };
@@ -85,20 +86,4 @@ function applyCommon(req: OpenAIImageRequest | OpenAIImageEditRequest, input: Re
   const steps = req.quality ? QUALITY_STEPS[req.quality] : undefined;
   if (req.num_inference_steps === undefined && steps !== undefined) input.num_inference_steps = steps;
   if (req.output_compression !== undefined) input.output_quality = Math.max(1, req.output_compression);
-}
-
-/**
- * A size any model takes from an input image's own size: multiples of 8, scaled down into the pixel budget and the
- * side limits (OpenAI's edits default to the input's size).
- */
-export function fitSize(
-  dims: { width: number; height: number } | null,
-  limits: { minSide: number; maxSide: number; maxPixels: number },
-): { width: number; height: number } {
-  if (!dims) return { width: 512, height: 512 };
-  let { width, height } = dims;
-  const scale = Math.min(1, Math.sqrt(limits.maxPixels / (width * height)), limits.maxSide / Math.max(width, height));
-  width = Math.floor((width * scale) / 8) * 8;
-  height = Math.floor((height * scale) / 8) * 8;
-  return { width: Math.max(limits.minSide, width), height: Math.max(limits.minSide, height) };
 }

@@ -1,6 +1,9 @@
 // OpenAI-compatible POST /v1/images/generations and POST /v1/images/edits (multipart: image, optional mask) over the
 // same prediction machinery: the request is mapped onto a prediction input (openai-request.ts), the prediction run to
 // its end, and the answer given as URLs or base64 with the model that ran. GET /v1/models is in models-routes.ts.
+
+import { DomainError, invalidFromZod, invalidInput } from '@sd/shared/domain-error';
+import { fitSize } from '@sd/shared/image-size';
 import {
   type OpenAIImageEditRequest,
   OpenAIImageEditRequestSchema,
@@ -10,7 +13,6 @@ import {
 import type { Context, Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import type { ModelConfig } from '../config.ts';
-import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { dataUriOf, imageDimensions, sniffImageType } from '../images/image-data.ts';
 import { outputToBase64 } from '../images/output-images.ts';
 import { PngError, repaintMaskFromAlpha } from '../images/png-alpha-mask.ts';
@@ -18,7 +20,7 @@ import type { PredictionRecord } from '../predictions/prediction-record.ts';
 import { type AppContext, type AppEnv, configOf, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
-import { editInput, fitSize, generationInput, modelFor, toOpenAIIssue } from './openai-request.ts';
+import { editInput, generationInput, modelFor, toOpenAIIssue } from './openai-request.ts';
 import { runPredictionToEnd } from './sync-prediction.ts';
 
 async function answer(
@@ -162,10 +164,12 @@ export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
       if (err instanceof PngError) throw invalidInput(mask ? 'mask' : 'image', `${mask ? 'mask' : 'image'}: ${err.message}`);
       throw err;
     }
+    // OpenAI's edits default to the input's size (an unreadable header: 512, SD 1.x's native size).
+    const dims = imageDimensions(image.bytes);
     const input = editInput(req, {
       image: image.dataUri,
       mask: maskUri,
-      imageSize: fitSize(imageDimensions(image.bytes), model.limits),
+      imageSize: dims ? fitSize(dims, model.limits) : { width: 512, height: 512 },
     });
     const done = await runPredictionToEnd(c, { model, input, rename: toOpenAIIssue });
     return answer(c, done, model, req);

@@ -1,9 +1,17 @@
-// GET /openapi.json: the public API described from the same zod schemas that validate it (z.toJSONSchema).
+// GET /openapi.json: the public API described from the same zod schemas that validate it (z.toJSONSchema). Every route
+// the worker serves is here (openapi.test.ts compares them with createWorkerApp()'s routes), the runner protocol too.
+import { SCHEDULER_ALIASES, SCHEDULER_NAMES } from '@sd/shared/scheduler-names';
 import { ErrorBodySchema } from '@sd/shared/schemas/errors';
 import { OpenAIImageEditRequestSchema, OpenAIImageRequestSchema, OpenAIImageResponseSchema } from '@sd/shared/schemas/openai';
 import { CreatePredictionRequestSchema, PredictionSchema } from '@sd/shared/schemas/prediction';
 import { PredictionInputSchema } from '@sd/shared/schemas/prediction-input';
 import { z } from 'zod';
+import {
+  CreateTokenRequestSchema,
+  CreateTokenResponseSchema,
+  CreateVisitorTokenRequestSchema,
+  VISITOR_TOKEN_TTL_SECONDS,
+} from '../auth/token-routes/index.ts';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
@@ -35,6 +43,22 @@ export function openApiDocument(serverUrl: string): unknown {
     description: 'a retried create with the same key returns the same prediction',
   };
   const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+  const modelParams = [pathParam('owner'), pathParam('name')];
+  // The scheduler field is a string transformed to its canonical name, which JSON Schema cannot say: list the
+  // spellings it accepts (aliases are also matched without regard to case, spaces, '_' and '-').
+  const predictionInput = input(PredictionInputSchema) as { properties: Record<string, Record<string, unknown>> };
+  predictionInput.properties.scheduler = {
+    type: 'string',
+    enum: [...SCHEDULER_NAMES, ...SCHEDULER_ALIASES],
+    description: `The sampler: ${SCHEDULER_NAMES.join(', ')}; or an alias diffusers, Replicate, Stability or AUTOMATIC1111 users know (matched case-insensitively), resolved to one of those. Absent: the model's own scheduler_config.json.`,
+  };
+  const runnerAuth = [{ runnerToken: [] }];
+  const lease = [pathParam('lease'), { name: 'pool', in: 'query', required: true, schema: { type: 'string' } }];
+  const anyJson = { required: true, content: { 'application/json': { schema: { type: 'object' } } } };
+  const emptyList = (what: string) => ({
+    get: { summary: `${what}: an empty list (AUTOMATIC1111 clients ask for it)`, responses: { '200': { description: '[]' } } },
+  });
   cached = {
     openapi: '3.1.0',
     info: {
@@ -46,17 +70,27 @@ export function openApiDocument(serverUrl: string): unknown {
     servers: [{ url: serverUrl }],
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'an sk_ or pk_ API key, a user token or a visitor token' },
+        runnerToken: { type: 'http', scheme: 'bearer', description: "the runners' RUNNER_TOKEN (runner protocol only)" },
+        operatorToken: { type: 'http', scheme: 'bearer', description: 'OPERATOR_TOKEN (GET /metrics only)' },
         basic: { type: 'http', scheme: 'basic', description: 'the API key as the password (AUTOMATIC1111 clients)' },
       },
       schemas: {
-        PredictionInput: input(PredictionInputSchema),
+        PredictionInput: predictionInput,
         CreatePredictionRequest: input(CreatePredictionRequestSchema),
         Prediction: output(PredictionSchema),
         Error: output(ErrorBodySchema),
         ImageGenerationRequest: input(OpenAIImageRequestSchema),
         ImageGenerationResponse: output(OpenAIImageResponseSchema),
         ImageEditFields: input(OpenAIImageEditRequestSchema),
+        CreateTokenRequest: input(CreateTokenRequestSchema),
+        CreateTokenResponse: output(CreateTokenResponseSchema),
+        CreateVisitorTokenRequest: input(CreateVisitorTokenRequestSchema),
+        VisitorToken: {
+          type: 'object',
+          required: ['token', 'visitor_id', 'expires_at'],
+          properties: { token: { type: 'string' }, visitor_id: { type: 'string' }, expires_at: { type: 'string' } },
+        },
         File: {
           type: 'object',
           properties: {
@@ -122,6 +156,14 @@ export function openApiDocument(serverUrl: string): unknown {
             prefer,
             idem,
           ],
+          requestBody: createBody,
+          responses: { '201': { description: 'created', content: json('Prediction') }, ...errors },
+        },
+      },
+      '/v1/models/{owner}/{name}/versions/{version}/predictions': {
+        post: {
+          summary: 'Create a prediction of this version of a model',
+          parameters: [...modelParams, pathParam('version'), prefer, idem],
           requestBody: createBody,
           responses: { '201': { description: 'created', content: json('Prediction') }, ...errors },
         },
@@ -225,6 +267,13 @@ export function openApiDocument(serverUrl: string): unknown {
           responses: { '200': { description: 'the model' }, ...errors },
         },
       },
+      '/v1/models/{owner}/{name}/versions/{version}': {
+        get: {
+          summary: 'A version, with its openapi_schema (Cog Input/Output)',
+          parameters: [...modelParams, pathParam('version')],
+          responses: { '200': { description: 'the version' }, ...errors },
+        },
+      },
       '/v1/models/{owner}/{name}/versions': {
         get: {
           summary: "A model's versions",
@@ -267,6 +316,128 @@ export function openApiDocument(serverUrl: string): unknown {
       },
       '/sdapi/v1/interrupt': {
         post: { summary: "Cancel the caller's running predictions", responses: { '200': { description: '{}' } } },
+      },
+      '/sdapi/v1/upscalers': emptyList('Upscalers'),
+      '/sdapi/v1/sd-vae': emptyList('VAEs'),
+      '/sdapi/v1/loras': emptyList('LoRAs'),
+      '/sdapi/v1/prompt-styles': emptyList('Prompt styles'),
+      '/sdapi/v1/latent-upscale-modes': emptyList('Latent upscale modes'),
+      '/v1/tokens': {
+        post: {
+          summary: 'Mint a user token for one of your users (secret key with scope tokens:write); a page sends it from `origin`',
+          requestBody: { required: true, content: json('CreateTokenRequest') },
+          responses: { '201': { description: 'the token', content: json('CreateTokenResponse') }, ...errors },
+        },
+      },
+      '/v1/visitor-tokens': {
+        post: {
+          summary: `A page's visitor token (${VISITOR_TOKEN_TTL_SECONDS / 60} min), minted with a publishable key from one of its origins, or renewed with {visitor_token}; the <sd-image> widget calls it`,
+          requestBody: { required: false, content: json('CreateVisitorTokenRequest') },
+          responses: { '201': { description: 'the token', content: json('VisitorToken') }, ...errors },
+        },
+      },
+      '/': {
+        get: {
+          summary: 'The playground: a page where a key holder makes an image and copies the request (curl, JavaScript, Python)',
+          security: [],
+          responses: { '200': { description: 'text/html' } },
+        },
+      },
+      '/playground.js': {
+        get: { summary: "The playground's script", security: [], responses: { '200': { description: 'text/javascript' } } },
+      },
+      '/playground.css': {
+        get: { summary: "The playground's stylesheet", security: [], responses: { '200': { description: 'text/css' } } },
+      },
+      '/embed.js': {
+        get: {
+          summary: 'The <sd-image> widget script (strong ETag; 304 on If-None-Match)',
+          security: [],
+          responses: { '200': { description: 'text/javascript' }, '304': { description: 'not modified' } },
+        },
+      },
+      '/embed/origin-check': {
+        get: {
+          summary:
+            "Whether this edge lists the request's Origin for CORS; readable from any origin (the widget asks it after a failed fetch)",
+          security: [],
+          responses: {
+            '200': {
+              description: '{origin, allowed}',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: { origin: { type: ['string', 'null'] }, allowed: { type: 'boolean' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      '/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
+      '/metrics': {
+        get: {
+          summary: "Each model's backlog (waiting, running, runners, slots, oldest wait): Prometheus text, or ?format=json",
+          security: [{ operatorToken: [] }],
+          parameters: [{ name: 'format', in: 'query', schema: { type: 'string', enum: ['json'] } }],
+          responses: { '200': { description: 'the backlog' }, '401': { description: 'no operator token' } },
+        },
+      },
+      '/runner/v1/leases': {
+        post: {
+          summary:
+            'Runner protocol: long-poll for the next prediction of a model ({runner_id, model, slots, wait_ms}); 204 when none came in wait_ms',
+          tags: ['runner'],
+          security: runnerAuth,
+          requestBody: anyJson,
+          responses: {
+            '200': { description: 'a lease: lease_id, heartbeat_url, release_url, prediction (Cog request)' },
+            '204': { description: 'no work' },
+            ...errors,
+          },
+        },
+      },
+      '/runner/v1/leases/{lease}/heartbeat': {
+        post: {
+          summary: 'Runner protocol: keep a lease ({runner_id, slots}); 409 {stop: true} when it is gone',
+          tags: ['runner'],
+          security: runnerAuth,
+          parameters: lease,
+          requestBody: anyJson,
+          responses: { '200': { description: '{ok, stop}' }, '409': { description: 'the lease is gone: stop' }, ...errors },
+        },
+      },
+      '/runner/v1/leases/{lease}/release': {
+        post: {
+          summary:
+            'Runner protocol: give a lease back unstarted (it goes to the head of the line); with {"refused": {"message"}} the runner refuses the input for good and the prediction fails with that message',
+          tags: ['runner'],
+          security: runnerAuth,
+          parameters: lease,
+          requestBody: anyJson,
+          responses: { '200': { description: '{ok}' }, ...errors },
+        },
+      },
+      '/runner/v1/leases/{lease}/report': {
+        post: {
+          summary: "Runner protocol: the leased prediction's Cog webhook (status, progress, logs, output, metrics)",
+          tags: ['runner'],
+          security: runnerAuth,
+          parameters: lease,
+          requestBody: anyJson,
+          responses: { '200': { description: 'applied (or stop)' }, ...errors },
+        },
+      },
+      '/internal/runner-webhook': {
+        post: {
+          summary: "Push targets' Cog or Replicate webhooks, verified by their Standard Webhooks signature",
+          tags: ['runner'],
+          security: [],
+          requestBody: anyJson,
+          responses: { '200': { description: 'accepted' }, ...errors },
+        },
       },
       '/health': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'ok' } } } },
     },

@@ -1,29 +1,27 @@
 // The Replicate-shaped prediction routes: create (by version or by model), get, list (the caller's own), cancel, and
 // the SSE stream (authorised by the capability token in urls.stream, so it is mounted before the auth middleware).
+
+import { DomainError, invalidFromZod, invalidInput, notFound } from '@sd/shared/domain-error';
+import { parsePrefer } from '@sd/shared/prefer';
 import { CreatePredictionRequestSchema, isTerminal } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../auth/authenticate/index.ts';
 import { canAccess, fileScopeOf, subjectOf } from '../auth/ownership.ts';
 import { type ModelConfig, resolveModel } from '../config.ts';
-import { DomainError, invalidFromZod, invalidInput, notFound } from '../errors.ts';
+import { defaultCache } from '../embeddings/embedding-cache.ts';
 import { inlineFileInputs } from '../files/file-inputs.ts';
-import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
+import { withImageSize } from '../images/image-data.ts';
+import { createPrediction, effectiveLimits, idempotencyOf } from '../predictions/create-prediction.ts';
+import { placeInLine } from '../predictions/place-in-line.ts';
 import type { IndexPage } from '../predictions/prediction-index.ts';
 import { decodeCursor } from '../predictions/prediction-index.ts';
-import {
-  ownerOfRecord,
-  type PredictionRecord,
-  type QueueView,
-  queueViewOf,
-  toPublicPrediction,
-} from '../predictions/prediction-record.ts';
+import { ownerOfRecord, type PredictionRecord, toPublicPrediction } from '../predictions/prediction-record.ts';
 import { verifyStreamToken } from '../predictions/stream-token.ts';
-import { indexStub, poolOf, predictionStub, queueStub } from '../predictions/stubs.ts';
+import { indexStub, predictionStub } from '../predictions/stubs.ts';
 import { checkWebhookDestination, type WebhookPolicy } from '../webhooks/webhook-destination.ts';
-import { type AppContext, type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
+import { type AppContext, type AppEnv, configOf, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 import { readJsonBody } from './json-body.ts';
-import { parsePreferWait } from './prefer-wait.ts';
 
 const PAGE_SIZE = 50;
 const ID_PATTERN = /^[a-z0-9]{1,64}$/;
@@ -35,15 +33,6 @@ export async function ownedPrediction(c: AppContext, id: string): Promise<Predic
   // Another key's or another end user's prediction is indistinguishable from a missing one.
   if (!record || !canAccess(callerOf(c), ownerOfRecord(record))) throw notFound(`prediction ${id}`);
   return record;
-}
-
-/** A waiting prediction's place in its model's line (one read of the line's Durable Object), else undefined. */
-async function queueView(c: AppContext, record: PredictionRecord): Promise<QueueView | undefined> {
-  if (record.status !== 'starting' || record.dispatch.leaseId !== null) return undefined;
-  const place = await queueStub(c.env, poolOf({ id: record.model, version: record.version }))
-    .place(record.id)
-    .catch(() => null);
-  return place ? queueViewOf(place) : undefined;
 }
 
 /**
@@ -103,7 +92,8 @@ async function create(c: AppContext, modelRef: string | null) {
       disable_safety_checker: body.input.disable_safety_checker,
     });
   }
-  const input = await inlineFileInputs(c.env.FILES, fileScopeOf(principal), config.publicBaseUrl, body.input);
+  const inlined = await inlineFileInputs(c.env.FILES, fileScopeOf(principal), config.publicBaseUrl, body.input);
+  const input = withImageSize(inlined, effectiveLimits(model, principal));
   const { record, replayed } = await createPrediction(
     { env: c.env, config, principal, log, cache: defaultCache() },
     {
@@ -114,7 +104,7 @@ async function create(c: AppContext, modelRef: string | null) {
     },
   );
   let current = record;
-  const wait = parsePreferWait(c.req.header('prefer'));
+  const wait = parsePrefer(c.req.header('prefer')).waitSeconds;
   if (wait !== null && !isTerminal(current.status)) {
     current = (await predictionStub(c.env, record.id).waitForCompletion(wait * 1000)) ?? current;
   }
@@ -172,7 +162,7 @@ export function registerPredictionRoutes(app: Hono<AppEnv>): void {
 
   app.get('/v1/predictions/:id', read, async (c) => {
     const record = await ownedPrediction(c, c.req.param('id'));
-    return c.json(toPublicPrediction(record, configOf(c).publicBaseUrl, await queueView(c, record)));
+    return c.json(toPublicPrediction(record, configOf(c).publicBaseUrl, await placeInLine(c.env, record)));
   });
 
   app.post('/v1/predictions/:id/cancel', write, async (c) => {

@@ -2,20 +2,25 @@
 //   POST /runner/v1/leases                        long-poll for the next prediction of a model
 //   POST /runner/v1/leases/{lease}/heartbeat      keep the lease (the answer says stop when it is gone)
 //   POST /runner/v1/leases/{lease}/report         the runner's Cog envelope (its webhook sender posts here)
-//   POST /runner/v1/leases/{lease}/release        give a lease back unrun (the runner cannot take it after all)
+//   POST /runner/v1/leases/{lease}/release        give a lease back unrun (the runner cannot take it after all), or,
+//                                                 with {"refused": {"message"}}, refuse its input for good (the
+//                                                 runner's 422): the prediction fails with that message
 // The credential is checked before any body is read; a report is believed only under the prediction's current lease.
+
+import { invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import { errorBody } from '@sd/shared/schemas/errors';
 import { RunnerPredictionSchema } from '@sd/shared/schemas/runner';
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { type ModelConfig, resolveModel } from '../config.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
 import type { Lease } from '../dispatch/model-queue.ts';
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 import { parseRunnerPredictionId, runnerInput, runnerPredictionId } from '../dispatch/runner-job.ts';
-import { EmbeddingCache } from '../embeddings/embedding-cache.ts';
-import { invalidFromZod, invalidInput } from '../errors.ts';
-import { poolOf, predictionStub, queueStub } from '../predictions/stubs.ts';
-import { type AppEnv, configOf, defaultCache, requestLog } from './app-env.ts';
+import { defaultCache, EmbeddingCache } from '../embeddings/embedding-cache.ts';
+import { predictionStub } from '../predictions/stubs.ts';
+import { type AppEnv, configOf, requestLog } from './app-env.ts';
 import { MAX_BODY_BYTES, readJsonBody } from './json-body.ts';
 
 /** Small requests (lease, heartbeat) never need more. */
@@ -29,6 +34,11 @@ const LeaseRequestSchema = z.strictObject({
   model: z.string().min(1).max(300),
   slots: z.number().int().min(1).max(64).default(1),
   wait_ms: z.number().int().min(0).max(MAX_WAIT_MS).default(20_000),
+});
+
+const ReleaseRequestSchema = z.strictObject({
+  /** The runner refused the input itself (its 422: a limit of the loaded model the edge cannot know). */
+  refused: z.strictObject({ message: z.string().min(1).max(2000) }).optional(),
 });
 
 const HeartbeatRequestSchema = z.strictObject({
@@ -55,7 +65,7 @@ async function handOver(c: Context<AppEnv>, model: ModelConfig, lease: Lease) {
   });
   if (claim.kind === 'drop') return null;
   const cache = new EmbeddingCache({ kv: c.env.EMBEDDINGS, cache: defaultCache(), ttlSeconds: config.embeddingTtlSeconds });
-  const { input } = await runnerInput(claim.record, model, cache);
+  const { input } = await runnerInput(claim.record, backendFor(config, model), cache);
   const base = `${config.publicBaseUrl}/runner/v1/leases/${lease.leaseId}`;
   // The pool names the line that holds the lease (one Durable Object per model); the lease id is the capability.
   const pool = `?pool=${encodeURIComponent(poolOf(model))}`;
@@ -85,8 +95,8 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
     if (!parsed.success) throw invalidFromZod(parsed.error);
     const req = parsed.data;
     const model = resolveModel(config, req.model);
-    if (!model || model.backend !== 'cog') {
-      const known = config.models.filter((m) => m.backend === 'cog').map((m) => `${m.id}:${m.version}`);
+    if (!model || !backendFor(config, model).pullable) {
+      const known = config.models.filter((m) => backendFor(config, m).pullable).map((m) => `${m.id}:${m.version}`);
       throw invalidInput('model', `model must be a configured cog model (${known.join(', ')}), got ${JSON.stringify(req.model)}`);
     }
     const pool = poolOf(model);
@@ -129,7 +139,12 @@ export function registerRunnerRoutes(app: Hono<AppEnv>): void {
     const pool = c.req.query('pool');
     const model = pool ? resolveModel(config, pool) : null;
     if (!model) throw invalidInput('pool', 'pool must name the model of the lease (the release_url carries it)');
-    await queueStub(c.env, poolOf(model)).release(leaseId);
+    const { json } = await readJsonBody(c.req.raw, SMALL_BODY_BYTES);
+    const parsed = ReleaseRequestSchema.safeParse(json);
+    if (!parsed.success) throw invalidFromZod(parsed.error);
+    const queue = queueStub(c.env, poolOf(model));
+    if (parsed.data.refused) await queue.refuse(leaseId, parsed.data.refused.message);
+    else await queue.release(leaseId);
     return c.json({ ok: true });
   });
 

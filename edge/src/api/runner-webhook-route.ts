@@ -2,13 +2,14 @@
 // signature is verified over the exact body BEFORE anything in it is believed, and the body of an unauthenticated
 // sender is capped small until then. The signed envelope's id names the prediction and attempt (Cog); Replicate's
 // envelope carries its own id, so its webhook URL holds the prediction and attempt under the edge's own MAC.
+
+import { invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import { errorBody } from '@sd/shared/schemas/errors';
 import { RunnerPredictionSchema } from '@sd/shared/schemas/runner';
 import { verifyWebhook } from '@sd/shared/webhook-signature';
 import type { Hono } from 'hono';
-import { verifyPushWebhookMac } from '../dispatch/push-dispatch.ts';
+import { verifyPushWebhookMac } from '../dispatch/push-webhook-url.ts';
 import { parseRunnerPredictionId } from '../dispatch/runner-job.ts';
-import { invalidFromZod, invalidInput } from '../errors.ts';
 import { predictionStub } from '../predictions/stubs.ts';
 import { type AppEnv, configOf, requestLog } from './app-env.ts';
 import { MAX_BODY_BYTES, readCappedText } from './json-body.ts';

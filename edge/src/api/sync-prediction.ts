@@ -1,13 +1,15 @@
 // Runs one prediction to its end for the synchronous surfaces (OpenAI images, AUTOMATIC1111): create it through the
 // same machinery as POST /v1/predictions (auth, limits, validation, cache, queue), wait on its Durable Object, and
 // turn failure, cancel and timeout into errors.
+
+import { DomainError } from '@sd/shared/domain-error';
 import type { ErrorIssue } from '@sd/shared/schemas/errors';
 import type { ModelConfig } from '../config.ts';
-import { DomainError } from '../errors.ts';
+import { defaultCache } from '../embeddings/embedding-cache.ts';
 import { createPrediction, idempotencyOf } from '../predictions/create-prediction.ts';
 import type { PredictionRecord } from '../predictions/prediction-record.ts';
 import { predictionStub } from '../predictions/stubs.ts';
-import { type AppContext, configOf, defaultCache, requestLog } from './app-env.ts';
+import { type AppContext, configOf, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
 
 /** OpenAI's client waits up to 10 minutes by default; AUTOMATIC1111 clients wait as long as the render takes. */

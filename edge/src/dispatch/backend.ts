@@ -1,5 +1,6 @@
-// What a push backend (a Cog host we do not run, or Replicate) is asked and answers, in terms the line acts on.
-import type { ModelConfig } from '../config.ts';
+// How a model's predictions reach a GPU: whether our runners pull them (and so whether the edge tokenizes and serves
+// cached embeddings), which push targets the line feeds, how a push is sent and how its holder is stopped. One
+// Backend per model (model-backend.ts builds it); nothing else asks which kind of backend a model has.
 
 export type DispatchOutcome =
   /** The host took the prediction; webhooks will follow. */
@@ -12,16 +13,43 @@ export type DispatchOutcome =
    */
   | { kind: 'rejected'; reason: string; detail?: string };
 
-export interface DispatchRequest {
+/** A host the line pushes to, and how many predictions it runs at once. */
+export interface PushTarget {
+  id: string;
+  slots: number;
+}
+
+export interface PushRequest {
   predictionId: string;
-  /** The id the host knows this attempt by (see runner-job.ts runnerPredictionId). */
-  remoteId: string;
-  /** The push target: a Cog base URL, or "replicate". */
+  attempt: number;
+  /** A push target's id (see pushTargets). */
   target: string;
-  model: ModelConfig;
-  /** RunnerInput (cog) or the public input (replicate). */
+  /** RunnerInput (cog) or the public input (replicate), as runnerInput built it. */
   input: Record<string, unknown>;
-  webhookUrl: string;
+}
+
+/** Who holds a prediction's lease, as the record keeps it. */
+export interface Holder {
+  predictionId: string;
+  attempt: number;
+  runner: string | null;
+  remoteId: string | null;
+}
+
+export interface Backend {
+  /** For people (GET /v1/models): where the model runs. */
+  readonly description: string;
+  /** Our GPU runners may lease this model's predictions (POST /runner/v1/leases). */
+  readonly pullable: boolean;
+  /** The edge tokenizes prompts and serves cached embeddings, so our runners may skip their text encoder. */
+  readonly tokenizesAtEdge: boolean;
+  /** Hosts the line feeds; empty for a pull-only pool. */
+  readonly pushTargets: readonly PushTarget[];
+  isPushTarget(holder: string): boolean;
+  /** Sends a leased prediction to a push target. */
+  push(request: PushRequest): Promise<DispatchOutcome>;
+  /** Best effort: tells a push target holding the prediction to stop; a pull runner learns it from its lease instead. */
+  stop(holder: Holder): Promise<void>;
 }
 
 /** Shortens a response body for an error message (runners may answer with HTML or a long JSON). */

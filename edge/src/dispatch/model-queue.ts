@@ -3,14 +3,15 @@
 // same line when they have capacity. A lease that misses its heartbeats goes back to the head of the line; a job that
 // waits past the maximum queue time fails. SQLite storage, so every change is atomic and survives a restart.
 import { DurableObject } from 'cloudflare:workers';
-import { type EdgeConfig, getConfig, type ModelConfig } from '../config.ts';
+import { type EdgeConfig, getConfig, type ModelConfig, resolveModel } from '../config.ts';
 import { errorFields, logger } from '../log.ts';
-import { predictionStub } from '../predictions/stubs.ts';
+import type { Backend, PushTarget } from './backend.ts';
+import { leaseHolder } from './lease-holder.ts';
 import { estimateStart, fairTag, leaseTimings, type QueueStats, type StartEstimate, updateMeanRunMs } from './line.ts';
+import { backendFor } from './model-backend.ts';
+import { pushToTarget } from './push-dispatch.ts';
 
 export type { QueueStats };
-
-import { pushToTarget } from './push-dispatch.ts';
 
 export interface EnqueueRequest {
   pool: string;
@@ -108,16 +109,23 @@ export class ModelQueue extends DurableObject<Env> {
   }
 
   private model(): ModelConfig | null {
-    const pool = this.poolName();
-    return this.config.models.find((m) => `${m.id}:${m.version}` === pool) ?? null;
+    return resolveModel(this.config, this.poolName());
+  }
+
+  private backend(): Backend | null {
+    const model = this.model();
+    return model ? backendFor(this.config, model) : null;
   }
 
   private maxQueueSeconds(): number {
     return this.model()?.maxQueueSeconds ?? this.config.dispatch.maxQueueSeconds;
   }
 
-  private count(state: string): number {
-    return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM jobs WHERE state = ?', state).one().n;
+  /** Jobs per state, in one grouped query: held and waiting are both "in line", leased ones are running. */
+  private counts(): { waiting: number; inLine: number; leased: number } {
+    const rows = this.sql.exec<{ state: string; n: number }>('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state').toArray();
+    const of = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
+    return { waiting: of('waiting'), inLine: of('waiting') + of('held'), leased: of('leased') };
   }
 
   // --- the line ----------------------------------------------------------------------------------------------------
@@ -187,7 +195,8 @@ export class ModelQueue extends DurableObject<Env> {
   async place(predictionId: string): Promise<QueuePlace> {
     const now = Date.now();
     const job = this.job(predictionId);
-    const waiting = this.count('waiting') + this.count('held');
+    const counts = this.counts();
+    const waiting = counts.inLine;
     if (!job) return { state: 'absent', waiting, position: 0, estimatedStartMs: null };
     if (job.state === 'leased') return { state: 'leased', waiting, position: 0, estimatedStartMs: job.leased_ms };
     const ahead = this.sql
@@ -204,7 +213,7 @@ export class ModelQueue extends DurableObject<Env> {
       .one().n;
     const slots = this.liveSlots(now);
     // Free slots start the next jobs at once; the rest wait for runs to finish.
-    const free = Math.max(0, slots - this.count('leased'));
+    const free = Math.max(0, slots - counts.leased);
     const estimatedStartMs =
       slots > 0 && ahead < free ? now : estimateStart(ahead - free, slots, this.meta('mean_run_ms'), now).estimatedStartMs;
     return { state: job.state, waiting, position: ahead, estimatedStartMs };
@@ -222,10 +231,11 @@ export class ModelQueue extends DurableObject<Env> {
       )
       .one();
     const mean = this.meta('mean_run_ms');
+    const counts = this.counts();
     return {
       pool: this.poolName() || pool,
-      waiting: this.count('waiting') + this.count('held'),
-      running: this.count('leased'),
+      waiting: counts.inLine,
+      running: counts.leased,
       runners: runners.n,
       slots: this.liveSlots(now),
       oldestWaitSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
@@ -325,7 +335,7 @@ export class ModelQueue extends DurableObject<Env> {
     const now = Date.now();
     const job = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
     // runnerId null: a report under the lease, which is itself the capability.
-    if (!job || job.state !== 'leased' || (runnerId !== null && job.runner !== runnerId)) {
+    if (job?.state !== 'leased' || (runnerId !== null && job.runner !== runnerId)) {
       return { ok: false, predictionId: job?.prediction_id ?? null };
     }
     const holder = job.runner as string;
@@ -342,15 +352,27 @@ export class ModelQueue extends DurableObject<Env> {
    */
   async release(leaseId: string): Promise<void> {
     const job = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
-    if (!job || job.state !== 'leased') return;
+    if (job?.state !== 'leased') return;
     // The record first: until it lets go of this lease, no other lease of the prediction could be claimed.
-    await predictionStub(this.env, job.prediction_id).leaseReleased(leaseId);
+    await leaseHolder(this.env, job.prediction_id).leaseReleased(leaseId);
     this.sql.exec(
       "UPDATE jobs SET state = 'waiting', head = 1, lease_id = NULL, runner = NULL, lease_expires_ms = NULL, leased_ms = NULL WHERE lease_id = ?",
       leaseId,
     );
     this.handOut();
     await this.scheduleAlarm();
+  }
+
+  /**
+   * The lease holder refused the input for good (a pull runner's own 422, e.g. a limit of the model it loaded that the
+   * edge cannot know): waiting for another runner of the same model cannot help, so the prediction fails with the
+   * runner's message and leaves the line. Only the current lease may refuse.
+   */
+  async refuse(leaseId: string, message: string): Promise<void> {
+    const job = this.sql.exec<JobRow>('SELECT * FROM jobs WHERE lease_id = ?', leaseId).toArray()[0];
+    if (job?.state !== 'leased') return;
+    await leaseHolder(this.env, job.prediction_id).fail(`the model host rejected the input: ${message}`);
+    await this.remove(job.prediction_id);
   }
 
   private ttlFor(runnerId: string): number {
@@ -362,11 +384,8 @@ export class ModelQueue extends DurableObject<Env> {
 
   // --- push targets ------------------------------------------------------------------------------------------------
 
-  private pushTargets(): Array<{ id: string; slots: number }> {
-    const model = this.model();
-    if (!model) return [];
-    if (model.backend === 'replicate') return [{ id: 'replicate', slots: model.pushSlots }];
-    return model.runners.map((url) => ({ id: url, slots: model.pushSlots }));
+  private pushTargets(): readonly PushTarget[] {
+    return this.backend()?.pushTargets ?? [];
   }
 
   /** A push target's lease ended (or was never taken): its slot is free again. Pull runners have no count here. */
@@ -376,7 +395,7 @@ export class ModelQueue extends DurableObject<Env> {
   }
 
   private isPushTarget(runnerId: string): boolean {
-    return runnerId === 'replicate' || this.pushTargets().some((t) => t.id === runnerId);
+    return this.backend()?.isPushTarget(runnerId) ?? false;
   }
 
   /** Feeds every push target with free capacity from the line; a target that refuses backs off. */
@@ -433,7 +452,6 @@ export class ModelQueue extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.alarmAt = null;
-    const config = this.config;
     const expired = this.sql.exec<JobRow>("SELECT * FROM jobs WHERE state = 'leased' AND lease_expires_ms <= ?", now).toArray();
     for (const job of expired) {
       // An alarm this late means the edge itself was down or stalled: the holder's heartbeats could not arrive. Once per
@@ -453,7 +471,7 @@ export class ModelQueue extends DurableObject<Env> {
     for (const job of late) {
       this.sql.exec('DELETE FROM jobs WHERE prediction_id = ?', job.prediction_id);
       const waited = Math.round((now - job.created_ms) / 1000);
-      await predictionStub(this.env, job.prediction_id)
+      await leaseHolder(this.env, job.prediction_id)
         .fail(`no GPU became free for this model within the maximum queue time of ${maxQueueSeconds} s (waited ${waited} s)`)
         .catch((err) => logger({ component: 'dispatch' }).error('failing a late job failed', errorFields(err)));
     }
@@ -468,7 +486,7 @@ export class ModelQueue extends DurableObject<Env> {
     const log = logger({ component: 'dispatch', predictionId: job.prediction_id, runner: job.runner });
     let verdict: 'requeue' | 'drop';
     try {
-      verdict = await predictionStub(this.env, job.prediction_id).leaseLost(job.lease_id as string);
+      verdict = await leaseHolder(this.env, job.prediction_id).leaseLost(job.lease_id as string);
     } catch (err) {
       // Ask again at the next alarm; the lease stays expired meanwhile, so nobody else can take the job.
       log.error('asking the prediction about its lost lease failed', errorFields(err));
@@ -497,7 +515,7 @@ export class ModelQueue extends DurableObject<Env> {
     if (oldest !== null) times.push(oldest + this.maxQueueSeconds() * 1000);
     const held = this.sql.exec<{ t: number | null }>("SELECT MIN(created_ms) AS t FROM jobs WHERE state = 'held'").one().t;
     if (held !== null) times.push(held + HELD_TIMEOUT_MS);
-    for (const b of this.pushBackoff.values()) if (this.count('waiting') > 0) times.push(b.until);
+    if (this.pushBackoff.size > 0 && this.counts().waiting > 0) for (const b of this.pushBackoff.values()) times.push(b.until);
     if (times.length === 0) {
       if (this.alarmAt !== null) await this.ctx.storage.deleteAlarm();
       this.alarmAt = null;

@@ -1,8 +1,8 @@
 // What a runner is given for a lease: the Cog prediction request (id, input, webhook) built from the record: the public
 // input plus either the cached text embeddings (the runner skips its text encoder) or the token ids to encode and return.
-import type { ModelConfig } from '../config.ts';
 import type { EmbeddingCache } from '../embeddings/embedding-cache.ts';
-import type { PredictionRecord } from '../predictions/prediction-record.ts';
+import type { Backend } from './backend.ts';
+import type { LeasedJob } from './lease-holder.ts';
 
 /**
  * The id a runner knows a prediction by: ours on the first lease, "<id>-a<attempt>" after a requeue. A Cog runner's PUT
@@ -21,12 +21,12 @@ export function parseRunnerPredictionId(id: string): { predictionId: string; att
 }
 
 export async function runnerInput(
-  record: PredictionRecord,
-  model: ModelConfig,
+  record: LeasedJob,
+  backend: Backend,
   cache: EmbeddingCache,
 ): Promise<{ input: Record<string, unknown>; embeddingCache: 'hit' | 'miss' | null }> {
   const { tokens, cacheKeys } = record.job;
-  if (model.backend !== 'cog' || !tokens || !cacheKeys) return { input: { ...record.input }, embeddingCache: null };
+  if (!backend.tokenizesAtEdge || !tokens || !cacheKeys) return { input: { ...record.input }, embeddingCache: null };
   const embeddings = await cache.getPair(cacheKeys);
   if (embeddings) return { input: { ...record.input, embeddings }, embeddingCache: 'hit' };
   return {

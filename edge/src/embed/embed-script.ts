@@ -1,11 +1,12 @@
 // GET /embed.js: serves the <sd-image> widget with a strong ETag and long, revalidating cache headers.
+// The widget is TypeScript in edge/web/sd-image/, bundled into generated/web-bundles.ts by edge/scripts/build-web.ts.
 
 import { sha256Hex } from '@sd/shared/sha256';
 import type { Context } from 'hono';
-import { SD_IMAGE_ELEMENT_SOURCE } from './sd-image-element.ts';
+import { SD_IMAGE_SCRIPT } from './generated/web-bundles.ts';
 
 /** The widget's script text, as served at /embed.js. */
-export const EMBED_SCRIPT: string = SD_IMAGE_ELEMENT_SOURCE;
+export const EMBED_SCRIPT: string = SD_IMAGE_SCRIPT;
 
 /** A day fresh, a week stale-while-revalidate: pages get it from cache, and a new deploy reaches them within a day. */
 export const EMBED_CACHE_CONTROL = 'public, max-age=86400, stale-while-revalidate=604800';

@@ -52,6 +52,13 @@ export function embeddingsShapeProblem(
   return null;
 }
 
+/** One side found in the cache: its shape, and its bytes read on demand (or discarded unread). */
+interface Found {
+  shape: number[];
+  bytes(): Promise<Uint8Array>;
+  discard(): Promise<void>;
+}
+
 export class EmbeddingCache {
   constructor(private readonly options: EmbeddingCacheOptions) {}
 
@@ -62,7 +69,7 @@ export class EmbeddingCache {
   /** One side's tensor, or null. A KV hit refills the front cache. */
   async get(key: string): Promise<EncodedTensor | null> {
     const found = await this.lookup(key);
-    return found ? encodeTensor(bytesToFloat32(await found.bytes()), found.shape) : null;
+    return found ? this.encodeFound(found) : null;
   }
 
   /** Whether one side is cached, without reading it into base64 (the create path only needs hit or miss). */
@@ -72,10 +79,21 @@ export class EmbeddingCache {
     return found !== null;
   }
 
-  /** Both sides, or null unless both are cached (the runner needs both to skip its text encoder). */
+  /**
+   * Both sides, or null unless both are cached (the runner needs both to skip its text encoder). A side is read and
+   * base64-encoded only when both are there: a half hit (a new prompt with the usual empty negative) encodes nothing.
+   */
   async getPair(keys: CacheKeys): Promise<PrecomputedEmbeddings | null> {
-    const [prompt, negative] = await Promise.all([this.get(keys.prompt), this.get(keys.negative)]);
-    return prompt && negative ? { prompt, negative } : null;
+    const [prompt, negative] = await Promise.all([this.lookup(keys.prompt), this.lookup(keys.negative)]);
+    if (!prompt || !negative) {
+      await Promise.all([prompt?.discard(), negative?.discard()]);
+      return null;
+    }
+    return { prompt: await this.encodeFound(prompt), negative: await this.encodeFound(negative) };
+  }
+
+  private async encodeFound(found: Found): Promise<EncodedTensor> {
+    return encodeTensor(bytesToFloat32(await found.bytes()), found.shape);
   }
 
   /** Whether both sides are cached; like getPair, a KV hit refills the front cache. */
@@ -85,7 +103,7 @@ export class EmbeddingCache {
   }
 
   /** Finds one side in the front cache, then KV (refilling the front cache); the bytes are read only on demand. */
-  private async lookup(key: string): Promise<{ shape: number[]; bytes(): Promise<Uint8Array>; discard(): Promise<void> } | null> {
+  private async lookup(key: string): Promise<Found | null> {
     const front = await this.options.cache?.match(this.url(key));
     if (front) {
       const shape = (front.headers.get('x-tensor-shape') ?? '').split(',').map(Number);
@@ -127,4 +145,9 @@ export class EmbeddingCache {
       }),
     );
   }
+}
+
+/** caches.default where the runtime has it (workerd); undefined elsewhere. */
+export function defaultCache(): Cache | undefined {
+  return typeof caches !== 'undefined' ? caches.default : undefined;
 }

@@ -1,5 +1,5 @@
 // Loads a model's CLIP tokenizer from the TOKENIZERS KV namespace and keeps it in isolate memory: the compiled form
-// `<name>/tokenizer.sdtk` when present (about a millisecond to load), else the files it was compiled from
+// `<name>/tokenizer.sdtk` when present (typed-array views of one KV value), else the files it was compiled from
 // (`<name>/vocab.json`, `<name>/merges.txt`, optional `<name>/tokenizer_config.json`, `<name>/special_tokens_map.json`).
 import { ClipTokenizer, CompiledTokenizerError } from '@sd/shared/tokenizer/index';
 import { errorFields, logger } from '../log.ts';

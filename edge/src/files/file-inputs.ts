@@ -1,7 +1,7 @@
 // Image inputs that point at this edge's own uploads (the URL POST /v1/files returned, which `replicate.run` puts in
 // place of a Buffer or Blob) are inlined as data URIs before validation, so the runner never needs the edge's
 // credentials; data URIs with a generic type (the client's fallback encoding) get their sniffed image type.
-import { invalidInput } from '../errors.ts';
+import { invalidInput } from '@sd/shared/domain-error';
 import { dataUriOf, normalizeImageString } from '../images/image-data.ts';
 import { getFileBytes } from './file-store.ts';
 

@@ -1,6 +1,6 @@
+import { DomainError } from '@sd/shared/domain-error';
 import { describe, expect, it } from 'vitest';
-import { DomainError } from '../errors.ts';
-import { imageDimensions, normalizeImageString, sniffImageType } from './image-data.ts';
+import { imageDimensions, normalizeImageString, sniffImageType, withImageSize } from './image-data.ts';
 
 const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 const bytes = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -58,5 +58,36 @@ describe('image bytes', () => {
         message: 'mask must be a base64 data URI, got a data URI without ;base64',
       });
     }
+  });
+});
+
+describe('img2img size from a data URI image', () => {
+  const limits = { minSide: 64, maxSide: 2048, maxPixels: 1024 * 1024 };
+  const toB64 = (b: Uint8Array) => btoa(String.fromCharCode(...b));
+  const jpeg = `data:image/jpeg;base64,${toB64(JPEG_HEAD)}`;
+  const webp = `data:image/webp;base64,${toB64(webpHead())}`;
+
+  it("gives an input without width and height the image's own size, in multiples of 8", () => {
+    expect(withImageSize({ prompt: 'x', image: webp }, limits)).toMatchObject({ width: 320, height: 240 });
+    expect(withImageSize({ prompt: 'x', image: jpeg }, limits)).toMatchObject({ width: 200, height: 296 });
+  });
+
+  it("fits the image into the caller's pixel budget and keeps a side the caller gave", () => {
+    const small = { ...limits, maxPixels: 160 * 120 };
+    expect(withImageSize({ image: webp }, small)).toMatchObject({ width: 160, height: 120 });
+    // 64 wide at 4:3 would be 48 high: raised to the smallest side.
+    expect(withImageSize({ image: webp, width: 64 }, limits)).toMatchObject({ width: 64, height: 64 });
+    expect(withImageSize({ image: webp, width: 128, height: 128 }, limits)).toMatchObject({ width: 128, height: 128 });
+  });
+
+  it('leaves URLs, unreadable images, inputs without an image and malformed sides to the runner and the schema', () => {
+    const url = { image: 'https://images.example/a.png' };
+    expect(withImageSize(url, limits)).toBe(url);
+    const garbage = { image: 'data:image/png;base64,AAAA' };
+    expect(withImageSize(garbage, limits)).toBe(garbage);
+    const none = { prompt: 'x' };
+    expect(withImageSize(none, limits)).toBe(none);
+    const malformed = { image: webp, width: '320' };
+    expect(withImageSize(malformed, limits)).toBe(malformed);
   });
 });

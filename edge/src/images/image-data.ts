@@ -1,7 +1,8 @@
 // Image bytes as the edge meets them from other APIs' clients: raw base64 (AUTOMATIC1111), data URIs with a generic
 // type (the replicate client's Buffer fallback), uploaded files. Sniffs the real type and reads the size from the header.
 import { base64ToBytes, bytesToBase64 } from '@sd/shared/base64';
-import { invalidInput } from '../errors.ts';
+import { invalidInput } from '@sd/shared/domain-error';
+import { type SizeLimits, sizeFromImage } from '@sd/shared/image-size';
 
 export type ImageType = 'image/png' | 'image/jpeg' | 'image/webp';
 
@@ -91,4 +92,32 @@ export function normalizeImageString(value: string, field: string): string {
 export function imageBytesOf(value: string): Uint8Array {
   const m = DATA_URI.exec(value);
   return base64ToBytes(m ? m[3] : value);
+}
+
+/** Base64 characters decoded to find an image's size: a PNG or WebP header is in the first bytes, a JPEG's frame
+ * header usually within the first 64 KiB (after EXIF and ICC segments); past that the runner sizes the image. */
+const HEADER_BASE64_CHARS = 4 * Math.ceil((64 * 1024) / 3);
+
+/**
+ * An img2img input without width or height gets the image's own size (fitted into `limits`), as diffusers does, when
+ * the image is a data URI whose header says it; so the caller's pixel budget applies to it. Anything else is left as
+ * it is (URLs: the runner sizes the image it fetches; malformed values: the input schema refuses them).
+ */
+export function withImageSize(input: Record<string, unknown>, limits: SizeLimits): Record<string, unknown> {
+  const { image, width, height } = input;
+  if (typeof image !== 'string' || (width !== undefined && height !== undefined)) return input;
+  if ((width !== undefined && typeof width !== 'number') || (height !== undefined && typeof height !== 'number')) return input;
+  // Only the head is read: a data URI may be 13 MB of base64 and this runs on every img2img request.
+  const comma = image.indexOf(',');
+  if (!image.startsWith('data:') || comma < 0) return input;
+  let head: Uint8Array;
+  try {
+    const chars = image.slice(comma + 1, comma + 1 + HEADER_BASE64_CHARS + 1024).replace(/\s+/g, '');
+    head = base64ToBytes(chars.slice(0, Math.min(chars.length, HEADER_BASE64_CHARS)));
+  } catch {
+    return input;
+  }
+  const dims = imageDimensions(head);
+  if (!dims || dims.width < 1 || dims.height < 1) return input;
+  return { ...input, ...sizeFromImage(dims, { width, height }, limits) };
 }

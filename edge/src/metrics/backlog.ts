@@ -1,7 +1,7 @@
 // The backlog each model's line reports, as an operator or an autoscaler reads it: Prometheus text or JSON.
 import type { EdgeConfig } from '../config.ts';
 import type { QueueStats } from '../dispatch/line.ts';
-import { poolOf, queueStub } from '../predictions/stubs.ts';
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 
 export async function collectBacklog(env: Env, config: EdgeConfig): Promise<QueueStats[]> {
   return Promise.all(

@@ -1,5 +1,7 @@
 // Accepting a prediction: resolve the model, validate the input against the model's and the caller's limits, honour the
 // idempotency key, tokenize and look up the embedding cache, take an in-flight slot, record it, enqueue it.
+
+import { DomainError, invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import type { InputLimits } from '@sd/shared/schemas/limits';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
 import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
@@ -8,17 +10,19 @@ import { MAX_PROMPT_WINDOWS as MAX_WINDOWS } from '@sd/shared/schemas/runner';
 import { sha256Hex } from '@sd/shared/sha256';
 import type { ClipTokenizer } from '@sd/shared/tokenizer/index';
 import { admission } from '../admission.ts';
-import type { Principal } from '../api/caller.ts';
 import { ownerOf } from '../auth/ownership.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { EdgeConfig, ModelConfig } from '../config.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
+import { poolOf, type QueueStub, queueStub } from '../dispatch/queue-stub.ts';
 import { type CacheKeys, cacheKeysFor, EmbeddingCache } from '../embeddings/embedding-cache.ts';
 import { type PromptPair, promptWeightProblem, tokenizePromptPair } from '../embeddings/prompt-tokens.ts';
 import { loadTokenizer, TokenizerMissingError } from '../embeddings/tokenizer-store.ts';
-import { DomainError, invalidFromZod, invalidInput } from '../errors.ts';
 import { errorFields, type Logger } from '../log.ts';
-import { newRecord, type PredictionRecord } from './prediction-record.ts';
+import type { PredictionRecord } from './prediction-record.ts';
+import { createRecord } from './prediction-transitions.ts';
 import { streamToken } from './stream-token.ts';
-import { indexStub, newPredictionId, poolOf, predictionStub, queueStub } from './stubs.ts';
+import { type IndexStub, indexStub, newPredictionId, predictionStub } from './stubs.ts';
 
 export interface CreateContext {
   env: Env;
@@ -83,7 +87,7 @@ async function prepareConditioning(
   model: ModelConfig,
   input: Record<string, unknown>,
 ): Promise<Conditioning> {
-  if (model.backend !== 'cog' || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
+  if (!backendFor(ctx.config, model).tokenizesAtEdge || !model.tokenizer) return { tokens: null, cacheKeys: null, cache: null };
   let tokenizer: ClipTokenizer;
   try {
     tokenizer = await loadTokenizer(ctx.env.TOKENIZERS, model.tokenizer);
@@ -119,98 +123,122 @@ export async function createPrediction(
   ctx: CreateContext,
   req: CreateRequest,
 ): Promise<{ record: PredictionRecord; replayed: boolean }> {
-  const { env, config, principal } = ctx;
+  const { env, principal } = ctx;
   checkModelAllowed(req.model, principal);
   const parsed = inputSchemaFor(effectiveLimits(req.model, principal)).safeParse(req.body.input);
   if (!parsed.success) throw invalidFromZod(parsed.error, 'input');
 
-  let id = newPredictionId();
   const owner = ownerOf(principal);
   const index = indexStub(env, principal.keyId);
-  const idempotencyKey = req.idempotency?.key;
-  if (req.idempotency) {
-    // Scoped to the end user: another visitor of the same page must not replay someone else's key into their prediction.
-    const claim = await index.claimIdempotencyKey(req.idempotency.key, req.idempotency.bodyHash, id, owner.subject);
-    if (claim.kind === 'mismatch') {
-      throw new DomainError(
-        'conflict',
-        `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used with a different request body`,
-      );
-    }
-    if (claim.kind === 'existing') {
-      const existing = await waitForRecord(env, claim.predictionId);
-      if (existing) return { record: existing, replayed: true };
-      throw new DomainError(
-        'conflict',
-        `a request with Idempotency-Key ${JSON.stringify(idempotencyKey)} is still being processed; retry shortly`,
-      );
-    }
-    id = claim.predictionId;
-  }
+  const claim = await claimPredictionId(env, index, req.idempotency, owner.subject);
+  if (claim.kind === 'replay') return { record: claim.record, replayed: true };
+  const { id } = claim;
   const log = ctx.log.with({ predictionId: id });
-
   try {
-    // The edge chooses the seed when the caller did not, so a requeued prediction renders the same image and the seed is reported.
-    const input: Record<string, unknown> = { ...parsed.data };
-    if (input.seed === undefined || input.seed === null)
-      input.seed = crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1);
+    const input: Record<string, unknown> = parsed.data;
     const conditioning = await prepareConditioning({ ...ctx, log }, req.model, input);
-
     const now = Date.now();
     // A place in the model's line first: a full line refuses before anything is stored for this prediction.
-    const queue = queueStub(env, poolOf(req.model));
-    const place = await queue.enqueue(
-      { pool: poolOf(req.model), predictionId: id, ownerKey: owner.keyId, createdMs: now },
-      req.model.maxBacklog,
-    );
-    if (!place.ok) {
-      throw new DomainError(
-        'unavailable',
-        `model ${req.model.id} has ${place.waiting} predictions waiting, its limit; retry after ${place.retryAfterSeconds} s`,
-        undefined,
-        { 'Retry-After': String(place.retryAfterSeconds) },
-      );
-    }
+    const queue = await takePlaceInLine(env, req.model, id, owner.keyId, now);
     try {
       await admission().acquireInFlight(env, principal, id);
     } catch (err) {
       await queue.remove(id).catch(() => undefined);
       throw err;
     }
-    const record = newRecord({
-      id,
-      ownerKeyId: owner.keyId,
-      ownerSubject: owner.subject,
-      model: req.model.id,
-      version: req.model.version,
-      input,
-      metrics: { seed: input.seed as number, ...(conditioning.cache ? { embedding_cache: conditioning.cache } : {}) },
-      created_at: new Date(now).toISOString(),
-      source: req.source,
-      webhook: req.body.webhook ?? null,
-      webhookEventsFilter: req.body.webhook_events_filter ?? [],
-      streamToken: await streamToken(config.secrets.streamSigningSecret, id, now + config.streamTokenTtlSeconds * 1000),
-      job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
-    });
-    try {
-      const { record: stored } = await predictionStub(env, id).create(record);
-      // Independent: the listing entry and the release of the place in line can be written together.
-      await Promise.all([index.add(id, now, owner.subject), queue.activate(id)]);
-      log.info('prediction accepted', { model: req.model.id, cache: conditioning.cache });
-      return { record: stored, replayed: false };
-    } catch (err) {
-      // Never leave an accepted-looking prediction that nobody will run.
-      await queue.remove(id).catch(() => undefined);
-      await predictionStub(env, id)
-        .fail('the prediction could not be queued')
-        .catch(() => null);
-      await admission()
-        .releaseInFlight(env, principal.keyId, id)
-        .catch(() => undefined);
-      throw err;
-    }
+    const record = createRecord(
+      {
+        id,
+        ownerKeyId: owner.keyId,
+        ownerSubject: owner.subject,
+        model: req.model.id,
+        version: req.model.version,
+        input,
+        // The edge chooses the seed when the caller did not, so a requeued prediction renders the same image.
+        randomSeed: crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_SEED + 1),
+        embeddingCache: conditioning.cache,
+        source: req.source,
+        webhook: req.body.webhook ?? null,
+        webhookEventsFilter: req.body.webhook_events_filter ?? [],
+        streamToken: await streamToken(ctx.config.secrets.streamSigningSecret, id, now + ctx.config.streamTokenTtlSeconds * 1000),
+        job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
+      },
+      now,
+    );
+    const stored = await storeAndRelease(ctx, record, queue, index, owner.subject, now);
+    log.info('prediction accepted', { model: req.model.id, cache: conditioning.cache });
+    return { record: stored, replayed: false };
   } catch (err) {
-    if (idempotencyKey) await index.releaseIdempotencyKey(idempotencyKey, id, owner.subject).catch(() => undefined);
+    if (req.idempotency) await index.releaseIdempotencyKey(req.idempotency.key, id, owner.subject).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * The new prediction's id, or the prediction an earlier request with the same Idempotency-Key created (a replay).
+ * Scoped to the end user: another visitor of the same page must not replay someone else's key into their prediction.
+ */
+async function claimPredictionId(
+  env: Env,
+  index: IndexStub,
+  idempotency: CreateRequest['idempotency'],
+  subject: string | null,
+): Promise<{ kind: 'new'; id: string } | { kind: 'replay'; record: PredictionRecord }> {
+  const id = newPredictionId();
+  if (!idempotency) return { kind: 'new', id };
+  const shown = JSON.stringify(idempotency.key);
+  const claim = await index.claimIdempotencyKey(idempotency.key, idempotency.bodyHash, id, subject);
+  if (claim.kind === 'mismatch') {
+    throw new DomainError('conflict', `Idempotency-Key ${shown} was already used with a different request body`);
+  }
+  if (claim.kind === 'existing') {
+    const existing = await waitForRecord(env, claim.predictionId);
+    if (existing) return { kind: 'replay', record: existing };
+    throw new DomainError('conflict', `a request with Idempotency-Key ${shown} is still being processed; retry shortly`);
+  }
+  return { kind: 'new', id: claim.predictionId };
+}
+
+/** A held place at the back of the model's line, or 503 with Retry-After when the line is full. */
+async function takePlaceInLine(env: Env, model: ModelConfig, id: string, ownerKey: string, now: number): Promise<QueueStub> {
+  const queue = queueStub(env, poolOf(model));
+  const place = await queue.enqueue({ pool: poolOf(model), predictionId: id, ownerKey, createdMs: now }, model.maxBacklog);
+  if (!place.ok) {
+    throw new DomainError(
+      'unavailable',
+      `model ${model.id} has ${place.waiting} predictions waiting, its limit; retry after ${place.retryAfterSeconds} s`,
+      undefined,
+      { 'Retry-After': String(place.retryAfterSeconds) },
+    );
+  }
+  return queue;
+}
+
+/** Stores the record, lists it, and lets the line hand it out; on any failure undoes all of it. */
+async function storeAndRelease(
+  ctx: CreateContext,
+  record: PredictionRecord,
+  queue: QueueStub,
+  index: IndexStub,
+  subject: string | null,
+  now: number,
+): Promise<PredictionRecord> {
+  const { env, principal } = ctx;
+  const { id } = record;
+  try {
+    const { record: stored } = await predictionStub(env, id).create(record);
+    // Independent: the listing entry and the release of the place in line can be written together.
+    await Promise.all([index.add(id, now, subject), queue.activate(id)]);
+    return stored;
+  } catch (err) {
+    // Never leave an accepted-looking prediction that nobody will run.
+    await queue.remove(id).catch(() => undefined);
+    await predictionStub(env, id)
+      .fail('the prediction could not be queued')
+      .catch(() => null);
+    await admission()
+      .releaseInFlight(env, principal.keyId, id)
+      .catch(() => undefined);
     throw err;
   }
 }

@@ -1,61 +1,54 @@
-// One Durable Object per prediction: the single owner of its state. Every change is a pure transition of
-// prediction-record.ts, applied and stored by commit(), where the side effects hang: SSE push, waiters (Prefer: wait),
-// client webhooks (outbox + alarm), embedding cache write, leaving the model's line, in-flight release. The line and the
-// leases are the ModelQueue's; this object only believes reports from the lease it holds as current.
+// One Durable Object per prediction: the single owner of its state. It loads the record, applies one pure transition
+// of prediction-transitions.ts, commits the change and runs the side effects hanging off it: SSE push, waiters
+// (Prefer: wait), client webhooks (outbox + alarm), embedding cache write, leaving the model's line, stopping a push
+// target, in-flight release. The line and the leases are the ModelQueue's; this object only believes reports from
+// the lease it holds as current.
 
 import { DurableObject } from 'cloudflare:workers';
 import { isTerminal, type WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { RunnerPrediction } from '@sd/shared/schemas/runner';
 import { admission } from '../admission.ts';
 import { type EdgeConfig, getConfig, resolveModel } from '../config.ts';
-import { cancelOnCog } from '../dispatch/cog-backend.ts';
-import { cancelOnReplicate } from '../dispatch/replicate-backend.ts';
-import { runnerPredictionId } from '../dispatch/runner-job.ts';
+import type { LeaseGrant, LeaseHolder } from '../dispatch/lease-holder.ts';
+import { backendFor } from '../dispatch/model-backend.ts';
+import { poolOf, queueStub } from '../dispatch/queue-stub.ts';
 import { EmbeddingCache, embeddingsShapeProblem } from '../embeddings/embedding-cache.ts';
 import { errorFields, logger } from '../log.ts';
 import { effectiveFilter, enqueueDeliveries, httpDeliverer, type OutboxItem, runOutbox } from '../webhooks/client-webhooks.ts';
 import { getLarge, putLarge } from './chunked-storage.ts';
+import { placeInLine } from './place-in-line.ts';
+import { type DispatchState, isWaiting, type PredictionRecord, toPublicPrediction } from './prediction-record.ts';
 import {
+  acceptPush,
   applyRunnerUpdate,
   type Change,
+  type Claim,
   cancelPrediction,
   claimLease,
+  type Effect,
   failPrediction,
-  type LeaseClaim,
-  type LeaseGrant,
   loseLease,
-  type PredictionRecord,
-  pushAccepted,
-  type QueueView,
-  queueViewOf,
   type ReportSource,
+  refuseReport,
   releaseLease,
-  reportRefusal,
-  toPublicPrediction,
-} from './prediction-record.ts';
+} from './prediction-transitions.ts';
 import { changeEvents, encodeSse, queueEvent, type SseEvent, snapshotEvents } from './sse-events.ts';
-import { poolOf, queueStub } from './stubs.ts';
 
 /** How often a watched stream of a waiting prediction re-reads its place in line. */
 const QUEUE_WATCH_MS = 1000;
-
-/** Waiting in line: not yet leased, not ended. */
-function isWaiting(record: PredictionRecord): boolean {
-  return record.status === 'starting' && record.dispatch.leaseId === null;
-}
 
 const RECORD = 'record';
 const OUTBOX = 'outbox';
 const INPUT = 'input';
 
-export class PredictionObject extends DurableObject<Env> {
+export class PredictionObject extends DurableObject<Env> implements LeaseHolder {
   private record: PredictionRecord | null | undefined;
   private outbox: OutboxItem[] | undefined;
   private readonly subscribers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
   private readonly waiters = new Set<() => void>();
   private alarmAt: number | null = null;
   private watchingQueue = false;
-  /** Outbound HTTP for client webhooks and runner cancels; a test may replace it. */
+  /** Outbound HTTP for client webhooks; a test may replace it. */
   outbound: typeof fetch = (input, init) => fetch(input, init);
 
   private get config(): EdgeConfig {
@@ -109,51 +102,42 @@ export class PredictionObject extends DurableObject<Env> {
     return this.load();
   }
 
-  /** The line handed this prediction to a runner (or a push target): it becomes the current lease, unless it ended. */
-  async claimLease(grant: LeaseGrant): Promise<LeaseClaim> {
+  /** claim: the line handed this prediction to a runner (or a push target); it becomes the current lease, unless it ended. */
+  async claimLease(grant: LeaseGrant): Promise<Claim> {
     const record = await this.load();
     if (!record) return { kind: 'drop', reason: 'no such prediction' };
     const claim = claimLease(record, grant, Date.now());
     if (claim.kind === 'run') {
-      await this.save(claim.record);
+      await this.commit(record, { record: claim.record, events: [], effects: [] });
       this.log(record).info('leased', { runner: grant.runnerId, attempt: grant.attempt });
     }
     return claim;
   }
 
+  /** accept: a push target took the prediction. */
   async pushAccepted(leaseId: string, remoteId: string | null, embeddingCache: 'hit' | 'miss' | null): Promise<void> {
     const record = await this.load();
-    if (!record) return;
-    const next = pushAccepted(record, leaseId, remoteId, embeddingCache, Date.now());
-    if (!next) return;
-    await this.save(next);
-    // Canceled while the push was in flight: the host has it now, so tell it.
-    if (isTerminal(next.status)) await this.cancelOnPushTarget(next);
+    if (record) await this.commit(record, acceptPush(record, leaseId, remoteId, embeddingCache, Date.now()));
   }
 
-  /** The lease holder gave the prediction back without running it. */
+  /** release: the lease holder gave the prediction back without running it. */
   async leaseReleased(leaseId: string): Promise<void> {
     const record = await this.load();
-    const next = record ? releaseLease(record, leaseId) : null;
-    if (next) await this.save(next);
+    if (record) await this.commit(record, releaseLease(record, leaseId));
   }
 
-  /** The line found this lease silent past its TTL: requeue it (it stays ours to run) or drop it (it ended). */
+  /** requeue: the line found this lease silent past its TTL: requeue it (it stays ours to run) or drop it (it ended). */
   async leaseLost(leaseId: string): Promise<'requeue' | 'drop'> {
     const record = await this.load();
     if (!record) return 'drop';
     const loss = loseLease(record, leaseId, this.config.dispatch.maxRequeues, Date.now());
     if (loss.verdict === 'drop') return 'drop';
     this.log(record).warn('lease lost', { runner: record.dispatch.runner, verdict: loss.verdict });
-    await this.cancelOnPushTarget(record);
-    if (loss.verdict === 'fail') {
-      await this.commit(record, loss.change, { leaveLine: false });
-      return 'drop';
-    }
-    await this.save(loss.record);
-    return 'requeue';
+    await this.commit(record, loss.change);
+    return loss.verdict === 'requeue' ? 'requeue' : 'drop';
   }
 
+  /** finish with an error (no GPU within the queue time, the host refused the input, ...). */
   async fail(error: string): Promise<PredictionRecord | null> {
     const record = await this.load();
     if (!record) return null;
@@ -164,16 +148,13 @@ export class PredictionObject extends DurableObject<Env> {
   async cancel(): Promise<PredictionRecord | null> {
     const record = await this.load();
     if (!record) return null;
-    const change = cancelPrediction(record, Date.now());
-    await this.commit(record, change);
-    // A pull runner learns at its next heartbeat (the lease is gone with the job); a push target is told.
-    if (change) await this.cancelOnPushTarget(record);
+    await this.commit(record, cancelPrediction(record, Date.now()));
     return this.record ?? null;
   }
 
   /**
-   * A verified runner report (a pull runner's, naming its lease; a push target's webhook, naming its attempt). Only the
-   * current lease is believed; `stop` tells the runner to give up (its lease is gone, or the prediction ended).
+   * runner update: a verified runner report (a pull runner's, naming its lease; a push target's webhook, naming its
+   * attempt). Only the current lease is believed; `stop` tells the runner to give up (its lease is gone, or it ended).
    */
   async runnerReport(
     source: ReportSource,
@@ -181,25 +162,11 @@ export class PredictionObject extends DurableObject<Env> {
   ): Promise<{ applied: boolean; reason?: string; stop: boolean }> {
     const record = await this.load();
     if (!record) return { applied: false, reason: 'no such prediction', stop: true };
-    const refusal = reportRefusal(record, source);
-    if (refusal) return { applied: false, reason: refusal, stop: true };
-    const d = record.dispatch;
-    const expectedId = d.remoteId ?? runnerPredictionId(record.id, d.attempt);
-    if ('attempt' in source && update.id !== expectedId) {
-      return { applied: false, reason: `envelope id ${update.id} is not ${expectedId}`, stop: false };
-    }
-    const change = applyRunnerUpdate(record, update, Date.now());
+    const refusal = refuseReport(record, source, update.id);
+    if (refusal) return { applied: false, ...refusal };
+    const change = applyRunnerUpdate(record, update, source, Date.now());
     if (!change) return { applied: false, reason: `prediction is ${record.status}`, stop: isTerminal(record.status) };
     await this.commit(record, change);
-    if (update.embeddings && record.job.cacheKeys && change.record.status === 'succeeded') {
-      await this.storeEmbeddings(record, update.embeddings);
-    }
-    // A push target's webhooks are its heartbeats.
-    if ('attempt' in source && d.leaseId && d.runner && !isTerminal(change.record.status)) {
-      await queueStub(this.env, this.pool(record))
-        .heartbeat(d.leaseId, d.runner)
-        .catch((err) => this.log(record).warn('heartbeat to the line failed', errorFields(err)));
-    }
     return { applied: true, stop: isTerminal(change.record.status) };
   }
 
@@ -230,10 +197,8 @@ export class PredictionObject extends DurableObject<Env> {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const writer = writable.getWriter();
     const initial = snapshotEvents(record);
-    if (isWaiting(record)) {
-      const place = await this.queuePlace(record);
-      if (place) initial.push(queueEvent(place));
-    }
+    const place = await placeInLine(this.env, record);
+    if (place) initial.push(queueEvent(place));
     // Not awaited: writes resolve only as the client reads, and the response must be returned first.
     void (async () => {
       try {
@@ -261,28 +226,45 @@ export class PredictionObject extends DurableObject<Env> {
 
   // --- transitions and their side effects -----------------------------------------------------------------------
 
-  private async commit(prev: PredictionRecord, change: Change | null, { leaveLine = true } = {}): Promise<void> {
+  /** Stores a change, tells the stream's subscribers and the client's webhook, then runs the change's effects. */
+  private async commit(prev: PredictionRecord, change: Change | null): Promise<void> {
     if (!change) return;
     const next = change.record;
     await this.save(next);
     this.push(changeEvents(prev, next), isTerminal(next.status));
     await this.queueWebhooks(next, change.events);
-    if (isTerminal(next.status)) {
-      // Out of the line (waiting) or off its lease (running): the slot goes to the next prediction at once.
-      if (leaveLine) {
-        await queueStub(this.env, this.pool(next))
-          .remove(next.id)
-          .catch((err) => this.log(next).error('leaving the line failed', errorFields(err)));
-      }
+    if (isTerminal(next.status) && !isTerminal(prev.status)) {
       this.log(next).info('prediction finished', { status: next.status, error: next.error, metrics: next.metrics });
       for (const wake of [...this.waiters]) wake();
-      try {
-        await admission().releaseInFlight(this.env, next.ownerKeyId, next.id);
-      } catch (err) {
-        this.log(next).error('releasing the in-flight slot failed', errorFields(err));
-      }
     }
+    for (const effect of change.effects) await this.run(effect, next);
     await this.scheduleAlarm();
+  }
+
+  private async run(effect: Effect, record: PredictionRecord): Promise<void> {
+    switch (effect.kind) {
+      case 'leave-line':
+        await queueStub(this.env, this.pool(record))
+          .remove(record.id)
+          .catch((err) => this.log(record).error('leaving the line failed', errorFields(err)));
+        return;
+      case 'release-slot':
+        await admission()
+          .releaseInFlight(this.env, record.ownerKeyId, record.id)
+          .catch((err) => this.log(record).error('releasing the in-flight slot failed', errorFields(err)));
+        return;
+      case 'stop-holder':
+        await this.stopHolder(record, effect.holder);
+        return;
+      case 'cache-embeddings':
+        await this.storeEmbeddings(record, effect.embeddings);
+        return;
+      case 'heartbeat':
+        await queueStub(this.env, this.pool(record))
+          .heartbeat(effect.leaseId, effect.runner)
+          .catch((err) => this.log(record).warn('heartbeat to the line failed', errorFields(err)));
+        return;
+    }
   }
 
   private push(events: SseEvent[], close: boolean): void {
@@ -336,7 +318,7 @@ export class PredictionObject extends DurableObject<Env> {
       let last = '';
       try {
         while (this.subscribers.size > 0 && this.record && isWaiting(this.record)) {
-          const place = await this.queuePlace(this.record);
+          const place = await placeInLine(this.env, this.record);
           const event = place ? queueEvent(place) : null;
           if (event && event.data !== last) {
             last = event.data;
@@ -348,17 +330,6 @@ export class PredictionObject extends DurableObject<Env> {
         this.watchingQueue = false;
       }
     })();
-  }
-
-  /** The prediction's place in its model's line, or null when it is not waiting there. */
-  async queuePlace(record: PredictionRecord): Promise<QueueView | null> {
-    try {
-      const place = await queueStub(this.env, this.pool(record)).place(record.id);
-      return queueViewOf(place) ?? null;
-    } catch (err) {
-      this.log(record).warn('reading the place in line failed', errorFields(err));
-      return null;
-    }
   }
 
   /** One alarm at the next webhook retry; setAlarm only when that time changes (each call is a storage write). */
@@ -376,22 +347,14 @@ export class PredictionObject extends DurableObject<Env> {
   }
 
   /** Tells a push target (a Cog host we do not run, or Replicate) to stop; pull runners learn it from their lease. */
-  private async cancelOnPushTarget(record: PredictionRecord): Promise<void> {
-    const d = record.dispatch;
-    if (!d.runner || d.leaseId === null) return;
+  private async stopHolder(record: PredictionRecord, d: DispatchState): Promise<void> {
     const model = resolveModel(this.config, `${record.model}:${record.version}`);
-    if (!model) return;
-    if (model.backend === 'replicate' && d.remoteId) {
-      const token = this.config.secrets.replicateApiToken;
-      const baseUrl = model.replicate?.baseUrl ?? 'https://api.replicate.com/v1';
-      if (token) await cancelOnReplicate(baseUrl, d.remoteId, { token, fetch: this.outbound });
-      return;
-    }
-    if (!model.runners.includes(d.runner)) return;
-    await cancelOnCog(d.runner, d.remoteId ?? runnerPredictionId(record.id, d.attempt), {
-      token: this.config.secrets.runnerToken,
-      timeoutMs: this.config.dispatch.requestTimeoutMs,
-      fetch: this.outbound,
+    if (!model || d.leaseId === null) return;
+    await backendFor(this.config, model).stop({
+      predictionId: record.id,
+      attempt: d.attempt,
+      runner: d.runner,
+      remoteId: d.remoteId,
     });
   }
 

@@ -1,6 +1,5 @@
-// Addressing the Durable Objects: one PredictionObject per prediction id, one PredictionIndex per API key, one
-// ModelQueue per model pool ("owner/name:version").
-import type { ModelQueue } from '../dispatch/model-queue.ts';
+// Addressing the predictions' Durable Objects: one PredictionObject per prediction id, one PredictionIndex per API key
+// (a model's line is dispatch/queue-stub.ts).
 import type { PredictionIndex } from './prediction-index.ts';
 import type { PredictionObject } from './prediction-object.ts';
 
@@ -27,20 +26,6 @@ export function predictionStub(env: Env, predictionId: string): PredictionStub {
   // Cast: the Rpc type mapping turns records with `unknown`-typed JSON fields (input, metrics) into never, although the
   // values are plain JSON and cross RPC intact; the methods' own signatures are the truth.
   return stub as unknown as PredictionStub;
-}
-
-export type QueueStub = Methods<
-  ModelQueue,
-  'enqueue' | 'activate' | 'remove' | 'place' | 'stats' | 'lease' | 'heartbeat' | 'release'
->;
-
-/** The pool a prediction's model belongs to: one line per configured model version. */
-export function poolOf(model: { id: string; version: string }): string {
-  return `${model.id}:${model.version}`;
-}
-
-export function queueStub(env: Env, pool: string): QueueStub {
-  return env.MODEL_QUEUE.get(env.MODEL_QUEUE.idFromName(pool)) as unknown as QueueStub;
 }
 
 export function indexStub(env: Env, keyId: string): IndexStub {

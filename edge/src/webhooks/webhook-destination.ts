@@ -1,6 +1,7 @@
 // Where a client webhook may be delivered (SSRF): the shared address policy on the URL's host as written, and, since
 // workerd has no DNS API, on what a DNS-over-HTTPS resolver says a name resolves to when WEBHOOK_DNS_RESOLVER is set.
 // Checked when the prediction is created (422 naming `webhook`) and again before every delivery.
+import { errorMessage } from '@sd/shared/error-message';
 import { checkAddress, describeBlock, urlHostProblem } from '@sd/shared/net/address-policy';
 
 export interface WebhookPolicy {
@@ -60,7 +61,7 @@ export async function checkWebhookDestination(
   try {
     addresses = await resolveViaDoh(policy.dnsResolver, host, outbound);
   } catch (err) {
-    return { ok: false, transient: true, message: `webhook host ${host} could not be resolved: ${(err as Error).message}` };
+    return { ok: false, transient: true, message: `webhook host ${host} could not be resolved: ${errorMessage(err)}` };
   }
   if (addresses.length === 0) return { ok: false, message: `webhook host ${host} does not resolve to any address` };
   for (const address of addresses) {

@@ -1,5 +1,7 @@
 // Parses and validates `npm run generate` arguments; every violation is one line naming the flag, value and limit.
+
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import type { OutputFormat } from '../image/image-codec.ts';
 
 export class UsageError extends Error {
@@ -29,9 +31,69 @@ export interface GenerateArgs {
   threads?: number;
 }
 
-export const USAGE = `usage: npm run -s generate -- [--model DIR] --prompt TEXT [--negative-prompt TEXT] [--width W] [--height H]
-  [--steps N] [--guidance G] [--scheduler NAME] [--seed S] [--num-outputs N] [--image FILE --strength X]
-  [--mask FILE] [--init-latents FILE] [--format png|webp|jpeg] [--quality Q] [--threads N] --out FILE.png [--raw-out FILE]`;
+/** Every flag: its value, its default (what an absent flag means) and what it does. --help is made from this table. */
+export const FLAGS = [
+  { flag: 'prompt', value: 'TEXT', default: 'required', help: 'what to draw' },
+  {
+    flag: 'out',
+    value: 'FILE',
+    default: 'required',
+    help: 'where to write the image; with --num-outputs N: FILE-0, FILE-1, ...',
+  },
+  { flag: 'negative-prompt', value: 'TEXT', default: '""', help: 'what to steer away from' },
+  { flag: 'model', value: 'DIR', default: 'the embedded model', help: 'a diffusers ONNX export' },
+  { flag: 'width', value: 'W', default: "the image's (img2img), else the model's native size", help: 'multiple of 8, 64..2048' },
+  { flag: 'height', value: 'H', default: "the image's (img2img), else the model's native size", help: 'multiple of 8, 64..2048' },
+  { flag: 'steps', value: 'N', default: '20', help: 'denoising steps, 1..150' },
+  { flag: 'guidance', value: 'G', default: '7.5', help: 'classifier-free guidance scale, 0..30 (<= 1: no uncond pass)' },
+  { flag: 'scheduler', value: 'NAME', default: "the model's own", help: 'ddim, pndm, euler, euler_a, dpmpp_2m, ... or an alias' },
+  { flag: 'seed', value: 'S', default: 'random, printed', help: '0..4294967295; image i uses seed + i' },
+  { flag: 'num-outputs', value: 'N', default: '1', help: 'images to make, 1..4' },
+  { flag: 'image', value: 'FILE', default: 'none: txt2img', help: 'img2img source: PNG, JPEG or WebP' },
+  {
+    flag: 'strength',
+    value: 'X',
+    default: '0.8; 1 with --mask',
+    help: 'how much of the image is redrawn, 0..1 (needs --image)',
+  },
+  { flag: 'mask', value: 'FILE', default: 'none', help: 'inpainting mask, white = repaint (needs --image)' },
+  { flag: 'init-latents', value: 'FILE', default: 'seeded noise', help: 'float32 little-endian [N, C, H/8, W/8] start noise' },
+  {
+    flag: 'format',
+    value: 'png|webp|jpeg',
+    default: "--out's extension, else png",
+    help: "image format; one that contradicts --out's extension is refused",
+  },
+  { flag: 'quality', value: 'Q', default: '80', help: 'webp/jpeg quality, 1..100' },
+  { flag: 'threads', value: 'N', default: "onnxruntime's choice", help: 'intra-op threads, 1..256' },
+  { flag: 'raw-out', value: 'FILE', default: 'none', help: 'also write the decoder output as float32 NCHW' },
+  { flag: 'help', value: '', default: '', help: 'this list' },
+] as const;
+
+export const USAGE = `usage: npm run -s generate -- --prompt TEXT --out FILE [flags]\n\n${FLAGS.map((f) => {
+  const name = `  --${f.flag}${f.value ? ` ${f.value}` : ''}`;
+  const fallback = f.default === 'required' ? ' (required)' : f.default ? ` (default: ${f.default})` : '';
+  return `${name.padEnd(30)}${f.help}${fallback}`;
+}).join('\n')}`;
+
+const EXTENSION_FORMATS: Record<string, OutputFormat> = { png: 'png', webp: 'webp', jpg: 'jpeg', jpeg: 'jpeg' };
+
+/**
+ * The output format: --format, or --out's extension. Both given and disagreeing is refused rather than writing, say,
+ * WebP bytes into x.png, which viewers then misread.
+ */
+function outputFormat(format: string | undefined, out: string): OutputFormat {
+  if (format !== undefined && !['png', 'webp', 'jpeg'].includes(format))
+    throw new UsageError(`--format must be png, webp or jpeg, got ${format}`);
+  const extension = /\.([a-z]+)$/i.exec(out)?.[1]?.toLowerCase();
+  const fromExtension = extension === undefined ? undefined : EXTENSION_FORMATS[extension];
+  if (format !== undefined && fromExtension !== undefined && format !== fromExtension) {
+    throw new UsageError(
+      `--format ${format} does not match --out ${out} (a .${extension} file): name the file .${format === 'jpeg' ? 'jpg' : format} or drop --format`,
+    );
+  }
+  return (format as OutputFormat | undefined) ?? fromExtension ?? 'png';
+}
 
 function num(
   flag: string,
@@ -79,41 +141,15 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
       args: joinNegativeNumbers(argv),
       strict: true,
       allowPositionals: false,
-      options: Object.fromEntries(
-        [
-          'model',
-          'prompt',
-          'negative-prompt',
-          'width',
-          'height',
-          'steps',
-          'guidance',
-          'scheduler',
-          'seed',
-          'num-outputs',
-          'image',
-          'strength',
-          'mask',
-          'init-latents',
-          'format',
-          'quality',
-          'out',
-          'raw-out',
-          'threads',
-        ].map((k) => [k, { type: 'string' as const }]),
-      ),
+      options: Object.fromEntries(FLAGS.filter((f) => f.value).map((f) => [f.flag, { type: 'string' as const }])),
     });
     values = parsed.values as Record<string, string | undefined>;
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]);
+    throw new UsageError(errorMessage(err).split('\n')[0]);
   }
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
   if (!values.out) throw new UsageError('--out FILE is required');
-  const extFormat = /\.(png|webp|jpe?g)$/i.exec(values.out)?.[1]?.toLowerCase().replace('jpg', 'jpeg') as
-    | OutputFormat
-    | undefined;
-  const format = (values.format ?? extFormat ?? 'png') as OutputFormat;
-  if (!['png', 'webp', 'jpeg'].includes(format)) throw new UsageError(`--format must be png, webp or jpeg, got ${values.format}`);
+  const format = outputFormat(values.format, values.out);
   if (values.strength !== undefined && values.image === undefined) throw new UsageError('--strength needs --image');
   if (values.mask !== undefined && values.image === undefined) throw new UsageError('--mask needs --image');
 

@@ -1,9 +1,13 @@
 // `npm run -s generate`: one generation from the command line, on a model directory or the embedded default.
 // Exit codes: 0 done, 2 bad arguments or request, 1 anything else.
+
 import { randomInt } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { errorMessage } from '@sd/shared/error-message';
+import { sizeFromImage } from '@sd/shared/image-size';
+import { DEFAULT_LIMITS } from '@sd/shared/schemas/limits';
 import { ensureDefaultModel } from '../default-model/write-model.ts';
-import { encodeImage } from '../image/image-codec.ts';
+import { checkInputImage, encodeImage } from '../image/image-codec.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
 import { type GenerateRequest, InvalidRequestError, type StepProgress } from '../pipeline/types.ts';
 import { type GenerateArgs, outputPath, parseGenerateArgs, USAGE, UsageError } from './generate-args.ts';
@@ -17,7 +21,7 @@ function readFileArg(flag: string, path: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {
-    throw new UsageError(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
   }
 }
 
@@ -55,8 +59,11 @@ async function main(args: GenerateArgs): Promise<void> {
   });
   try {
     const seed = args.seed ?? randomInt(0, 2 ** 32);
-    const width = args.width ?? pipeline.nativeSize;
-    const height = args.height ?? pipeline.nativeSize;
+    const image = args.image ? readFileArg('image', args.image) : undefined;
+    // As the runner: img2img without a size takes the image's own; txt2img the model's native size.
+    const { width, height } = image
+      ? sizeFromImage(await checkInputImage('--image', image), { width: args.width, height: args.height }, DEFAULT_LIMITS)
+      : { width: args.width ?? pipeline.nativeSize, height: args.height ?? pipeline.nativeSize };
     const request: GenerateRequest = {
       prompt: args.prompt,
       negativePrompt: args.negativePrompt,
@@ -69,7 +76,7 @@ async function main(args: GenerateArgs): Promise<void> {
       numOutputs: args.numOutputs,
       strength: args.strength,
     };
-    if (args.image) request.image = { kind: 'encoded', bytes: readFileArg('image', args.image) };
+    if (image) request.image = { kind: 'encoded', bytes: image };
     if (args.mask) request.mask = { kind: 'encoded', bytes: readFileArg('mask', args.mask) };
     if (args.initLatents) {
       const c = pipeline.model.io.latentChannels;
@@ -105,11 +112,11 @@ let args: GenerateArgs;
 try {
   args = parseGenerateArgs(process.argv.slice(2));
 } catch (err) {
-  process.stderr.write(`error: ${(err as Error).message}\n`);
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
   process.exit(2);
 }
 main(args).catch((err: unknown) => {
   const bad = err instanceof UsageError || err instanceof InvalidRequestError;
-  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
   process.exit(bad ? 2 : 1);
 });

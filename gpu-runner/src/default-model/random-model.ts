@@ -1,10 +1,12 @@
 // Writes the seeded-random model (the SD 1.x architecture at small size, seeded weights, our own vocabulary) and its
 // export variants in the diffusers ONNX layout, atomically into a cache. It draws noise: it exists so the loader and
 // pipeline can be tested on every exporter's conventions with pinned bytes. The shipped model is in write-model.ts.
+
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errorMessage } from '@sd/shared/error-message';
 import type { GraphBuilder, ModelOptions } from './graph-builder.ts';
 import { buildTextEncoder, type TextEncoderSpec } from './text-encoder.ts';
 import { buildUNet, type UNetSpec } from './unet.ts';
@@ -337,7 +339,7 @@ async function ensureAt(cacheDir: string, modelDir: string): Promise<string> {
       } catch (err) {
         // Another writer (maybe another process) won the race: use its model if it is complete.
         if (isCurrent(await readMarker(modelDir))) return modelDir;
-        if (attempt > 0) throw new Error(`cannot write the embedded model to ${modelDir}: ${(err as Error).message}`);
+        if (attempt > 0) throw new Error(`cannot write the embedded model to ${modelDir}: ${errorMessage(err)}`);
         const stale = `${modelDir}.stale-${suffix()}`;
         await rename(modelDir, stale).then(
           () => rm(stale, { recursive: true, force: true }),

@@ -4,9 +4,12 @@
 // heartbeat says stop) or one this runner could not renew for fence_ms is canceled here, so the prediction never
 // runs on two runners at once.
 
+import { DomainError } from '@sd/shared/domain-error';
+import { errorMessage } from '@sd/shared/error-message';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { PredictionService } from '../server/prediction-service.ts';
+import { parsePredictionRequest } from '../predictions/prediction-request.ts';
+import type { PredictionService } from '../predictions/prediction-service.ts';
 
 export interface LeaseAgentOptions {
   edgeUrl: string;
@@ -105,10 +108,7 @@ export class LeaseAgent {
         if (signal.aborted) return;
         failures++;
         const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
-        this.log.warn(
-          { slot, err: err instanceof Error ? err.message : String(err), retry_ms: delay },
-          'leasing failed; retrying',
-        );
+        this.log.warn({ slot, err: errorMessage(err), retry_ms: delay }, 'leasing failed; retrying');
         await sleep(delay, signal);
         continue;
       }
@@ -120,8 +120,10 @@ export class LeaseAgent {
     if (held) await this.release(held);
   }
 
-  private async release(lease: Lease): Promise<void> {
-    await this.fetchImpl(lease.release_url, { method: 'POST', headers: this.headers(), body: '{}' }).catch(() => undefined);
+  /** Gives the lease back unrun; with `refused`, the input itself is refused for good and the prediction fails. */
+  private async release(lease: Lease, refused?: string): Promise<void> {
+    const body = JSON.stringify(refused ? { refused: { message: refused.slice(0, 2000) } } : {});
+    await this.fetchImpl(lease.release_url, { method: 'POST', headers: this.headers(), body }).catch(() => undefined);
   }
 
   private async lease(signal: AbortSignal): Promise<Lease | null> {
@@ -164,12 +166,21 @@ export class LeaseAgent {
     let record: ReturnType<PredictionService['submit']>['record'];
     try {
       ({ record } = this.service.submit(
-        { ...lease.prediction, webhook_events_filter: ['start', 'output', 'logs', 'completed'] },
-        lease.prediction.id,
+        parsePredictionRequest(
+          { ...lease.prediction, webhook_events_filter: ['start', 'output', 'logs', 'completed'] },
+          lease.prediction.id,
+        ),
       ));
     } catch (err) {
-      // Not ours to run after all (a direct PUT took the slot, the input was refused, shutting down): give it back.
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot run the leased prediction; releasing it');
+      // An input this runner refuses (a limit of the model it loaded) would be refused by every runner of the model:
+      // the prediction fails now instead of waiting in line until its queue time runs out.
+      if (err instanceof DomainError && err.code === 'invalid_input') {
+        log.warn({ err: errorMessage(err) }, 'the leased input is refused; the prediction fails');
+        await this.release(lease, err.message);
+        return null;
+      }
+      // Not ours to run after all (a direct PUT took the slot, shutting down): give it back.
+      log.warn({ err: errorMessage(err) }, 'cannot run the leased prediction; releasing it');
       await this.release(lease);
       return null;
     }

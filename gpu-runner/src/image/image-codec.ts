@@ -1,5 +1,6 @@
 // Image bytes in and out (the only module that uses sharp): encode 8-bit RGB to PNG/WebP/JPEG with a quality,
 // decode PNG/JPEG/WebP (or raw pixels) to RGB or grayscale at the requested size.
+import { errorMessage } from '@sd/shared/error-message';
 import sharp, { type Sharp } from 'sharp';
 
 export type OutputFormat = 'png' | 'webp' | 'jpeg';
@@ -50,7 +51,7 @@ export async function checkInputImage(
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw new Error(`${field} is not a readable PNG, JPEG or WebP image: ${(err as Error).message.trim()}`);
+    throw new Error(`${field} is not a readable PNG, JPEG or WebP image: ${errorMessage(err).trim()}`);
   }
   if (!['png', 'jpeg', 'webp'].includes(meta.format ?? '')) {
     throw new Error(`${field} must be a PNG, JPEG or WebP image, got ${meta.format ?? 'unknown data'}`);
@@ -110,6 +111,6 @@ export async function decodeToSize(src: PixelSource, width: number, height: numb
       for (let c = 0; c < channels; c++) picked[p * channels + c] = out[p * info.channels + c];
     return { data: picked, width, height, channels };
   } catch (err) {
-    throw new Error(`cannot decode input image: ${(err as Error).message}`);
+    throw new Error(`cannot decode input image: ${errorMessage(err)}`);
   }
 }

@@ -1,7 +1,9 @@
 // Reads and validates a model directory in the diffusers ONNX layout (optimum-cli / diffusers export script):
 // every missing or malformed file fails here, at load, with an error naming the file.
+
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { errorMessage } from '@sd/shared/error-message';
 import type { SchedulerConfig } from '../schedulers/scheduler.ts';
 
 export class ModelLoadError extends Error {
@@ -55,7 +57,7 @@ function readJsonObject(dir: string, rel: string): Record<string, unknown> {
     value = JSON.parse(readText(dir, rel));
   } catch (err) {
     if (err instanceof ModelLoadError) throw err;
-    throw new ModelLoadError(path, `is not valid JSON (${(err as Error).message})`);
+    throw new ModelLoadError(path, `is not valid JSON (${errorMessage(err)})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new ModelLoadError(path, 'must hold a JSON object');
@@ -97,10 +99,7 @@ export function readModelDirectory(dirArg: string): ModelDirectory {
     const parsed: unknown = JSON.parse(vocab);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
   } catch (err) {
-    throw new ModelLoadError(
-      join(dir, 'tokenizer/vocab.json'),
-      `must be a JSON object of token -> id (${(err as Error).message})`,
-    );
+    throw new ModelLoadError(join(dir, 'tokenizer/vocab.json'), `must be a JSON object of token -> id (${errorMessage(err)})`);
   }
   const merges = readText(dir, 'tokenizer/merges.txt');
   const tokenizer: TokenizerFiles = { vocab, merges };

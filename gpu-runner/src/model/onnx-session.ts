@@ -1,5 +1,6 @@
 // The only module that talks to onnxruntime-node: one InferenceSession per graph, its interface read from
 // the graph's metadata, execution-provider fallback, and the time spent inside `run` (for the benchmark).
+import { errorMessage } from '@sd/shared/error-message';
 import * as ort from 'onnxruntime-node';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'tensorrt' | 'dml';
@@ -217,6 +218,6 @@ export class OnnxGraph {
 }
 
 function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return message.split('\n')[0];
 }

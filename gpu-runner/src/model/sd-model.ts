@@ -1,5 +1,6 @@
 // A loaded Stable Diffusion model: the four sessions plus the interface facts read from their metadata
 // (names, dtypes, hidden size, latent and U-Net input channels), so no export's quirks are hard-coded.
+import { errorMessage } from '@sd/shared/error-message';
 import { type ModelDirectory, ModelLoadError, readModelDirectory } from './model-dir.ts';
 import { OnnxGraph, type SessionConfig, type TensorInfo } from './onnx-session.ts';
 import { type ClipSkipSupport, readClipSkipSupport } from './text-hidden-states.ts';
@@ -152,7 +153,7 @@ export async function loadSdModel(dir: string, config: SessionConfig = {}): Prom
     try {
       return await OnnxGraph.load(path, config);
     } catch (err) {
-      throw new ModelLoadError(path, (err as Error).message);
+      throw new ModelLoadError(path, errorMessage(err));
     }
   };
   // Sequential: loading in parallel only raises peak memory, the CPU work is the same.

@@ -1,7 +1,9 @@
 // What clip skip needs from a text encoder graph: its per-layer outputs (hidden_states.0..N, optimum's names when
 // exported with output_hidden_states) and the final LayerNorm's parameters, read from the graph file itself.
+
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { errorMessage } from '@sd/shared/error-message';
 import type { onnx as OnnxNamespace } from 'onnx-proto';
 
 // onnx-proto is CommonJS and Node's ESM loader cannot see its named export, so load it through require.
@@ -93,7 +95,7 @@ export function readClipSkipSupport(path: string, outputNames: readonly string[]
   try {
     graph = onnx.ModelProto.decode(readFileSync(path)).graph;
   } catch (err) {
-    return { ok: false, reason: `its text encoder graph could not be read for the final LayerNorm (${(err as Error).message})` };
+    return { ok: false, reason: `its text encoder graph could not be read for the final LayerNorm (${errorMessage(err)})` };
   }
   if (!graph) return { ok: false, reason: 'its text encoder file has no graph' };
   const norm = findFinalLayerNorm(graph, lastHiddenState);

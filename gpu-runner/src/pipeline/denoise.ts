@@ -4,7 +4,7 @@
 import type { Feed } from '../model/onnx-session.ts';
 import type { SdModel } from '../model/sd-model.ts';
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
-import { CanceledError, type Float32Tensor, type StepProgress } from './types.ts';
+import { CanceledError, type Float32Tensor, type LatentShape, type StepProgress } from './types.ts';
 
 /** How inpainting enters the loop. */
 export type InpaintConditioning =
@@ -20,13 +20,16 @@ export interface DenoiseInput {
   timesteps: readonly number[] | Float64Array;
   /** [n, C, h, w], the starting latents (already scaled by init_noise_sigma or noised). */
   latents: Float32Array;
-  shape: readonly [number, number, number, number];
+  shape: LatentShape;
   /** [1, L, hidden] each; uncond present = classifier-free guidance. */
   cond: Float32Tensor;
   uncond?: Float32Tensor;
   guidanceScale: number;
   noise: NoiseSource;
   inpaint?: InpaintConditioning;
+  /** The denoising steps the timesteps stand for, which progress counts in (default: one per timestep). */
+  progressSteps?: number;
+  /** Called once per finished denoising step, never past progressSteps. */
   onProgress?: (p: StepProgress) => void;
   signal?: AbortSignal;
 }
@@ -38,63 +41,29 @@ export interface DenoiseOutput {
   unetBatchSizes: number[];
 }
 
-/** Repeats [1, L, H] embeddings n times along the batch: [n, L, H]. */
-function repeatBatch(t: Float32Tensor, n: number, out: Float32Array, offset: number): void {
-  for (let i = 0; i < n; i++) out.set(t.data, offset + i * t.data.length);
+/** The U-Net's input and output arrays, allocated once: every step refills them and onnxruntime reads and writes them. */
+interface UnetBuffers {
+  /** [batch, inChannels, h, w] */
+  sample: Float32Array;
+  /** One timestep for the batch (rank-0 export) or one per item. */
+  timestep: Float32Array | BigInt64Array;
+  /** [batch, C, h, w]: the noise prediction, uncond half first under guidance. */
+  prediction: Float32Array;
+  run(): Promise<unknown>;
 }
 
 export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
-  const { model, scheduler, shape, cond, uncond, guidanceScale, noise, inpaint, signal } = input;
-  const io = model.io.unet;
-  const [n, c, h, w] = shape;
-  const guided = uncond !== undefined;
-  const batch = guided ? 2 * n : n;
-  const plane = h * w;
-  const latentSize = n * c * plane;
-
-  if (cond.shape[0] !== 1 || (uncond && (uncond.shape[1] !== cond.shape[1] || uncond.shape[2] !== cond.shape[2]))) {
-    throw new Error(`embeddings must be [1, L, H] with equal shapes, got cond [${cond.shape}] uncond [${uncond?.shape}]`);
-  }
-  const [, seqLen, hidden] = cond.shape;
-
-  // Buffers reused by every step: the U-Net reads and writes the same arrays, only their contents change.
-  const ehs = new Float32Array(batch * seqLen * hidden);
-  if (guided) repeatBatch(uncond, n, ehs, 0);
-  repeatBatch(cond, n, ehs, guided ? n * cond.data.length : 0);
-  const inChannels = io.inChannels;
-  const sample = new Float32Array(batch * inChannels * plane);
-  // A rank-0 timestep (newer optimum) is one value for the whole batch; otherwise one per batch item.
-  const timestepCount = io.timestepShape === 'scalar' ? 1 : batch;
-  const timestep = io.timestepDtype === 'int64' ? new BigInt64Array(timestepCount) : new Float32Array(timestepCount);
-  const out = new Float32Array(batch * c * plane);
-
-  if (inpaint?.kind === 'unet-inputs') {
-    // Mask and masked-image latents are constant over the loop: write them into channels c.. once.
-    for (let b = 0; b < batch; b++) {
-      const item = b % n;
-      const base = b * inChannels * plane;
-      sample.set(inpaint.mask.subarray(item * plane, (item + 1) * plane), base + c * plane);
-      sample.set(inpaint.maskedImageLatents.subarray(item * c * plane, (item + 1) * c * plane), base + (c + 1) * plane);
-    }
-  } else if (inChannels !== c) {
-    throw new Error(`the U-Net takes ${inChannels} channels (an inpainting model): give it an image and a mask`);
-  }
-
-  const feeds: Record<string, Feed> = {
-    [io.sample]: { data: sample, dims: [batch, inChannels, h, w] },
-    [io.timestep]: { data: timestep, dims: io.timestepShape === 'scalar' ? [] : [batch] },
-    [io.encoderHiddenStates]: { data: ehs, dims: [batch, seqLen, hidden] },
-  };
-  // Tensors built once: each step refills sample and timestep, and onnxruntime writes the prediction into `out`.
-  const unet = model.unet.bind(feeds, { [io.output]: { data: out, dims: [batch, c, h, w] } });
-  const g = Math.fround(guidanceScale);
-  const ctx = { shape: [n, c, h, w], noise };
+  const { model, scheduler, shape, inpaint, signal } = input;
+  const [numImages, channels, latentHeight, latentWidth] = shape;
+  const plane = latentHeight * latentWidth;
+  const latentSize = numImages * channels * plane;
+  const guided = input.uncond !== undefined;
+  const unet = bindUnet(input);
+  const ctx = { shape: [...shape], noise: input.noise };
   const total = input.timesteps.length;
+  const stepsDone = stepCounter(total, input.progressSteps ?? total, scheduler.order);
   const started = performance.now();
-  const stepWallMs: number[] = [];
-  const stepRunMs: number[] = [];
-  const unetBatchSizes: number[] = [];
-  let latents = input.latents;
+  const out: DenoiseOutput = { latents: input.latents, stepWallMs: [], stepRunMs: [], unetBatchSizes: [] };
 
   for (let i = 0; i < total; i++) {
     if (signal?.aborted) throw new CanceledError(i + 1);
@@ -103,59 +72,150 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
     const t = input.timesteps[i];
 
     // 1. The U-Net input: scaled latents, twice under guidance (uncond half first).
-    const scaled = scheduler.scaleModelInput(latents, t);
-    if (inChannels === c) {
-      sample.set(scaled, 0);
-      if (guided) sample.set(scaled, latentSize);
-    } else {
-      for (let b = 0; b < batch; b++) {
-        const item = b % n;
-        sample.set(scaled.subarray(item * c * plane, (item + 1) * c * plane), b * inChannels * plane);
-      }
-    }
+    writeSample(unet.sample, scheduler.scaleModelInput(out.latents, t), shape, guided, model.io.unet.inChannels);
     // optimum exports take int64 timesteps (numpy astype truncates); the diffusers script export takes float32.
-    if (timestep instanceof BigInt64Array) timestep.fill(BigInt(Math.trunc(t)));
-    else timestep.fill(t);
+    if (unet.timestep instanceof BigInt64Array) unet.timestep.fill(BigInt(Math.trunc(t)));
+    else unet.timestep.fill(t);
 
     // 2. One U-Net call for the whole batch.
     await unet.run();
-    unetBatchSizes.push(batch);
+    out.unetBatchSizes.push(guided ? 2 * numImages : numImages);
 
     // 3. Guidance: noise_pred = uncond + g * (cond - uncond), in float32 as numpy does it. The prediction is a
     //    fresh array each step: multistep schedulers (PNDM, DPM-Solver, UniPC) keep past model outputs.
-    const pred = new Float32Array(latentSize);
-    if (guided) {
-      for (let k = 0; k < latentSize; k++) {
-        const un = out[k];
-        pred[k] = un + Math.fround(g * Math.fround(out[latentSize + k] - un));
-      }
-    } else {
-      pred.set(out.subarray(0, latentSize));
-    }
+    const noisePred = guide(unet.prediction, latentSize, guided ? input.guidanceScale : null);
 
     // 4. The scheduler step.
-    latents = scheduler.step(pred, t, latents, ctx).prevSample;
+    out.latents = scheduler.step(noisePred, t, out.latents, ctx).prevSample;
 
     // 5. 4-channel inpainting: keep the known region, noised to where the next step expects it.
     if (inpaint?.kind === 'blend') {
-      const known =
-        i < total - 1 ? scheduler.addNoise(inpaint.imageLatents, inpaint.noise, input.timesteps[i + 1]) : inpaint.imageLatents;
-      const mixed = new Float32Array(latentSize);
-      for (let b = 0; b < n; b++) {
-        for (let ch = 0; ch < c; ch++) {
-          const off = (b * c + ch) * plane;
-          for (let p = 0; p < plane; p++) {
-            const m = inpaint.mask[b * plane + p];
-            mixed[off + p] = (1 - m) * known[off + p] + m * latents[off + p];
-          }
-        }
-      }
-      latents = mixed;
+      const next = i < total - 1 ? input.timesteps[i + 1] : null;
+      const known = next === null ? inpaint.imageLatents : scheduler.addNoise(inpaint.imageLatents, inpaint.noise, next);
+      out.latents = blendKnown(known, out.latents, inpaint.mask, shape);
     }
 
-    stepWallMs.push(performance.now() - stepStart);
-    stepRunMs.push(model.unet.runMs - runBefore);
-    input.onProgress?.({ step: i + 1, total, elapsedMs: performance.now() - started });
+    out.stepWallMs.push(performance.now() - stepStart);
+    out.stepRunMs.push(model.unet.runMs - runBefore);
+    const done = stepsDone(i);
+    if (done !== null)
+      input.onProgress?.({ step: done, total: input.progressSteps ?? total, elapsedMs: performance.now() - started });
   }
-  return { latents, stepWallMs, stepRunMs, unetBatchSizes };
+  return out;
+}
+
+/**
+ * Maps loop iterations to denoising steps, as diffusers' progress bar does: after a scheduler's warm-up iterations
+ * (PNDM repeats its first timestep) every `order` iterations finish one step (Heun and DPM2 evaluate the model twice
+ * per step), and the last iteration finishes the last. Returns, per iteration index, the step it finishes or null.
+ */
+export function stepCounter(iterations: number, steps: number, order: number): (i: number) => number | null {
+  const warmup = iterations - steps * order;
+  let done = 0;
+  return (i) => {
+    const finishes = i === iterations - 1 || (i + 1 > warmup && (i + 1) % order === 0);
+    if (!finishes || done >= steps) return null;
+    done++;
+    return i === iterations - 1 ? steps : done;
+  };
+}
+
+/** Allocates the U-Net's arrays, writes what is constant over the loop (text, inpainting inputs) and binds them. */
+function bindUnet(input: DenoiseInput): UnetBuffers {
+  const { model, cond, uncond, inpaint } = input;
+  const io = model.io.unet;
+  const [numImages, channels, latentHeight, latentWidth] = input.shape;
+  const batch = uncond ? 2 * numImages : numImages;
+  const plane = latentHeight * latentWidth;
+  if (cond.shape[0] !== 1 || (uncond && (uncond.shape[1] !== cond.shape[1] || uncond.shape[2] !== cond.shape[2]))) {
+    throw new Error(`embeddings must be [1, L, H] with equal shapes, got cond [${cond.shape}] uncond [${uncond?.shape}]`);
+  }
+  const [, seqLen, hidden] = cond.shape;
+
+  const hiddenStates = new Float32Array(batch * seqLen * hidden);
+  if (uncond) repeatEmbedding(uncond, numImages, hiddenStates, 0);
+  repeatEmbedding(cond, numImages, hiddenStates, uncond ? numImages * cond.data.length : 0);
+  const sample = new Float32Array(batch * io.inChannels * plane);
+  // A rank-0 timestep (newer optimum) is one value for the whole batch; otherwise one per batch item.
+  const timestepCount = io.timestepShape === 'scalar' ? 1 : batch;
+  const timestep = io.timestepDtype === 'int64' ? new BigInt64Array(timestepCount) : new Float32Array(timestepCount);
+  const prediction = new Float32Array(batch * channels * plane);
+
+  if (inpaint?.kind === 'unet-inputs') {
+    // Mask and masked-image latents are constant over the loop: write them into channels C.. once.
+    for (let b = 0; b < batch; b++) {
+      const item = b % numImages;
+      const base = b * io.inChannels * plane;
+      sample.set(inpaint.mask.subarray(item * plane, (item + 1) * plane), base + channels * plane);
+      sample.set(
+        inpaint.maskedImageLatents.subarray(item * channels * plane, (item + 1) * channels * plane),
+        base + (channels + 1) * plane,
+      );
+    }
+  } else if (io.inChannels !== channels) {
+    throw new Error(`the U-Net takes ${io.inChannels} channels (an inpainting model): give it an image and a mask`);
+  }
+
+  const feeds: Record<string, Feed> = {
+    [io.sample]: { data: sample, dims: [batch, io.inChannels, latentHeight, latentWidth] },
+    [io.timestep]: { data: timestep, dims: io.timestepShape === 'scalar' ? [] : [batch] },
+    [io.encoderHiddenStates]: { data: hiddenStates, dims: [batch, seqLen, hidden] },
+  };
+  // Tensors built once: each step refills sample and timestep, and onnxruntime writes the prediction into its array.
+  const bound = model.unet.bind(feeds, { [io.output]: { data: prediction, dims: [batch, channels, latentHeight, latentWidth] } });
+  return { sample, timestep, prediction, run: bound.run };
+}
+
+/** Repeats [1, L, H] embeddings n times along the batch: [n, L, H]. */
+function repeatEmbedding(tensor: Float32Tensor, n: number, out: Float32Array, offset: number): void {
+  for (let i = 0; i < n; i++) out.set(tensor.data, offset + i * tensor.data.length);
+}
+
+/** The scaled latents into the U-Net's sample: per item (its first C channels) when the U-Net takes more channels. */
+function writeSample(sample: Float32Array, scaled: Float32Array, shape: LatentShape, guided: boolean, inChannels: number): void {
+  const [numImages, channels, latentHeight, latentWidth] = shape;
+  const itemSize = channels * latentHeight * latentWidth;
+  if (inChannels === channels) {
+    sample.set(scaled, 0);
+    if (guided) sample.set(scaled, numImages * itemSize);
+    return;
+  }
+  const batch = guided ? 2 * numImages : numImages;
+  const sampleItemSize = inChannels * latentHeight * latentWidth;
+  for (let b = 0; b < batch; b++) {
+    const item = b % numImages;
+    sample.set(scaled.subarray(item * itemSize, (item + 1) * itemSize), b * sampleItemSize);
+  }
+}
+
+/** The guided noise prediction (uncond + g * (cond - uncond)), or the plain one without guidance (scale null). */
+function guide(prediction: Float32Array, latentSize: number, scale: number | null): Float32Array {
+  const noisePred = new Float32Array(latentSize);
+  if (scale === null) {
+    noisePred.set(prediction.subarray(0, latentSize));
+    return noisePred;
+  }
+  const g = Math.fround(scale);
+  for (let k = 0; k < latentSize; k++) {
+    const unconditional = prediction[k];
+    noisePred[k] = unconditional + Math.fround(g * Math.fround(prediction[latentSize + k] - unconditional));
+  }
+  return noisePred;
+}
+
+/** (1 - mask) * known + mask * latents, per image and channel (the mask is one plane per image). */
+function blendKnown(known: Float32Array, latents: Float32Array, mask: Float32Array, shape: LatentShape): Float32Array {
+  const [numImages, channels, latentHeight, latentWidth] = shape;
+  const plane = latentHeight * latentWidth;
+  const mixed = new Float32Array(latents.length);
+  for (let b = 0; b < numImages; b++) {
+    for (let ch = 0; ch < channels; ch++) {
+      const offset = (b * channels + ch) * plane;
+      for (let p = 0; p < plane; p++) {
+        const repaint = mask[b * plane + p];
+        mixed[offset + p] = (1 - repaint) * known[offset + p] + repaint * latents[offset + p];
+      }
+    }
+  }
+  return mixed;
 }

@@ -347,6 +347,44 @@ describe('9-channel inpainting U-Net', () => {
   });
 });
 
+describe('inpainting keeps the input outside the mask', () => {
+  // sigma 1 px at 64x64 (overlayWeights): 3 px of soft edge on each side of the mask's border.
+  const EDGE = 3;
+
+  it.each(['base', 'inpainting'] as const)(
+    '%s U-Net: far from the mask the pixels are the input, inside they change',
+    async (name) => {
+      const pipe = await pipeline(name);
+      const image = picture();
+      const out = await pipe.generate({ ...BASE, image, mask: MASK, steps: 2 });
+      expectImages(out);
+      const rgb = out.images[0].rgb;
+      let keptDiff = 0;
+      let repaintDiff = 0;
+      let repaintCount = 0;
+      for (let y = 0; y < SIZE; y++) {
+        for (let x = 0; x < SIZE; x++) {
+          for (let ch = 0; ch < 3; ch++) {
+            const i = (y * SIZE + x) * 3 + ch;
+            const diff = Math.abs(rgb[i] - image.data[i]);
+            if (x < SIZE / 2 - EDGE) keptDiff = Math.max(keptDiff, diff);
+            if (x >= SIZE / 2 + EDGE) {
+              repaintDiff += diff;
+              repaintCount++;
+            }
+          }
+        }
+      }
+      // Kept: the input's own pixels (tolerance 1 for rounding); the VAE round trip alone would change them.
+      expect(keptDiff).toBeLessThanOrEqual(1);
+      expect(repaintDiff / repaintCount).toBeGreaterThan(10);
+      // The decoder's own output still differs from the input on the kept side: the overlay is what keeps it.
+      const decodedRgb = out.images[0].decoded;
+      expect(decodedRgb.length).toBe(3 * SIZE * SIZE);
+    },
+  );
+});
+
 describe('SD 2.x conventions (v-prediction, pad token "!", hidden size 96)', () => {
   it('reads the hidden size from the graphs and returns embeddings of that width', async () => {
     const pipe = await pipeline('sd2');

@@ -5,6 +5,8 @@ export interface StrengthCut {
   timesteps: number[];
   /** Index into the scheduler's timesteps where the loop starts (t_start * order). */
   beginIndex: number;
+  /** The denoising steps that run: init_timestep = min(int(N * strength), N). */
+  steps: number;
 }
 
 /**
@@ -18,5 +20,5 @@ export function cutTimesteps(scheduler: Scheduler, numInferenceSteps: number, st
   const beginIndex = tStart * scheduler.order;
   const timesteps = Array.from(scheduler.timesteps.subarray(beginIndex));
   scheduler.setBeginIndex(beginIndex);
-  return { timesteps, beginIndex };
+  return { timesteps, beginIndex, steps: initTimestep };
 }

@@ -110,17 +110,16 @@ export async function encodeText(
 ): Promise<TextEmbeddings> {
   const read = clipSkipOutput(model, clipSkip);
   const seq = model.io.text.sequenceLength ?? emptyWindow.length;
-  let c = cond;
-  let u = uncond;
-  if (u) [c, u] = equalizeWindows(c, u, emptyWindow);
-  checkWindows('prompt', c, seq);
-  if (u) checkWindows('negative prompt', u, seq);
+  let positive = cond;
+  let negative = uncond;
+  if (negative) [positive, negative] = equalizeWindows(positive, negative, emptyWindow);
+  checkWindows('prompt', positive, seq);
+  if (negative) checkWindows('negative prompt', negative, seq);
 
   // Batch order [uncond windows..., cond windows...] mirrors the U-Net's [uncond; cond].
-  const windows = u ? [...u.ids, ...c.ids] : c.ids;
-  const weights = u
-    ? [...(u.weights ?? u.ids.map(() => null)), ...(c.weights ?? c.ids.map(() => null))]
-    : (c.weights ?? c.ids.map(() => null));
+  const weightsOf = (tokens: PromptTokens) => tokens.weights ?? tokens.ids.map(() => null);
+  const windows = negative ? [...negative.ids, ...positive.ids] : positive.ids;
+  const weights = negative ? [...weightsOf(negative), ...weightsOf(positive)] : weightsOf(positive);
   const count = windows.length * seq;
   const flat = model.io.text.inputDtype === 'int64' ? new BigInt64Array(count) : new Int32Array(count);
   windows.forEach((w, i) => {
@@ -133,20 +132,26 @@ export async function encodeText(
   const before = model.textEncoder.runMs;
   const out = await model.textEncoder.run({ [model.io.text.input]: { data: flat, dims: [windows.length, seq] } }, [read.output]);
   const ms = model.textEncoder.runMs - before;
-  const z = out[read.output];
-  const [batch, outSeq, hidden] = z.dims;
+  const hiddenStates = out[read.output];
+  const [batch, outSeq, hidden] = hiddenStates.dims;
   if (batch !== windows.length || outSeq !== seq) {
-    throw new Error(`text encoder returned [${z.dims.join(', ')}], expected [${windows.length}, ${seq}, hidden]`);
+    throw new Error(`text encoder returned [${hiddenStates.dims.join(', ')}], expected [${windows.length}, ${seq}, hidden]`);
   }
   // The final LayerNorm comes before the weights, as last_hidden_state has it (A1111 and diffusers alike).
-  if (read.layerNorm && model.io.text.clipSkip.ok) applyLayerNorm(z.data, model.io.text.clipSkip.hiddenStates.finalLayerNorm);
+  if (read.layerNorm && model.io.text.clipSkip.ok)
+    applyLayerNorm(hiddenStates.data, model.io.text.clipSkip.hiddenStates.finalLayerNorm);
   weights.forEach((w, i) => {
-    if (w) applyTokenWeights(z.data, i * seq * hidden, seq, hidden, w);
+    if (w) applyTokenWeights(hiddenStates.data, i * seq * hidden, seq, hidden, w);
   });
 
   // Windows of one prompt are consecutive in the batch, so concatenating along the sequence axis is a slice.
-  const per = c.ids.length * seq * hidden;
-  const shape = [1, c.ids.length * seq, hidden];
-  if (!u) return { cond: { data: z.data.slice(0, per), shape }, ms };
-  return { uncond: { data: z.data.slice(0, per), shape: [...shape] }, cond: { data: z.data.slice(per, 2 * per), shape }, ms };
+  const promptSize = positive.ids.length * seq * hidden;
+  const shape = [1, positive.ids.length * seq, hidden];
+  const data = hiddenStates.data;
+  if (!negative) return { cond: { data: data.slice(0, promptSize), shape }, ms };
+  return {
+    uncond: { data: data.slice(0, promptSize), shape: [...shape] },
+    cond: { data: data.slice(promptSize, 2 * promptSize), shape },
+    ms,
+  };
 }

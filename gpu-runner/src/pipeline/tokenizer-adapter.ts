@@ -1,4 +1,5 @@
 // Builds the shared CLIP tokenizer from a model's tokenizer/ files, and the narrow interface the pipeline uses.
+import { errorMessage } from '@sd/shared/error-message';
 import { ClipTokenizer, type PromptWindows, type TokenizePromptOptions } from '@sd/shared/tokenizer/index';
 import { ModelLoadError, type TokenizerFiles } from '../model/model-dir.ts';
 
@@ -14,6 +15,6 @@ export function loadTokenizer(files: TokenizerFiles, modelDir: string): PromptTo
   try {
     return ClipTokenizer.fromFiles(files);
   } catch (err) {
-    throw new ModelLoadError(`${modelDir}/tokenizer`, `cannot build the CLIP tokenizer: ${(err as Error).message}`);
+    throw new ModelLoadError(`${modelDir}/tokenizer`, `cannot build the CLIP tokenizer: ${errorMessage(err)}`);
   }
 }

@@ -1,6 +1,9 @@
 // Request and result types of the pipeline core (plain TypeScript: the HTTP layer validates with zod and maps here).
 import type { NoiseSource } from '../schedulers/scheduler.ts';
 
+/** Latents' shape: [batch, channels, height / 8, width / 8]. */
+export type LatentShape = readonly [number, number, number, number];
+
 /** A float32 tensor, row-major. */
 export interface Float32Tensor {
   data: Float32Array;
@@ -77,9 +80,9 @@ export interface GenerateOptions {
 
 export interface GeneratedImage {
   seed: number;
-  /** Decoder output, float32 [3, H, W], unclipped. */
+  /** Decoder output, float32 [3, H, W], unclipped (inpainting: before the input is put back outside the mask). */
   decoded: Float32Array;
-  /** 8-bit RGB, [H, W, 3]. */
+  /** 8-bit RGB, [H, W, 3]: the final image (inpainting: the input's own pixels outside the softened mask). */
   rgb: Uint8Array;
 }
 

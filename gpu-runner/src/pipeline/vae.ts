@@ -9,18 +9,21 @@ export async function decodeLatents(
   shape: readonly [number, number, number, number],
   options: { batched?: boolean } = {},
 ): Promise<{ data: Float32Array; shape: [number, number, number, number] }> {
-  const [n, c, h, w] = shape;
+  const [numImages, channels, latentHeight, latentWidth] = shape;
   // The ONNX pipeline computes `1 / 0.18215 * latents` in numpy: the reciprocal rounded to float32, then a product.
-  const inv = Math.fround(1 / model.io.vaeScalingFactor);
+  const inverseScale = Math.fround(1 / model.io.vaeScalingFactor);
   const input = new Float32Array(latents.length);
-  for (let i = 0; i < latents.length; i++) input[i] = latents[i] * inv;
-  const per = c * h * w;
-  const chunk = options.batched ? n : 1;
+  for (let i = 0; i < latents.length; i++) input[i] = latents[i] * inverseScale;
+  const itemSize = channels * latentHeight * latentWidth;
+  const chunk = options.batched ? numImages : 1;
   const parts: Float32Array[] = [];
   let outShape: number[] = [];
-  for (let b = 0; b < n; b += chunk) {
-    const count = Math.min(chunk, n - b);
-    const feed = { data: input.subarray(b * per, (b + count) * per), dims: [count, c, h, w] };
+  for (let b = 0; b < numImages; b += chunk) {
+    const count = Math.min(chunk, numImages - b);
+    const feed = {
+      data: input.subarray(b * itemSize, (b + count) * itemSize),
+      dims: [count, channels, latentHeight, latentWidth],
+    };
     const out = (await model.vaeDecoder.run({ [model.io.vaeDecoder.input]: feed }, [model.io.vaeDecoder.output]))[
       model.io.vaeDecoder.output
     ];
@@ -30,7 +33,7 @@ export async function decodeLatents(
   if (outShape[1] !== 3)
     throw new Error(`${model.vaeDecoder.path}: decoder returned [${outShape.join(', ')}], expected 3 channels`);
   const data = parts.length === 1 ? parts[0] : concat(parts);
-  return { data, shape: [n, 3, outShape[2], outShape[3]] };
+  return { data, shape: [numImages, 3, outShape[2], outShape[3]] };
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -111,13 +111,4 @@ describe('GeneratorNoise', () => {
   it('rejects a batch that does not match the generators', () => {
     expect(() => GeneratorNoise.fromSeeds([1, 2]).randn([3, 4, 8, 8])).toThrow(/number of generators \(2\), got 3/);
   });
-
-  it('draws 1x4x64x64 well under 5 ms', () => {
-    const g = new TorchGenerator(42);
-    g.randn([1, 4, 64, 64]);
-    const t0 = performance.now();
-    for (let i = 0; i < 10; i++) g.randn([1, 4, 64, 64]);
-    const perDraw = (performance.now() - t0) / 10;
-    expect(perDraw).toBeLessThan(5);
-  });
 });

@@ -1,6 +1,6 @@
 // torch.Generator('cpu') reproduced bit for bit: MT19937 seeded like manual_seed, and torch.randn's two code paths
 // (vectorized float32 Box-Muller for >= 16 elements, cached float64 normals below that), so seeds match diffusers.
-import type { NoiseSource } from '../schedulers/scheduler.ts';
+import type { NoiseSource } from './noise-source.ts';
 
 const N = 624;
 const M = 397;

@@ -1,101 +1,62 @@
 // DPM-Solver++ multistep (Lu et al. 2022) as diffusers' DPMSolverMultistepScheduler: "dpmsolver++" (DPM++ 2M at
 // solver_order 2) or "sde-dpmsolver++", midpoint/heun second-order form, lower-order final steps, Karras sigmas.
 
-import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
-import { alphaSigmaFromSigma, assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
+import { convertToX0, lambdaOf, type MultistepConfig, MultistepSteps, readMultistepConfig } from './multistep.ts';
+import { alphaSigmaFromSigma, assertSameLength, drawNoise } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import {
-  PREDICTION_TYPES,
-  readAlphasCumprod,
-  readBoolean,
-  readChoice,
-  readInteger,
-  readNumber,
-  readSpacing,
-} from './scheduler-config.ts';
-import { StepIndexTracker } from './step-index.ts';
-import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
+import { readBoolean, readChoice, readNumber } from './scheduler-config.ts';
+import { clipOrThreshold } from './thresholding.ts';
 
 const f32 = Math.fround;
 
 export class DpmSolverMultistepScheduler implements Scheduler {
   readonly order = 1;
   readonly initNoiseSigma = 1;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array = new Float64Array(0);
-
-  private readonly trainSigmas: Float64Array;
+  private readonly config: MultistepConfig;
+  private readonly state: MultistepSteps;
   private readonly lambdas: Float64Array;
-  private readonly numTrainTimesteps: number;
-  private readonly predictionType;
-  private readonly spacing;
-  private readonly stepsOffset: number;
-  private readonly solverOrder: number;
   private readonly algorithm;
   private readonly solverType;
-  private readonly lowerOrderFinal: boolean;
   private readonly eulerAtFinal: boolean;
-  private readonly useKarras: boolean;
-  private readonly finalSigmaType;
   private readonly lambdaMinClipped: number;
-  private readonly threshold: ThresholdConfig;
-  private modelOutputs: (Float32Array | null)[] = [];
-  private lowerOrderNums = 0;
-  private readonly steps = new StepIndexTracker({ float32Timestep: false, fallbackToLast: true });
 
   constructor(
     config: SchedulerConfig,
     readonly name: string = 'dpmpp_2m',
   ) {
-    const { numTrainTimesteps, alphasCumprod: ac } = readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true });
-    this.numTrainTimesteps = numTrainTimesteps;
-    this.trainSigmas = trainingSigmas(ac);
+    this.config = readMultistepConfig(config, name, ['use_exponential_sigmas', 'use_beta_sigmas', 'use_lu_lambdas']);
     // lambda_t = log(alpha_t) - log(sigma_t) of the training schedule, in float32 like torch.
-    this.lambdas = ac.map((a) => f32(f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a)))))));
-    this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
-    this.solverOrder = readInteger(config, 'solver_order', 2, 1);
-    if (this.solverOrder > 3) throw new Error(`scheduler config solver_order must be 1, 2 or 3, got ${this.solverOrder}`);
+    this.lambdas = this.config.alphasCumprod.map((a) =>
+      f32(f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a)))))),
+    );
+    if (this.config.solverOrder > 3)
+      throw new Error(`scheduler config solver_order must be 1, 2 or 3, got ${this.config.solverOrder}`);
     this.algorithm = readChoice(config, 'algorithm_type', ['dpmsolver++', 'sde-dpmsolver++'] as const, 'dpmsolver++');
-    if (this.algorithm === 'sde-dpmsolver++' && this.solverOrder === 3) {
+    if (this.algorithm === 'sde-dpmsolver++' && this.config.solverOrder === 3) {
       throw new Error('scheduler config solver_order 3 is not supported with algorithm_type sde-dpmsolver++');
     }
     this.solverType = readChoice(config, 'solver_type', ['midpoint', 'heun'] as const, 'midpoint');
-    this.lowerOrderFinal = readBoolean(config, 'lower_order_final', true);
     this.eulerAtFinal = readBoolean(config, 'euler_at_final', false);
-    this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
-    for (const key of ['use_exponential_sigmas', 'use_beta_sigmas', 'use_lu_lambdas']) {
-      if (readBoolean(config, key, false)) throw new Error(`scheduler ${this.name}: config ${key}=true is not supported`);
-    }
-    this.finalSigmaType = readChoice(config, 'final_sigmas_type', ['zero', 'sigma_min'] as const, 'zero');
     this.lambdaMinClipped = readNumber(config, 'lambda_min_clipped', Number.NEGATIVE_INFINITY);
-    this.threshold = readThresholdConfig(config, { clipSample: false });
-    this.threshold.clipSample = false; // DPM-Solver has thresholding only
+    this.state = new MultistepSteps(name, this.config);
+  }
+
+  get timesteps(): Float64Array {
+    return this.state.timesteps;
+  }
+  get sigmas(): Float64Array {
+    return this.state.sigmas;
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.numTrainTimesteps);
-    const train = this.numTrainTimesteps;
     // Clip the lowest lambdas (cosine schedules): searchsorted over the reversed lambdas.
     let clipped = 0;
     for (let i = this.lambdas.length - 1; i >= 0 && this.lambdas[i] < this.lambdaMinClipped; i--) clipped++;
-    const last = train - clipped;
-    const s = buildMultistepSchedule(this.trainSigmas, numInferenceSteps, {
-      spacing: this.spacing,
-      stepsOffset: this.stepsOffset,
-      last,
-      useKarrasSigmas: this.useKarras,
-      finalSigmaType: this.finalSigmaType,
-    });
-    this.sigmas = s.sigmas;
-    this.timesteps = s.timesteps;
-    this.modelOutputs = new Array(this.solverOrder).fill(null);
-    this.lowerOrderNums = 0;
-    this.steps.reset();
+    this.state.set(numInferenceSteps, this.config.numTrainTimesteps - clipped);
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.steps.setBeginIndex(beginIndex);
+    this.state.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array): Float32Array {
@@ -104,34 +65,32 @@ export class DpmSolverMultistepScheduler implements Scheduler {
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, `${this.name} step`);
-    if (this.timesteps.length === 0) throw new Error(`${this.name}: call setTimesteps before step`);
-    const idx = this.steps.index(this.timesteps, timestep);
+    const idx = this.state.index(timestep);
     const count = this.timesteps.length;
     // Improve numerical stability for small numbers of steps: finish with lower orders.
     const lowerOrderFinal =
-      idx === count - 1 && (this.eulerAtFinal || (this.lowerOrderFinal && count < 15) || this.finalSigmaType === 'zero');
-    const lowerOrderSecond = idx === count - 2 && this.lowerOrderFinal && count < 15;
+      idx === count - 1 &&
+      (this.eulerAtFinal || (this.config.lowerOrderFinal && count < 15) || this.config.finalSigmaType === 'zero');
+    const lowerOrderSecond = idx === count - 2 && this.config.lowerOrderFinal && count < 15;
 
     // 1. convert the model output to the x0 prediction dpmsolver++ works with
-    const x0 = convertToX0(this.predictionType, modelOutput, sample, this.sigmas[idx]);
-    clipOrThreshold(x0, this.threshold, ctx.shape[0] ?? 1);
-    this.modelOutputs.shift();
-    this.modelOutputs.push(x0);
+    const x0 = convertToX0(this.config.predictionType, modelOutput, sample, this.sigmas[idx]);
+    clipOrThreshold(x0, this.config.threshold, ctx.shape[0] ?? 1);
+    this.state.remember(x0);
 
     // 2. the SDE variant draws its noise here, once per step
     const noise = this.algorithm === 'sde-dpmsolver++' ? drawNoise(this.name, ctx, sample.length) : null;
 
     // 3. multistep update of the chosen order
     let prevSample: Float32Array;
-    if (this.solverOrder === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) {
+    if (this.config.solverOrder === 1 || this.state.lowerOrderNums < 1 || lowerOrderFinal) {
       prevSample = this.firstOrderUpdate(x0, sample, idx, noise);
-    } else if (this.solverOrder === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) {
+    } else if (this.config.solverOrder === 2 || this.state.lowerOrderNums < 2 || lowerOrderSecond) {
       prevSample = this.secondOrderUpdate(sample, idx, noise);
     } else {
       prevSample = this.thirdOrderUpdate(sample, idx);
     }
-    if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
-    this.steps.advance();
+    this.state.advance();
     return { prevSample };
   }
 
@@ -154,8 +113,8 @@ export class DpmSolverMultistepScheduler implements Scheduler {
   }
 
   private secondOrderUpdate(sample: Float32Array, idx: number, noise: Float32Array | null): Float32Array {
-    const m0 = this.modelOutputs[this.solverOrder - 1] as Float32Array;
-    const m1 = this.modelOutputs[this.solverOrder - 2] as Float32Array;
+    const m0 = this.state.modelOutputs[this.config.solverOrder - 1] as Float32Array;
+    const m1 = this.state.modelOutputs[this.config.solverOrder - 2] as Float32Array;
     const t = alphaSigmaFromSigma(this.sigmas[idx + 1]);
     const s0 = alphaSigmaFromSigma(this.sigmas[idx]);
     const s1 = alphaSigmaFromSigma(this.sigmas[idx - 1]);
@@ -187,7 +146,7 @@ export class DpmSolverMultistepScheduler implements Scheduler {
   }
 
   private thirdOrderUpdate(sample: Float32Array, idx: number): Float32Array {
-    const [m2, m1, m0] = this.modelOutputs as Float32Array[];
+    const [m2, m1, m0] = this.state.modelOutputs as Float32Array[];
     const t = alphaSigmaFromSigma(this.sigmas[idx + 1]);
     const s0 = alphaSigmaFromSigma(this.sigmas[idx]);
     const s1 = alphaSigmaFromSigma(this.sigmas[idx - 1]);
@@ -209,7 +168,6 @@ export class DpmSolverMultistepScheduler implements Scheduler {
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    assertSameLength(originalSamples, noise, `${this.name} addNoise`);
-    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
+    return this.state.addNoise(originalSamples, noise, timestep);
   }
 }

@@ -3,16 +3,24 @@
 // whole interval with the slope evaluated at the midpoint; the last interval (down to 0) is a plain Euler step.
 
 import { buildKdpm2Schedule, scaleBySigmaFloat32 } from './kdpm2-schedule.ts';
-import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import { assertSameLength } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { readAlphasCumprod, readBoolean, readChoice, readSpacing } from './scheduler-config.ts';
-import { addNoiseSigma, initNoiseSigmaFor, rejectUnsupportedSigmaOptions, trainingSigmaSchedule } from './sigma-schedule.ts';
-import { StepIndexTracker } from './step-index.ts';
+import { readSigmaConfig, type SigmaConfig, SigmaSteps } from './sigma-steps.ts';
 
 const f32 = Math.fround;
 
 /** diffusers' KDPM2 classes default to the original linear betas over beta_start/end 0.00085 / 0.012. */
 export const KDPM2_BETAS = { betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'linear' };
+
+/** The config both KDPM2 classes read: their own default betas, epsilon or v-prediction (diffusers refuses "sample"). */
+export function readKdpm2Config(config: SchedulerConfig, name: string): SigmaConfig<'epsilon' | 'v_prediction'> {
+  return readSigmaConfig(config, name, {
+    betas: KDPM2_BETAS,
+    hasRescaleZeroSnr: false,
+    predictionTypes: ['epsilon', 'v_prediction'] as const,
+    rejectUnsupported: true,
+  });
+}
 
 /** x0 = sample - sigma * eps (or the v-prediction form), each op in float32 as torch does it. */
 export function kdpm2PredictOriginal(
@@ -34,17 +42,9 @@ export function kdpm2PredictOriginal(
 
 export class Dpm2Scheduler implements Scheduler {
   readonly order = 2;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array;
-  initNoiseSigma: number;
-
+  private readonly config;
+  private readonly state: SigmaSteps;
   private sigmasInterpol: Float64Array = new Float64Array(0);
-  private readonly trainSigmas: Float64Array;
-  private readonly predictionType;
-  private readonly spacing;
-  private readonly stepsOffset: number;
-  private readonly useKarras: boolean;
-  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
   /** The sample at the start of the interval, kept between the two evaluations (diffusers' self.sample). */
   private firstSample: Float32Array | null = null;
 
@@ -52,38 +52,40 @@ export class Dpm2Scheduler implements Scheduler {
     config: SchedulerConfig,
     readonly name: string = 'dpm2',
   ) {
-    rejectUnsupportedSigmaOptions(config, name);
-    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { betas: KDPM2_BETAS, hasRescaleZeroSnr: false }).alphasCumprod);
-    // diffusers' KDPM2 raises NotImplementedError for "sample".
-    this.predictionType = readChoice(config, 'prediction_type', ['epsilon', 'v_prediction'] as const, 'epsilon');
-    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
-    this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
-    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
-    this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
+    this.config = readKdpm2Config(config, name);
+    this.state = new SigmaSteps(name, this.config.trainSigmas, this.config.spacing);
+  }
+
+  get timesteps(): Float64Array {
+    return this.state.timesteps;
+  }
+  get sigmas(): Float64Array {
+    return this.state.sigmas;
+  }
+  get initNoiseSigma(): number {
+    return this.state.initNoiseSigma;
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.trainSigmas.length);
-    const s = buildKdpm2Schedule(this.trainSigmas, numInferenceSteps, {
-      spacing: this.spacing,
-      stepsOffset: this.stepsOffset,
-      useKarrasSigmas: this.useKarras,
-      ancestral: false,
+    this.state.set(numInferenceSteps, (n) => {
+      const s = buildKdpm2Schedule(this.config.trainSigmas, n, {
+        spacing: this.config.spacing,
+        stepsOffset: this.config.stepsOffset,
+        useKarrasSigmas: this.config.useKarrasSigmas,
+        ancestral: false,
+      });
+      this.sigmasInterpol = s.sigmasInterpol;
+      return s;
     });
-    this.timesteps = s.timesteps;
-    this.sigmas = s.sigmas;
-    this.sigmasInterpol = s.sigmasInterpol;
-    this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
     this.firstSample = null;
-    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.steps.setBeginIndex(beginIndex);
+    this.state.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const idx = this.steps.index(this.timesteps, timestep);
+    const idx = this.state.index(timestep);
     const sigma = this.firstSample === null ? this.sigmas[idx] : this.sigmasInterpol[idx];
     return scaleBySigmaFloat32(sample, sigma);
   }
@@ -91,7 +93,7 @@ export class Dpm2Scheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, `${this.name} step`);
     if (this.timesteps.length === 0) throw new Error(`${this.name}: call setTimesteps before step`);
-    const idx = this.steps.index(this.timesteps, timestep);
+    const idx = this.state.index(timestep);
     if (idx >= this.timesteps.length)
       throw new Error(`${this.name}: step ${idx} is past the last timestep (${this.timesteps.length} entries)`);
     const firstOrder = this.firstSample === null;
@@ -100,7 +102,12 @@ export class Dpm2Scheduler implements Scheduler {
     const sigmaInterpol = firstOrder ? this.sigmasInterpol[idx + 1] : this.sigmasInterpol[idx];
     const sigmaNext = firstOrder ? this.sigmas[idx + 1] : this.sigmas[idx];
     // 2. compute predicted original sample (x_0) at the sigma the model was evaluated at
-    const predOriginal = kdpm2PredictOriginal(this.predictionType, modelOutput, sample, firstOrder ? sigma : sigmaInterpol);
+    const predOriginal = kdpm2PredictOriginal(
+      this.config.predictionType,
+      modelOutput,
+      sample,
+      firstOrder ? sigma : sigmaInterpol,
+    );
     // 3. first evaluation: Euler step to the midpoint; second: the midpoint slope over the whole interval
     const slopeSigma = firstOrder ? sigma : sigmaInterpol;
     const dt = f32(firstOrder ? sigmaInterpol - sigma : sigmaNext - sigma);
@@ -112,12 +119,11 @@ export class Dpm2Scheduler implements Scheduler {
     }
     // a copy: the caller may reuse its sample buffer before the second evaluation
     this.firstSample = firstOrder ? sample.slice() : null;
-    this.steps.advance();
+    this.state.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    assertSameLength(originalSamples, noise, `${this.name} addNoise`);
-    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
+    return this.state.addNoise(originalSamples, noise, timestep);
   }
 }

@@ -1,75 +1,68 @@
 // Euler ancestral (k-diffusion's sample_euler_ancestral) as diffusers' EulerAncestralDiscreteScheduler: an Euler
 // step down to sigma_down, then fresh noise of size sigma_up drawn from the generator every step.
 
-import { assertSameLength, checkSteps, drawNoise, trainingSigmas } from './schedule.ts';
+import { assertSameLength, drawNoise } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { readAlphasCumprod, readChoice, readSpacing } from './scheduler-config.ts';
-import {
-  addNoiseSigma,
-  buildSigmaSchedule,
-  initNoiseSigmaFor,
-  predictOriginal,
-  scaleBySigma,
-  trainingSigmaSchedule,
-} from './sigma-schedule.ts';
-import { StepIndexTracker } from './step-index.ts';
+import { buildSigmaSchedule, predictOriginal } from './sigma-schedule.ts';
+import { readSigmaConfig, SigmaSteps } from './sigma-steps.ts';
 
 export class EulerAncestralScheduler implements Scheduler {
   readonly name = 'euler_a';
   readonly order = 1;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array;
-  initNoiseSigma: number;
-
-  private readonly trainSigmas: Float64Array;
-  private readonly predictionType;
-  private readonly spacing;
-  private readonly stepsOffset: number;
-  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
+  private readonly config;
+  private readonly state: SigmaSteps;
 
   constructor(config: SchedulerConfig) {
-    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true }).alphasCumprod);
-    // diffusers' EulerAncestral has no "sample" prediction.
-    this.predictionType = readChoice(config, 'prediction_type', ['epsilon', 'v_prediction'] as const, 'epsilon');
-    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
-    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
-    this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
+    // diffusers' EulerAncestral has no "sample" prediction, no Karras sigmas and no sigma variants to refuse.
+    this.config = readSigmaConfig(config, 'euler_a', {
+      hasRescaleZeroSnr: true,
+      predictionTypes: ['epsilon', 'v_prediction'] as const,
+      rejectUnsupported: false,
+    });
+    this.state = new SigmaSteps(this.name, this.config.trainSigmas, this.config.spacing);
+  }
+
+  get timesteps(): Float64Array {
+    return this.state.timesteps;
+  }
+  get sigmas(): Float64Array {
+    return this.state.sigmas;
+  }
+  get initNoiseSigma(): number {
+    return this.state.initNoiseSigma;
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.trainSigmas.length);
-    const s = buildSigmaSchedule(this.trainSigmas, numInferenceSteps, {
-      spacing: this.spacing,
-      stepsOffset: this.stepsOffset,
-      float32Linspace: true,
-      useKarrasSigmas: false,
-      finalSigmaType: 'zero',
-    });
-    this.timesteps = s.timesteps;
-    this.sigmas = s.sigmas;
-    this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
-    this.steps.reset();
+    this.state.set(numInferenceSteps, (n) =>
+      buildSigmaSchedule(this.config.trainSigmas, n, {
+        spacing: this.config.spacing,
+        stepsOffset: this.config.stepsOffset,
+        float32Linspace: true,
+        useKarrasSigmas: false,
+        finalSigmaType: 'zero',
+      }),
+    );
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.steps.setBeginIndex(beginIndex);
+    this.state.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return scaleBySigma(sample, this.sigmas[this.steps.index(this.timesteps, timestep)]);
+    return this.state.scaleModelInput(sample, timestep);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'euler_a step');
-    const idx = this.steps.index(this.timesteps, timestep);
-    if (idx + 1 >= this.sigmas.length)
-      throw new Error(`euler_a: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
-    const sigma = this.sigmas[idx];
+    const { sigmas, timesteps } = this.state;
+    const idx = this.state.index(timestep);
+    if (idx + 1 >= sigmas.length) throw new Error(`euler_a: step ${idx} is past the last timestep (${timesteps.length} steps)`);
+    const sigma = sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-    const predOriginal = predictOriginal(this.predictionType, modelOutput, sample, sigma);
+    const predOriginal = predictOriginal(this.config.predictionType, modelOutput, sample, sigma);
     // 2. split the step into a deterministic part (to sigma_down) and fresh noise (sigma_up)
     const sigmaFrom = sigma;
-    const sigmaTo = this.sigmas[idx + 1];
+    const sigmaTo = sigmas[idx + 1];
     const sigmaUp = Math.sqrt((sigmaTo ** 2 * (sigmaFrom ** 2 - sigmaTo ** 2)) / sigmaFrom ** 2);
     const sigmaDown = Math.sqrt(sigmaTo ** 2 - sigmaUp ** 2);
     const dt = sigmaDown - sigma;
@@ -78,12 +71,11 @@ export class EulerAncestralScheduler implements Scheduler {
     for (let i = 0; i < sample.length; i++) prevSample[i] = sample[i] + ((sample[i] - predOriginal[i]) / sigma) * dt;
     const noise = drawNoise(this.name, ctx, sample.length);
     for (let i = 0; i < sample.length; i++) prevSample[i] += noise[i] * sigmaUp;
-    this.steps.advance();
+    this.state.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    assertSameLength(originalSamples, noise, 'euler_a addNoise');
-    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
+    return this.state.addNoise(originalSamples, noise, timestep);
   }
 }

@@ -1,19 +1,10 @@
 // Linear multistep (k-diffusion's sample_lms) as diffusers' LMSDiscreteScheduler: up to 4 past derivatives combined
 // with coefficients that integrate the Lagrange basis over each sigma interval.
 
-import { assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import { assertSameLength } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readSpacing } from './scheduler-config.ts';
-import {
-  addNoiseSigma,
-  buildSigmaSchedule,
-  initNoiseSigmaFor,
-  predictOriginal,
-  rejectUnsupportedSigmaOptions,
-  scaleBySigma,
-  trainingSigmaSchedule,
-} from './sigma-schedule.ts';
-import { StepIndexTracker } from './step-index.ts';
+import { buildSigmaSchedule, predictOriginal } from './sigma-schedule.ts';
+import { readSigmaConfig, SigmaSteps } from './sigma-steps.ts';
 
 /** diffusers' step() default order. */
 const LMS_ORDER = 4;
@@ -35,51 +26,45 @@ export function integratePolynomial(f: (x: number) => number, a: number, b: numb
 export class LmsScheduler implements Scheduler {
   readonly name = 'lms';
   readonly order = 1;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array;
-  initNoiseSigma: number;
-
-  private readonly trainSigmas: Float64Array;
-  private readonly predictionType;
-  private readonly spacing;
-  private readonly stepsOffset: number;
-  private readonly useKarras: boolean;
+  private readonly config;
+  private readonly state: SigmaSteps;
   private derivatives: Float64Array[] = [];
-  private readonly steps = new StepIndexTracker({ float32Timestep: true, fallbackToLast: false });
 
   constructor(config: SchedulerConfig) {
-    rejectUnsupportedSigmaOptions(config, 'lms');
-    this.trainSigmas = trainingSigmas(readAlphasCumprod(config, { hasRescaleZeroSnr: false }).alphasCumprod);
-    this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
-    this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
-    this.sigmas = trainingSigmaSchedule(this.trainSigmas);
-    this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
+    this.config = readSigmaConfig(config, 'lms', { hasRescaleZeroSnr: false, rejectUnsupported: true });
+    this.state = new SigmaSteps(this.name, this.config.trainSigmas, this.config.spacing);
+  }
+
+  get timesteps(): Float64Array {
+    return this.state.timesteps;
+  }
+  get sigmas(): Float64Array {
+    return this.state.sigmas;
+  }
+  get initNoiseSigma(): number {
+    return this.state.initNoiseSigma;
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.trainSigmas.length);
-    const s = buildSigmaSchedule(this.trainSigmas, numInferenceSteps, {
-      spacing: this.spacing,
-      stepsOffset: this.stepsOffset,
-      // diffusers (v0.22 through v0.35, so v0.31 too) builds LMS linspace timesteps with dtype=np.float32, like Euler.
-      float32Linspace: true,
-      useKarrasSigmas: this.useKarras,
-      finalSigmaType: 'zero',
-    });
-    this.timesteps = s.timesteps;
-    this.sigmas = s.sigmas;
-    this.initNoiseSigma = initNoiseSigmaFor(this.sigmas, this.spacing);
+    this.state.set(numInferenceSteps, (n) =>
+      buildSigmaSchedule(this.config.trainSigmas, n, {
+        spacing: this.config.spacing,
+        stepsOffset: this.config.stepsOffset,
+        // diffusers (v0.22 through v0.35, so v0.31 too) builds LMS linspace timesteps with dtype=np.float32, like Euler.
+        float32Linspace: true,
+        useKarrasSigmas: this.config.useKarrasSigmas,
+        finalSigmaType: 'zero',
+      }),
+    );
     this.derivatives = [];
-    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.steps.setBeginIndex(beginIndex);
+    this.state.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return scaleBySigma(sample, this.sigmas[this.steps.index(this.timesteps, timestep)]);
+    return this.state.scaleModelInput(sample, timestep);
   }
 
   /** The LMS coefficient for the derivative `current` steps back: the Lagrange basis integrated over [s_t, s_t+1]. */
@@ -98,12 +83,12 @@ export class LmsScheduler implements Scheduler {
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'lms step');
-    const idx = this.steps.index(this.timesteps, timestep);
+    const idx = this.state.index(timestep);
     if (idx + 1 >= this.sigmas.length)
       throw new Error(`lms: step ${idx} is past the last timestep (${this.timesteps.length} steps)`);
     const sigma = this.sigmas[idx];
     // 1. compute predicted original sample (x_0) from sigma-scaled predicted noise
-    const predOriginal = predictOriginal(this.predictionType, modelOutput, sample, sigma);
+    const predOriginal = predictOriginal(this.config.predictionType, modelOutput, sample, sigma);
     // 2. convert to an ODE derivative
     const n = sample.length;
     const derivative = new Float64Array(n);
@@ -124,12 +109,11 @@ export class LmsScheduler implements Scheduler {
       for (let c = 0; c < terms; c++) acc += coeffs[c] * d[d.length - 1 - c][i];
       prevSample[i] = acc;
     }
-    this.steps.advance();
+    this.state.advance();
     return { prevSample, predOriginalSample: predOriginal };
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    assertSameLength(originalSamples, noise, 'lms addNoise');
-    return addNoiseSigma(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
+    return this.state.addNoise(originalSamples, noise, timestep);
   }
 }

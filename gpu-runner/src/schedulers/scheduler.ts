@@ -1,11 +1,9 @@
 // The one interface every scheduler implements (the diffusers SchedulerMixin surface, in TypeScript).
 // Tensors are flat row-major Float32Arrays of the latents' shape; the scheduler never sees a batch of CFG pairs.
 
-/** A source of standard-normal noise, drawn the way torch.randn draws it from one or more CPU generators. */
-export interface NoiseSource {
-  /** Draws a fresh tensor of this shape (the latents' shape, [batch, C, h, w]). */
-  randn(shape: readonly number[]): Float32Array;
-}
+import type { NoiseSource } from '../random/noise-source.ts';
+
+export type { NoiseSource };
 
 export interface StepContext {
   /** Shape of `sample` and `modelOutput`, e.g. [1, 4, 64, 64]. */

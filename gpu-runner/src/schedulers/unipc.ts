@@ -1,12 +1,11 @@
 // UniPC (Zhao et al. 2023) as diffusers' UniPCMultistepScheduler defaults: predict_x0, B(h) = bh2, solver_order 2,
 // lower_order_final; each step first corrects the previous step's result (UniC), then predicts the next (UniP).
 
-import { addNoiseSigmaVp, buildMultistepSchedule, convertToX0, lambdaOf } from './multistep.ts';
-import { alphaSigmaFromSigma, assertSameLength, checkSteps, trainingSigmas } from './schedule.ts';
+import { convertToX0, lambdaOf, type MultistepConfig, MultistepSteps, readMultistepConfig } from './multistep.ts';
+import { alphaSigmaFromSigma, assertSameLength } from './schedule.ts';
 import type { Scheduler, SchedulerConfig, StepContext, StepResult } from './scheduler.ts';
-import { PREDICTION_TYPES, readAlphasCumprod, readBoolean, readChoice, readInteger, readSpacing } from './scheduler-config.ts';
-import { StepIndexTracker } from './step-index.ts';
-import { clipOrThreshold, readThresholdConfig, type ThresholdConfig } from './thresholding.ts';
+import { readBoolean, readChoice } from './scheduler-config.ts';
+import { clipOrThreshold } from './thresholding.ts';
 
 /** Solves the small dense system A x = b (Gaussian elimination with partial pivoting). */
 export function solveLinear(a: number[][], b: number[]): number[] {
@@ -56,74 +55,43 @@ export class UniPcScheduler implements Scheduler {
   readonly name = 'unipc';
   readonly order = 1;
   readonly initNoiseSigma = 1;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array = new Float64Array(0);
-
-  private readonly trainSigmas: Float64Array;
-  private readonly numTrainTimesteps: number;
-  private readonly predictionType;
-  private readonly spacing;
-  private readonly stepsOffset: number;
-  private readonly solverOrder: number;
+  private readonly config: MultistepConfig;
+  private readonly state: MultistepSteps;
   private readonly bh1: boolean;
-  private readonly lowerOrderFinal: boolean;
   private readonly disableCorrector: number[];
-  private readonly useKarras: boolean;
-  private readonly finalSigmaType;
-  private readonly threshold: ThresholdConfig;
-  private modelOutputs: (Float32Array | null)[] = [];
-  private lowerOrderNums = 0;
   private lastSample: Float32Array | null = null;
   private thisOrder = 1;
-  private readonly steps = new StepIndexTracker({ float32Timestep: false, fallbackToLast: true });
 
   constructor(config: SchedulerConfig) {
-    const { numTrainTimesteps, alphasCumprod: ac } = readAlphasCumprod(config, { hasRescaleZeroSnr: true, clampZeroSnr: true });
-    this.numTrainTimesteps = numTrainTimesteps;
-    this.trainSigmas = trainingSigmas(ac);
-    this.predictionType = readChoice(config, 'prediction_type', PREDICTION_TYPES, 'epsilon');
-    ({ spacing: this.spacing, stepsOffset: this.stepsOffset } = readSpacing(config, 'linspace'));
-    this.solverOrder = readInteger(config, 'solver_order', 2, 1);
+    this.config = readMultistepConfig(config, 'unipc', ['use_exponential_sigmas', 'use_beta_sigmas']);
     if (!readBoolean(config, 'predict_x0', true)) throw new Error('scheduler unipc: config predict_x0=false is not supported');
     // diffusers maps the DPM-Solver names midpoint/heun/logrho to bh2.
     const solverType = readChoice(config, 'solver_type', ['bh1', 'bh2', 'midpoint', 'heun', 'logrho'] as const, 'bh2');
     this.bh1 = solverType === 'bh1';
-    this.lowerOrderFinal = readBoolean(config, 'lower_order_final', true);
     const dc = config.disable_corrector ?? [];
     if (!Array.isArray(dc) || !dc.every((x) => Number.isInteger(x))) {
       throw new Error(`scheduler config disable_corrector must be a list of step indices, got ${JSON.stringify(dc)}`);
     }
     this.disableCorrector = dc as number[];
     if (config.solver_p != null) throw new Error('scheduler unipc: config solver_p is not supported');
-    this.useKarras = readBoolean(config, 'use_karras_sigmas', false);
-    for (const key of ['use_exponential_sigmas', 'use_beta_sigmas']) {
-      if (readBoolean(config, key, false)) throw new Error(`scheduler unipc: config ${key}=true is not supported`);
-    }
-    this.finalSigmaType = readChoice(config, 'final_sigmas_type', ['zero', 'sigma_min'] as const, 'zero');
-    this.threshold = readThresholdConfig(config, { clipSample: false });
-    this.threshold.clipSample = false; // UniPC has thresholding only
+    this.state = new MultistepSteps(this.name, this.config);
+  }
+
+  get timesteps(): Float64Array {
+    return this.state.timesteps;
+  }
+  get sigmas(): Float64Array {
+    return this.state.sigmas;
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkSteps(numInferenceSteps, this.numTrainTimesteps);
-    const s = buildMultistepSchedule(this.trainSigmas, numInferenceSteps, {
-      spacing: this.spacing,
-      stepsOffset: this.stepsOffset,
-      last: this.numTrainTimesteps,
-      useKarrasSigmas: this.useKarras,
-      finalSigmaType: this.finalSigmaType,
-    });
-    this.sigmas = s.sigmas;
-    this.timesteps = s.timesteps;
-    this.modelOutputs = new Array(this.solverOrder).fill(null);
-    this.lowerOrderNums = 0;
+    this.state.set(numInferenceSteps, this.config.numTrainTimesteps);
     this.lastSample = null;
     this.thisOrder = 1;
-    this.steps.reset();
   }
 
   setBeginIndex(beginIndex: number): void {
-    this.steps.setBeginIndex(beginIndex);
+    this.state.setBeginIndex(beginIndex);
   }
 
   scaleModelInput(sample: Float32Array): Float32Array {
@@ -132,30 +100,29 @@ export class UniPcScheduler implements Scheduler {
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, ctx: StepContext): StepResult {
     assertSameLength(modelOutput, sample, 'unipc step');
-    if (this.timesteps.length === 0) throw new Error('unipc: call setTimesteps before step');
-    const idx = this.steps.index(this.timesteps, timestep);
+    const idx = this.state.index(timestep);
     const useCorrector = idx > 0 && !this.disableCorrector.includes(idx - 1) && this.lastSample !== null;
 
     // 1. convert the model output to x0
-    const x0 = convertToX0(this.predictionType, modelOutput, sample, this.sigmas[idx]);
-    clipOrThreshold(x0, this.threshold, ctx.shape[0] ?? 1);
+    const x0 = convertToX0(this.config.predictionType, modelOutput, sample, this.sigmas[idx]);
+    clipOrThreshold(x0, this.config.threshold, ctx.shape[0] ?? 1);
 
     // 2. UniC: correct the sample the previous step predicted, using this step's model output
     let current = sample;
     if (useCorrector) current = this.correct(x0, this.lastSample as Float32Array, sample, this.thisOrder, idx);
 
     // 3. shift the history and choose this step's order (warm-up and lower order at the end)
-    this.modelOutputs.shift();
-    this.modelOutputs.push(x0);
-    let order = this.lowerOrderFinal ? Math.min(this.solverOrder, this.timesteps.length - idx) : this.solverOrder;
-    order = Math.min(order, this.lowerOrderNums + 1);
+    this.state.remember(x0);
+    let order = this.config.lowerOrderFinal
+      ? Math.min(this.config.solverOrder, this.timesteps.length - idx)
+      : this.config.solverOrder;
+    order = Math.min(order, this.state.lowerOrderNums + 1);
     this.thisOrder = order;
     this.lastSample = current;
 
     // 4. UniP: predict the next sample
     const prevSample = this.predict(current, order, idx);
-    if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
-    this.steps.advance();
+    this.state.advance();
     return { prevSample };
   }
 
@@ -164,7 +131,7 @@ export class UniPcScheduler implements Scheduler {
    * the i-th older stored output pairs with sigmas[base - i].
    */
   private differences(rks: number[], d1s: Float32Array[], base: number, lambdaS0: number, h: number, order: number): void {
-    const m = this.modelOutputs;
+    const m = this.state.modelOutputs;
     const m0 = m[m.length - 1] as Float32Array;
     for (let i = 1; i < order; i++) {
       const mi = m[m.length - 1 - i] as Float32Array;
@@ -177,7 +144,7 @@ export class UniPcScheduler implements Scheduler {
 
   /** UniP with B(h): x_t from x_s0 and the stored x0 predictions (multistep_uni_p_bh_update). */
   private predict(x: Float32Array, order: number, idx: number): Float32Array {
-    const m = this.modelOutputs;
+    const m = this.state.modelOutputs;
     const m0 = m[m.length - 1] as Float32Array;
     const t = alphaSigmaFromSigma(this.sigmas[idx + 1]);
     const s0 = alphaSigmaFromSigma(this.sigmas[idx]);
@@ -216,7 +183,7 @@ export class UniPcScheduler implements Scheduler {
     order: number,
     idx: number,
   ): Float32Array {
-    const m = this.modelOutputs;
+    const m = this.state.modelOutputs;
     const m0 = m[m.length - 1] as Float32Array;
     const t = alphaSigmaFromSigma(this.sigmas[idx]);
     const s0 = alphaSigmaFromSigma(this.sigmas[idx - 1]);
@@ -242,7 +209,6 @@ export class UniPcScheduler implements Scheduler {
   }
 
   addNoise(originalSamples: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    assertSameLength(originalSamples, noise, 'unipc addNoise');
-    return addNoiseSigmaVp(originalSamples, noise, this.sigmas[this.steps.noiseIndex(this.timesteps, timestep)]);
+    return this.state.addNoise(originalSamples, noise, timestep);
   }
 }

@@ -1,26 +1,20 @@
-// The Cog HTTP API on Hono: routes, the Prefer header semantics, and the one place where domain errors become
-// status codes (onError: not ready 503, at capacity 409, invalid input 422, not found 404, unauthorized 401,
-// body too large 413, body not JSON 415).
+// The Cog HTTP API on Hono: routes, the Prefer header semantics, the parsing of a request into what the prediction
+// service takes, and the one place where errors become responses (onError: the shared DomainError's code decides
+// the status; anything else is a logged 500).
 
 import type { HttpBindings } from '@hono/node-server';
+import { DomainError } from '@sd/shared/domain-error';
+import { errorMessage, errorStack } from '@sd/shared/error-message';
+import { parsePrefer } from '@sd/shared/prefer';
 import { errorBody } from '@sd/shared/schemas/errors';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from 'pino';
+import type { PredictionRecord } from '../predictions/prediction-record.ts';
+import { parsePredictionRequest } from '../predictions/prediction-request.ts';
+import type { PredictionService } from '../predictions/prediction-service.ts';
 import { bearerAuth } from './bearer-auth.ts';
-import {
-  AtCapacityError,
-  InvalidInputError,
-  NotFoundError,
-  NotReadyError,
-  PayloadTooLargeError,
-  UnauthorizedError,
-  UnsupportedMediaTypeError,
-} from './domain-errors.ts';
 import { buildOpenApiDocument } from './openapi.ts';
-import type { PredictionRecord } from './prediction-record.ts';
-import type { PredictionService } from './prediction-service.ts';
 
 export interface AppOptions {
   apiToken?: string;
@@ -33,20 +27,6 @@ export interface AppOptions {
 /** How long an answer waits for the rest of a body it does not need (a client on a slow link sending megabytes). */
 const DRAIN_TIMEOUT_MS = 10_000;
 
-type Prefer = { mode: 'sync' } | { mode: 'async' } | { mode: 'wait'; seconds: number };
-
-/**
- * Cog: no Prefer = run to completion (200); `respond-async` = answer at once (202).
- * Replicate's client sends `wait[=N]` (its `wait` option): hold up to N seconds (default 60), answer 201.
- */
-function parsePrefer(header: string | undefined): Prefer {
-  const h = (header ?? '').toLowerCase();
-  if (/\brespond-async\b/.test(h)) return { mode: 'async' };
-  const wait = /\bwait(?:=(\d+))?\b/.exec(h);
-  if (wait) return { mode: 'wait', seconds: Math.min(Number(wait[1] ?? 60), 600) };
-  return { mode: 'sync' };
-}
-
 async function waitUpTo(record: PredictionRecord, seconds: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
@@ -58,10 +38,44 @@ async function waitUpTo(record: PredictionRecord, seconds: number): Promise<void
   clearTimeout(timer);
 }
 
+/** The request body as JSON. No Content-Type is tolerated; another type is refused with the fix named. */
+async function readJson(c: Context): Promise<unknown> {
+  // Bare curl -d sends a form type: it is refused, naming the header to send.
+  const type = c.req.header('content-type');
+  if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type.trim())) {
+    const message = `Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 100))}`;
+    throw new DomainError('unsupported_media_type', message, [{ field: 'Content-Type', message }]);
+  }
+  const text = await c.req.text();
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new DomainError('invalid_input', `request body is not valid JSON: ${errorMessage(err)}`, [
+      { field: '(body)', message: 'request body is not valid JSON' },
+    ]);
+  }
+}
+
 export function createApp(service: PredictionService, options: AppOptions, log: Logger): Hono {
   const app = new Hono();
-  const openapi = buildOpenApiDocument();
+  useTransportMiddleware(app, options, log);
+  app.onError(function errorToResponse(err, c) {
+    if (err instanceof DomainError) {
+      for (const [name, value] of Object.entries(err.headers ?? {})) c.header(name, value);
+      return c.json(err.body(), err.status);
+    }
+    log.error({ err: errorStack(err), path: c.req.path }, 'unhandled error');
+    return c.json(errorBody(500, 'internal_error', 'internal error'), 500);
+  });
+  app.notFound((c) => c.json(errorBody(404, 'not_found', `no route ${c.req.method} ${c.req.path}`), 404));
+  registerHealthRoutes(app, service);
+  registerPredictionRoutes(app, service, options);
+  return app;
+}
 
+/** Body draining, request logs, the bearer token and the body cap, outermost first. */
+function useTransportMiddleware(app: Hono, options: AppOptions, log: Logger): void {
   // Outermost: whatever the answer (a 401 before the body was looked at, a 404, 413, 415 or 422), the rest of the
   // body is read (bounded) before it goes out. A server that answers and closes with unread bytes makes the kernel
   // reset the connection, and a client still sending sees the reset instead of the status.
@@ -78,16 +92,8 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     const started = performance.now();
     await next();
     const id = c.req.path.match(/^\/predictions\/([^/]+)/)?.[1];
-    log.debug(
-      {
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ms: Math.round(performance.now() - started),
-        ...(id ? { prediction_id: id } : {}),
-      },
-      'request',
-    );
+    const fields = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) };
+    log.debug({ ...fields, ...(id ? { prediction_id: id } : {}) }, 'request');
   });
   app.use(bearerAuth(options.apiToken));
   app.use(
@@ -95,70 +101,38 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
       maxSize: options.maxRequestBytes,
       onError: (c) => {
         const declared = c.req.header('content-length');
-        throw new PayloadTooLargeError(
-          `request body must be at most ${options.maxRequestBytes} bytes (MAX_REQUEST_BYTES), got ${declared ?? 'more'}`,
-        );
+        const message = `request body must be at most ${options.maxRequestBytes} bytes (MAX_REQUEST_BYTES), got ${declared ?? 'more'}`;
+        throw new DomainError('payload_too_large', message, [{ field: '(body)', message }]);
       },
     }),
   );
+}
 
-  app.onError(function domainErrorToResponse(err, c) {
-    const reply = (status: ContentfulStatusCode, code: string, issues?: InvalidInputError['issues']) =>
-      c.json(errorBody(status, code, err.message, issues), status);
-    if (err instanceof InvalidInputError) return reply(422, 'invalid_input', err.issues);
-    if (err instanceof AtCapacityError) return reply(409, 'conflict');
-    if (err instanceof NotReadyError) return reply(503, 'not_ready');
-    if (err instanceof NotFoundError) return reply(404, 'not_found');
-    if (err instanceof PayloadTooLargeError) return reply(413, 'payload_too_large', [{ field: '(body)', message: err.message }]);
-    if (err instanceof UnsupportedMediaTypeError)
-      return reply(415, 'unsupported_media_type', [{ field: 'Content-Type', message: err.message }]);
-    if (err instanceof UnauthorizedError) {
-      c.header('WWW-Authenticate', 'Bearer');
-      return reply(401, 'unauthorized');
-    }
-    log.error({ err: err.stack, path: c.req.path }, 'unhandled error');
-    return c.json(errorBody(500, 'internal_error', 'internal error'), 500);
-  });
-  app.notFound((c) => c.json(errorBody(404, 'not_found', `no route ${c.req.method} ${c.req.path}`), 404));
-
+function registerHealthRoutes(app: Hono, service: PredictionService): void {
+  const openapi = buildOpenApiDocument();
   app.get('/', (c) => c.json({ docs_url: '/docs', openapi_url: '/openapi.json' }));
   app.get('/health-check', (c) => c.json(service.health()));
   // Readiness for orchestrators (Docker HEALTHCHECK, load balancers): 200 only while predictions can be served or
   // are being served; Cog's /health-check answers 200 in every state, which a probe cannot tell apart.
   app.get('/ready', (c) => {
     const { status } = service.health();
-    return c.json(
-      { status, ready: status === 'READY' || status === 'BUSY' },
-      status === 'READY' || status === 'BUSY' ? 200 : 503,
-    );
+    const ready = status === 'READY' || status === 'BUSY';
+    return c.json({ status, ready }, ready ? 200 : 503);
   });
   app.get('/openapi.json', (c) => c.json(openapi));
+}
 
-  async function readJson(c: Context): Promise<unknown> {
-    // No Content-Type is tolerated (bare curl -d sends a form type, though, and that is refused with the fix named).
-    const type = c.req.header('content-type');
-    if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type.trim())) {
-      throw new UnsupportedMediaTypeError(`Content-Type must be application/json, got ${JSON.stringify(type.slice(0, 100))}`);
-    }
-    const text = await c.req.text();
-    if (!text.trim()) return {};
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new InvalidInputError(`request body is not valid JSON: ${(err as Error).message}`, [
-        { field: '(body)', message: 'request body is not valid JSON' },
-      ]);
-    }
-  }
-
+function registerPredictionRoutes(app: Hono, service: PredictionService, options: AppOptions): void {
   const create = (idempotent: boolean) =>
     async function createPrediction(c: Context) {
-      const body = await readJson(c);
-      const { record, created } = service.submit(body, idempotent ? c.req.param('id') : undefined);
+      const request = parsePredictionRequest(await readJson(c), idempotent ? c.req.param('id') : undefined);
+      const { record, created } = service.submit(request);
+      // Cog: no Prefer = run to completion (200); respond-async = answer at once (202). Replicate's client sends
+      // wait[=N] (its `wait` option): hold up to N seconds, answer 201.
       const prefer = parsePrefer(c.req.header('prefer'));
-      if (prefer.mode === 'async') return c.json(record.snapshot(), 202);
-      if (prefer.mode === 'wait') {
-        await waitUpTo(record, prefer.seconds);
+      if (prefer.respondAsync) return c.json(record.snapshot(), 202);
+      if (prefer.waitSeconds !== null) {
+        await waitUpTo(record, prefer.waitSeconds);
         return c.json(record.snapshot(), created ? 201 : 200);
       }
       return c.json(await record.finished, 200);
@@ -171,7 +145,6 @@ export function createApp(service: PredictionService, options: AppOptions, log: 
     options.onShutdown();
     return c.json({ status: 'shutting down' });
   });
-  return app;
 }
 
 /**

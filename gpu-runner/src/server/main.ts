@@ -3,14 +3,14 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import pino from 'pino';
+import { loadConfig } from '../config.ts';
 import { LeaseAgent } from '../fleet/lease-agent.ts';
+import { PredictionService } from '../predictions/prediction-service.ts';
+import { DEFAULT_WEBHOOK_SETTINGS } from '../predictions/webhook-sender.ts';
+import { SdPredictor } from '../predictor/sd-predictor.ts';
 import { DataUrlStorage, type OutputStorage } from '../storage/output-storage.ts';
 import { S3Storage } from '../storage/s3-storage.ts';
 import { createApp } from './app.ts';
-import { loadConfig } from './config.ts';
-import { PredictionService } from './prediction-service.ts';
-import { SdPredictor } from './sd-predictor.ts';
-import { DEFAULT_WEBHOOK_SETTINGS } from './webhook-sender.ts';
 
 const config = loadConfig();
 // Synchronous writes: the last lines before process.exit must not be lost.
@@ -30,6 +30,7 @@ const predictor = new SdPredictor({
   allowSpinning: config.allowSpinning,
   inputFetchTimeoutMs: config.inputFetchTimeoutMs,
   allowPrivateImageUrls: config.allowPrivateImageUrls,
+  ownOutputs: storage,
 });
 const service = new PredictionService(
   predictor,

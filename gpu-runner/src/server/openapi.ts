@@ -55,7 +55,7 @@ export function buildOpenApiDocument(title = 'sd-gpu-runner'): JsonObject {
         post: {
           summary: 'Predict',
           description:
-            'Without Prefer: runs to completion (200). Prefer: respond-async answers at once (202). Prefer: wait=N holds up to N seconds (201).',
+            'Without Prefer: runs to completion (200). Prefer: respond-async answers at once (202). Prefer: wait=N holds up to N seconds, at most 60 (201).',
           parameters: [{ name: 'prefer', in: 'header', required: false, schema: { type: 'string' } }],
           requestBody,
           responses: {

@@ -2,11 +2,11 @@
 // setup and prediction the test releases by hand (the model itself is not what is under test).
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { PredictionService } from '../predictions/prediction-service.ts';
+import { DEFAULT_WEBHOOK_SETTINGS } from '../predictions/webhook-sender.ts';
+import type { Predictor } from '../predictor/predictor.ts';
 import { DataUrlStorage } from '../storage/output-storage.ts';
 import { createApp } from './app.ts';
-import { PredictionService } from './prediction-service.ts';
-import type { Predictor } from './predictor.ts';
-import { DEFAULT_WEBHOOK_SETTINGS } from './webhook-sender.ts';
 
 function gate() {
   let open!: () => void;

@@ -16,6 +16,13 @@ export interface OutputStorage {
    * verifiably stored; rejects with a message naming the key and the cause otherwise.
    */
   storeOutputs(predictionId: string, objects: readonly StoredObject[], signal?: AbortSignal): Promise<string[]>;
+  /**
+   * The key of one of this storage's own outputs when `url` is the URL it handed out for it (public or presigned),
+   * else null: such an input is read back through the storage, never fetched over the network.
+   */
+  ownOutputKey(url: URL): string | null;
+  /** Reads one of its own outputs (a key from ownOutputKey); refuses more than maxBytes. */
+  readOutput(key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
 export class DataUrlStorage implements OutputStorage {
@@ -24,6 +31,22 @@ export class DataUrlStorage implements OutputStorage {
   async storeOutputs(_id: string, objects: readonly StoredObject[]): Promise<string[]> {
     return objects.map((o) => `data:${o.contentType};base64,${bytesToBase64(o.bytes)}`);
   }
+
+  /** Data URLs are inputs already: nothing to recognise. */
+  ownOutputKey(): null {
+    return null;
+  }
+
+  async readOutput(key: string): Promise<Uint8Array> {
+    throw new Error(`no bucket is configured to read ${key} from`);
+  }
+}
+
+/** What outputKey makes, and nothing else: only outputs are read back, never another object of the bucket. */
+const OUTPUT_KEY = /^predictions\/[A-Za-z0-9_-]{1,128}\/\d{1,3}\.(?:png|webp|jpg)$/;
+
+export function isOutputKey(key: string): boolean {
+  return OUTPUT_KEY.test(key);
 }
 
 /** predictions/{id}/{index}.{ext}: one prefix per prediction, so a lifecycle rule or a listing finds all outputs. */

@@ -1,9 +1,10 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { errorMessage } from '@sd/shared/error-message';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3rverHandle, startS3rver } from '../../../scripts/stack/s3rver-process.ts';
-import type { S3Config } from '../server/config.ts';
+import type { S3Config } from './s3-config.ts';
 import { S3Storage } from './s3-storage.ts';
 
 /**
@@ -113,11 +114,11 @@ describe('S3Storage against s3rver', () => {
       const storage = new S3Storage({ ...config, endpoint: proxy.endpoint, timeoutMs: 500 }, (m) => logs.push(m));
       const started = Date.now();
       const err = await storage.storeOutputs('late', [object(5000), object(6000)]).catch((e: Error) => e);
-      expect((err as Error).message).toMatch(
+      expect(errorMessage(err)).toMatch(
         /^storing output predictions\/late\/[01]\.png in s3:\/\/bucket-a failed after 1 attempt\(s\) in \d+ ms \(limit S3_TIMEOUT_MS=500\): timed out$/,
       );
       // The caller's error names no endpoint; the runner's own log does.
-      expect((err as Error).message).not.toContain('127.0.0.1');
+      expect(errorMessage(err)).not.toContain('127.0.0.1');
       expect(logs.join('\n')).toContain(proxy.endpoint);
       expect(Date.now() - started).toBeLessThan(500 + 10_000);
       // Long enough for any held-back PUT to have completed at s3rver.
@@ -142,6 +143,29 @@ describe('S3Storage against s3rver', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('recognises the URLs of its own outputs (presigned or public) and reads them back; nothing else of the bucket', async () => {
+    const storage = new S3Storage(config);
+    const [url] = await storage.storeOutputs('own1', [object(300)]);
+    const key = storage.ownOutputKey(new URL(url));
+    expect(key).toBe('predictions/own1/0.png');
+    expect(Buffer.from(await storage.readOutput(key as string, 1000)).equals(Buffer.from(object(300).bytes))).toBe(true);
+    await expect(storage.readOutput(key as string, 100)).rejects.toThrow(
+      'output predictions/own1/0.png must be at most 100 bytes, got 300',
+    );
+    // Not an output key, another bucket, another host or port: not its own.
+    expect(storage.ownOutputKey(new URL(`${s3.endpoint}/bucket-a/secrets/config.json`))).toBeNull();
+    expect(storage.ownOutputKey(new URL(`${s3.endpoint}/bucket-b/predictions/own1/0.png`))).toBeNull();
+    expect(storage.ownOutputKey(new URL('http://127.0.0.1:1/bucket-a/predictions/own1/0.png'))).toBeNull();
+    const publicBase = new S3Storage({ ...config, publicBaseUrl: 'https://cdn.example/out' });
+    expect(publicBase.ownOutputKey(new URL('https://cdn.example/out/predictions/p2/1.webp'))).toBe('predictions/p2/1.webp');
+    expect(publicBase.ownOutputKey(new URL('https://cdn.example/elsewhere/predictions/p2/1.webp'))).toBeNull();
+    const aws = new S3Storage({ ...config, endpoint: undefined, forcePathStyle: false });
+    expect(aws.ownOutputKey(new URL('https://bucket-a.s3.us-east-1.amazonaws.com/predictions/p3/0.jpg?X-Amz-Signature=x'))).toBe(
+      'predictions/p3/0.jpg',
+    );
+    expect(aws.ownOutputKey(new URL('https://other.s3.us-east-1.amazonaws.com/predictions/p3/0.jpg'))).toBeNull();
   });
 
   it('fails at once on a missing bucket (not retryable), naming the key', async () => {

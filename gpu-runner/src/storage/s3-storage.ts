@@ -2,11 +2,18 @@
 // parallel; each PUT is confirmed (its ETag against the Content-MD5 sent, else a HEAD) before any URL is handed out,
 // retried with backoff, and bounded in total time. A prediction whose upload fails leaves no object behind.
 import { createHash } from 'node:crypto';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { sleep, withBackoff } from '../server/backoff.ts';
-import type { S3Config } from '../server/config.ts';
-import { type OutputStorage, outputKey, type StoredObject } from './output-storage.ts';
+import { sleep, withBackoff } from '../retry/backoff.ts';
+import { isOutputKey, type OutputStorage, outputKey, type StoredObject } from './output-storage.ts';
+import type { S3Config } from './s3-config.ts';
 
 /** Outputs never change once written (one key per prediction and index). */
 const CACHE_CONTROL = 'public, max-age=31536000, immutable';
@@ -186,6 +193,53 @@ export class S3Storage implements OutputStorage {
       }
     }
     this.log(`outputs of a failed upload keep coming back: ${pending.join(', ')}`);
+  }
+
+  ownOutputKey(url: URL): string | null {
+    const path = this.pathInBucket(url);
+    if (path === null) return null;
+    let key: string;
+    try {
+      key = decodeURIComponent(path);
+    } catch {
+      return null;
+    }
+    return isOutputKey(key) ? key : null;
+  }
+
+  /** The object path a URL names in this bucket (public base, path-style or virtual-hosted), or null. */
+  private pathInBucket(url: URL): string | null {
+    const { bucket, endpoint, region, forcePathStyle, publicBaseUrl } = this.config;
+    const target = `${url.origin}${url.pathname}`;
+    if (publicBaseUrl && target.startsWith(`${publicBaseUrl}/`)) return target.slice(publicBaseUrl.length + 1);
+    const base = endpoint ? new URL(endpoint) : new URL(`https://s3.${region}.amazonaws.com`);
+    const sameScheme = url.protocol === base.protocol;
+    if (sameScheme && url.host === base.host && url.pathname.startsWith(`/${bucket}/`)) {
+      return url.pathname.slice(bucket.length + 2);
+    }
+    const virtualHosts =
+      forcePathStyle && endpoint ? [] : [`${bucket}.${base.host}`, ...(endpoint ? [] : [`${bucket}.s3.amazonaws.com`])];
+    if (sameScheme && virtualHosts.includes(url.host)) return url.pathname.slice(1);
+    return null;
+  }
+
+  async readOutput(key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (!isOutputKey(key)) throw new StorageError(`${key} is not an output of this runner`);
+    const abortSignal = AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), ...(signal ? [signal] : [])]);
+    let object: GetObjectCommandOutput;
+    try {
+      object = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), { abortSignal });
+    } catch (err) {
+      this.log(`reading ${key} from s3://${this.config.bucket} failed: ${describe(err)}`);
+      throw new StorageError(`output ${key} could not be read from s3://${this.config.bucket}: ${describeSafely(err)}`);
+    }
+    if ((object.ContentLength ?? 0) > maxBytes) {
+      await object.Body?.transformToWebStream().cancel();
+      throw new StorageError(`output ${key} must be at most ${maxBytes} bytes, got ${object.ContentLength}`);
+    }
+    const bytes = await object.Body?.transformToByteArray();
+    if (!bytes) throw new StorageError(`output ${key} has no body`);
+    return bytes;
   }
 
   private async urlFor(key: string): Promise<string> {

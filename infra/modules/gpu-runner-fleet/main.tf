@@ -14,7 +14,7 @@ locals {
   # The edge publishes Backlog/Waiting/Running with one dimension, Model = "owner/name:version" (= EDGE_MODEL).
   metric_dimensions = { Model = var.model }
 
-  # The runner's configuration contract (gpu-runner/src/server/config.ts, pull mode). Not secret: it goes into user
+  # The runner's configuration contract (gpu-runner/src/config.ts, pull mode). Not secret: it goes into user
   # data. Secrets are SSM SecureString parameters under local.ssm_env_path, read at boot.
   environment = merge(
     {

@@ -66,6 +66,7 @@ describe('prediction input schema', () => {
     [{ clip_skip: 13 }, 'clip_skip: clip_skip must be an integer between 1 and 12, got 13'],
     [{ clip_skip: 1.5 }, 'clip_skip: clip_skip must be an integer between 1 and 12, got 1.5'],
     [{ image: 'http://example.com/a.png' }, 'image: image must be an https URL or a data URI, got "http://example.com/a.png"'],
+    [{ image: 'http://10.0.0.7/a.png' }, 'image: image must be an https URL or a data URI, got "http://10.0.0.7/a.png"'],
     [
       { image: 'data:text/plain;base64,AAAA' },
       'image: image must be a base64 data URI of image/png, image/jpeg or image/webp, got "data:text/plain;base64,AAAA"',
@@ -211,5 +212,13 @@ describe('prediction envelope', () => {
     expect(CreatePredictionRequestSchema.safeParse({ input: {}, extra: 1 }).success).toBe(false);
     expect(CreatePredictionRequestSchema.safeParse({ input: {}, webhook: 'ftp://x' }).success).toBe(false);
     expect(CreatePredictionRequestSchema.safeParse({ input: {}, webhook_events_filter: ['bogus'] }).success).toBe(false);
+  });
+});
+
+describe('image URLs', () => {
+  it("takes plain http only from loopback, where a local stack's bucket serves its outputs", () => {
+    for (const image of ['http://127.0.0.1:4568/outputs/predictions/p/0.png?X-Amz-Signature=x', 'http://localhost:9000/a.png']) {
+      expect(PredictionInputSchema.safeParse({ prompt: 'x', image }).success, image).toBe(true);
+    }
   });
 });

@@ -56,7 +56,13 @@ function formatBytes(n: number): string {
 
 const DATA_URI = /^data:(image\/(?:png|jpeg|jpg|webp));base64,([A-Za-z0-9+/=\s]*)$/;
 
-/** An input image: an https URL, or a data URI of a PNG, JPEG or WebP under the size cap. */
+/**
+ * Plain http is taken only from loopback, where a local stack's own bucket serves its outputs (s3rver): the runner reads
+ * those through its storage and refuses any other loopback address (its SSRF guard).
+ */
+const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+/** An input image: an https URL (http on loopback), or a data URI of a PNG, JPEG or WebP under the size cap. */
 function imageRef(field: string, limits: InputLimits) {
   return z
     .string({ error: (iss) => `${field} must be an https URL or a data URI, got ${show(iss.input)}` })
@@ -86,7 +92,7 @@ function imageRef(field: string, limits: InputLimits) {
       } catch {
         url = null;
       }
-      if (url?.protocol !== 'https:') {
+      if (url?.protocol !== 'https:' && !(url?.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname))) {
         ctx.addIssue({ code: 'custom', message: `${field} must be an https URL or a data URI, got ${show(value)}` });
       } else if (value.length > 4096) {
         ctx.addIssue({ code: 'custom', message: `${field} URL must be at most 4096 characters, got ${value.length}` });

@@ -1,5 +1,6 @@
 // The byte-level BPE model with CLIP's `</w>` end-of-word marker: vocab.json + merges.txt in, ids out.
 // Symbols are handled as integer ids (no string concatenation while merging), from tables compileBpe builds; words are cached.
+import { errorMessage } from '../error-message.ts';
 import { BYTE_TO_UNICODE } from './byte-encoder.ts';
 
 const END_OF_WORD = '</w>';
@@ -22,7 +23,7 @@ export function parseVocab(vocabJson: string): Map<string, number> {
   try {
     raw = JSON.parse(vocabJson);
   } catch (err) {
-    throw new Error(`vocab must be JSON (vocab.json), got a parse error: ${(err as Error).message}`);
+    throw new Error(`vocab must be JSON (vocab.json), got a parse error: ${errorMessage(err)}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new Error('vocab must be a JSON object of token -> id (vocab.json)');
@@ -56,46 +57,39 @@ export function parseMerges(mergesTxt: string): Array<[string, string]> {
 }
 
 /**
- * Open-addressing hash table from a symbol pair (left, right) to its merge rank, in typed arrays: built in
- * a few ms and probed without allocating, unlike a Map keyed by strings or by large doubles.
+ * The merge-rank index: an open-addressing hash table (linear probing) from a symbol pair (left, right) to its merge
+ * rank, stored as one Int32Array of ranks per slot (-1 = empty) over the merges table, which holds the pairs. It is
+ * built once (compileBpe) and stored in the compiled tokenizer as it is, so loading one costs no per-entry work.
+ * The slot function is part of the compiled format (FORMAT_VERSION): change it only with the version.
  */
-class PairRankTable {
-  private readonly mask: number;
-  private readonly left: Int32Array;
-  private readonly right: Int32Array;
-  private readonly rank: Int32Array;
+export function pairSlot(left: number, right: number, mask: number): number {
+  return (Math.imul(left, 0x9e3779b1) ^ Math.imul(right, 0x85ebca77)) & mask;
+}
 
-  constructor(entries: number) {
-    let capacity = 16;
-    while (capacity < entries * 2) capacity *= 2;
-    this.mask = capacity - 1;
-    this.left = new Int32Array(capacity).fill(-1);
-    this.right = new Int32Array(capacity);
-    this.rank = new Int32Array(capacity);
-  }
+/** Slots for `mergeCount` merges: a power of two, at least twice the merges (short probes), with empty slots left. */
+export function pairSlotCount(mergeCount: number): number {
+  let capacity = 16;
+  while (capacity < mergeCount * 2) capacity *= 2;
+  return capacity;
+}
 
-  private slot(a: number, b: number): number {
-    return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca77)) & this.mask;
-  }
-
-  set(a: number, b: number, rank: number): void {
-    let i = this.slot(a, b);
-    while (this.left[i] !== -1 && (this.left[i] !== a || this.right[i] !== b)) i = (i + 1) & this.mask;
-    this.left[i] = a;
-    this.right[i] = b;
-    this.rank[i] = rank;
-  }
-
-  /** The pair's merge rank, or -1 when the pair never merges. */
-  get(a: number, b: number): number {
-    let i = this.slot(a, b);
+/** Builds the merge-rank index of a merges table ([left, right, merged] per rank). */
+export function buildPairSlots(merges: Int32Array): Int32Array {
+  const slots = new Int32Array(pairSlotCount(merges.length / 3)).fill(-1);
+  const mask = slots.length - 1;
+  for (let rank = 0; rank < merges.length / 3; rank++) {
+    const a = merges[3 * rank];
+    const b = merges[3 * rank + 1];
+    let i = pairSlot(a, b, mask);
     for (;;) {
-      const l = this.left[i];
-      if (l === -1) return -1;
-      if (l === a && this.right[i] === b) return this.rank[i];
-      i = (i + 1) & this.mask;
+      const r = slots[i];
+      // A repeated pair takes its last rank, as CLIP's dict(zip(merges, range(len(merges)))) does.
+      if (r === -1 || (merges[3 * r] === a && merges[3 * r + 1] === b)) break;
+      i = (i + 1) & mask;
     }
+    slots[i] = rank;
   }
+  return slots;
 }
 
 /**
@@ -110,6 +104,8 @@ export interface BpeTables {
   byteEndSymbol: Int32Array;
   /** Per merge rank r: [3r] left symbol, [3r + 1] right symbol, [3r + 2] the merged symbol. */
   merges: Int32Array;
+  /** The merge-rank index over `merges` (buildPairSlots): a power-of-two count of ranks, -1 for an empty slot. */
+  pairSlots: Int32Array;
 }
 
 /** Resolves vocab.json's tokens and merges.txt's pairs to ids (done once, at upload time for the edge). */
@@ -136,7 +132,7 @@ export function compileBpe(vocab: ReadonlyMap<string, number>, merges: ReadonlyA
     table[3 * rank + 1] = symbolOf(right);
     table[3 * rank + 2] = symbolOf(left + right);
   }
-  return { vocabEnd, byteSymbol, byteEndSymbol, merges: table };
+  return { vocabEnd, byteSymbol, byteEndSymbol, merges: table, pairSlots: buildPairSlots(table) };
 }
 
 export class BpeModel {
@@ -146,9 +142,11 @@ export class BpeModel {
   private readonly cacheLimit: number;
   private readonly cache = new Map<string, readonly number[]>();
   private readonly vocabEnd: number;
-  private readonly pairRank: PairRankTable;
-  /** merge rank -> the merged symbol id. */
-  private readonly mergedSymbol: Int32Array;
+  /** [left, right, merged] per rank, and the hash index over its pairs (see buildPairSlots). */
+  private readonly merges: Int32Array;
+  private readonly mergeCount: number;
+  private readonly pairSlots: Int32Array;
+  private readonly slotMask: number;
   private readonly byteSymbol: Int32Array;
   private readonly byteEndSymbol: Int32Array;
   private readonly utf8 = new TextEncoder();
@@ -161,15 +159,27 @@ export class BpeModel {
     this.vocabEnd = tables.vocabEnd;
     this.byteSymbol = tables.byteSymbol;
     this.byteEndSymbol = tables.byteEndSymbol;
-    const merges = tables.merges;
-    const count = merges.length / 3;
-    this.pairRank = new PairRankTable(count);
-    this.mergedSymbol = new Int32Array(count);
-    for (let rank = 0; rank < count; rank++) {
-      // A repeated pair takes its last rank, as CLIP's dict(zip(merges, range(len(merges)))) does.
-      this.pairRank.set(merges[3 * rank], merges[3 * rank + 1], rank);
-      this.mergedSymbol[rank] = merges[3 * rank + 2];
+    this.merges = tables.merges;
+    this.mergeCount = Math.floor(tables.merges.length / 3);
+    this.pairSlots = tables.pairSlots;
+    this.slotMask = tables.pairSlots.length - 1;
+  }
+
+  /**
+   * The pair's merge rank, or -1 when the pair never merges. Probes at most every slot and ignores ranks outside the
+   * table, so a damaged compiled tokenizer gives wrong ids, never a hang or an out-of-range read.
+   */
+  private rankOf(a: number, b: number): number {
+    const slots = this.pairSlots;
+    const merges = this.merges;
+    let i = pairSlot(a, b, this.slotMask);
+    for (let probes = 0; probes <= this.slotMask; probes++) {
+      const r = slots[i];
+      if (r < 0 || r >= this.mergeCount) return -1;
+      if (merges[3 * r] === a && merges[3 * r + 1] === b) return r;
+      i = (i + 1) & this.slotMask;
     }
+    return -1;
   }
 
   /** The vocabulary ids of one pre-tokenized word (its bytes, `</w>` on the last, merged by rank). */
@@ -206,15 +216,15 @@ export class BpeModel {
       // 1. Find the adjacent pair with the lowest merge rank.
       let best = -1;
       for (let i = 0; i < length - 1; i++) {
-        const rank = this.pairRank.get(symbols[i], symbols[i + 1]);
+        const rank = this.rankOf(symbols[i], symbols[i + 1]);
         if (rank !== -1 && (best === -1 || rank < best)) best = rank;
       }
       if (best === -1) break;
       // 2. Merge every non-overlapping occurrence of that pair, left to right, in place.
-      const merged = this.mergedSymbol[best];
+      const merged = this.merges[3 * best + 2];
       let out = 0;
       for (let i = 0; i < length; i++) {
-        if (i < length - 1 && this.pairRank.get(symbols[i], symbols[i + 1]) === best) {
+        if (i < length - 1 && this.rankOf(symbols[i], symbols[i + 1]) === best) {
           symbols[out++] = merged;
           i++;
         } else {
@@ -225,7 +235,7 @@ export class BpeModel {
     }
 
     const ids = new Array<number>(length);
-    for (let i = 0; i < length; i++) ids[i] = symbols[i] < this.vocabEnd ? symbols[i] : this.unkId;
+    for (let i = 0; i < length; i++) ids[i] = symbols[i] >= 0 && symbols[i] < this.vocabEnd ? symbols[i] : this.unkId;
     return ids;
   }
 }

@@ -1,5 +1,6 @@
 // The CLIP tokenizer Stable Diffusion uses: built from a model's tokenizer files (text passed in by the caller, so it
 // runs in workerd and Node) or from their compiled form, it turns a prompt into 77-token windows with per-token weights.
+import { errorMessage } from '../error-message.ts';
 import { isBreak, parsePromptWeights } from '../prompt-weights.ts';
 import { BpeModel, compileBpe, parseMerges, parseVocab } from './bpe-model.ts';
 import { type CompiledHeader, decodeCompiled, encodeCompiled } from './compiled-tokenizer.ts';
@@ -48,7 +49,7 @@ function parseJsonObject(text: string | undefined, field: string): JsonObject {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${field} must be JSON, got a parse error: ${(err as Error).message}`);
+    throw new Error(`${field} must be JSON, got a parse error: ${errorMessage(err)}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new Error(`${field} must be a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}`);

@@ -64,19 +64,49 @@ describe('compiled tokenizer', () => {
     sameOutputs(files, ClipTokenizer.fromCompiled(shifted.subarray(1)), PROMPTS);
   });
 
-  it('refuses other versions and damaged bytes, naming the problem', () => {
+  it('refuses other versions and truncated bytes, naming the problem', () => {
     const bytes = ClipTokenizer.fromFiles(smallFiles()).compile();
     const other = bytes.slice();
     new DataView(other.buffer).setUint32(4, FORMAT_VERSION + 1, true);
     expect(() => ClipTokenizer.fromCompiled(other)).toThrow(CompiledTokenizerError);
-    expect(() => ClipTokenizer.fromCompiled(other)).toThrow(`must be version ${FORMAT_VERSION}, got ${FORMAT_VERSION + 1}`);
+    expect(() => ClipTokenizer.fromCompiled(other)).toThrow(`must be version 1 or 2, got ${FORMAT_VERSION + 1}`);
     expect(() => ClipTokenizer.fromCompiled(bytes.subarray(0, bytes.length - 4))).toThrow(
-      /must be \d+ bytes for 4 merges, got \d+/,
+      /version 2 must be \d+ bytes for 4 merges, got \d+/,
     );
     expect(() => ClipTokenizer.fromCompiled(new TextEncoder().encode('{"vocab": 1}'))).toThrow(/must start with "SDTK"/);
-    const negative = bytes.slice();
-    new DataView(negative.buffer).setInt32(negative.length - 4, -5, true);
-    expect(() => ClipTokenizer.fromCompiled(negative)).toThrow(/must be a non-negative id, got -5/);
+  });
+
+  it('loads with no per-entry work: the merge-rank index is a view of the stored bytes, not a copy', () => {
+    const bytes = ClipTokenizer.fromFiles(smallFiles()).compile();
+    const { tables } = decodeCompiled(bytes);
+    expect(tables.pairSlots.buffer).toBe(bytes.buffer);
+    expect(tables.merges.buffer).toBe(bytes.buffer);
+    expect(tables.pairSlots.length).toBe(16);
+  });
+
+  it('still reads version 1 (no stored index: it is built on load) and tokenizes the same', () => {
+    const files = ClipTokenizer.fromFiles(smallFiles());
+    const v2 = files.compile();
+    const slots = decodeCompiled(v2).tables.pairSlots.length;
+    const v1 = v2.slice(0, v2.length - 4 * slots);
+    new DataView(v1.buffer).setUint32(4, 1, true);
+    sameOutputs(files, ClipTokenizer.fromCompiled(v1), PROMPTS);
+  });
+
+  it('damaged entries give ids inside the vocabulary, never a hang (a full index, negative and out-of-range ids)', () => {
+    const files = ClipTokenizer.fromFiles(smallFiles());
+    const bytes = files.compile();
+    const { tables } = decodeCompiled(bytes);
+    tables.pairSlots.fill(2); // every slot taken, none empty: a probe must still end
+    tables.merges[2] = -7; // a merged symbol that is no id
+    tables.byteSymbol['c'.charCodeAt(0)] = 1 << 30; // a symbol past the vocabulary
+    const damaged = ClipTokenizer.fromCompiled(bytes);
+    for (const prompt of [...PROMPTS, 'cat cats dog']) {
+      for (const id of damaged.encodeBpe(prompt)) {
+        expect(id).toBeGreaterThanOrEqual(0);
+        expect(id).toBeLessThan(files.vocabSize);
+      }
+    }
   });
 
   it('stores no vocabulary strings: ids only, besides the special words', () => {
@@ -117,10 +147,12 @@ describe.skipIf(!referenceDir)(`compiled CLIP tokenizer on the goldens (tokenize
     sameOutputs(files, compiled, [...cases.map((c) => c.prompt), ...PROMPTS]);
   });
 
-  it('is a fraction of the files: 0.59 MB against 1.49 MB of vocab.json + merges.txt', () => {
+  it('is smaller than the files: 1.11 MB (0.59 MB of merges, 0.52 MB of their index) against 1.49 MB', () => {
     const text =
       readFileSync(referencePath('tokenizer', 'vocab.json')).length +
       readFileSync(referencePath('tokenizer', 'merges.txt')).length;
-    expect(files.compile().length).toBeLessThan(text / 2);
+    const size = files.compile().length;
+    expect(size).toBeLessThan(text * 0.75);
+    expect(decodeCompiled(files.compile()).tables.pairSlots.length).toBe(131_072);
   });
 });

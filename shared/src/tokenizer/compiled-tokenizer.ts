@@ -1,18 +1,26 @@
-// The compiled CLIP tokenizer: everything ClipTokenizer needs at run time as ids, in one binary that loads in about a
-// millisecond (vs. parsing ~3 MB of vocab.json + merges.txt), written at upload time by edge/scripts/upload-tokenizer.ts.
-import type { BpeTables } from './bpe-model.ts';
+// The compiled CLIP tokenizer: everything ClipTokenizer needs at run time as ids, in one binary that loads as typed-array
+// views with no per-entry work (vs. parsing ~3 MB of vocab.json + merges.txt and building the merge index), written at
+// upload time by edge/scripts/upload-tokenizer.ts.
+import { errorMessage } from '../error-message.ts';
+import { type BpeTables, buildPairSlots, pairSlotCount } from './bpe-model.ts';
 
 /**
  * Layout (little-endian):
  *   0   "SDTK"                       magic
- *   4   u32 format version           FORMAT_VERSION; a reader refuses others (the files stay the fallback)
+ *   4   u32 format version           FORMAT_VERSION (2); version 1 is still read; a reader refuses others (the files
+ *                                    stay the fallback)
  *   8   u32 header length H          bytes of UTF-8 JSON (CompiledHeader), space-padded to a multiple of 4
  *   12  header JSON
- *   12+H int32[256] byteSymbol, int32[256] byteEndSymbol, int32[3 * mergeCount] merges (left, right, merged per rank)
+ *   12+H int32[256] byteSymbol, int32[256] byteEndSymbol, int32[3 * mergeCount] merges (left, right, merged per rank),
+ *        then (version 2) int32[pairSlotCount(mergeCount)] pairSlots: the merge-rank hash index of bpe-model.ts's
+ *        buildPairSlots, stored ready to probe (version 1 lacks it, and a reader builds it: ~10 ms for CLIP's merges).
  * The vocabulary strings are not stored: BPE runs on ids, and the only strings it needs (special words) are in the header.
+ * Entries are not checked one by one on load (that would cost what the stored index saves); BPE reads them defensively,
+ * so damaged bytes give wrong ids, never a hang. The upload script checks the compiled form against the files.
  */
 const MAGIC = 0x4b544453; // "SDTK" read as a little-endian u32
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 const PREFIX_BYTES = 12;
 
 /** The tokenizer's settings, resolved from tokenizer_config.json / special_tokens_map.json at compile time. */
@@ -44,7 +52,10 @@ export function encodeCompiled({ header, tables }: CompiledTokenizer): Uint8Arra
     p.set(json);
     json = p;
   }
-  const ints = 512 + tables.merges.length;
+  if (tables.pairSlots.length !== pairSlotCount(tables.merges.length / 3)) {
+    throw new Error(`pairSlots must have ${pairSlotCount(tables.merges.length / 3)} slots, got ${tables.pairSlots.length}`);
+  }
+  const ints = 512 + tables.merges.length + tables.pairSlots.length;
   const out = new Uint8Array(PREFIX_BYTES + json.length + ints * 4);
   const view = new DataView(out.buffer);
   view.setUint32(0, MAGIC, true);
@@ -52,7 +63,7 @@ export function encodeCompiled({ header, tables }: CompiledTokenizer): Uint8Arra
   view.setUint32(8, json.length, true);
   out.set(json, PREFIX_BYTES);
   let at = PREFIX_BYTES + json.length;
-  for (const array of [tables.byteSymbol, tables.byteEndSymbol, tables.merges]) {
+  for (const array of [tables.byteSymbol, tables.byteEndSymbol, tables.merges, tables.pairSlots]) {
     for (let i = 0; i < array.length; i++, at += 4) view.setInt32(at, array[i], true);
   }
   return out;
@@ -98,8 +109,10 @@ export function decodeCompiled(bytes: Uint8Array): CompiledTokenizer {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(0, true) !== MAGIC) throw new CompiledTokenizerError('compiled tokenizer must start with "SDTK"');
   const version = view.getUint32(4, true);
-  if (version !== FORMAT_VERSION) {
-    throw new CompiledTokenizerError(`compiled tokenizer format must be version ${FORMAT_VERSION}, got ${version}`);
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw new CompiledTokenizerError(
+      `compiled tokenizer format must be version ${READABLE_VERSIONS.join(' or ')}, got ${version} (re-run tokenizer:upload)`,
+    );
   }
   const headerBytes = view.getUint32(8, true);
   if (headerBytes % 4 !== 0 || PREFIX_BYTES + headerBytes > bytes.length) {
@@ -109,14 +122,15 @@ export function decodeCompiled(bytes: Uint8Array): CompiledTokenizer {
   try {
     rawHeader = JSON.parse(new TextDecoder().decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes)));
   } catch (err) {
-    throw new CompiledTokenizerError(`compiled tokenizer header must be JSON: ${(err as Error).message}`);
+    throw new CompiledTokenizerError(`compiled tokenizer header must be JSON: ${errorMessage(err)}`);
   }
   const header = checkHeader(rawHeader);
   const start = PREFIX_BYTES + headerBytes;
-  const ints = 512 + 3 * header.mergeCount;
+  const slotCount = version >= 2 ? pairSlotCount(header.mergeCount) : 0;
+  const ints = 512 + 3 * header.mergeCount + slotCount;
   if (bytes.length !== start + ints * 4) {
     throw new CompiledTokenizerError(
-      `compiled tokenizer must be ${start + ints * 4} bytes for ${header.mergeCount} merges, got ${bytes.length}`,
+      `compiled tokenizer version ${version} must be ${start + ints * 4} bytes for ${header.mergeCount} merges, got ${bytes.length}`,
     );
   }
   let all: Int32Array;
@@ -126,16 +140,16 @@ export function decodeCompiled(bytes: Uint8Array): CompiledTokenizer {
     all = new Int32Array(ints);
     for (let i = 0; i < ints; i++) all[i] = view.getInt32(start + 4 * i, true);
   }
-  for (let i = 0; i < ints; i++) {
-    if (all[i] < 0) throw new CompiledTokenizerError(`compiled tokenizer symbol ${i} must be a non-negative id, got ${all[i]}`);
-  }
+  const mergesEnd = 512 + 3 * header.mergeCount;
+  const merges = all.subarray(512, mergesEnd);
   return {
     header,
     tables: {
       vocabEnd: header.vocabEnd,
       byteSymbol: all.subarray(0, 256),
       byteEndSymbol: all.subarray(256, 512),
-      merges: all.subarray(512),
+      merges,
+      pairSlots: version >= 2 ? all.subarray(mergesEnd) : buildPairSlots(merges),
     },
   };
 }

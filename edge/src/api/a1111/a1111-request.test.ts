@@ -1,6 +1,6 @@
+import { DomainError } from '@sd/shared/domain-error';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config.ts';
-import { DomainError } from '../../errors.ts';
 import { a1111Info, planA1111Request, toA1111Issue } from './a1111-request.ts';
 import { chooseSampler, listedSamplers } from './a1111-samplers.ts';
 

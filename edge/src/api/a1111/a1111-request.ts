@@ -2,10 +2,11 @@
 // (steps 50, cfg_scale 7, sampler "Euler", seed -1 = random, batch_size x n_iter), one prediction per iteration.
 // Pure: the routes add the I/O. Fields A1111 accepts that change nothing here (save_images, s_churn, ...) are ignored
 // as A1111 ignores unknown ones; features we cannot render (hires fix, face restoration, scripts) are refused.
+
+import { DomainError, invalidInput } from '@sd/shared/domain-error';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
 import { z } from 'zod';
 import { type EdgeConfig, type ModelConfig, resolveModel } from '../../config.ts';
-import { DomainError, invalidInput } from '../../errors.ts';
 import { normalizeImageString } from '../../images/image-data.ts';
 import { chooseSampler } from './a1111-samplers.ts';
 

@@ -1,11 +1,12 @@
 // The AUTOMATIC1111-compatible API (/sdapi/v1/*) over the same machinery, auth and limits as /v1/predictions:
 // txt2img and img2img run one prediction per n_iter and answer with base64 images, the echoed parameters and `info`;
 // the listings describe this deployment; /progress and /interrupt act on the caller's own predictions.
+
+import { invalidInput } from '@sd/shared/domain-error';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
 import { isTerminal } from '@sd/shared/schemas/prediction';
 import type { Hono } from 'hono';
 import { requireScope } from '../../auth/authenticate/index.ts';
-import { invalidInput } from '../../errors.ts';
 import { outputToBase64 } from '../../images/output-images.ts';
 import type { PredictionRecord } from '../../predictions/prediction-record.ts';
 import { predictionStub } from '../../predictions/stubs.ts';

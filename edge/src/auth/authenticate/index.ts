@@ -95,8 +95,8 @@ export function authenticate(options: AuthenticateOptions = {}): MiddlewareHandl
   }
 
   const unauthorized = (message: string, error = 'invalid_token') =>
-    httpError(401, 'unauthorized', message, { 'WWW-Authenticate': `Bearer realm="${realm}", error="${error}"` });
-  const forbidden = (message: string) => httpError(403, 'forbidden', message);
+    httpError('unauthorized', message, { 'WWW-Authenticate': `Bearer realm="${realm}", error="${error}"` });
+  const forbidden = (message: string) => httpError('forbidden', message);
 
   /** The request's Origin, normalized, or null when absent or not a valid origin. */
   const requestOrigin = (c: AuthContext): string | null => {
@@ -224,14 +224,13 @@ export function requireScope(scope: Scope): MiddlewareHandler {
     if (principal.kind === 'publishable' && scope.startsWith('predictions:')) {
       // Every visitor of a page shares the pk_ key: predictions are owned per visitor, through a visitor token.
       throw httpError(
-        403,
         'forbidden',
         'a publishable key cannot use this route directly: get a visitor token with POST /v1/visitor-tokens (same key and Origin) and send it as the Bearer credential',
       );
     }
     if (!principal.scopes.includes(scope)) {
       const has = principal.scopes.length ? principal.scopes.join(', ') : 'none';
-      throw httpError(403, 'forbidden', `this route needs scope ${scope}; the ${principal.kind} credential has: ${has}`);
+      throw httpError('forbidden', `this route needs scope ${scope}; the ${principal.kind} credential has: ${has}`);
     }
     await next();
   };

@@ -11,14 +11,18 @@ export interface CorsBindings {
   ALLOWED_ORIGINS?: string;
 }
 
-type CorsContext = Context<{ Bindings: CorsBindings }>;
+export type CorsContext = Context<{ Bindings: CorsBindings }>;
 
-export interface CorsOptions {
+/** Which origins are listed: the same for cors() and the origin check (origin-check.ts). */
+export interface ListedOriginsOptions {
   /** Always-allowed origins. Default: parsed from the ALLOWED_ORIGINS binding. */
   allowedOrigins?: readonly string[] | ((c: CorsContext) => readonly string[]);
   /** Where the origin index lives; null disables it. Default: the KEYS binding (edge-cached for `cacheTtl`). */
   originIndex?: ((c: CorsContext) => KeyValueStore) | null;
   cacheTtl?: number;
+}
+
+export interface CorsOptions extends ListedOriginsOptions {
   allowMethods?: readonly string[];
   allowHeaders?: readonly string[];
   exposeHeaders?: readonly string[];
@@ -38,13 +42,19 @@ export function parseAllowedOrigins(value: string | undefined): string[] {
     .map((o) => normalizeOrigin(o));
 }
 
-/**
- * CORS middleware. A preflight from a listed origin gets 204 with the allowed methods and headers; from any other
- * origin, 204 without Access-Control-* headers (the browser then blocks the call). Actual responses, including
- * 401/429 errors, carry Access-Control-Allow-Origin for listed origins and for the origin a publishable key or user
- * token was just verified against, so a page can read why it was refused. No credentials mode: auth is a header.
- */
-export function cors(options: CorsOptions = {}): MiddlewareHandler<{ Bindings: CorsBindings }> {
+/** The request's Origin header as an origin, or null (absent, "null", or not an origin). */
+export function requestOrigin(c: Context): string | null {
+  const raw = c.req.header('Origin');
+  if (!raw || raw === 'null') return null;
+  try {
+    return normalizeOrigin(raw);
+  } catch {
+    return null;
+  }
+}
+
+/** `isListed(c, origin)`: the origin is in ALLOWED_ORIGINS (or the static list) or some unrevoked key lists it. */
+export function listedOrigins(options: ListedOriginsOptions = {}): (c: CorsContext, origin: string) => Promise<boolean> {
   const cacheTtl = options.cacheTtl ?? 60;
   const staticOrigins = Array.isArray(options.allowedOrigins)
     ? new Set(options.allowedOrigins.map((o) => normalizeOrigin(o)))
@@ -57,26 +67,27 @@ export function cors(options: CorsOptions = {}): MiddlewareHandler<{ Bindings: C
     options.originIndex === undefined
       ? (c: CorsContext) => kvStore(c.env.KEYS, cacheTtl ? { cacheTtl } : {})
       : options.originIndex;
+  return async function isListed(c, origin) {
+    if ((staticOrigins ?? new Set(originsOf(c))).has(origin)) return true;
+    return indexOf ? isIndexedOrigin(indexOf(c), origin) : false;
+  };
+}
+
+/**
+ * CORS middleware. A preflight from a listed origin gets 204 with the allowed methods and headers; from any other
+ * origin, 204 without Access-Control-* headers (the browser then blocks the call). Actual responses, including
+ * 401/429 errors, carry Access-Control-Allow-Origin for listed origins and for the origin a publishable key or user
+ * token was just verified against, so a page can read why it was refused. No credentials mode: auth is a header.
+ */
+export function cors(options: CorsOptions = {}): MiddlewareHandler<{ Bindings: CorsBindings }> {
+  const isListed = listedOrigins(options);
   const allowMethods = (options.allowMethods ?? ['GET', 'POST', 'OPTIONS']).join(', ');
   const allowHeaders = (options.allowHeaders ?? DEFAULT_ALLOW_HEADERS).join(', ');
   const exposeHeaders = (options.exposeHeaders ?? DEFAULT_EXPOSE_HEADERS).join(', ');
   const maxAge = String(options.maxAge ?? 600);
 
-  async function isListed(c: CorsContext, origin: string): Promise<boolean> {
-    if ((staticOrigins ?? new Set(originsOf(c))).has(origin)) return true;
-    return indexOf ? isIndexedOrigin(indexOf(c), origin) : false;
-  }
-
   return async function cors(c, next) {
-    const raw = c.req.header('Origin');
-    let origin: string | null = null;
-    if (raw && raw !== 'null') {
-      try {
-        origin = normalizeOrigin(raw);
-      } catch {
-        origin = null;
-      }
-    }
+    const origin = requestOrigin(c);
 
     if (c.req.method === 'OPTIONS' && c.req.header('Access-Control-Request-Method')) {
       const headers = new Headers({ Vary: 'Origin' });

@@ -45,7 +45,6 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ B
     const result = await checkRateLimit(limiterOf(c), principal, { bucket, ratePerMinute: perMinute });
     if (!result.ok) {
       throw httpError(
-        429,
         'rate_limited',
         `rate limit exceeded: ${result.limit} ${bucket} requests per minute for this key; retry after ${result.retryAfterSeconds} s`,
         { 'Retry-After': String(result.retryAfterSeconds), 'RateLimit-Limit': String(result.limit), 'RateLimit-Remaining': '0' },
@@ -59,7 +58,7 @@ export function rateLimit(options: RateLimitOptions = {}): MiddlewareHandler<{ B
 
 /** The 429 for a refused in-flight acquire. */
 export function tooManyInFlight(result: Extract<InFlightResult, { ok: false }>) {
-  return httpError(429, 'rate_limited', `too many predictions in flight: limit ${result.limit}`, {
+  return httpError('rate_limited', `too many predictions in flight: limit ${result.limit}`, {
     'Retry-After': String(result.retryAfterSeconds),
   });
 }

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { errorMessage, errorStack } from './error-message.ts';
+
+describe('errorMessage', () => {
+  it('gives the message of an Error, of an object with one, and the string of anything else', () => {
+    expect(errorMessage(new TypeError('bad value'))).toBe('bad value');
+    expect(errorMessage(new Error(''))).toBe('Error');
+    expect(errorMessage({ message: 'from a plain object' })).toBe('from a plain object');
+    expect(errorMessage('a thrown string')).toBe('a thrown string');
+    expect(errorMessage(42)).toBe('42');
+    expect(errorMessage(null)).toBe('null');
+  });
+
+  it('keeps stacks for logs only: an Error has one, anything else falls back to its message', () => {
+    expect(errorStack(new Error('boom'))).toMatch(/^Error: boom\n\s+at /);
+    expect(errorStack('plain')).toBe('plain');
+  });
+});

@@ -14,14 +14,14 @@ CONFIGS = {
         vae_channels=(16, 32, 64), latent_channels=4,
         text_hidden=64, text_layers=2, text_heads=4,
         unet_channels=(64, 128), unet_heads=4, groups=8, ff_mult=2, context_tokens=32, unet_position=True,
-        prediction="v_prediction", zero_terminal_snr=True,
+        text_layout=8, prediction="v_prediction", zero_terminal_snr=True,
     ),
     # A few-second smoke test of the whole tool chain (CI).
     "tiny": dict(
         vae_channels=(8, 8, 16), latent_channels=4,
         text_hidden=16, text_layers=1, text_heads=2,
         unet_channels=(16, 16), unet_heads=2, groups=4, ff_mult=2, context_tokens=32, unet_position=True,
-        prediction="v_prediction", zero_terminal_snr=True,
+        text_layout=8, prediction="v_prediction", zero_terminal_snr=True,
     ),
 }
 
@@ -258,6 +258,16 @@ class UNet(nn.Module):
         # attention's queries not at all, so "top left" had nothing to bind to. A learned map of coordinate features,
         # added after conv_in, gives every cell its place without changing the graph's inputs.
         self.position = nn.Conv2d(2 + 4 * 3, c0, 1) if cfg.get("unet_position") else None
+        # A map of the prompt, added to the same features: the mean of the text states, linearly to a c0 x n x n grid
+        # (resized to the sample's grid). With only cross-attention, whose output is the same at every cell unless
+        # the cell's features already differ, the model learned the prompt's colours but never its layout: at pure
+        # noise it predicted the background and no object, so the object went wherever the noise put it. This path
+        # needs no interaction to learn: "top left" moves the map's mass to the top left. Zero at the start.
+        self.layout_side = cfg.get("text_layout")
+        self.layout = nn.Linear(ctx, c0 * self.layout_side**2) if self.layout_side else None
+        if self.layout is not None:
+            nn.init.zeros_(self.layout.weight)
+            nn.init.zeros_(self.layout.bias)
         self.down0 = ResBlock(c0, c0, g, temb)
         self.down0_attn = Transformer(c0, ctx, heads, g, ff)
         self.downsample = nn.Conv2d(c0, c0, 3, stride=2, padding=1)
@@ -282,6 +292,11 @@ class UNet(nn.Module):
         h = self.conv_in(sample)
         if self.position is not None:
             h = h + self.position(coordinate_features(h.shape[2], h.shape[3], h))
+        if self.layout is not None:
+            n = self.layout_side
+            grid = self.layout(context.mean(dim=1)).view(-1, self.c0, n, n)
+            # Always resized, even n -> n (an identity), so the exported graph keeps a size-agnostic Resize.
+            h = h + F.interpolate(grid, size=(h.shape[2], h.shape[3]), mode="bilinear", align_corners=False)
         skips = [h]
         h = self.down0_attn(self.down0(h, t), context)
         skips.append(h)

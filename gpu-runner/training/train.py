@@ -239,7 +239,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
             save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
                          "state": state, "config": args.config}, path)
-            write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net epsilon MSE")
+            write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net MSE (v or epsilon, as configured)")
     return text, unet, ema, state
 
 

@@ -20,7 +20,7 @@ from loss_plot import write_loss_png  # noqa: E402
 from sd_small import CONFIGS, UNet, VAE, TextEncoder, count_params, scaled_linear_alphas_cumprod  # noqa: E402
 
 SCHEDULES = {
-    "full": dict(vae_steps=3500, vae_batch=16, vae_lr=1e-3, unet_steps=3000, unet_batch=64, unet_lr=1e-3),
+    "full": dict(vae_steps=3500, vae_batch=16, vae_lr=1e-3, unet_steps=4000, unet_batch=64, unet_lr=1e-3),
     "tiny": dict(vae_steps=20, vae_batch=8, vae_lr=1e-3, unet_steps=20, unet_batch=8, unet_lr=1e-3),
 }
 CAPTION_DROPOUT = 0.1

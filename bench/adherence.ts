@@ -28,7 +28,7 @@ const CHANCE: Record<Attribute, number> = {
   shape: 1 / SHAPES.length,
 };
 
-export const PROMPTS_PER_SPLIT = Number(process.env.ADHERENCE_PROMPTS ?? 24);
+export const PROMPTS_PER_SPLIT = Number(process.env.ADHERENCE_PROMPTS ?? 48);
 export const SEEDS_PER_PROMPT = 2;
 const STEPS = 20;
 const SIZE = 64;
@@ -102,7 +102,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
   }
   if (process.env.ADHERENCE_JSON) writeFileSync(join(process.env.ADHERENCE_JSON), `${JSON.stringify(results, null, 2)}\n`);
   const markdown = [
-    `${PROMPTS_PER_SPLIT} prompts per split x ${SEEDS_PER_PROMPT} seeds, ${SIZE}x${SIZE}, ${STEPS} steps of each model's own scheduler (DDIM for the embedded model, PNDM for the random one);`,
+    `${PROMPTS_PER_SPLIT} prompts per split x ${SEEDS_PER_PROMPT} seeds, ${SIZE}x${SIZE}, ${STEPS} steps of each model's own scheduler (DDIM, trailing, v-prediction for the embedded model; PNDM for the random one);`,
     "each image is read back by `test/support/scene-analyzer.ts` and every attribute compared with the prompt's.",
     'Prompts are the canonical full caption ("a small red circle in the top left on a blue background"); held-out prompts',
     'name an object colour x shape pair the model never saw (green triangle, orange square, pink circle).',

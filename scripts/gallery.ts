@@ -37,27 +37,32 @@ async function upscalePng(rgb: Uint8Array, size: number): Promise<Buffer> {
     .toBuffer();
 }
 
+/** A markdown table with padded columns, as the formatter (biome) writes it, so the README stays lint-clean. */
+function markdownTable(header: [string, string], rows: [string, string][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, 3, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
 async function main(): Promise<void> {
   const pipe = await StableDiffusionPipeline.load(await ensureDefaultModel(), { intraOpNumThreads: 2 });
   const size = pipe.nativeSize;
   const base = { width: size, height: size, steps: 20, guidanceScale: 7.5 }; // the CLI's defaults
   try {
     mkdirSync(GALLERY_DIR, { recursive: true });
-    const rows: string[] = [];
+    const rows: [string, string][] = [];
     for (const [i, prompt] of GALLERY_PROMPTS.entries()) {
       const result = await pipe.generate({ ...base, prompt, seed: SEED });
       const name = `${String(i + 1).padStart(2, '0')}.png`;
       writeFileSync(join(GALLERY_DIR, name), await upscalePng(result.images[0].rgb, size));
-      rows.push(`| \`${prompt}\` | <img src="docs/gallery/${name}" width="${size * SCALE}" alt="${prompt}"> |`);
+      rows.push([`\`${prompt}\``, `<img src="docs/gallery/${name}" width="${size * SCALE}" alt="${prompt}">`]);
     }
     const section = [
       '<!-- gallery:start -->',
       `What the embedded model draws (\`npm run -s generate -- --prompt "..." --seed ${SEED}\`, ${size}x${size}, guidance 7.5;`,
       'shown 2x). Made by `npm run gallery`; the last prompt names a pair held out of training.',
       '',
-      '| prompt | image |',
-      '| --- | --- |',
-      ...rows,
+      ...markdownTable(['prompt', 'image'], rows),
       '<!-- gallery:end -->',
     ].join('\n');
     const readme = readFileSync(README, 'utf8');

@@ -143,7 +143,7 @@ async function stubEdgeApi(pageOrigin: () => string) {
     return {
       id: p.id,
       model: 'sd/embedded',
-      version: 'embedded-v2',
+      version: 'embedded-v3',
       input: p.input,
       output: p.output,
       error: p.error,

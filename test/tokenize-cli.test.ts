@@ -36,12 +36,12 @@ describe('tokenize CLI: defaults', () => {
     const r = spawnSync(tsx, [script, '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: npm run -s tokenize -- \[--tokenizer DIR\]/);
-    expect(r.stdout).toContain('gpu-runner/models/sd-embedded-v2/tokenizer');
+    expect(r.stdout).toContain('gpu-runner/models/sd-embedded-v3/tokenizer');
     expect(r.stderr).toBe('');
   });
 
   it("tokenizes with the embedded model's tokenizer when --tokenizer is not given", () => {
-    const dir = join(root, 'gpu-runner', 'models', 'sd-embedded-v2', 'tokenizer');
+    const dir = join(root, 'gpu-runner', 'models', 'sd-embedded-v3', 'tokenizer');
     const input = '"a red circle on a blue background"\n"(red:1.3) circle"\n';
     const byDefault = tokenize([], input);
     expect(byDefault.code).toBe(0);

@@ -14,7 +14,7 @@ describe('GET / (the playground)', () => {
     expect(res.headers.get('Content-Type')).toMatch(/^text\/html/);
     const html = await res.text();
     // The models of edge/vitest.config.ts's MODELS, as the version references the API takes.
-    expect(html).toContain('<option value="sd/embedded:embedded-v2">');
+    expect(html).toContain('<option value="sd/embedded:embedded-v3">');
     expect(html).toContain('<option value="sd/pulled:v1">');
     for (const id of ['api-key', 'prompt', 'negative-prompt', 'width', 'height', 'steps', 'guidance', 'scheduler', 'seed']) {
       expect(html, id).toContain(`id="${id}"`);

@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--ckpt", required=True, help="the folder train.py wrote")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    ap.add_argument("--name", default="sd-embedded-v2")
+    ap.add_argument("--name", default="sd-embedded-v3")
     args = ap.parse_args()
     torch.manual_seed(0)
     meta = json.load(open(os.path.join(args.data, "dataset.json")))
@@ -107,7 +107,9 @@ def main():
     write_json(f"{out}/scheduler/scheduler_config.json", {
         "_class_name": "DDIMScheduler", "_diffusers_version": "0.31.0", "num_train_timesteps": 1000,
         "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "trained_betas": None,
-        "set_alpha_to_one": False, "prediction_type": "epsilon", "steps_offset": 1, "clip_sample": False,
+        "set_alpha_to_one": False, "prediction_type": cfg.get("prediction", "epsilon"), "steps_offset": 1, "clip_sample": False,
+        # Zero terminal SNR (sd_small.py) and sampling that starts at t = 999, where it is pure noise, as Lin et al.
+        **({"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"} if cfg.get("zero_terminal_snr") else {}),
     })
     os.makedirs(f"{out}/tokenizer", exist_ok=True)
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
@@ -126,7 +128,7 @@ def main():
         "mid_block_type": "UNetMidBlock2DCrossAttn", "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
         "block_out_channels": [c0, c1], "layers_per_block": 1, "act_fn": "silu", "norm_num_groups": cfg["groups"],
         "cross_attention_dim": hidden, "attention_head_dim": cfg["unet_heads"], "use_linear_projection": True,
-        "time_embedding_type": "positional", "prediction_type": "epsilon",
+        "time_embedding_type": "positional", "prediction_type": cfg.get("prediction", "epsilon"),
     })
     vae_cfg = {
         "_class_name": "AutoencoderKL", "in_channels": 3, "out_channels": 3, "latent_channels": lat_c,

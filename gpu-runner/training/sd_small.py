@@ -13,20 +13,31 @@ CONFIGS = {
     "full": dict(
         vae_channels=(16, 32, 64), latent_channels=4,
         text_hidden=64, text_layers=2, text_heads=4,
-        unet_channels=(64, 128), unet_heads=4, groups=8, ff_mult=2, context_tokens=32,
+        unet_channels=(64, 128), unet_heads=4, groups=8, ff_mult=2, context_tokens=32, unet_position=True,
+        text_layout=8, prediction="v_prediction", zero_terminal_snr=True,
     ),
     # A few-second smoke test of the whole tool chain (CI).
     "tiny": dict(
         vae_channels=(8, 8, 16), latent_channels=4,
         text_hidden=16, text_layers=1, text_heads=2,
-        unet_channels=(16, 16), unet_heads=2, groups=4, ff_mult=2, context_tokens=32,
+        unet_channels=(16, 16), unet_heads=2, groups=4, ff_mult=2, context_tokens=32, unet_position=True,
+        text_layout=8, prediction="v_prediction", zero_terminal_snr=True,
     ),
 }
 
 
-def scaled_linear_alphas_cumprod(steps=1000, beta_start=0.00085, beta_end=0.012):
+def scaled_linear_alphas_cumprod(steps=1000, beta_start=0.00085, beta_end=0.012, zero_terminal_snr=False):
     betas = torch.linspace(beta_start**0.5, beta_end**0.5, steps, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, dim=0).float()
+    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+    if zero_terminal_snr:
+        # diffusers' rescale_zero_terminal_snr (Lin et al. 2023): shift and scale sqrt(alphas_cumprod) so the last
+        # step is pure noise. SD's schedule keeps sqrt(0.0047) = 7% of the image at t = 999; on an 8x8 latent that is
+        # enough for the model to read the layout out of the noise instead of the prompt, so sampling from pure
+        # noise put objects wherever the seed's noise happened to look like one.
+        s = alphas_cumprod.sqrt()
+        s = (s - s[-1]) * s[0] / (s[0] - s[-1])
+        alphas_cumprod = s**2
+    return alphas_cumprod.float()
 
 
 class ResBlock(nn.Module):
@@ -216,6 +227,20 @@ def timestep_embedding(t, dim):
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def coordinate_features(h, w, like, octaves=3):
+    """Where each latent cell is: x and y in [-1, 1] (cell centres) and their sines and cosines at octaves of pi,
+    [1, 2 + 4 * octaves, h, w]. Computed from the sample's own size, so the graph stays size-agnostic."""
+    ys = (torch.arange(h, dtype=like.dtype) + 0.5) / h * 2.0 - 1.0
+    xs = (torch.arange(w, dtype=like.dtype) + 0.5) / w * 2.0 - 1.0
+    gy = ys[:, None].expand(h, w)
+    gx = xs[None, :].expand(h, w)
+    feats = [gx, gy]
+    for k in range(octaves):
+        f = math.pi * 2**k
+        feats += [torch.sin(f * gx), torch.cos(f * gx), torch.sin(f * gy), torch.cos(f * gy)]
+    return torch.stack(feats)[None]
+
+
 class UNet(nn.Module):
     def __init__(self, cfg, latent_channels=4):
         super().__init__()
@@ -229,6 +254,20 @@ class UNet(nn.Module):
         self.context_tokens = cfg["context_tokens"]
         self.time_mlp = nn.Sequential(nn.Linear(c0, temb), nn.SiLU(), nn.Linear(temb, temb))
         self.conv_in = nn.Conv2d(latent_channels, c0, 3, padding=1)
+        # Absolute position: at 8x8 a convolution only learns where it is from the zero padding, slowly, and the
+        # attention's queries not at all, so "top left" had nothing to bind to. A learned map of coordinate features,
+        # added after conv_in, gives every cell its place without changing the graph's inputs.
+        self.position = nn.Conv2d(2 + 4 * 3, c0, 1) if cfg.get("unet_position") else None
+        # A map of the prompt, added to the same features: the mean of the text states, linearly to a c0 x n x n grid
+        # (resized to the sample's grid). With only cross-attention, whose output is the same at every cell unless
+        # the cell's features already differ, the model learned the prompt's colours but never its layout: at pure
+        # noise it predicted the background and no object, so the object went wherever the noise put it. This path
+        # needs no interaction to learn: "top left" moves the map's mass to the top left. Zero at the start.
+        self.layout_side = cfg.get("text_layout")
+        self.layout = nn.Linear(ctx, c0 * self.layout_side**2) if self.layout_side else None
+        if self.layout is not None:
+            nn.init.zeros_(self.layout.weight)
+            nn.init.zeros_(self.layout.bias)
         self.down0 = ResBlock(c0, c0, g, temb)
         self.down0_attn = Transformer(c0, ctx, heads, g, ff)
         self.downsample = nn.Conv2d(c0, c0, 3, stride=2, padding=1)
@@ -251,6 +290,13 @@ class UNet(nn.Module):
         context = context[:, :self.context_tokens]
         t = self.time_mlp(timestep_embedding(timestep, self.c0))
         h = self.conv_in(sample)
+        if self.position is not None:
+            h = h + self.position(coordinate_features(h.shape[2], h.shape[3], h))
+        if self.layout is not None:
+            n = self.layout_side
+            grid = self.layout(context.mean(dim=1)).view(-1, self.c0, n, n)
+            # Always resized, even n -> n (an identity), so the exported graph keeps a size-agnostic Resize.
+            h = h + F.interpolate(grid, size=(h.shape[2], h.shape[3]), mode="bilinear", align_corners=False)
         skips = [h]
         h = self.down0_attn(self.down0(h, t), context)
         skips.append(h)

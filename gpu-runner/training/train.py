@@ -20,13 +20,17 @@ from loss_plot import write_loss_png  # noqa: E402
 from sd_small import CONFIGS, UNet, VAE, TextEncoder, count_params, scaled_linear_alphas_cumprod  # noqa: E402
 
 SCHEDULES = {
-    "full": dict(vae_steps=3500, vae_batch=32, vae_lr=1e-3, unet_steps=1400, unet_batch=64, unet_lr=1e-3),
+    "full": dict(vae_steps=3500, vae_batch=16, vae_lr=1e-3, unet_steps=4000, unet_batch=64, unet_lr=1e-3),
     "tiny": dict(vae_steps=20, vae_batch=8, vae_lr=1e-3, unet_steps=20, unet_batch=8, unet_lr=1e-3),
 }
 CAPTION_DROPOUT = 0.1
 MIN_SNR_GAMMA = 5.0
 EMA_DECAY = 0.995
 KL_WEIGHT = 1e-6
+# The object and a 3-pixel ring around it weigh this much more in the VAE's loss: the object is ~5% of the pixels,
+# so a plain mean lets the decoder blur its corners and colour (a square read back as a circle) for little loss;
+# the ring weighs the background next to it alike, so the decoder gains nothing by growing the object.
+EDGE_WEIGHT = 4.0
 CHECKPOINT_EVERY = 100
 
 
@@ -87,7 +91,7 @@ def train_vae(args, cfg, sched, images):
     path = os.path.join(args.out, "vae.pt")
     vae = VAE(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=sched["vae_lr"], weight_decay=0.0)
-    state = {"step": 0, "losses": []}
+    state = {"step": 0, "losses": [], "seconds": 0.0}
     if os.path.exists(path):
         ckpt = torch.load(path)
         vae.load_state_dict(ckpt["model"])
@@ -98,19 +102,23 @@ def train_vae(args, cfg, sched, images):
         print(f"vae: resuming at step {state['step']}", file=sys.stderr)
     total, batch = sched["vae_steps"], sched["vae_batch"]
     n = images.shape[0]
-    crop = 32 if images.shape[1] >= 64 else images.shape[1]
     bar = Progress("vae ", total, state["step"])
     vae.train()
+    tick = time.time()
     for step in range(state["step"], total):
         g = step_generator(args.seed, 1, step)
         idx = torch.randint(0, n, (batch,), generator=g)
-        # 32x32 crops on the 8-pixel latent grid: a convolutional VAE learns the same, at a quarter of the cost.
-        ox, oy = (torch.randint(0, (images.shape[1] - crop) // 8 + 1, (2,), generator=g) * 8).tolist()
-        x = to_model_range(images[idx.numpy(), oy:oy + crop, ox:ox + crop])
+        # Whole images: the mid-block attention then sees the 8x8 latent grid it decodes at inference (trained on
+        # 32x32 crops, it saw 4x4 and bled colour across the image at 8x8).
+        x = to_model_range(images[idx.numpy()])
         mean, logvar = vae.encoder(x)
         z = mean + torch.randn(mean.shape, generator=g) * torch.exp(0.5 * logvar)
         recon = vae.decoder(z)
-        rec = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x)
+        # Pixel (0, 0) is always background: the scene generator keeps objects a pixel off the border.
+        obj = ((x - x[:, :, :1, :1]).abs().amax(dim=1, keepdim=True) > 0.1).float()
+        weight = 1.0 + EDGE_WEIGHT * F.max_pool2d(obj, 7, stride=1, padding=3)
+        err = recon - x
+        rec = (weight * (err**2 + 0.5 * err.abs())).mean() / weight.mean()
         kl = 0.5 * torch.mean(torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=[1, 2, 3]))
         loss = rec + KL_WEIGHT * kl
         for group in opt.param_groups:
@@ -120,10 +128,13 @@ def train_vae(args, cfg, sched, images):
         opt.step()
         state["losses"].append(float(rec))
         state["step"] = step + 1
+        now = time.time()
+        state["seconds"] = state.get("seconds", 0.0) + now - tick  # wall time of the stage, summed over resumes
+        tick = now
         bar.update(step, float(rec))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
             save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
-    write_loss_png(os.path.join(args.out, "vae-loss.png"), state["losses"], "VAE reconstruction loss (MSE + 0.5 L1)")
+    write_loss_png(os.path.join(args.out, "vae-loss.png"), state["losses"], "VAE reconstruction loss (MSE + 0.5 L1, object-weighted)")
     return vae, state
 
 
@@ -134,6 +145,7 @@ def encode_latents(args, vae, images):
     if os.path.exists(path):
         return torch.load(path)
     vae.eval()
+    t0 = time.time()
     means, recon_err = [], []
     for i in range(0, images.shape[0], 256):
         x = to_model_range(images[i:i + 256])
@@ -143,7 +155,8 @@ def encode_latents(args, vae, images):
             recon_err.append(F.mse_loss(vae.decoder(mean), x).item())
     latents = torch.cat(means)
     scaling = float(1.0 / latents.std())
-    out = {"latents": latents, "scaling_factor": scaling, "vae_full_image_mse": float(np.mean(recon_err))}
+    out = {"latents": latents, "scaling_factor": scaling, "vae_full_image_mse": float(np.mean(recon_err)),
+           "seconds": time.time() - t0}
     save_atomic(out, path)
     print(f"latents {tuple(latents.shape)}, std {latents.std():.4f} -> scaling factor {scaling:.5f}, "
           f"full-image MSE {out['vae_full_image_mse']:.5f}", file=sys.stderr)
@@ -157,7 +170,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
     params = list(text.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=sched["unet_lr"], weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
-    state = {"step": 0, "losses": []}
+    state = {"step": 0, "losses": [], "seconds": 0.0}
     if os.path.exists(path):
         ckpt = torch.load(path)
         text.load_state_dict(ckpt["text"])
@@ -169,7 +182,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
             return text, unet, ema, state
         print(f"unet: resuming at step {state['step']}", file=sys.stderr)
     print(f"params: text encoder {count_params(text)}, unet {count_params(unet)}", file=sys.stderr)
-    alphas_cumprod = scaled_linear_alphas_cumprod()
+    alphas_cumprod = scaled_linear_alphas_cumprod(zero_terminal_snr=cfg.get("zero_terminal_snr", False))
     ctx = cfg["context_tokens"]  # the U-Net reads only these; causal attention makes the cut exact
     empty = torch.tensor(meta["emptyIds"][:ctx], dtype=torch.int64)
     total, batch = sched["unet_steps"], sched["unet_batch"]
@@ -179,6 +192,7 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
     bar = Progress("unet", total, state["step"])
     text.train()
     unet.train()
+    tick = time.time()
     for step in range(state["step"], total):
         g = step_generator(args.seed, 2, step)
         idx = torch.randint(0, n, (batch,), generator=g)
@@ -192,9 +206,19 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
         pred = unet(zt, t.float(), text(tokens))
-        snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
-        weight = torch.clamp(snr, max=MIN_SNR_GAMMA) / snr  # min-SNR weighting for epsilon prediction
-        per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=[1, 2, 3])
+        if cfg.get("prediction") == "v_prediction":
+            # v = sqrt(a) noise - sqrt(1 - a) x0, defined at zero SNR (epsilon is not: at t = 999 the input is the
+            # noise). Its MSE weighs the clean image's error by SNR + 1; min-SNR caps that at 5 + 1, so the nearly
+            # clean steps do not crowd out the noisy ones, where the layout (place, size, shape) is decided, which
+            # keep a weight of at least 1 (plain min-SNR for v, min(SNR, 5) / (SNR + 1), is 0 at t = 999).
+            target = a.sqrt() * noise - (1 - a).sqrt() * z0
+            snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+            weight = (torch.clamp(snr, max=MIN_SNR_GAMMA) + 1) / (snr + 1)
+        else:
+            target = noise
+            snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+            weight = torch.clamp(snr, max=MIN_SNR_GAMMA) / snr  # min-SNR weighting for epsilon prediction
+        per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=[1, 2, 3])
         loss = (weight * per_sample).mean()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, sched["unet_lr"])
@@ -208,11 +232,14 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
         state["losses"].append(float(per_sample.mean()))
         state["step"] = step + 1
+        now = time.time()
+        state["seconds"] = state.get("seconds", 0.0) + now - tick  # wall time of the stage, summed over resumes
+        tick = now
         bar.update(step, float(per_sample.mean()))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
             save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
                          "state": state, "config": args.config}, path)
-            write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net epsilon MSE")
+            write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net MSE (v or epsilon, as configured)")
     return text, unet, ema, state
 
 
@@ -246,6 +273,8 @@ def main():
         "vae_final_loss": float(np.mean(vae_state["losses"][-50:])),
         "unet_final_loss": float(np.mean(unet_state["losses"][-100:])),
         "this_run_seconds": {"vae": round(t_vae), "total": round(time.time() - t0)},
+        "stage_seconds": {"vae": round(vae_state.get("seconds", 0)), "latents": round(lat.get("seconds", 0)),
+                          "unet": round(unet_state.get("seconds", 0))},
         "params": {"vae": count_params(vae), "text_encoder": count_params(text), "unet": count_params(unet)},
     }
     json.dump(summary, open(os.path.join(args.out, "summary.json"), "w"), indent=2)

@@ -59,7 +59,14 @@ describe('training smoke test (tiny config)', () => {
 
     await py('export.py', ['--data', data, '--ckpt', ckpt, '--out', model]);
     const unetConfig = JSON.parse(readFileSync(join(model, 'unet/config.json'), 'utf8'));
-    expect(unetConfig.sample_size).toBe(8);
+    expect(unetConfig).toMatchObject({ sample_size: 8, prediction_type: 'v_prediction' });
+    // The schedule the U-Net was trained on travels with it: every scheduler the runner builds reads this.
+    const schedulerConfig = JSON.parse(readFileSync(join(model, 'scheduler/scheduler_config.json'), 'utf8'));
+    expect(schedulerConfig).toMatchObject({
+      prediction_type: 'v_prediction',
+      rescale_betas_zero_snr: true,
+      timestep_spacing: 'trailing',
+    });
 
     const pipe = await StableDiffusionPipeline.load(model, { intraOpNumThreads: 1 });
     try {

@@ -50,3 +50,42 @@ describe('analyzeScene on the generator itself', () => {
     expect(read(plain)).toMatchObject({ background: 'green', colour: null, shape: null });
   });
 });
+
+/** A (2r+1)^2 box blur of an RGB scene: the soft edges a VAE decodes. */
+function blur(image: Uint8Array, r: number): Uint8Array {
+  const out = new Uint8Array(image.length);
+  for (let y = 0; y < SCENE_SIZE; y++)
+    for (let x = 0; x < SCENE_SIZE; x++)
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        let n = 0;
+        for (let dy = -r; dy <= r; dy++)
+          for (let dx = -r; dx <= r; dx++) {
+            const xx = x + dx;
+            const yy = y + dy;
+            if (xx < 0 || yy < 0 || xx >= SCENE_SIZE || yy >= SCENE_SIZE) continue;
+            sum += image[(yy * SCENE_SIZE + xx) * 3 + c];
+            n++;
+          }
+        out[(y * SCENE_SIZE + x) * 3 + c] = Math.round(sum / n);
+      }
+  return out;
+}
+
+describe('analyzeScene on soft edges', () => {
+  it('reads shape, size and area of blurred scenes: the object is cut at the edge midpoint, not grown by its halo', () => {
+    for (const shape of SHAPES)
+      for (const size of SIZES)
+        for (const [background, colour] of [
+          ['white', 'red'],
+          ['black', 'yellow'],
+          ['pink', 'blue'],
+        ] as const) {
+          const spec: SceneSpec = { background, colour, shape, size, position: 'centre' };
+          const sharp = read(renderScene(spec));
+          const soft = read(blur(renderScene(spec), 2));
+          expect(soft, JSON.stringify(spec)).toMatchObject({ shape, size, position: 'centre' });
+          expect(Math.abs(soft.area - sharp.area) / sharp.area, `${JSON.stringify(spec)} area`).toBeLessThan(0.15);
+        }
+  });
+});

@@ -54,8 +54,8 @@ const MIN_OBJECT_PIXELS = 12;
 
 /**
  * Analyzes one image. Background: the majority named colour of the border pixels, its RGB the mean of those
- * pixels. Object: every pixel far from that RGB; colour by majority vote of its pixels' nearest names (the
- * background's name excluded), position by the centroid's nearest grid cell, size by the bounding box, shape by
+ * pixels. Object colour: majority vote of the nearest names (the background's excluded) of the pixels far from that
+ * RGB; the object itself: every pixel nearer the object's RGB than the background's; position by the centroid's nearest grid cell, size by the bounding box, shape by
  * how much of the box the object fills and whether its mass sits low (a triangle's does).
  */
 export function analyzeScene(image: RgbImage): SceneReading {
@@ -80,6 +80,29 @@ export function analyzeScene(image: RgbImage): SceneReading {
   const [background, bgVote] = [...votes.entries()].sort((a, b) => b[1].n - a[1].n)[0];
   const bgRgb = bgVote.sum.map((s) => s / bgVote.n);
 
+  // Pass 1: the pixels far from the background are the object's core; they vote its colour name and give its RGB.
+  const colourVotes = new Map<Colour, number>();
+  const core: { rgb: number[]; d: number }[] = [];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const rgb = px(x, y);
+      const d = dist2(rgb, bgRgb);
+      if (d < OBJECT_DISTANCE ** 2) continue;
+      core.push({ rgb, d });
+      const name = nearestColour(rgb, background);
+      colourVotes.set(name, (colourVotes.get(name) ?? 0) + 1);
+    }
+  }
+  if (core.length < MIN_OBJECT_PIXELS) {
+    return { background, colour: null, position: null, size: null, shape: null, area: core.length, centroid: null, bbox: null };
+  }
+  const colour = [...colourVotes.entries()].sort((a, b) => b[1] - a[1])[0][0];
+  // The object's RGB: the mean of the farther half of the core, so edge pixels do not pull it toward the background.
+  core.sort((a, b) => b.d - a.d);
+  const inner = core.slice(0, Math.ceil(core.length / 2));
+  const objRgb = [0, 1, 2].map((c) => inner.reduce((s, p) => s + p.rgb[c], 0) / inner.length);
+  // Pass 2: the object is every pixel nearer its RGB than the background's. A soft (decoded) edge is then cut at its
+  // midpoint, where a sharp edge would be, instead of the object growing by its halo.
   let area = 0;
   let sx = 0;
   let sy = 0;
@@ -87,12 +110,11 @@ export function analyzeScene(image: RgbImage): SceneReading {
   let y0 = h;
   let x1 = -1;
   let y1 = -1;
-  const colourVotes = new Map<Colour, number>();
   const mask = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const rgb = px(x, y);
-      if (dist2(rgb, bgRgb) < OBJECT_DISTANCE ** 2) continue;
+      if (dist2(rgb, objRgb) >= dist2(rgb, bgRgb)) continue;
       mask[y * w + x] = 1;
       area++;
       sx += x + 0.5;
@@ -101,14 +123,11 @@ export function analyzeScene(image: RgbImage): SceneReading {
       y0 = Math.min(y0, y);
       x1 = Math.max(x1, x);
       y1 = Math.max(y1, y);
-      const name = nearestColour(rgb, background);
-      colourVotes.set(name, (colourVotes.get(name) ?? 0) + 1);
     }
   }
   if (area < MIN_OBJECT_PIXELS) {
     return { background, colour: null, position: null, size: null, shape: null, area, centroid: null, bbox: null };
   }
-  const colour = [...colourVotes.entries()].sort((a, b) => b[1] - a[1])[0][0];
   // Scene coordinates are for 64x64; scale other sizes to them.
   const scale = 64 / w;
   const cx = (sx / area) * scale;

@@ -179,7 +179,8 @@ export function describeSceneWorld(): string {
     `sizes ${SIZES.join(', ')}; positions ${POSITIONS.join(', ')}.`,
     'Ask as you would type it, e.g. "a small yellow triangle in the bottom right on a purple background" or',
     '"black background, big white square, left". Anything else comes out as some scene of that kind.',
-    'It gets the colours right; shape and place it has not learned yet (gpu-runner/models/sd-embedded-v2/MODEL_CARD.md).',
+    'It gets the background, colour, place and size right nearly always, the shape about two times in three',
+    '(gpu-runner/models/sd-embedded-v3/MODEL_CARD.md).',
   ].join('\n  ');
 }
 

@@ -22,6 +22,8 @@ export interface KeySpec {
   origins?: string[];
   ratePerMinute?: number;
   maxInFlight?: number;
+  /** The key's pixel budget (width x height of any output). */
+  maxPixels?: number;
 }
 
 export interface CreatedKey {
@@ -125,6 +127,7 @@ async function createKey(persistTo: string, spec: KeySpec): Promise<CreatedKey> 
   for (const origin of spec.origins ?? []) args.push('--origin', origin);
   if (spec.ratePerMinute) args.push('--rate', String(spec.ratePerMinute));
   if (spec.maxInFlight) args.push('--max-in-flight', String(spec.maxInFlight));
+  if (spec.maxPixels) args.push('--max-pixels', String(spec.maxPixels));
   const out = await runScript(`keys create ${spec.name}`, join(REPO_ROOT, 'edge', 'scripts', 'keys.ts'), args);
   const created = JSON.parse(out.slice(out.indexOf('{'))) as { id: string; key: string };
   return { id: created.id, key: created.key };

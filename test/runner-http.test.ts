@@ -233,6 +233,20 @@ describe('img2img inputs', () => {
     expect([wideMeta.width, wideMeta.height]).toEqual([128, 64]);
   });
 
+  it("fits an output sized from an image URL into max_pixels, the caller's budget the edge passes", async () => {
+    const first = await call('POST', '/predictions', { input: { ...SMALL, width: 256, height: 128 } });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const image: string = first.body.output[0];
+    const fitted = await call('POST', '/predictions', { input: { ...IMG2IMG, image, max_pixels: 128 * 64 } });
+    expect(fitted.status, JSON.stringify(fitted.body)).toBe(200);
+    const meta = await sharp(await download(fitted.body.output[0])).metadata();
+    expect([meta.width, meta.height]).toEqual([128, 64]);
+    // A side that is given still wins; the other stays within the budget (the image's ratio alone would make it 128).
+    const oneSide = await call('POST', '/predictions', { input: { ...IMG2IMG, image, width: 256, max_pixels: 256 * 64 } });
+    const oneSideMeta = await sharp(await download(oneSide.body.output[0])).metadata();
+    expect([oneSideMeta.width, oneSideMeta.height]).toEqual([256, 64]);
+  });
+
   it('takes its own output (an http URL of its loopback bucket) as the next input; any other loopback URL is a 422', async () => {
     const first = await call('POST', '/predictions', { input: { ...SMALL, seed: 5 } });
     expect(first.status).toBe(200);

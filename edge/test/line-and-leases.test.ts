@@ -5,6 +5,7 @@
 // (edge/vitest.config.ts: lease TTL 2 s, max queue time 4 s, backlog 3).
 import { exports } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
+import { createRunnerInputSchema } from '@sd/shared/schemas/runner';
 import { describe, expect, it } from 'vitest';
 import {
   api,
@@ -113,6 +114,37 @@ describe('pull runners', () => {
       await runnerCall(path(l.prediction.webhook), runnerEnvelope(l.prediction.id, { status: 'succeeded', output: [] }));
     }
     expect(order).toEqual([ids[0], lone, ids[1]]);
+  });
+
+  it("hands the runner the caller's pixel budget when only the runner can size the output (an image URL, no width/height)", async () => {
+    await drain();
+    const budget = 512 * 512;
+    const small = await createKey({ maxPixels: budget });
+    const open = await createKey();
+    const image = 'https://images.example/photo.png';
+    const make = async (key: string, input: Record<string, unknown>) => {
+      const res = await api(key)('/v1/predictions', {
+        method: 'POST',
+        json: { version: PULLED, input: { prompt: 'a cat', image, ...input } },
+      });
+      expect(res.status, await res.clone().text()).toBe(201);
+      return ((await res.json()) as Prediction).id;
+    };
+    const byUrl = await make(small.key, {});
+    const sized = await make(small.key, { width: 256, height: 256 });
+    const unlimited = await make(open.key, {});
+    const inputs = new Map<string, Record<string, unknown>>();
+    for (let l = await lease('runner-budget'); l; l = await lease('runner-budget')) {
+      inputs.set(l.prediction.id, l.prediction.input);
+      await runnerCall(path(l.prediction.webhook), runnerEnvelope(l.prediction.id, { status: 'canceled' }));
+    }
+    expect(inputs.get(byUrl)?.max_pixels).toBe(budget);
+    // The runner takes it (its own schema), and it is not shown to the caller as part of their input.
+    expect(createRunnerInputSchema().safeParse(inputs.get(byUrl)).success).toBe(true);
+    expect((await getPrediction(small.key, byUrl)).input).not.toHaveProperty('max_pixels');
+    // A size the caller gave was checked against the budget at the edge; a key without one has the runner's own limit.
+    expect(inputs.get(sized)).not.toHaveProperty('max_pixels');
+    expect(inputs.get(unlimited)).not.toHaveProperty('max_pixels');
   });
 
   it('predictions made while no runner is connected wait, and all succeed once one arrives (scale from zero)', async () => {

@@ -18,6 +18,7 @@ export function cogBackend(config: EdgeConfig, model: ModelConfig, outbound: typ
   return {
     description: 'ONNX runners',
     pullable: true,
+    takesRunnerInput: true,
     tokenizesAtEdge: model.tokenizer !== undefined,
     pushTargets: targets,
     isPushTarget: (holder) => model.runners.includes(holder),

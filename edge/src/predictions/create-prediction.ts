@@ -125,7 +125,8 @@ export async function createPrediction(
 ): Promise<{ record: PredictionRecord; replayed: boolean }> {
   const { env, principal } = ctx;
   checkModelAllowed(req.model, principal);
-  const parsed = inputSchemaFor(effectiveLimits(req.model, principal)).safeParse(req.body.input);
+  const limits = effectiveLimits(req.model, principal);
+  const parsed = inputSchemaFor(limits).safeParse(req.body.input);
   if (!parsed.success) throw invalidFromZod(parsed.error, 'input');
 
   const owner = ownerOf(principal);
@@ -161,7 +162,8 @@ export async function createPrediction(
         webhook: req.body.webhook ?? null,
         webhookEventsFilter: req.body.webhook_events_filter ?? [],
         streamToken: await streamToken(ctx.config.secrets.streamSigningSecret, id, now + ctx.config.streamTokenTtlSeconds * 1000),
-        job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
+        // The budget goes with the job: an image given by URL is sized by the runner that fetches it.
+        job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys, maxPixels: limits.maxPixels },
       },
       now,
     );

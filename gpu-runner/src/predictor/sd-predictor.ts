@@ -108,7 +108,7 @@ export class SdPredictor implements Predictor {
       ctx.log('disable_safety_checker: this pipeline has no safety checker; outputs are never filtered');
     }
     const images = await this.loadImages(input, ctx.signal);
-    const request = generateRequest(input, seed, images, outputSize(input, images, pipeline.nativeSize));
+    const request = generateRequest(input, seed, images, outputSize(input, images.imageSize, pipeline.nativeSize));
     let result: GenerateResult;
     try {
       result = await pipeline.generate(request, {
@@ -165,11 +165,18 @@ interface InputImages {
 
 /**
  * The output's width and height: as given; a side left out comes from the input image (img2img, as diffusers: the
- * image's own size, fitted into the limits), else the model's native size (what it was trained at; larger is not
- * better for a small model).
+ * image's own size, fitted into the limits and the caller's pixel budget, max_pixels), else the model's native size
+ * (what it was trained at; larger is not better for a small model).
  */
-function outputSize(input: RunnerInput, images: InputImages, nativeSize: number): Size {
-  if (images.imageSize) return sizeFromImage(images.imageSize, { width: input.width, height: input.height }, DEFAULT_LIMITS);
+export function outputSize(
+  input: Pick<RunnerInput, 'width' | 'height' | 'max_pixels'>,
+  imageSize: Size | undefined,
+  nativeSize: number,
+): Size {
+  if (imageSize) {
+    const maxPixels = Math.min(DEFAULT_LIMITS.maxPixels, input.max_pixels ?? Number.POSITIVE_INFINITY);
+    return sizeFromImage(imageSize, { width: input.width, height: input.height }, { ...DEFAULT_LIMITS, maxPixels });
+  }
   return { width: input.width ?? nativeSize, height: input.height ?? nativeSize };
 }
 

@@ -22,10 +22,14 @@ export function fitSize(dims: Size, limits: SizeLimits): Size {
     Math.sqrt(limits.maxPixels / (dims.width * dims.height)),
     limits.maxSide / Math.max(dims.width, dims.height),
   );
-  return {
-    width: Math.max(limits.minSide, floor8(dims.width * scale)),
-    height: Math.max(limits.minSide, floor8(dims.height * scale)),
-  };
+  let width = Math.max(limits.minSide, floor8(dims.width * scale));
+  let height = Math.max(limits.minSide, floor8(dims.height * scale));
+  // A short side raised to minSide adds pixels the scale did not count: the long side gives them back.
+  if (width * height > limits.maxPixels) {
+    if (height === limits.minSide) width = Math.max(limits.minSide, floor8(limits.maxPixels / height));
+    else height = Math.max(limits.minSide, floor8(limits.maxPixels / width));
+  }
+  return { width, height };
 }
 
 /**

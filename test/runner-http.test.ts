@@ -233,6 +233,22 @@ describe('img2img inputs', () => {
     expect([wideMeta.width, wideMeta.height]).toEqual([128, 64]);
   });
 
+  it("refuses a side its model's U-Net cannot take with a 422 naming the multiple, and sizes an image's output to one", async () => {
+    // The U-Net halves the latents; a side that does not halve evenly would fail mid-run inside onnxruntime.
+    const refused = await call('POST', '/predictions', { input: { ...SMALL, width: 88 } });
+    expect(refused.status, JSON.stringify(refused.body)).toBe(422);
+    expect(refused.body.error.param).toBe('input.width');
+    const multiple = Number(/width must be a multiple of (\d+) .*got 88/.exec(refused.body.detail)?.[1]);
+    expect(multiple).toBeGreaterThan(8);
+    const fits = await call('POST', '/predictions', { input: { ...SMALL, width: Math.ceil(88 / multiple) * multiple } });
+    expect(fits.body.status, fits.body.error).toBe('succeeded');
+    // An image of 88x72 without width/height: its output is the image's size in the sides the U-Net takes.
+    const sized = await call('POST', '/predictions', { input: { ...IMG2IMG, image: await png(88, 72) } });
+    expect(sized.body.status, sized.body.error).toBe('succeeded');
+    const meta = await sharp(await download(sized.body.output[0])).metadata();
+    expect([meta.width, meta.height]).toEqual([88, 72].map((side) => Math.max(64, Math.floor(side / multiple) * multiple)));
+  });
+
   it("fits an output sized from an image URL into max_pixels, the caller's budget the edge passes", async () => {
     const first = await call('POST', '/predictions', { input: { ...SMALL, width: 256, height: 128 } });
     expect(first.status, JSON.stringify(first.body)).toBe(200);

@@ -182,6 +182,19 @@ describe("a key's pixel budget", () => {
   });
 });
 
+describe("sides the model's U-Net takes", () => {
+  it('are refused at the edge with a 422 naming the multiple, where the runner would refuse them after queueing', async () => {
+    const res = await api('/v1/predictions', {
+      body: { version: stack.model.ref, input: { prompt: 'x', width: 88, height: 64 } },
+    });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({
+      error: { param: 'input.width' },
+      detail: 'width must be a multiple of 16 between 64 and 2048, got 88',
+    });
+  });
+});
+
 describe('an input only the runner can judge', () => {
   it("fails at once with the runner's own message instead of waiting in line for its maximum queue time", async () => {
     // The edge cannot know the loaded model's text encoder depth; the pull runner refuses clip_skip past it.

@@ -17,6 +17,8 @@ const LimitsOverrideSchema = z
     maxPromptChars: z.number().int().positive(),
     /** The model's native width/height (its U-Net's sample_size x 8): the pixel budget of an input without them. */
     nativeSide: z.number().int().positive().multipleOf(8),
+    /** What width and height must be multiples of: its U-Net's 8 x 2 per upsampler (16 for the embedded model). */
+    sideMultiple: z.number().int().positive().multipleOf(8),
   })
   .partial();
 

@@ -166,6 +166,29 @@ describe('OpenAI images', () => {
     expect(await res.json()).toMatchObject({ model: `${MODEL}:${VERSION}`, data: [{ url: 'https://cdn.test/e.png' }] });
   });
 
+  it("edits without a size take the image's size fitted into the caller's pixel budget, not the model's", async () => {
+    const { key } = await createKey({ maxPixels: 128 * 128 });
+    const seen = fakeRunnerThatAccepts();
+    // A JPEG's header up to its frame: 512 wide, 256 high (the edge reads the size from it; the fake runner takes it).
+    const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x01, 0x00, 0x02, 0x00, 0x03, 0x01, 0x22, 0x00, 0, 0]);
+    const form = new FormData();
+    form.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'wide.jpg');
+    form.append('prompt', 'make it blue');
+    const pending = post(key, '/v1/images/edits', form);
+    // A refusal answers before any push: it fails the test with its body instead of a timeout.
+    const put = await Promise.race([
+      waitFor(() => seen.find((s) => s.method === 'PUT')),
+      pending.then(async (res) => {
+        throw new Error(`answered ${res.status} before any push: ${await res.text()}`);
+      }),
+    ]);
+    const job = JSON.parse(put.body);
+    // 512x256 scaled into 128 * 128 pixels, in multiples of 8.
+    expect([job.input.width, job.input.height]).toEqual([176, 88]);
+    await sendRunnerWebhook(runnerEnvelope(job.id, { status: 'succeeded', output: ['https://cdn.test/e.png'] }));
+    expect((await pending).status).toBe(200);
+  });
+
   it.each([
     [{ prompt: 'x', foo: 1 }, 'foo', 'unknown field foo is not accepted'],
     [{ prompt: 'x', quality: 'ultra' }, 'quality', 'quality must be one of standard, hd, low, medium, high, auto, got "ultra"'],

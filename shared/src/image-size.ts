@@ -6,8 +6,8 @@ export interface SizeLimits {
   minSide: number;
   maxSide: number;
   maxPixels: number;
-  /** What each side is a multiple of (default 8, the VAE's factor; a model's U-Net may need more: the runner knows). */
-  multiple?: number;
+  /** What each side is a multiple of: 8 (the VAE's factor) unless the model's U-Net needs more (limits.ts). */
+  sideMultiple?: number;
 }
 
 export interface Size {
@@ -21,9 +21,9 @@ const floorTo =
   (v: number): number =>
     Math.floor(v / multiple) * multiple;
 
-/** An image's own size made one the model takes: multiples of 8 (or `multiple`), inside the side limits and the pixel budget. */
+/** An image's own size made one the model takes: multiples of 8 (or `sideMultiple`), inside the side limits and the pixel budget. */
 export function fitSize(dims: Size, limits: SizeLimits): Size {
-  const floor = floorTo(limits.multiple);
+  const floor = floorTo(limits.sideMultiple);
   const scale = Math.min(
     1,
     Math.sqrt(limits.maxPixels / (dims.width * dims.height)),
@@ -44,7 +44,7 @@ export function fitSize(dims: Size, limits: SizeLimits): Size {
  * out: the image's size, fitted; one out: the image's aspect ratio against the given side, within the budget).
  */
 export function sizeFromImage(image: Size, requested: Partial<Size>, limits: SizeLimits): Size {
-  const floor = floorTo(limits.multiple);
+  const floor = floorTo(limits.sideMultiple);
   const { width, height } = requested;
   if (width !== undefined && height !== undefined) return { width, height };
   if (width === undefined && height === undefined) return fitSize(image, limits);

@@ -65,7 +65,7 @@ async function main(args: GenerateArgs): Promise<void> {
       ? sizeFromImage(
           await checkInputImage('--image', image),
           { width: args.width, height: args.height },
-          { ...DEFAULT_LIMITS, multiple: pipeline.sideMultiple },
+          { ...DEFAULT_LIMITS, sideMultiple: pipeline.sideMultiple },
         )
       : { width: args.width ?? pipeline.nativeSize, height: args.height ?? pipeline.nativeSize };
     const request: GenerateRequest = {

@@ -175,10 +175,10 @@ interface InputImages {
  * image's own size, fitted into the limits, the caller's pixel budget (max_pixels) and the sides the U-Net takes), else
  * the model's native size (what it was trained at; larger is not better for a small model).
  */
-function outputSize(input: RunnerInput, imageSize: Size | undefined, nativeSize: number, multiple: number): Size {
+function outputSize(input: RunnerInput, imageSize: Size | undefined, nativeSize: number, sideMultiple: number): Size {
   if (imageSize) {
     const maxPixels = Math.min(DEFAULT_LIMITS.maxPixels, input.max_pixels ?? Number.POSITIVE_INFINITY);
-    return sizeFromImage(imageSize, { width: input.width, height: input.height }, { ...DEFAULT_LIMITS, maxPixels, multiple });
+    return sizeFromImage(imageSize, { width: input.width, height: input.height }, { ...DEFAULT_LIMITS, maxPixels, sideMultiple });
   }
   return { width: input.width ?? nativeSize, height: input.height ?? nativeSize };
 }

@@ -2,6 +2,7 @@
 // with its secret key (the same at every start on a state folder) and a ready-to-paste curl; runs until Ctrl-C, then stops every process it started and removes
 // the run's files. The edge's state (keys, predictions) stays in the state folder `npm run keys` also uses.
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import { STATE_DIR_ENV } from '../edge/scripts/local-state.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
 import { STACK_KEY_FILE } from './stack/stack-key.ts';
@@ -80,7 +81,7 @@ try {
     onLine: echo,
   });
 } catch (err) {
-  process.stderr.write(`npm start: ${(err as Error).message}\n`);
+  process.stderr.write(`npm start: ${errorMessage(err)}\n`);
   await stack?.stop();
   process.exit(1);
 }

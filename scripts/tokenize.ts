@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import { errorMessage } from '@sd/shared/error-message';
 import { DEFAULT_MODEL_DIR } from '../gpu-runner/src/default-model/write-model.ts';
 import { ClipTokenizer, type LongPromptMode } from '../shared/src/tokenizer/index.ts';
 
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
     }
     tokenizer = loadTokenizer(options.tokenizerDir);
   } catch (err) {
-    const message = err instanceof UsageError ? `${err.message}\n${USAGE}` : `cannot load tokenizer: ${(err as Error).message}`;
+    const message = err instanceof UsageError ? `${err.message}\n${USAGE}` : `cannot load tokenizer: ${errorMessage(err)}`;
     process.stderr.write(`tokenize: ${message.split('\n')[0]}\n`);
     process.exit(2);
   }

@@ -273,6 +273,15 @@ describe('img2img inputs', () => {
     expect(again.body.status).toBe('succeeded');
     const meta = await sharp(await download(again.body.output[0])).metadata();
     expect([meta.width, meta.height]).toEqual([64, 64]);
+    // The prediction's id is no key to its images: the same path without the URL's signature, or another image of it.
+    const bare = new URL(own);
+    const unsigned = `${bare.origin}${bare.pathname}`;
+    const sibling = own.replace('/0.png?', '/1.png?');
+    for (const image of [unsigned, sibling]) {
+      const refused = await call('POST', '/predictions', { input: { ...IMG2IMG, image } });
+      expect(refused.body.status, image).toBe('failed');
+      expect(refused.body.error, image).toMatch(/^image names an output of this runner's bucket without a valid signature/);
+    }
     // The same bucket's other objects, another port on loopback, or https loopback: the SSRF guard still refuses.
     const s3Url = new URL(own);
     for (const image of [

@@ -2,6 +2,7 @@
 // Durable Objects, with the runner faked at fetch.
 
 import { exports } from 'cloudflare:workers';
+import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import {
   api,
@@ -131,6 +132,18 @@ describe('models', () => {
     // Every configured model (edge/vitest.config.ts adds the pull pool sd/pulled), the default first.
     expect(list.data.map((m) => m.id)).toEqual([MODEL, 'sd/pulled']);
     expect(list.results.map((m) => m.name)).toEqual(['embedded', 'pulled']);
+  });
+
+  it("the openai client's models.retrieve finds a model by the id models.list gave (its slash sent as %2F)", async () => {
+    const { key } = await createKey();
+    const openai = new OpenAI({
+      apiKey: key,
+      baseURL: 'http://edge.test/v1',
+      fetch: (url: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(url, init)),
+    });
+    const [first] = (await openai.models.list()).data;
+    expect(await openai.models.retrieve(first.id)).toMatchObject({ id: MODEL, object: 'model', owned_by: 'sd' });
+    await expect(openai.models.retrieve('sd/missing')).rejects.toMatchObject({ status: 404 });
   });
 });
 

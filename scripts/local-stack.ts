@@ -429,6 +429,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ],
       secrets: {
         RUNNER_TOKEN: runnerToken,
+        // Push mode's targets are this stack's own runners, whose API_TOKEN is the runner token.
+        PUSH_TARGET_TOKEN: runnerToken,
         RUNNER_WEBHOOK_SECRET: runnerWebhookSecret,
         WEBHOOK_SIGNING_SECRET: clientWebhookSecret,
         TOKEN_SIGNING_SECRET: tokenSigningSecret,

@@ -80,6 +80,8 @@ export interface EdgeConfig {
   secrets: {
     runnerWebhookSecret: string;
     runnerToken: string;
+    /** What Cog push targets are sent as their bearer (their API_TOKEN); absent: no Authorization header. */
+    pushTargetToken?: string;
     webhookSigningSecret: string;
     streamSigningSecret: string;
     replicateApiToken?: string;
@@ -147,6 +149,7 @@ export interface ConfigSource {
   WEBHOOK_DNS_RESOLVER?: string;
   RUNNER_WEBHOOK_SECRET?: string;
   RUNNER_TOKEN?: string;
+  PUSH_TARGET_TOKEN?: string;
   TOKEN_SIGNING_SECRET?: string;
   WEBHOOK_SIGNING_SECRET?: string;
   STREAM_SIGNING_SECRET?: string;
@@ -213,6 +216,7 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
     secrets: {
       runnerWebhookSecret: required('RUNNER_WEBHOOK_SECRET', source.RUNNER_WEBHOOK_SECRET),
       runnerToken: required('RUNNER_TOKEN', source.RUNNER_TOKEN),
+      ...(source.PUSH_TARGET_TOKEN ? { pushTargetToken: source.PUSH_TARGET_TOKEN } : {}),
       webhookSigningSecret: required('WEBHOOK_SIGNING_SECRET', source.WEBHOOK_SIGNING_SECRET),
       streamSigningSecret: required('STREAM_SIGNING_SECRET (or TOKEN_SIGNING_SECRET)', tokenSecret),
       replicateApiToken: source.REPLICATE_API_TOKEN,

@@ -272,6 +272,18 @@ describe('push targets', () => {
     expect((await getPrediction(key, created.id)).status).toBe('starting');
   });
 
+  it("a target is sent its own token, never the runner credential: what it receives cannot lease any model's work", async () => {
+    const { key } = await createKey();
+    const seen = fakeNetwork(() => new Response('{}', { status: 202 }));
+    const { id } = (await (await create(key, 'a boat', VERSION)).json()) as Prediction;
+    const put = await waitFor(() => runnerPuts(seen, id)[0]);
+    const given = /^Bearer (\S+)$/.exec(put.headers.get('authorization') ?? '')?.[1] ?? '';
+    expect(given).toBe('test-push-target-token');
+    const leased = await runnerCall('/runner/v1/leases', { runner_id: 'push-host', model: PULLED, wait_ms: 0 }, given);
+    expect(leased.status).toBe(401);
+    expect((await api(key)(`/v1/predictions/${id}/cancel`, { method: 'POST' })).status).toBe(200);
+  });
+
   it('a 422 from the target fails the prediction at once with its message and no internal address', async () => {
     const { key } = await createKey();
     fakeNetwork(() => Response.json({ detail: 'input.width: bad' }, { status: 422 }));

@@ -14,6 +14,7 @@ import {
   getPrediction,
   runnerEnvelope,
   runnerPuts,
+  sendRunnerWebhook,
   useEdgeHarness,
   VERSION,
   waitFor,
@@ -245,6 +246,26 @@ describe('pull runners', () => {
     expect(await res.text()).toContain('refused.message');
     await runnerCall(path(got!.release_url), {});
     await drain();
+  });
+
+  it("a push target's signed webhook cannot report a prediction a pull runner holds; the runner's own report can", async () => {
+    await drain();
+    const { key } = await createKey();
+    const created = (await (await create(key, 'held by a pull runner')).json()) as Prediction;
+    const got = await lease('runner-held');
+    expect(got?.prediction.id).toBe(created.id);
+    // Signed with the secret every push target holds, naming the prediction and its attempt: still not its holder.
+    const forged = await sendRunnerWebhook(
+      runnerEnvelope(created.id, { status: 'succeeded', output: ['https://evil.test/x.png'] }),
+    );
+    expect(await forged.json()).toMatchObject({ applied: false, reason: expect.stringMatching(/pull runner holds/) });
+    expect((await getPrediction(key, created.id)).output).toBeNull();
+    const own = await runnerCall(
+      path(got!.prediction.webhook),
+      runnerEnvelope(created.id, { status: 'succeeded', output: ['https://cdn.test/held.png'] }),
+    );
+    expect(await own.json()).toMatchObject({ applied: true });
+    expect((await getPrediction(key, created.id)).output).toEqual(['https://cdn.test/held.png']);
   });
 
   it('canceling a waiting prediction takes it out of the line', async () => {

@@ -18,7 +18,8 @@ Reads one JSON string per line on stdin (e.g. "a red circle") and writes one JSO
 
   --tokenizer DIR   a diffusers tokenizer/ folder (vocab.json, merges.txt); default: the embedded model's,
                     ${relative(process.cwd(), DEFAULT_TOKENIZER_DIR) || DEFAULT_TOKENIZER_DIR}
-  --mode MODE       truncate (diffusers: one window of 77 ids, printed flat) or chunk (AUTOMATIC1111: 75-token windows)
+  --mode MODE       truncate (diffusers: one window of 77 ids, printed flat; the default) or chunk (AUTOMATIC1111:
+                    75-token windows; what the API does unless its input says prompt_mode "truncate")
   --no-weights      take "(word:1.3)" literally instead of as a prompt weight
   -h, --help        this text
 

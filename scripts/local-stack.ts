@@ -207,6 +207,8 @@ async function startReadyEdge(
       PUBLIC_BASE_URL: edgeUrl,
       // The tests' webhook receivers listen on 127.0.0.1: a local stack opts out of the webhook address policy.
       WEBHOOK_ALLOW_PRIVATE: 'true',
+      // Its runner's outputs are http URLs of its bucket on loopback, which the runner reads back as inputs.
+      IMAGE_URLS_ALLOW_PRIVATE: 'true',
       ...options.edgeVars,
     },
     secrets: { ...edge.secrets, ...options.edgeSecrets },

@@ -202,13 +202,13 @@ export async function load(
     const send = async (i: number) => {
       for (let attempt = 1; ; attempt++) {
         let r: Awaited<ReturnType<typeof once>> | null = null;
-        let lost: Error | null = null;
+        let lost: unknown = null;
         try {
           r = await once(agent, base, spec, i);
         } catch (err) {
           // The same loss seen directly: workerd resetting the connection.
           if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
-          lost = err as Error;
+          lost = err;
         }
         if (r && !isDevProxyRestart(r.status, r.body)) return r;
         if (attempt >= MAX_TRIES) {

@@ -4,6 +4,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import { type BenchModules, runBenches } from './bench-report.ts';
 
 export type { BenchResult } from './bench-report.ts';
@@ -40,7 +41,7 @@ let parsed: ReturnType<typeof parseArgs<{ allowPositionals: true; options: typeo
 try {
   parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
 } catch (err) {
-  usageError((err as Error).message);
+  usageError(errorMessage(err));
 }
 if (parsed.values.help) {
   process.stdout.write(USAGE);

@@ -10,6 +10,7 @@ export default defineConfig({
         bindings: {
           RUNNER_WEBHOOK_SECRET: 'test-runner-webhook-secret',
           RUNNER_TOKEN: 'test-runner-token',
+          PUSH_TARGET_TOKEN: 'test-push-target-token',
           TOKEN_SIGNING_SECRET: 'test-token-signing-secret',
           WEBHOOK_SIGNING_SECRET: 'whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0',
           // Keep test output readable; the edge logs one JSON line per event.

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import Replicate, { type Prediction } from 'replicate';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -215,7 +216,7 @@ async function createFirstKey(
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main(process.argv.slice(2)).catch((err: unknown) => {
     const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`bootstrap: ${(err as Error).message}\n`);
+    process.stderr.write(`bootstrap: ${errorMessage(err)}\n`);
     process.exitCode = usage ? 2 : 1;
   });
 }

@@ -4,6 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import Replicate, { type Prediction } from 'replicate';
 import { describeSceneWorld } from '../gpu-runner/src/scenes/scenes.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
@@ -133,7 +134,7 @@ try {
   await stack.stop();
   log(`\nStopped. Whole demo: ${secs(Date.now() - t0)}.`);
 } catch (err) {
-  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  process.stderr.write(`demo: ${errorMessage(err)}\n`);
   await stack?.stop();
   process.exit(1);
 }

@@ -13,6 +13,7 @@ import { freePort } from './stack/free-port.ts';
 import { parseJsonc } from './stack/jsonc.ts';
 import { REPO_ROOT, type RunnerHandle, startRunner } from './stack/runner-process.ts';
 import { type S3rverHandle, startS3rver } from './stack/s3rver-process.ts';
+import { type StackKeySpec, savedStackKey, saveStackKey } from './stack/stack-key.ts';
 
 export interface KeySpec {
   /** Also the key's name in `npm run keys -- list`, and its name in LocalStack.keys. */
@@ -22,6 +23,8 @@ export interface KeySpec {
   origins?: string[];
   ratePerMinute?: number;
   maxInFlight?: number;
+  /** The key's pixel budget (width x height of any output). */
+  maxPixels?: number;
 }
 
 export interface CreatedKey {
@@ -125,6 +128,7 @@ async function createKey(persistTo: string, spec: KeySpec): Promise<CreatedKey> 
   for (const origin of spec.origins ?? []) args.push('--origin', origin);
   if (spec.ratePerMinute) args.push('--rate', String(spec.ratePerMinute));
   if (spec.maxInFlight) args.push('--max-in-flight', String(spec.maxInFlight));
+  if (spec.maxPixels) args.push('--max-pixels', String(spec.maxPixels));
   const out = await runScript(`keys create ${spec.name}`, join(REPO_ROOT, 'edge', 'scripts', 'keys.ts'), args);
   const created = JSON.parse(out.slice(out.indexOf('{'))) as { id: string; key: string };
   return { id: created.id, key: created.key };
@@ -140,21 +144,45 @@ async function startOrStop<T>(stop: () => Promise<void>, start: () => Promise<T>
   }
 }
 
-/** The keys a stack starts with: its secret key "local-stack" (with `secretKey`'s limits) and `keys`. */
+/** A new "local-stack" key, saved in `keepDir` (a persistent state folder) for the next start. */
+async function newStackKey(persistTo: string, spec: StackKeySpec, keepDir: string | undefined): Promise<CreatedKey> {
+  const created = await createKey(persistTo, { name: 'local-stack', ...spec });
+  if (keepDir) await saveStackKey(keepDir, { ...created, spec });
+  return created;
+}
+
+/**
+ * The keys a stack starts with: its secret key "local-stack" (with `secretKey`'s limits) and `keys`. In a persistent
+ * state folder (`keepDir`) the secret key an earlier start saved there is given again (one saved with other limits is
+ * revoked and replaced), so starts do not pile up keys; startReadyEdge replaces it too when the edge refuses it.
+ */
 async function createKeys(
   persistTo: string,
   options: Pick<LocalStackOptions, 'secretKey' | 'keys'>,
+  keepDir?: string,
 ): Promise<Record<string, CreatedKey>> {
-  const keys: Record<string, CreatedKey> = {};
-  for (const spec of [{ name: 'local-stack', ...options.secretKey }, ...(options.keys ?? [])]) {
-    keys[spec.name] = await createKey(persistTo, spec);
+  const spec: StackKeySpec = { ...options.secretKey };
+  const saved = keepDir ? await savedStackKey(keepDir, spec) : null;
+  if (saved?.kind === 'replace') {
+    await runScript('keys revoke', join(REPO_ROOT, 'edge', 'scripts', 'keys.ts'), [
+      'revoke',
+      saved.id,
+      '--persist-to',
+      persistTo,
+    ]).catch(() => undefined); // already gone with a wiped KV: nothing to revoke
   }
+  const keys: Record<string, CreatedKey> = {
+    'local-stack':
+      saved?.kind === 'reuse' ? { id: saved.key.id, key: saved.key.key } : await newStackKey(persistTo, spec, keepDir),
+  };
+  for (const keySpec of options.keys ?? []) keys[keySpec.name] = await createKey(persistTo, keySpec);
   return keys;
 }
 
 /**
  * wrangler dev on a free port with `models` as MODELS and the options' vars and secrets on top. Ready = the configuration
- * parses and the "local-stack" key is accepted, not just "listening"; an edge that is not ready is stopped.
+ * parses and the "local-stack" key is accepted, not just "listening"; an edge that is not ready is stopped. A saved key
+ * the edge refuses (revoked since, or a wiped KV) is replaced through `renewStackKey`, in `keys` too.
  */
 async function startReadyEdge(
   persistTo: string,
@@ -166,6 +194,7 @@ async function startReadyEdge(
     secrets: Record<string, string>;
     onLine?: (line: string) => void;
     secretsDir?: string;
+    renewStackKey?: () => Promise<CreatedKey>;
   },
 ): Promise<{ edge: EdgeHandle; edgeUrl: string }> {
   const port = edge.port ?? (await freePort());
@@ -178,6 +207,8 @@ async function startReadyEdge(
       PUBLIC_BASE_URL: edgeUrl,
       // The tests' webhook receivers listen on 127.0.0.1: a local stack opts out of the webhook address policy.
       WEBHOOK_ALLOW_PRIVATE: 'true',
+      // Its runner's outputs are http URLs of its bucket on loopback, which the runner reads back as inputs.
+      IMAGE_URLS_ALLOW_PRIVATE: 'true',
       ...options.edgeVars,
     },
     secrets: { ...edge.secrets, ...options.edgeSecrets },
@@ -185,7 +216,14 @@ async function startReadyEdge(
     timeoutMs: 120_000,
     processOptions: { onLine: edge.onLine },
   });
-  const probe = await fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
+  const accepts = () => fetch(`${edgeUrl}/v1/predictions`, { headers: { authorization: `Bearer ${keys['local-stack'].key}` } });
+  let probe = await accepts();
+  if (probe.status === 401 && edge.renewStackKey) {
+    await probe.body?.cancel();
+    // A key made now is seen at once: the edge reads the same local KV, and it never looked this id up.
+    keys['local-stack'] = await edge.renewStackKey();
+    probe = await accepts();
+  }
   if (probe.status !== 200) {
     const text = await probe.text();
     await handle.stop();
@@ -276,6 +314,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const runDir = join(stateDir, 'run');
   if (options.stateDir) await claimStateDir(stateDir, runDir);
   const runFolder = options.stateDir ? runDir : stateDir;
+  /** Where the stack's own secret key is kept between starts: a persistent state folder only. */
+  const keepDir = options.stateDir ? stateDir : undefined;
   runFolders.add(runFolder);
   const runnerToken = randomBytes(24).toString('hex');
   const runnerWebhookSecret = whsec();
@@ -365,7 +405,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ]);
       }
       step('creating API keys');
-      const keys = await createKeys(persistTo, options);
+      const keys = await createKeys(persistTo, options, keepDir);
       return { model, keys };
     })();
     // allSettled: a failure on one side must not leave the other side's processes starting unseen by stop().
@@ -391,12 +431,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ],
       secrets: {
         RUNNER_TOKEN: runnerToken,
+        // Push mode's targets are this stack's own runners, whose API_TOKEN is the runner token.
+        PUSH_TARGET_TOKEN: runnerToken,
         RUNNER_WEBHOOK_SECRET: runnerWebhookSecret,
         WEBHOOK_SIGNING_SECRET: clientWebhookSecret,
         TOKEN_SIGNING_SECRET: tokenSigningSecret,
       },
       onLine: (l: string) => options.onLine?.('edge', l),
       secretsDir: join(runDir, 'edge-secrets'),
+      renewStackKey: keepDir ? () => newStackKey(persistTo, { ...options.secretKey }, keepDir) : undefined,
     };
     ({ edge, edgeUrl } = await startReadyEdge(persistTo, keys, options, edgeSpec));
     if (options.stateDir) {

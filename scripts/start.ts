@@ -1,9 +1,11 @@
 // `npm start`: the whole service on this machine (s3rver, the runner on the embedded model, the edge under wrangler dev),
-// with a fresh secret key and a ready-to-paste curl; runs until Ctrl-C, then stops every process it started and removes
+// with its secret key (the same at every start on a state folder) and a ready-to-paste curl; runs until Ctrl-C, then stops every process it started and removes
 // the run's files. The edge's state (keys, predictions) stays in the state folder `npm run keys` also uses.
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@sd/shared/error-message';
 import { STATE_DIR_ENV } from '../edge/scripts/local-state.ts';
 import { type LocalStack, startLocalStack } from './local-stack.ts';
+import { STACK_KEY_FILE } from './stack/stack-key.ts';
 import { DEFAULT_EDGE_PORT, resolveStackPlace, type StackPlace } from './stack/stack-place.ts';
 
 const USAGE = `Usage: npm start [-- --port N] [--state DIR] [--verbose]
@@ -79,7 +81,7 @@ try {
     onLine: echo,
   });
 } catch (err) {
-  process.stderr.write(`npm start: ${(err as Error).message}\n`);
+  process.stderr.write(`npm start: ${errorMessage(err)}\n`);
   await stack?.stop();
   process.exit(1);
 }
@@ -100,7 +102,7 @@ Ready in ${((Date.now() - started) / 1000).toFixed(1)} s.
                       API keys and predictions stay here between runs; \`npm run keys -- create|list|revoke\` manages
                       the keys in it. The runner's and s3rver's ports change at each start; images last one run.
 
-Secret API key (shown once; stored only as a hash in the state folder):
+Secret API key (the same at every start: kept in ${stack.stateDir}/${STACK_KEY_FILE}):
   ${apiKey}
 
 Try it:

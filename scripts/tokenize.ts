@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import { errorMessage } from '@sd/shared/error-message';
 import { DEFAULT_MODEL_DIR } from '../gpu-runner/src/default-model/write-model.ts';
 import { ClipTokenizer, type LongPromptMode } from '../shared/src/tokenizer/index.ts';
 
@@ -17,7 +18,8 @@ Reads one JSON string per line on stdin (e.g. "a red circle") and writes one JSO
 
   --tokenizer DIR   a diffusers tokenizer/ folder (vocab.json, merges.txt); default: the embedded model's,
                     ${relative(process.cwd(), DEFAULT_TOKENIZER_DIR) || DEFAULT_TOKENIZER_DIR}
-  --mode MODE       truncate (diffusers: one window of 77 ids, printed flat) or chunk (AUTOMATIC1111: 75-token windows)
+  --mode MODE       truncate (diffusers: one window of 77 ids, printed flat; the default) or chunk (AUTOMATIC1111:
+                    75-token windows; what the API does unless its input says prompt_mode "truncate")
   --no-weights      take "(word:1.3)" literally instead of as a prompt weight
   -h, --help        this text
 
@@ -128,7 +130,7 @@ async function main(): Promise<void> {
     }
     tokenizer = loadTokenizer(options.tokenizerDir);
   } catch (err) {
-    const message = err instanceof UsageError ? `${err.message}\n${USAGE}` : `cannot load tokenizer: ${(err as Error).message}`;
+    const message = err instanceof UsageError ? `${err.message}\n${USAGE}` : `cannot load tokenizer: ${errorMessage(err)}`;
     process.stderr.write(`tokenize: ${message.split('\n')[0]}\n`);
     process.exit(2);
   }

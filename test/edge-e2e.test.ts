@@ -88,6 +88,8 @@ beforeAll(async () => {
       { name: 'widget', publishable: true, origins: [site.origin] },
       // One create per minute: the second click meets the real rate limit.
       { name: 'widget-limited', publishable: true, origins: [site.origin], ratePerMinute: 1 },
+      // Twice the embedded model's native 64x64, and nothing larger.
+      { name: 'small-budget', maxPixels: 128 * 64 },
     ],
     // One slot: the busy-runner test depends on the runner refusing a second prediction with 409.
     runnerEnv: { SLOTS: '1', PROGRESS_THROTTLE_MS: '50', ORT_INTRA_OP_THREADS: '1' },
@@ -164,6 +166,32 @@ describe('img2img through the edge', () => {
     const again = await runWithReplicate({ prompt: 'a red square', num_inference_steps: 4, strength: 0.5, image: url });
     expect(again.last.status).toBe('succeeded');
     expect(await imageMetadata((again.output as string[])[0])).toMatchObject({ width: 96, height: 64 });
+  });
+});
+
+describe("a key's pixel budget", () => {
+  it('holds for an img2img image given by URL, which only the runner can size', async () => {
+    const large = await createPrediction({ prompt: 'a red square', width: 256, height: 128, num_inference_steps: 2 });
+    const [image] = (await waitForStatus(large.id, (p) => p.status === 'succeeded')).output as string[];
+    const small = new Replicate({ auth: stack.keys['small-budget'].key, baseUrl: `${stack.edgeUrl}/v1`, useFileOutput: false });
+    const [url] = (await small.run(stack.model.ref as `${string}/${string}:${string}`, {
+      input: { prompt: 'a red square', num_inference_steps: 4, strength: 0.5, image },
+    })) as string[];
+    // The image's own 256x128, scaled into the key's 128 * 64 pixels.
+    expect(await imageMetadata(url)).toMatchObject({ width: 128, height: 64 });
+  });
+});
+
+describe("sides the model's U-Net takes", () => {
+  it('are refused at the edge with a 422 naming the multiple, where the runner would refuse them after queueing', async () => {
+    const res = await api('/v1/predictions', {
+      body: { version: stack.model.ref, input: { prompt: 'x', width: 88, height: 64 } },
+    });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({
+      error: { param: 'input.width' },
+      detail: 'width must be a multiple of 16 between 64 and 2048, got 88',
+    });
   });
 });
 

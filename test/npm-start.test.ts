@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ManagedProcess, startProcess } from '../scripts/stack/child-process.ts';
 import { freePort } from '../scripts/stack/free-port.ts';
 import { REPO_ROOT } from '../scripts/stack/runner-process.ts';
+import { STACK_KEY_FILE } from '../scripts/stack/stack-key.ts';
 
 const TSX = join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const WRANGLER_TMP = join(REPO_ROOT, 'edge', '.wrangler', 'tmp');
@@ -44,6 +45,7 @@ describe('npm start and npm run keys share one local state folder', () => {
   let start: ManagedProcess;
   let env: NodeJS.ProcessEnv;
   let buildDirsBefore: string[];
+  let firstKey: string;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'npm-start-test-'));
@@ -61,6 +63,7 @@ describe('npm start and npm run keys share one local state folder', () => {
       group: true,
     });
     await start.waitForLine(/^Ctrl-C stops everything\./, 170_000);
+    firstKey = printedKey(start);
   });
 
   afterAll(async () => {
@@ -113,13 +116,70 @@ describe('npm start and npm run keys share one local state folder', () => {
     expect(start.lines).toContain('stopping...');
     expect(() => process.kill(-start.pid, 0)).toThrow(); // nothing left in its group
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
-    expect(listing(stateDir)).toEqual(['v3']);
+    expect(listing(stateDir).sort()).toEqual([STACK_KEY_FILE, 'v3']);
     expect(leftovers(tmp)).toEqual([]);
     // Its own are gone; what remains of them belongs to wrangler devs still running (two folders each), none when alone.
     const left = made.filter((n) => wranglerBuildDirs().includes(n));
     expect(left.length).toBeLessThanOrEqual(2 * liveWranglerDevs());
   });
+
+  it('gives its secret key again at the next start instead of piling up keys; a revoked one is replaced', async () => {
+    const keys = async (...args: string[]) =>
+      (await promisify(execFile)(process.execPath, [TSX, 'edge/scripts/keys.ts', ...args], { cwd: REPO_ROOT, env })).stdout;
+    const stackKeys = async () =>
+      (JSON.parse(await keys('list', '--json')) as { id: string; name: string; status: string }[]).filter(
+        (k) => k.name === 'local-stack',
+      );
+    const again = await startStack();
+    try {
+      expect(printedKey(again.stack)).toBe(firstKey);
+      const before = await stackKeys();
+      expect(before.map((k) => k.status)).toEqual(['active']);
+      await keys('revoke', before[0].id);
+    } finally {
+      await again.stop();
+    }
+    const third = await startStack();
+    try {
+      const renewed = printedKey(third.stack);
+      expect(renewed).not.toBe(firstKey);
+      const auth = (key: string) => ({ headers: { Authorization: `Bearer ${key}` } });
+      expect((await fetch(`http://127.0.0.1:${third.port}/v1/predictions`, auth(renewed))).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${third.port}/v1/predictions`, auth(firstKey))).status).toBe(401);
+      expect((await stackKeys()).map((k) => k.status).sort()).toEqual(['active', 'revoked']);
+    } finally {
+      await third.stop();
+    }
+  });
+
+  /** Another `npm start` on the same folder (the first one has stopped), until it is ready. */
+  async function startStack(): Promise<{ stack: ManagedProcess; port: number; stop: () => Promise<void> }> {
+    const port = await freePort();
+    const stack = startProcess(process.execPath, ['--import', 'tsx', 'scripts/start.ts', '--port', String(port)], {
+      env,
+      cwd: REPO_ROOT,
+      name: 'npm start again',
+      group: true,
+    });
+    await stack.waitForLine(/^Ctrl-C stops everything\./, 170_000);
+    return {
+      stack,
+      port,
+      stop: async () => {
+        process.kill(-stack.pid, 'SIGINT');
+        expect((await stack.exited).code).toBe(0);
+      },
+    };
+  }
 });
+
+/** The secret key `npm start` printed (the line after "Secret API key"). */
+function printedKey(start: ManagedProcess): string {
+  const at = start.lines.findIndex((l) => l.startsWith('Secret API key'));
+  const key = start.lines[at + 1]?.trim() ?? '';
+  expect(key).toMatch(/^sk_[a-z0-9]+_[A-Za-z0-9]+$/);
+  return key;
+}
 
 describe('npm run demo', () => {
   it('takes over a state folder a killed stack left, makes the image, and leaves only the state behind', async () => {
@@ -143,7 +203,7 @@ describe('npm run demo', () => {
       expect(code, demo.lines.slice(-20).join('\n')).toBe(0);
       expect(demo.lines.some((l) => l.includes(`state folder ${stateDir}`))).toBe(true);
       expect(readFileSync(out).subarray(1, 4).toString()).toBe('PNG');
-      expect(listing(stateDir)).toEqual(['v3']);
+      expect(listing(stateDir).sort()).toEqual([STACK_KEY_FILE, 'v3']);
       expect(leftovers(tmp)).toEqual([]);
     } finally {
       await rm(work, { recursive: true, force: true });

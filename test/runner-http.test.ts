@@ -233,6 +233,36 @@ describe('img2img inputs', () => {
     expect([wideMeta.width, wideMeta.height]).toEqual([128, 64]);
   });
 
+  it("refuses a side its model's U-Net cannot take with a 422 naming the multiple, and sizes an image's output to one", async () => {
+    // The U-Net halves the latents; a side that does not halve evenly would fail mid-run inside onnxruntime.
+    const refused = await call('POST', '/predictions', { input: { ...SMALL, width: 88 } });
+    expect(refused.status, JSON.stringify(refused.body)).toBe(422);
+    expect(refused.body.error.param).toBe('input.width');
+    const multiple = Number(/width must be a multiple of (\d+) .*got 88/.exec(refused.body.detail)?.[1]);
+    expect(multiple).toBeGreaterThan(8);
+    const fits = await call('POST', '/predictions', { input: { ...SMALL, width: Math.ceil(88 / multiple) * multiple } });
+    expect(fits.body.status, fits.body.error).toBe('succeeded');
+    // An image of 88x72 without width/height: its output is the image's size in the sides the U-Net takes.
+    const sized = await call('POST', '/predictions', { input: { ...IMG2IMG, image: await png(88, 72) } });
+    expect(sized.body.status, sized.body.error).toBe('succeeded');
+    const meta = await sharp(await download(sized.body.output[0])).metadata();
+    expect([meta.width, meta.height]).toEqual([88, 72].map((side) => Math.max(64, Math.floor(side / multiple) * multiple)));
+  });
+
+  it("fits an output sized from an image URL into max_pixels, the caller's budget the edge passes", async () => {
+    const first = await call('POST', '/predictions', { input: { ...SMALL, width: 256, height: 128 } });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const image: string = first.body.output[0];
+    const fitted = await call('POST', '/predictions', { input: { ...IMG2IMG, image, max_pixels: 128 * 64 } });
+    expect(fitted.status, JSON.stringify(fitted.body)).toBe(200);
+    const meta = await sharp(await download(fitted.body.output[0])).metadata();
+    expect([meta.width, meta.height]).toEqual([128, 64]);
+    // A side that is given still wins; the other stays within the budget (the image's ratio alone would make it 128).
+    const oneSide = await call('POST', '/predictions', { input: { ...IMG2IMG, image, width: 256, max_pixels: 256 * 64 } });
+    const oneSideMeta = await sharp(await download(oneSide.body.output[0])).metadata();
+    expect([oneSideMeta.width, oneSideMeta.height]).toEqual([256, 64]);
+  });
+
   it('takes its own output (an http URL of its loopback bucket) as the next input; any other loopback URL is a 422', async () => {
     const first = await call('POST', '/predictions', { input: { ...SMALL, seed: 5 } });
     expect(first.status).toBe(200);
@@ -243,6 +273,15 @@ describe('img2img inputs', () => {
     expect(again.body.status).toBe('succeeded');
     const meta = await sharp(await download(again.body.output[0])).metadata();
     expect([meta.width, meta.height]).toEqual([64, 64]);
+    // The prediction's id is no key to its images: the same path without the URL's signature, or another image of it.
+    const bare = new URL(own);
+    const unsigned = `${bare.origin}${bare.pathname}`;
+    const sibling = own.replace('/0.png?', '/1.png?');
+    for (const image of [unsigned, sibling]) {
+      const refused = await call('POST', '/predictions', { input: { ...IMG2IMG, image } });
+      expect(refused.body.status, image).toBe('failed');
+      expect(refused.body.error, image).toMatch(/^image names an output of this runner's bucket without a valid signature/);
+    }
     // The same bucket's other objects, another port on loopback, or https loopback: the SSRF guard still refuses.
     const s3Url = new URL(own);
     for (const image of [

@@ -37,6 +37,9 @@ describe('tokenize CLI: defaults', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: npm run -s tokenize -- \[--tokenizer DIR\]/);
     expect(r.stdout).toContain('gpu-runner/models/sd-embedded-v3/tokenizer');
+    // Its default mode is not the API's: the help says which is which.
+    expect(r.stdout).toMatch(/truncate \(.*the default\)/);
+    expect(r.stdout).toMatch(/chunk \(AUTOMATIC1111:[^)]*what the API does/);
     expect(r.stderr).toBe('');
   });
 

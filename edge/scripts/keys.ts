@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { errorMessage, errorStack } from '@sd/shared/error-message';
 import { type KeyRecord, keyStatus, newApiKey, type Scope, ScopeSchema } from '../src/auth/key-format.ts';
 import {
   getKeyRecord,
@@ -249,7 +250,7 @@ async function main(argv: string[]): Promise<void> {
             limits,
           });
         } catch (err) {
-          throw new UsageError((err as Error).message);
+          throw new UsageError(errorMessage(err));
         }
         await saveKeyRecord(store, created.record);
         const view = publicView(created.record);
@@ -300,10 +301,10 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`keys: ${(err as Error).message}\n`);
+    process.stderr.write(`keys: ${errorMessage(err)}\n`);
     process.exitCode = 2;
   } else {
-    process.stderr.write(`keys: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`keys: ${errorStack(err)}\n`);
     process.exitCode = 1;
   }
 });

@@ -17,6 +17,8 @@ const LimitsOverrideSchema = z
     maxPromptChars: z.number().int().positive(),
     /** The model's native width/height (its U-Net's sample_size x 8): the pixel budget of an input without them. */
     nativeSide: z.number().int().positive().multipleOf(8),
+    /** What width and height must be multiples of: its U-Net's 8 x 2 per upsampler (16 for the embedded model). */
+    sideMultiple: z.number().int().positive().multipleOf(8),
   })
   .partial();
 
@@ -78,6 +80,8 @@ export interface EdgeConfig {
   secrets: {
     runnerWebhookSecret: string;
     runnerToken: string;
+    /** What Cog push targets are sent as their bearer (their API_TOKEN); absent: no Authorization header. */
+    pushTargetToken?: string;
     webhookSigningSecret: string;
     streamSigningSecret: string;
     replicateApiToken?: string;
@@ -103,6 +107,12 @@ export interface EdgeConfig {
   streamTokenTtlSeconds: number;
   /** Where client webhooks may go (webhooks/webhook-destination.ts). */
   webhooks: { allowPrivate: boolean; dnsResolver?: string };
+  /**
+   * Whether image and mask URLs may name internal hosts (IMAGE_URLS_ALLOW_PRIVATE): off, they are refused at create,
+   * since the hosts that fetch them (Cog hosts we do not run, Replicate) may have no guard of their own. The local
+   * stack turns it on: its runner reads its own outputs from its bucket on loopback.
+   */
+  imageUrls: { allowPrivate: boolean };
 }
 
 export class ConfigError extends Error {
@@ -142,9 +152,11 @@ export interface ConfigSource {
   EMBEDDING_TTL_SECONDS?: string;
   STREAM_TOKEN_TTL_SECONDS?: string;
   WEBHOOK_ALLOW_PRIVATE?: string;
+  IMAGE_URLS_ALLOW_PRIVATE?: string;
   WEBHOOK_DNS_RESOLVER?: string;
   RUNNER_WEBHOOK_SECRET?: string;
   RUNNER_TOKEN?: string;
+  PUSH_TARGET_TOKEN?: string;
   TOKEN_SIGNING_SECRET?: string;
   WEBHOOK_SIGNING_SECRET?: string;
   STREAM_SIGNING_SECRET?: string;
@@ -211,6 +223,7 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
     secrets: {
       runnerWebhookSecret: required('RUNNER_WEBHOOK_SECRET', source.RUNNER_WEBHOOK_SECRET),
       runnerToken: required('RUNNER_TOKEN', source.RUNNER_TOKEN),
+      ...(source.PUSH_TARGET_TOKEN ? { pushTargetToken: source.PUSH_TARGET_TOKEN } : {}),
       webhookSigningSecret: required('WEBHOOK_SIGNING_SECRET', source.WEBHOOK_SIGNING_SECRET),
       streamSigningSecret: required('STREAM_SIGNING_SECRET (or TOKEN_SIGNING_SECRET)', tokenSecret),
       replicateApiToken: source.REPLICATE_API_TOKEN,
@@ -228,19 +241,25 @@ export function parseConfig(source: ConfigSource): EdgeConfig {
     embeddingTtlSeconds: positiveInt('EMBEDDING_TTL_SECONDS', source.EMBEDDING_TTL_SECONDS, 30 * 24 * 3600),
     streamTokenTtlSeconds: positiveInt('STREAM_TOKEN_TTL_SECONDS', source.STREAM_TOKEN_TTL_SECONDS, 24 * 3600),
     webhooks: webhookPolicy(source),
+    imageUrls: { allowPrivate: booleanVar('IMAGE_URLS_ALLOW_PRIVATE', source.IMAGE_URLS_ALLOW_PRIVATE) },
   };
 }
 
-function webhookPolicy(source: ConfigSource): EdgeConfig['webhooks'] {
-  const allow = (source.WEBHOOK_ALLOW_PRIVATE ?? '').toLowerCase();
-  if (!['', 'true', 'false', '1', '0'].includes(allow)) {
-    throw new ConfigError(`WEBHOOK_ALLOW_PRIVATE must be true or false, got ${JSON.stringify(source.WEBHOOK_ALLOW_PRIVATE)}`);
+function booleanVar(name: string, value: string | undefined): boolean {
+  const text = (value ?? '').toLowerCase();
+  if (!['', 'true', 'false', '1', '0'].includes(text)) {
+    throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`);
   }
+  return text === 'true' || text === '1';
+}
+
+function webhookPolicy(source: ConfigSource): EdgeConfig['webhooks'] {
+  const allowPrivate = booleanVar('WEBHOOK_ALLOW_PRIVATE', source.WEBHOOK_ALLOW_PRIVATE);
   const resolver = source.WEBHOOK_DNS_RESOLVER || undefined;
   if (resolver !== undefined && !/^https:\/\/[^/]/.test(resolver) && !/^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(resolver)) {
     throw new ConfigError(`WEBHOOK_DNS_RESOLVER must be an https URL (DNS-over-HTTPS, JSON), got ${JSON.stringify(resolver)}`);
   }
-  return { allowPrivate: allow === 'true' || allow === '1', dnsResolver: resolver };
+  return { allowPrivate, dnsResolver: resolver };
 }
 
 // Parsed once per env object (one per isolate in production; tests may pass their own).

@@ -3,6 +3,11 @@ declare namespace Cloudflare {
   interface Env {
     RUNNER_WEBHOOK_SECRET?: string;
     RUNNER_TOKEN?: string;
+    /**
+     * The bearer sent to the models' Cog push targets (their API_TOKEN); unset: none. Never RUNNER_TOKEN, which leases
+     * every model's work: a push target is a host we do not run.
+     */
+    PUSH_TARGET_TOKEN?: string;
     TOKEN_SIGNING_SECRET?: string;
     WEBHOOK_SIGNING_SECRET?: string;
     /** Signs the capability token in urls.stream (EventSource cannot send headers); falls back to TOKEN_SIGNING_SECRET. */

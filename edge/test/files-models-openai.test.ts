@@ -2,6 +2,7 @@
 // Durable Objects, with the runner faked at fetch.
 
 import { exports } from 'cloudflare:workers';
+import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import {
   api,
@@ -132,6 +133,18 @@ describe('models', () => {
     expect(list.data.map((m) => m.id)).toEqual([MODEL, 'sd/pulled']);
     expect(list.results.map((m) => m.name)).toEqual(['embedded', 'pulled']);
   });
+
+  it("the openai client's models.retrieve finds a model by the id models.list gave (its slash sent as %2F)", async () => {
+    const { key } = await createKey();
+    const openai = new OpenAI({
+      apiKey: key,
+      baseURL: 'http://edge.test/v1',
+      fetch: (url: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(url, init)),
+    });
+    const [first] = (await openai.models.list()).data;
+    expect(await openai.models.retrieve(first.id)).toMatchObject({ id: MODEL, object: 'model', owned_by: 'sd' });
+    await expect(openai.models.retrieve('sd/missing')).rejects.toMatchObject({ status: 404 });
+  });
 });
 
 describe('OpenAI images', () => {
@@ -164,6 +177,29 @@ describe('OpenAI images', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-model')).toBe(`${MODEL}:${VERSION}`);
     expect(await res.json()).toMatchObject({ model: `${MODEL}:${VERSION}`, data: [{ url: 'https://cdn.test/e.png' }] });
+  });
+
+  it("edits without a size take the image's size fitted into the caller's pixel budget, not the model's", async () => {
+    const { key } = await createKey({ maxPixels: 128 * 128 });
+    const seen = fakeRunnerThatAccepts();
+    // A JPEG's header up to its frame: 512 wide, 256 high (the edge reads the size from it; the fake runner takes it).
+    const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x01, 0x00, 0x02, 0x00, 0x03, 0x01, 0x22, 0x00, 0, 0]);
+    const form = new FormData();
+    form.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'wide.jpg');
+    form.append('prompt', 'make it blue');
+    const pending = post(key, '/v1/images/edits', form);
+    // A refusal answers before any push: it fails the test with its body instead of a timeout.
+    const put = await Promise.race([
+      waitFor(() => seen.find((s) => s.method === 'PUT')),
+      pending.then(async (res) => {
+        throw new Error(`answered ${res.status} before any push: ${await res.text()}`);
+      }),
+    ]);
+    const job = JSON.parse(put.body);
+    // 512x256 scaled into 128 * 128 pixels, in multiples of 8.
+    expect([job.input.width, job.input.height]).toEqual([176, 88]);
+    await sendRunnerWebhook(runnerEnvelope(job.id, { status: 'succeeded', output: ['https://cdn.test/e.png'] }));
+    expect((await pending).status).toBe(200);
   });
 
   it.each([

@@ -117,6 +117,19 @@ describe('malformed bodies on the create routes', () => {
         (hook) =>
           [JSON.stringify({ version: VERSION_REF, input: { prompt: 'a' }, webhook: hook }), 'webhook'] as [string, string],
       ),
+      // SSRF through the hosts that fetch image inputs: an image or mask URL naming an internal host (the schema takes
+      // plain http only on loopback, for a local stack's own bucket; a deployment refuses those too).
+      ...[
+        ['image', 'http://127.0.0.1:9000/outputs/predictions/p/0.png'],
+        ['image', 'http://localhost/a.png'],
+        ['image', 'https://169.254.169.254/latest/meta-data/'],
+        ['image', 'https://[::ffff:10.0.0.1]/a.png'],
+        ['image', 'https://metadata.google.internal/a.png'],
+        ['mask', 'https://192.168.1.10/m.png'],
+      ].map(([field, url]) => {
+        const input = { prompt: 'a', image: 'https://images.example/a.png', [field]: url };
+        return [JSON.stringify({ version: VERSION_REF, input }), `input.${field}`] as [string, string];
+      }),
       [`{"version":"${VERSION_REF}","input":{"prompt":"a"},"surprise":1}`, 'surprise'],
     ];
     for (const [body, field] of cases) {

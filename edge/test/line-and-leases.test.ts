@@ -5,6 +5,7 @@
 // (edge/vitest.config.ts: lease TTL 2 s, max queue time 4 s, backlog 3).
 import { exports } from 'cloudflare:workers';
 import type { Prediction } from '@sd/shared/schemas/prediction';
+import { createRunnerInputSchema } from '@sd/shared/schemas/runner';
 import { describe, expect, it } from 'vitest';
 import {
   api,
@@ -13,6 +14,7 @@ import {
   getPrediction,
   runnerEnvelope,
   runnerPuts,
+  sendRunnerWebhook,
   useEdgeHarness,
   VERSION,
   waitFor,
@@ -115,6 +117,37 @@ describe('pull runners', () => {
     expect(order).toEqual([ids[0], lone, ids[1]]);
   });
 
+  it("hands the runner the caller's pixel budget when only the runner can size the output (an image URL, no width/height)", async () => {
+    await drain();
+    const budget = 512 * 512;
+    const small = await createKey({ maxPixels: budget });
+    const open = await createKey();
+    const image = 'https://images.example/photo.png';
+    const make = async (key: string, input: Record<string, unknown>) => {
+      const res = await api(key)('/v1/predictions', {
+        method: 'POST',
+        json: { version: PULLED, input: { prompt: 'a cat', image, ...input } },
+      });
+      expect(res.status, await res.clone().text()).toBe(201);
+      return ((await res.json()) as Prediction).id;
+    };
+    const byUrl = await make(small.key, {});
+    const sized = await make(small.key, { width: 256, height: 256 });
+    const unlimited = await make(open.key, {});
+    const inputs = new Map<string, Record<string, unknown>>();
+    for (let l = await lease('runner-budget'); l; l = await lease('runner-budget')) {
+      inputs.set(l.prediction.id, l.prediction.input);
+      await runnerCall(path(l.prediction.webhook), runnerEnvelope(l.prediction.id, { status: 'canceled' }));
+    }
+    expect(inputs.get(byUrl)?.max_pixels).toBe(budget);
+    // The runner takes it (its own schema), and it is not shown to the caller as part of their input.
+    expect(createRunnerInputSchema().safeParse(inputs.get(byUrl)).success).toBe(true);
+    expect((await getPrediction(small.key, byUrl)).input).not.toHaveProperty('max_pixels');
+    // A size the caller gave was checked against the budget at the edge; a key without one has the runner's own limit.
+    expect(inputs.get(sized)).not.toHaveProperty('max_pixels');
+    expect(inputs.get(unlimited)).not.toHaveProperty('max_pixels');
+  });
+
   it('predictions made while no runner is connected wait, and all succeed once one arrives (scale from zero)', async () => {
     await drain();
     const { key } = await createKey();
@@ -215,6 +248,26 @@ describe('pull runners', () => {
     await drain();
   });
 
+  it("a push target's signed webhook cannot report a prediction a pull runner holds; the runner's own report can", async () => {
+    await drain();
+    const { key } = await createKey();
+    const created = (await (await create(key, 'held by a pull runner')).json()) as Prediction;
+    const got = await lease('runner-held');
+    expect(got?.prediction.id).toBe(created.id);
+    // Signed with the secret every push target holds, naming the prediction and its attempt: still not its holder.
+    const forged = await sendRunnerWebhook(
+      runnerEnvelope(created.id, { status: 'succeeded', output: ['https://evil.test/x.png'] }),
+    );
+    expect(await forged.json()).toMatchObject({ applied: false, reason: expect.stringMatching(/pull runner holds/) });
+    expect((await getPrediction(key, created.id)).output).toBeNull();
+    const own = await runnerCall(
+      path(got!.prediction.webhook),
+      runnerEnvelope(created.id, { status: 'succeeded', output: ['https://cdn.test/held.png'] }),
+    );
+    expect(await own.json()).toMatchObject({ applied: true });
+    expect((await getPrediction(key, created.id)).output).toEqual(['https://cdn.test/held.png']);
+  });
+
   it('canceling a waiting prediction takes it out of the line', async () => {
     await drain();
     const { key } = await createKey();
@@ -238,6 +291,18 @@ describe('push targets', () => {
     await waitFor(() => seen.some((s) => s.method === 'PUT' && s.url.endsWith(`/predictions/${created.id}`) && !busy), 20_000);
     await waitFor(async () => runnerPuts(seen, created.id).length >= 2, 20_000);
     expect((await getPrediction(key, created.id)).status).toBe('starting');
+  });
+
+  it("a target is sent its own token, never the runner credential: what it receives cannot lease any model's work", async () => {
+    const { key } = await createKey();
+    const seen = fakeNetwork(() => new Response('{}', { status: 202 }));
+    const { id } = (await (await create(key, 'a boat', VERSION)).json()) as Prediction;
+    const put = await waitFor(() => runnerPuts(seen, id)[0]);
+    const given = /^Bearer (\S+)$/.exec(put.headers.get('authorization') ?? '')?.[1] ?? '';
+    expect(given).toBe('test-push-target-token');
+    const leased = await runnerCall('/runner/v1/leases', { runner_id: 'push-host', model: PULLED, wait_ms: 0 }, given);
+    expect(leased.status).toBe(401);
+    expect((await api(key)(`/v1/predictions/${id}/cancel`, { method: 'POST' })).status).toBe(200);
   });
 
   it('a 422 from the target fails the prediction at once with its message and no internal address', async () => {

@@ -51,7 +51,7 @@ describe('embedding cache', () => {
     const put1 = await waitFor(() => runnerPuts(seen, first.id)[0]);
     const job1 = JSON.parse(put1.body);
     expect(put1.headers.get('prefer')).toBe('respond-async');
-    expect(put1.headers.get('authorization')).toBe('Bearer test-runner-token');
+    expect(put1.headers.get('authorization')).toBe('Bearer test-push-target-token');
     // The signed envelope names the prediction: the webhook URL carries nothing a sender could forge.
     expect(job1.webhook).toBe('http://127.0.0.1:8787/internal/runner-webhook');
     expect(job1.input.return_embeddings).toBe(true);

@@ -22,4 +22,15 @@ describe('output size from an input image', () => {
     const tall = sizeFromImage({ width: 100, height: 4000 }, { width: 2048 }, limits);
     expect(tall.width * tall.height).toBeLessThanOrEqual(limits.maxPixels);
   });
+
+  it('keeps within the budget when the short side is raised to the smallest side (a wide image, a small budget)', () => {
+    const small = { ...limits, maxPixels: 64 * 64 };
+    // 256x128 scaled by sqrt(1/8) is 90x45: the short side goes up to 64, so the long one must come down to 64.
+    expect(fitSize({ width: 256, height: 128 }, small)).toEqual({ width: 64, height: 64 });
+    const budget = { ...limits, maxPixels: 128 * 64 };
+    expect(fitSize({ width: 1000, height: 100 }, budget)).toEqual({ width: 128, height: 64 });
+    expect(fitSize({ width: 100, height: 1000 }, budget)).toEqual({ width: 64, height: 128 });
+    // A budget below the smallest image the model makes cannot be met: the smallest image, never more.
+    expect(fitSize({ width: 256, height: 128 }, { ...limits, maxPixels: 1000 })).toEqual({ width: 64, height: 64 });
+  });
 });

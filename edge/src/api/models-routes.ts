@@ -91,6 +91,13 @@ export function registerModelRoutes(app: Hono<AppEnv>): void {
     const models = configOf(c).models.map((m) => modelObject(c, m));
     return c.json({ object: 'list', data: models, previous: null, next: null, results: models });
   });
+  // OpenAI's models.retrieve(id) sends the id as one path segment: "owner/name" arrives as owner%2Fname.
+  app.get('/v1/models/:id', read, (c) => {
+    const id = c.req.param('id');
+    const model = resolveModel(configOf(c), id);
+    if (!model) throw notFound(`model ${id}`);
+    return c.json(modelObject(c, model));
+  });
   app.get('/v1/models/:owner/:name', read, (c) => c.json(modelObject(c, findModel(c))));
   app.get('/v1/models/:owner/:name/versions', read, (c) =>
     c.json({ previous: null, next: null, results: [versionObject(findModel(c))] }),

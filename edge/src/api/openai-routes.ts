@@ -16,6 +16,7 @@ import type { ModelConfig } from '../config.ts';
 import { dataUriOf, imageDimensions, sniffImageType } from '../images/image-data.ts';
 import { outputToBase64 } from '../images/output-images.ts';
 import { PngError, repaintMaskFromAlpha } from '../images/png-alpha-mask.ts';
+import { effectiveLimits } from '../predictions/create-prediction.ts';
 import type { PredictionRecord } from '../predictions/prediction-record.ts';
 import { type AppContext, type AppEnv, configOf, requestLog } from './app-env.ts';
 import { callerOf } from './caller.ts';
@@ -164,12 +165,13 @@ export function registerOpenAIRoutes(app: Hono<AppEnv>): void {
       if (err instanceof PngError) throw invalidInput(mask ? 'mask' : 'image', `${mask ? 'mask' : 'image'}: ${err.message}`);
       throw err;
     }
-    // OpenAI's edits default to the input's size (an unreadable header: 512, SD 1.x's native size).
+    // OpenAI's edits default to the input's size (an unreadable header: 512, SD 1.x's native size), within the caller's
+    // pixel budget and the sides the model takes.
     const dims = imageDimensions(image.bytes);
     const input = editInput(req, {
       image: image.dataUri,
       mask: maskUri,
-      imageSize: dims ? fitSize(dims, model.limits) : { width: 512, height: 512 },
+      imageSize: dims ? fitSize(dims, effectiveLimits(model, callerOf(c))) : { width: 512, height: 512 },
     });
     const done = await runPredictionToEnd(c, { model, input, rename: toOpenAIIssue });
     return answer(c, done, model, req);

@@ -257,6 +257,13 @@ export function openApiDocument(serverUrl: string): unknown {
           responses: { '200': { description: 'models' } },
         },
       },
+      '/v1/models/{id}': {
+        get: {
+          summary: "A model by its id as one segment, owner%2Fname (OpenAI's models.retrieve); the same object",
+          parameters: [pathParam('id')],
+          responses: { '200': { description: 'the model' }, ...errors },
+        },
+      },
       '/v1/models/{owner}/{name}': {
         get: {
           summary: 'A model, with latest_version.openapi_schema (Cog Input/Output)',

@@ -41,6 +41,11 @@ export interface Backend {
   readonly description: string;
   /** Our GPU runners may lease this model's predictions (POST /runner/v1/leases). */
   readonly pullable: boolean;
+  /**
+   * Its hosts take RunnerInput (our runner's schema: the public input plus the edge's extras, e.g. max_pixels); false:
+   * the public input only (Replicate).
+   */
+  readonly takesRunnerInput: boolean;
   /** The edge tokenizes prompts and serves cached embeddings, so our runners may skip their text encoder. */
   readonly tokenizesAtEdge: boolean;
   /** Hosts the line feeds; empty for a pull-only pool. */

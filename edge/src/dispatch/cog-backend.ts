@@ -13,11 +13,14 @@ const RETRYABLE = new Set([401, 403, 408, 409, 425, 429, 500, 502, 503, 504]);
 
 export function cogBackend(config: EdgeConfig, model: ModelConfig, outbound: typeof fetch): Backend {
   const targets = model.runners.map((url) => ({ id: url, slots: model.pushSlots }));
-  const auth = { authorization: `Bearer ${config.secrets.runnerToken}` };
+  // A push target's own credential: RUNNER_TOKEN would let a host we do not run lease every model's work.
+  const token = config.secrets.pushTargetToken;
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const timeout = () => AbortSignal.timeout(config.dispatch.requestTimeoutMs);
   return {
     description: 'ONNX runners',
     pullable: true,
+    takesRunnerInput: true,
     tokenizesAtEdge: model.tokenizer !== undefined,
     pushTargets: targets,
     isPushTarget: (holder) => model.runners.includes(holder),

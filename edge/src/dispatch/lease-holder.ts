@@ -9,11 +9,22 @@ export interface LeaseGrant {
   runnerId: string;
 }
 
-/** What a runner's job is built from: the prediction's input and what the edge prepared for its conditioning. */
+/**
+ * What the edge prepared for a prediction's runner beside its public input: the conditioning (token ids, cache keys) and
+ * the caller's pixel budget (maxPixels, absent in records made before it was kept), which an output sized from its
+ * input image must fit.
+ */
+export interface JobPlan {
+  tokens: PromptPair | null;
+  cacheKeys: CacheKeys | null;
+  maxPixels?: number;
+}
+
+/** What a runner's job is built from: the prediction's input and the edge's plan for it. */
 export interface LeasedJob {
   id: string;
   input: Record<string, unknown>;
-  job: { tokens: PromptPair | null; cacheKeys: CacheKeys | null };
+  job: JobPlan;
 }
 
 export type LeaseClaim = { kind: 'run'; record: LeasedJob } | { kind: 'drop'; reason: string };

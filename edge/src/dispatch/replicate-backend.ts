@@ -28,6 +28,7 @@ export function replicateBackend(config: EdgeConfig, model: ModelConfig, outboun
   return {
     description: 'Replicate backend',
     pullable: false,
+    takesRunnerInput: false,
     tokenizesAtEdge: false,
     pushTargets: [{ id: TARGET, slots: model.pushSlots }],
     isPushTarget: (holder) => holder === TARGET,

@@ -1,5 +1,7 @@
 // What a runner is given for a lease: the Cog prediction request (id, input, webhook) built from the record: the public
-// input plus either the cached text embeddings (the runner skips its text encoder) or the token ids to encode and return.
+// input plus either the cached text embeddings (the runner skips its text encoder) or the token ids to encode and return,
+// and the caller's pixel budget where the runner sizes the output.
+import { DEFAULT_LIMITS } from '@sd/shared/schemas/limits';
 import type { EmbeddingCache } from '../embeddings/embedding-cache.ts';
 import type { Backend } from './backend.ts';
 import type { LeasedJob } from './lease-holder.ts';
@@ -20,17 +22,33 @@ export function parseRunnerPredictionId(id: string): { predictionId: string; att
   return { predictionId: m[1], attempt: m[2] ? Number(m[2]) : 0 };
 }
 
+/**
+ * The caller's pixel budget for a runner that sizes the output from the input image (img2img without width or height):
+ * the edge sizes data URIs itself, but an image given by URL only the runner sees. Sent only when it is tighter than
+ * the runner's own limit, so a Cog host we do not run meets the extra field only where leaving it out would let a key
+ * past its budget (it then refuses the input rather than draw too large).
+ */
+function budgetFor(record: LeasedJob): { max_pixels?: number } {
+  const { maxPixels } = record.job;
+  const { image, width, height } = record.input;
+  const sized = width !== undefined && height !== undefined;
+  if (image === undefined || sized || maxPixels === undefined || maxPixels >= DEFAULT_LIMITS.maxPixels) return {};
+  return { max_pixels: maxPixels };
+}
+
 export async function runnerInput(
   record: LeasedJob,
   backend: Backend,
   cache: EmbeddingCache,
 ): Promise<{ input: Record<string, unknown>; embeddingCache: 'hit' | 'miss' | null }> {
+  if (!backend.takesRunnerInput) return { input: { ...record.input }, embeddingCache: null };
+  const input = { ...record.input, ...budgetFor(record) };
   const { tokens, cacheKeys } = record.job;
-  if (!backend.tokenizesAtEdge || !tokens || !cacheKeys) return { input: { ...record.input }, embeddingCache: null };
+  if (!backend.tokenizesAtEdge || !tokens || !cacheKeys) return { input, embeddingCache: null };
   const embeddings = await cache.getPair(cacheKeys);
-  if (embeddings) return { input: { ...record.input, embeddings }, embeddingCache: 'hit' };
+  if (embeddings) return { input: { ...input, embeddings }, embeddingCache: 'hit' };
   return {
-    input: { ...record.input, prompt_tokens: tokens.prompt, negative_prompt_tokens: tokens.negative, return_embeddings: true },
+    input: { ...input, prompt_tokens: tokens.prompt, negative_prompt_tokens: tokens.negative, return_embeddings: true },
     embeddingCache: 'miss',
   };
 }

@@ -80,6 +80,12 @@ describe('img2img size from a data URI image', () => {
     expect(withImageSize({ image: webp, width: 128, height: 128 }, limits)).toMatchObject({ width: 128, height: 128 });
   });
 
+  it("gives sides the model's U-Net takes (sideMultiple), not just multiples of 8", () => {
+    // 200x296 in multiples of 16 (the embedded model's): 192x288.
+    expect(withImageSize({ image: jpeg }, { ...limits, sideMultiple: 16 })).toMatchObject({ width: 192, height: 288 });
+    expect(withImageSize({ image: jpeg }, { ...limits, sideMultiple: 64 })).toMatchObject({ width: 192, height: 256 });
+  });
+
   it('leaves URLs, unreadable images, inputs without an image and malformed sides to the runner and the schema', () => {
     const url = { image: 'https://images.example/a.png' };
     expect(withImageSize(url, limits)).toBe(url);

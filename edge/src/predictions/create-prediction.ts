@@ -2,6 +2,7 @@
 // idempotency key, tokenize and look up the embedding cache, take an in-flight slot, record it, enqueue it.
 
 import { DomainError, invalidFromZod, invalidInput } from '@sd/shared/domain-error';
+import { urlHostProblem } from '@sd/shared/net/address-policy';
 import type { InputLimits } from '@sd/shared/schemas/limits';
 import { MAX_SEED } from '@sd/shared/schemas/limits';
 import type { CreatePredictionRequest } from '@sd/shared/schemas/prediction';
@@ -71,6 +72,18 @@ export function checkModelAllowed(model: ModelConfig, principal: Principal): voi
   }
 }
 
+/**
+ * 422 for an image or mask URL naming an internal host (as written: loopback, private, metadata, internal names). Our
+ * runners guard their own fetches, but a Cog host we do not run or Replicate may fetch whatever it is handed.
+ */
+function refuseInternalImageUrls(input: { image?: string; mask?: string }): void {
+  for (const field of ['image', 'mask'] as const) {
+    const ref = input[field];
+    const problem = ref === undefined || ref.startsWith('data:') ? null : urlHostProblem(field, ref);
+    if (problem) throw invalidInput(`input.${field}`, `${problem}; IMAGE_URLS_ALLOW_PRIVATE is off`);
+  }
+}
+
 /** The idempotency claim of a request: only hashed when the client sent a key (large img2img bodies cost ms to hash). */
 export async function idempotencyOf(key: string | undefined, bodyText: string): Promise<CreateRequest['idempotency']> {
   return key ? { key, bodyHash: await sha256Hex(bodyText) } : null;
@@ -125,8 +138,10 @@ export async function createPrediction(
 ): Promise<{ record: PredictionRecord; replayed: boolean }> {
   const { env, principal } = ctx;
   checkModelAllowed(req.model, principal);
-  const parsed = inputSchemaFor(effectiveLimits(req.model, principal)).safeParse(req.body.input);
+  const limits = effectiveLimits(req.model, principal);
+  const parsed = inputSchemaFor(limits).safeParse(req.body.input);
   if (!parsed.success) throw invalidFromZod(parsed.error, 'input');
+  if (!ctx.config.imageUrls.allowPrivate) refuseInternalImageUrls(parsed.data);
 
   const owner = ownerOf(principal);
   const index = indexStub(env, principal.keyId);
@@ -161,7 +176,8 @@ export async function createPrediction(
         webhook: req.body.webhook ?? null,
         webhookEventsFilter: req.body.webhook_events_filter ?? [],
         streamToken: await streamToken(ctx.config.secrets.streamSigningSecret, id, now + ctx.config.streamTokenTtlSeconds * 1000),
-        job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys },
+        // The budget goes with the job: an image given by URL is sized by the runner that fetches it.
+        job: { tokens: conditioning.tokens, cacheKeys: conditioning.cacheKeys, maxPixels: limits.maxPixels },
       },
       now,
     );

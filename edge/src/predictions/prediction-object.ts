@@ -162,12 +162,19 @@ export class PredictionObject extends DurableObject<Env> implements LeaseHolder 
   ): Promise<{ applied: boolean; reason?: string; stop: boolean }> {
     const record = await this.load();
     if (!record) return { applied: false, reason: 'no such prediction', stop: true };
-    const refusal = refuseReport(record, source, update.id);
+    const refusal = refuseReport(record, source, update.id, this.heldByPushTarget(record));
     if (refusal) return { applied: false, ...refusal };
     const change = applyRunnerUpdate(record, update, source, Date.now());
     if (!change) return { applied: false, reason: `prediction is ${record.status}`, stop: isTerminal(record.status) };
     await this.commit(record, change);
     return { applied: true, stop: isTerminal(change.record.status) };
+  }
+
+  /** Whether the current lease holder is one of the model's push targets (not a pull runner). */
+  private heldByPushTarget(record: PredictionRecord): boolean {
+    const holder = record.dispatch.runner;
+    const model = resolveModel(this.config, `${record.model}:${record.version}`);
+    return holder !== null && model !== null && backendFor(this.config, model).isPushTarget(holder);
   }
 
   private pool(record: PredictionRecord): string {

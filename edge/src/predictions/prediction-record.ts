@@ -2,8 +2,7 @@
 // in line. The changes of the record are the pure functions of prediction-transitions.ts.
 import type { Prediction, PredictionMetrics, PredictionStatus, Progress, WebhookEvent } from '@sd/shared/schemas/prediction';
 import type { Owner } from '../auth/ownership.ts';
-import type { CacheKeys } from '../embeddings/embedding-cache.ts';
-import type { PromptPair } from '../embeddings/prompt-tokens.ts';
+import type { JobPlan } from '../dispatch/lease-holder.ts';
 
 export interface DispatchState {
   /** Which lease of this prediction is (or was last) current: 0 for the first, one more per requeue. */
@@ -44,7 +43,7 @@ export interface PredictionRecord {
   webhookEventsFilter: WebhookEvent[];
   /** Capability token of urls.stream (EventSource cannot send an Authorization header). */
   streamToken: string;
-  job: { tokens: PromptPair | null; cacheKeys: CacheKeys | null };
+  job: JobPlan;
   dispatch: DispatchState;
 }
 

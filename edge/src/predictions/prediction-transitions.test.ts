@@ -79,20 +79,28 @@ describe('leases of a prediction', () => {
     expect(claim.kind).toBe('run');
     const held = claim.kind === 'run' ? claim.record : record();
     expect(held.dispatch).toMatchObject({ leaseId: 'L1', runner: 'runner-L1', attempt: 0, leasedAt: 10 });
-    expect(refuseReport(held, { leaseId: 'L1' }, 'p1')).toBeNull();
-    expect(refuseReport(held, { leaseId: 'L0' }, 'p1')).toMatchObject({
+    expect(refuseReport(held, { leaseId: 'L1' }, 'p1', false)).toBeNull();
+    expect(refuseReport(held, { leaseId: 'L0' }, 'p1', false)).toMatchObject({
       reason: expect.stringMatching(/no longer current/),
       stop: true,
     });
-    expect(refuseReport(held, { attempt: 0 }, 'p1')).toBeNull();
-    expect(refuseReport(held, { attempt: 1 }, 'p1')?.reason).toMatch(/stale attempt 1/);
-    expect(refuseReport(record(), { leaseId: 'L1' }, 'p1')?.reason).toMatch(/holds no lease/);
+    expect(refuseReport(held, { attempt: 0 }, 'p1', true)).toBeNull();
+    expect(refuseReport(held, { attempt: 1 }, 'p1', true)?.reason).toMatch(/stale attempt 1/);
+    expect(refuseReport(record(), { leaseId: 'L1' }, 'p1', false)?.reason).toMatch(/holds no lease/);
+  });
+
+  it('a signed webhook is not believed for a prediction a pull runner holds: that runner reports under its lease', () => {
+    const held = leased('L1');
+    expect(refuseReport(held, { attempt: 0 }, 'p1', false)).toEqual({
+      reason: 'a pull runner holds the prediction: it reports under its lease',
+      stop: true,
+    });
   });
 
   it("a push target's envelope must carry the id of its attempt; a wrong one is refused without stopping the run", () => {
     const second = leased('L2', 2);
-    expect(refuseReport(second, { attempt: 2 }, 'p1-a2')).toBeNull();
-    expect(refuseReport(second, { attempt: 2 }, 'p1')).toEqual({ reason: 'envelope id p1 is not p1-a2', stop: false });
+    expect(refuseReport(second, { attempt: 2 }, 'p1-a2', true)).toBeNull();
+    expect(refuseReport(second, { attempt: 2 }, 'p1', true)).toEqual({ reason: 'envelope id p1 is not p1-a2', stop: false });
   });
 
   it('a second lease is refused while the first is current, and any lease once the prediction ended', () => {

@@ -169,12 +169,20 @@ export type ReportRefusal = { reason: string; stop: boolean };
 
 /**
  * refuse: why a runner's report must not be believed, or null. It must come from the current lease; a push target's
- * envelope must also carry the id the edge gave this attempt. `stop` tells the sender to give up its run.
+ * envelope must also carry the id the edge gave this attempt, and only a prediction a push target holds
+ * (`heldByPushTarget`) takes one: every push target signs with the same secret, and a pull runner's prediction is
+ * reported under its lease alone. `stop` tells the sender to give up its run.
  */
-export function refuseReport(record: PredictionRecord, source: ReportSource, envelopeId: string): ReportRefusal | null {
+export function refuseReport(
+  record: PredictionRecord,
+  source: ReportSource,
+  envelopeId: string,
+  heldByPushTarget: boolean,
+): ReportRefusal | null {
   const d = record.dispatch;
   if (d.leaseId === null) return { reason: 'the prediction holds no lease now (it was requeued or has not started)', stop: true };
   if ('leaseId' in source) return source.leaseId === d.leaseId ? null : { reason: 'the lease is no longer current', stop: true };
+  if (!heldByPushTarget) return { reason: 'a pull runner holds the prediction: it reports under its lease', stop: true };
   if (source.attempt !== d.attempt) return { reason: `stale attempt ${source.attempt} (current ${d.attempt})`, stop: true };
   const expected = d.remoteId ?? runnerPredictionId(record.id, d.attempt);
   return envelopeId === expected ? null : { reason: `envelope id ${envelopeId} is not ${expected}`, stop: false };

@@ -62,7 +62,11 @@ async function main(args: GenerateArgs): Promise<void> {
     const image = args.image ? readFileArg('image', args.image) : undefined;
     // As the runner: img2img without a size takes the image's own; txt2img the model's native size.
     const { width, height } = image
-      ? sizeFromImage(await checkInputImage('--image', image), { width: args.width, height: args.height }, DEFAULT_LIMITS)
+      ? sizeFromImage(
+          await checkInputImage('--image', image),
+          { width: args.width, height: args.height },
+          { ...DEFAULT_LIMITS, sideMultiple: pipeline.sideMultiple },
+        )
       : { width: args.width ?? pipeline.nativeSize, height: args.height ?? pipeline.nativeSize };
     const request: GenerateRequest = {
       prompt: args.prompt,

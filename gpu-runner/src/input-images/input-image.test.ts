@@ -39,6 +39,7 @@ describe('loadInputImage', () => {
     const reads: string[] = [];
     const ownOutputs = {
       ownOutputKey: (url: URL) => (url.href === own ? 'predictions/p1/0.png' : null),
+      grantsRead: async () => true,
       readOutput: async (key: string) => {
         reads.push(key);
         return new Uint8Array([1, 2, 3]);

@@ -14,6 +14,8 @@ import { BlockedDestinationError, createGuardedAgent, guardedFetch, type Resolve
 export interface OwnOutputs {
   /** The key of one of its own outputs named by this URL, or null. */
   ownOutputKey(url: URL): string | null;
+  /** Whether the URL still grants reading that output (its own signature, not expired; or a public URL). */
+  grantsRead(url: URL, key: string): Promise<boolean>;
   readOutput(key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
@@ -82,8 +84,18 @@ export async function loadInputImage(
   const data = DATA_URI.exec(ref);
   if (data) return decodeDataUri(field, data[1], limits.maxBytes);
   const url = new URL(ref);
-  const ownKey = limits.ownOutputs?.ownOutputKey(url);
-  if (limits.ownOutputs && ownKey) return limits.ownOutputs.readOutput(ownKey, limits.maxBytes, signal);
+  const own = limits.ownOutputs;
+  const ownKey = own?.ownOutputKey(url);
+  if (own && ownKey) {
+    if (await own.grantsRead(url, ownKey)) return own.readOutput(ownKey, limits.maxBytes, signal);
+    // Not a URL this runner handed out (or one past its expiry): an https one goes to the network like any other, where
+    // the bucket judges it; a loopback one has nothing else to go to.
+    if (url.protocol !== 'https:') {
+      throw new Error(
+        `${field} names an output of this runner's bucket without a valid signature, or past its X-Amz-Expires: give the URL a prediction returned, while it is valid`,
+      );
+    }
+  }
   // The messages name only what the caller sent (its host); never an address it resolved to or a redirect target.
   const from = url.host;
   if (url.protocol !== 'https:') throw new Error(`${field} must be an https URL or a data URI, got ${url.protocol} URL`);

@@ -174,9 +174,11 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
   });
 
   it('rejects bad requests with the value and the limit', async () => {
+    // tiny-sd's U-Net has two up blocks: its latents halve once, so sides are multiples of 16, not just of 8.
     await expect(pipe.generate({ ...base, width: 100 })).rejects.toThrow(
-      /width must be a multiple of 8 between 64 and 2048, got 100/,
+      /width must be a multiple of 16 between 64 and 2048 for this model \(its U-Net needs it\), got 100/,
     );
+    await expect(pipe.generate({ ...base, height: 72 })).rejects.toThrow(/height must be a multiple of 16 .*got 72/);
     await expect(pipe.generate({ ...base, scheduler: 'nope' })).rejects.toBeInstanceOf(InvalidRequestError);
     await expect(pipe.generate({ ...base, initLatents: new Float32Array(3) })).rejects.toThrow(
       /initLatents must hold \[1, 4, 8, 8\]/,

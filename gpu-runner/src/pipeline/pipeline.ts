@@ -10,7 +10,7 @@ import { createScheduler, schedulerNameFromConfig } from '../schedulers/index.ts
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
 import { denoise } from './denoise.ts';
 import { overlayInput } from './inpaint.ts';
-import { checkGivenEmbeddings, checkInitLatents, checkRequest } from './request-checks.ts';
+import { checkGivenEmbeddings, checkInitLatents, checkRequest, sideMultipleOf } from './request-checks.ts';
 import { prepareStart, type Start, type StartContext, VAE_FACTOR } from './start-latents.ts';
 import { type Task, taskOf } from './task.ts';
 import { encodeText, type TextEmbeddings } from './text-encoding.ts';
@@ -70,6 +70,11 @@ export class StableDiffusionPipeline {
   get nativeSize(): number {
     const latent = this.model.files.unetConfig?.sample_size;
     return typeof latent === 'number' && Number.isInteger(latent) && latent > 0 ? latent * VAE_FACTOR : 512;
+  }
+
+  /** What width and height must be multiples of for this model's U-Net (request-checks.ts sideMultipleOf). */
+  get sideMultiple(): number {
+    return sideMultipleOf(this.model.files.unetConfig);
   }
 
   async release(): Promise<void> {
@@ -146,7 +151,7 @@ export class StableDiffusionPipeline {
 
   private plan(request: GenerateRequest): RunPlan {
     const numOutputs = request.numOutputs ?? 1;
-    checkRequest(request, numOutputs);
+    checkRequest(request, numOutputs, this.sideMultiple);
     const { model } = this;
     const task = taskOf(request, model.io.isInpainting);
     const shape: LatentShape = [numOutputs, model.io.latentChannels, request.height / VAE_FACTOR, request.width / VAE_FACTOR];

@@ -3,15 +3,35 @@
 import type { Float32Tensor, GenerateRequest, LatentShape } from './types.ts';
 import { InvalidRequestError } from './types.ts';
 
-const SIDE_MULTIPLE = 8;
+/** The VAE's factor: every width and height is a multiple of it. */
+const VAE_SIDE_MULTIPLE = 8;
 
-export function checkRequest(request: GenerateRequest, numOutputs: number): void {
+/**
+ * What width and height must be multiples of for this U-Net (unet/config.json): the VAE's 8 times 2 per upsampler
+ * (one fewer than its up blocks). An ONNX export traces diffusers' U-Net at one size, so its upsamplers always double
+ * instead of matching the skip connection's size: a latent side they cannot halve evenly breaks the skip's Concat.
+ * 16 for the embedded model, 64 for SD 1.x/2.x; 8 when the export has no config to tell.
+ */
+export function sideMultipleOf(unetConfig: Record<string, unknown> | null): number {
+  const blocks = unetConfig?.up_block_types ?? unetConfig?.block_out_channels;
+  if (!Array.isArray(blocks) || blocks.length < 1) return VAE_SIDE_MULTIPLE;
+  return VAE_SIDE_MULTIPLE * 2 ** (blocks.length - 1);
+}
+
+/** Why a width or height is refused (not an integer multiple of `multiple` in 64..2048), or null. */
+export function sideProblem(name: string, value: number, multiple = VAE_SIDE_MULTIPLE): string | null {
+  if (Number.isInteger(value) && value % multiple === 0 && value >= 64 && value <= 2048) return null;
+  const forModel = multiple === VAE_SIDE_MULTIPLE ? '' : ' for this model (its U-Net needs it)';
+  return `${name} must be a multiple of ${multiple} between 64 and 2048${forModel}, got ${value}`;
+}
+
+export function checkRequest(request: GenerateRequest, numOutputs: number, sideMultiple = VAE_SIDE_MULTIPLE): void {
   for (const [name, value] of [
     ['width', request.width],
     ['height', request.height],
   ] as const) {
-    if (!Number.isInteger(value) || value % SIDE_MULTIPLE !== 0 || value < 64 || value > 2048)
-      refuse(`${name} must be a multiple of 8 between 64 and 2048, got ${value}`);
+    const problem = sideProblem(name, value, sideMultiple);
+    if (problem) refuse(problem);
   }
   if (!Number.isInteger(request.steps) || request.steps < 1 || request.steps > 500)
     refuse(`steps must be an integer between 1 and 500, got ${request.steps}`);

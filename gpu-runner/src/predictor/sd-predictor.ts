@@ -16,6 +16,7 @@ import { checkInputImage, encodeImage, MIME_TYPES } from '../image/image-codec.t
 import { loadInputImage, type OwnOutputs, privateUrlProblem } from '../input-images/input-image.ts';
 import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
+import { sideProblem } from '../pipeline/request-checks.ts';
 import { clipSkipProblem } from '../pipeline/text-encoding.ts';
 import { CanceledError, type Float32Tensor, type GenerateRequest, type GenerateResult } from '../pipeline/types.ts';
 import {
@@ -85,6 +86,11 @@ export class SdPredictor implements Predictor {
         message: `input.embeddings.prompt.shape[1] must be ${seq} tokens x 1 to ${MAX_PROMPT_WINDOWS} windows, got ${tokens}`,
       });
     }
+    for (const field of ['width', 'height'] as const) {
+      const value = input[field];
+      const problem = value === undefined ? null : sideProblem(field, value, pipeline.sideMultiple);
+      if (problem) issues.push({ field: `input.${field}`, message: problem });
+    }
     const clipSkip = input.clip_skip === undefined ? null : clipSkipProblem(pipeline.model, input.clip_skip);
     if (clipSkip) issues.push({ field: 'input.clip_skip', message: clipSkip });
     if (!this.options.allowPrivateImageUrls) {
@@ -108,7 +114,8 @@ export class SdPredictor implements Predictor {
       ctx.log('disable_safety_checker: this pipeline has no safety checker; outputs are never filtered');
     }
     const images = await this.loadImages(input, ctx.signal);
-    const request = generateRequest(input, seed, images, outputSize(input, images, pipeline.nativeSize));
+    const size = outputSize(input, images.imageSize, pipeline.nativeSize, pipeline.sideMultiple);
+    const request = generateRequest(input, seed, images, size);
     let result: GenerateResult;
     try {
       result = await pipeline.generate(request, {
@@ -165,11 +172,14 @@ interface InputImages {
 
 /**
  * The output's width and height: as given; a side left out comes from the input image (img2img, as diffusers: the
- * image's own size, fitted into the limits), else the model's native size (what it was trained at; larger is not
- * better for a small model).
+ * image's own size, fitted into the limits, the caller's pixel budget (max_pixels) and the sides the U-Net takes), else
+ * the model's native size (what it was trained at; larger is not better for a small model).
  */
-function outputSize(input: RunnerInput, images: InputImages, nativeSize: number): Size {
-  if (images.imageSize) return sizeFromImage(images.imageSize, { width: input.width, height: input.height }, DEFAULT_LIMITS);
+function outputSize(input: RunnerInput, imageSize: Size | undefined, nativeSize: number, sideMultiple: number): Size {
+  if (imageSize) {
+    const maxPixels = Math.min(DEFAULT_LIMITS.maxPixels, input.max_pixels ?? Number.POSITIVE_INFINITY);
+    return sizeFromImage(imageSize, { width: input.width, height: input.height }, { ...DEFAULT_LIMITS, maxPixels, sideMultiple });
+  }
   return { width: input.width ?? nativeSize, height: input.height ?? nativeSize };
 }
 

@@ -21,6 +21,12 @@ export interface OutputStorage {
    * else null: such an input is read back through the storage, never fetched over the network.
    */
   ownOutputKey(url: URL): string | null;
+  /**
+   * Whether `url` (naming `key`, per ownOutputKey) still grants reading it: a public URL always; a presigned one only
+   * with this storage's signature for that very key, before its X-Amz-Expires ran out. Knowing a prediction's id is
+   * no key to its images.
+   */
+  grantsRead(url: URL, key: string): Promise<boolean>;
   /** Reads one of its own outputs (a key from ownOutputKey); refuses more than maxBytes. */
   readOutput(key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array>;
 }
@@ -35,6 +41,10 @@ export class DataUrlStorage implements OutputStorage {
   /** Data URLs are inputs already: nothing to recognise. */
   ownOutputKey(): null {
     return null;
+  }
+
+  async grantsRead(): Promise<boolean> {
+    return false;
   }
 
   async readOutput(key: string): Promise<Uint8Array> {

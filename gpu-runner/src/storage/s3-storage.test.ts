@@ -168,6 +168,30 @@ describe('S3Storage against s3rver', () => {
     expect(aws.ownOutputKey(new URL('https://other.s3.us-east-1.amazonaws.com/predictions/p3/0.jpg'))).toBeNull();
   });
 
+  it('grants reading an output only through a URL it signed for that very key, before the URL expires', async () => {
+    const storage = new S3Storage(config);
+    const [url] = await storage.storeOutputs('grant1', [object(100), object(120)]);
+    const signed = new URL(url);
+    expect(await storage.grantsRead(signed, 'predictions/grant1/0.png')).toBe(true);
+    // The prediction's id alone (the path without the signature), its other image under this signature, a forged one.
+    expect(await storage.grantsRead(new URL(`${signed.origin}${signed.pathname}`), 'predictions/grant1/0.png')).toBe(false);
+    expect(await storage.grantsRead(signed, 'predictions/grant1/1.png')).toBe(false);
+    const forged = new URL(url);
+    forged.searchParams.set('X-Amz-Signature', '0'.repeat(64));
+    expect(await storage.grantsRead(forged, 'predictions/grant1/0.png')).toBe(false);
+    // Past X-Amz-Expires: a presigned URL that S3 itself would refuse now.
+    const shortLived = new S3Storage({ ...config, presignExpiresSeconds: 1 });
+    const [brief] = await shortLived.storeOutputs('grant2', [object(100)]);
+    expect(await shortLived.grantsRead(new URL(brief), 'predictions/grant2/0.png')).toBe(true);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await shortLived.grantsRead(new URL(brief), 'predictions/grant2/0.png')).toBe(false);
+    // Public outputs are readable by their URL anyway.
+    const publicBase = new S3Storage({ ...config, publicBaseUrl: 'https://cdn.example/out' });
+    expect(await publicBase.grantsRead(new URL('https://cdn.example/out/predictions/p2/1.webp'), 'predictions/p2/1.webp')).toBe(
+      true,
+    );
+  });
+
   it('fails at once on a missing bucket (not retryable), naming the key', async () => {
     const started = Date.now();
     await expect(new S3Storage({ ...config, bucket: 'no-such-bucket' }).storeOutputs('abc', [object(5)])).rejects.toThrow(

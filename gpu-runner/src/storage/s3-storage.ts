@@ -11,6 +11,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { timingSafeEqual } from '@sd/shared/webhook-signature';
 import { sleep, withBackoff } from '../retry/backoff.ts';
 import { isOutputKey, type OutputStorage, outputKey, type StoredObject } from './output-storage.ts';
 import type { S3Config } from './s3-config.ts';
@@ -223,6 +224,23 @@ export class S3Storage implements OutputStorage {
     return null;
   }
 
+  async grantsRead(url: URL, key: string): Promise<boolean> {
+    // Public outputs are readable by anyone with the URL anyway.
+    if (this.config.publicBaseUrl) return true;
+    const query = url.searchParams;
+    const signedAt = parseAmzDate(query.get('X-Amz-Date'));
+    const expiresIn = Number(query.get('X-Amz-Expires'));
+    const signature = query.get('X-Amz-Signature');
+    if (signedAt === null || !Number.isInteger(expiresIn) || expiresIn < 1 || !signature) return false;
+    if (Date.now() >= signedAt.getTime() + expiresIn * 1000) return false;
+    // The URL this storage would have handed out for this key at that time: the same signature, or not ours.
+    const ours = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), {
+      expiresIn,
+      signingDate: signedAt,
+    });
+    return timingSafeEqual(new URL(ours).searchParams.get('X-Amz-Signature') ?? '', signature);
+  }
+
   async readOutput(key: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
     if (!isOutputKey(key)) throw new StorageError(`${key} is not an output of this runner`);
     const abortSignal = AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), ...(signal ? [signal] : [])]);
@@ -248,6 +266,14 @@ export class S3Storage implements OutputStorage {
       expiresIn: this.config.presignExpiresSeconds,
     });
   }
+}
+
+/** X-Amz-Date (20261207T000110Z) as a Date, or null. */
+function parseAmzDate(value: string | null): Date | null {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value ?? '');
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s] = m.map(Number);
+  return new Date(Date.UTC(y, mo - 1, d, h, mi, s));
 }
 
 /** Client errors (bad credentials, missing bucket) will not heal by retrying; network errors and 5xx may. */

@@ -85,6 +85,7 @@ locals {
   secret_text_bindings = {
     RUNNER_WEBHOOK_SECRET        = var.runner_webhook_secret
     RUNNER_TOKEN                 = var.runner_token
+    PUSH_TARGET_TOKEN            = var.push_target_token
     TOKEN_SIGNING_SECRET         = var.token_signing_secret
     WEBHOOK_SIGNING_SECRET       = var.webhook_signing_secret
     OPERATOR_TOKEN               = var.operator_token

@@ -288,6 +288,13 @@ variable "replicate_api_token" {
   sensitive   = true
 }
 
+variable "push_target_token" {
+  description = "PUSH_TARGET_TOKEN: the bearer the edge sends to the models' Cog push targets (their API_TOKEN); null sends none. Never the runner_token: a push target is a host you do not run, and runner_token leases every model's work."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
 variable "replicate_webhook_secret" {
   description = "REPLICATE_WEBHOOK_SECRET verifying webhooks from a Replicate-compatible backend; null when none."
   type        = string

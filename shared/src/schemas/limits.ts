@@ -15,6 +15,11 @@ export interface InputLimits {
   maxPromptChars: number;
   /** The model's native width and height, which an input without width/height gets (counted in maxPixels). */
   nativeSide?: number;
+  /**
+   * What width and height must be multiples of (default 8, the VAE's factor): more when the model's U-Net needs it,
+   * 8 x 2 per upsampler (16 for the embedded model, 64 for SD 1.x/2.x), which its runner refuses otherwise.
+   */
+  sideMultiple?: number;
 }
 
 /** What an unknown model's native side is taken to be (SD 1.x's 512). */

@@ -39,6 +39,14 @@ describe('prediction input schema', () => {
     );
   });
 
+  it("refuses a side the model's U-Net cannot take when the deployment says which (sideMultiple), naming it", () => {
+    const embedded = createPredictionInputSchema({ ...DEFAULT_LIMITS, sideMultiple: 16 });
+    expect(embedded.safeParse({ prompt: 'x', width: 88 }).error?.issues[0].message).toBe(
+      'width must be a multiple of 16 between 64 and 2048, got 88',
+    );
+    expect(embedded.safeParse({ prompt: 'x', width: 96, height: 64 }).success).toBe(true);
+  });
+
   it.each([
     [{ width: 500 }, 'width: width must be a multiple of 8 between 64 and 2048, got 500'],
     [{ height: 4096 }, 'height: height must be a multiple of 8 between 64 and 2048, got 4096'],

@@ -31,14 +31,15 @@ function numberInRange(field: string, min: number, max: number) {
 }
 
 function side(field: string, limits: InputLimits) {
+  const multiple = limits.sideMultiple ?? 8;
   const msg = (iss: { input?: unknown }) =>
-    `${field} must be a multiple of 8 between ${limits.minSide} and ${limits.maxSide}, got ${show(iss.input)}`;
+    `${field} must be a multiple of ${multiple} between ${limits.minSide} and ${limits.maxSide}, got ${show(iss.input)}`;
   return z
     .number({ error: msg })
     .int({ error: msg })
     .min(limits.minSide, { error: msg })
     .max(limits.maxSide, { error: msg })
-    .refine((v) => v % 8 === 0, { error: msg });
+    .refine((v) => v % multiple === 0, { error: msg });
 }
 
 function text(field: string, limits: InputLimits) {

@@ -91,6 +91,8 @@ export const PrecomputedEmbeddingsInputSchema = PrecomputedEmbeddingsSchema.supe
   }
 });
 
+const maxPixelsError = (iss: { input?: unknown }) => `max_pixels must be a positive integer, got ${String(iss.input)}`;
+
 /** The runner input: the public parameters plus the edge's extras. Plain Cog clients send just the public ones. */
 export function createRunnerInputSchema(limits: InputLimits = DEFAULT_LIMITS) {
   return z
@@ -100,6 +102,15 @@ export function createRunnerInputSchema(limits: InputLimits = DEFAULT_LIMITS) {
       negative_prompt_tokens: TokenizedPromptSchema.optional(),
       embeddings: PrecomputedEmbeddingsInputSchema.optional(),
       return_embeddings: z.boolean().default(false),
+      /**
+       * The caller's pixel budget (the edge passes its key's): an output sized from the input image (img2img without
+       * width or height) fits into the smaller of this and the runner's own limit, whatever form the image came in.
+       */
+      max_pixels: z
+        .number({ error: maxPixelsError })
+        .int({ error: maxPixelsError })
+        .positive({ error: maxPixelsError })
+        .optional(),
     })
     .superRefine((input, ctx) => checkCrossFieldLimits(input, ctx, limits))
     .transform(foldStrengthAlias);

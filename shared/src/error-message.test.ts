@@ -15,4 +15,14 @@ describe('errorMessage', () => {
     expect(errorStack(new Error('boom'))).toMatch(/^Error: boom\n\s+at /);
     expect(errorStack('plain')).toBe('plain');
   });
+
+  it('follows the cause chain for the log, so a wrapped internal error is not lost', () => {
+    const inner = new Error('Concat node: axis 3 has 9 and 10');
+    const outer = new Error('the model failed while generating', { cause: new Error('stage decode', { cause: inner }) });
+    const stack = errorStack(outer);
+    expect(stack).toMatch(/^Error: the model failed while generating/);
+    expect(stack).toContain('caused by: Error: stage decode');
+    expect(stack).toContain('caused by: Error: Concat node: axis 3 has 9 and 10');
+    expect(errorMessage(outer)).toBe('the model failed while generating');
+  });
 });

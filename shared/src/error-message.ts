@@ -9,7 +9,9 @@ export function errorMessage(err: unknown): string {
   return String(err);
 }
 
-/** The stack of an Error, for logs only (never a response); the message for anything else. */
+/** The stack of an Error and of its causes, for logs only (never a response); the message for anything else. */
 export function errorStack(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : errorMessage(err);
+  if (!(err instanceof Error)) return errorMessage(err);
+  const own = err.stack ?? err.message;
+  return err.cause === undefined ? own : `${own}\ncaused by: ${errorStack(err.cause)}`;
 }

@@ -4,7 +4,7 @@
 import type { Feed } from '../model/onnx-session.ts';
 import type { SdModel } from '../model/sd-model.ts';
 import type { NoiseSource, Scheduler } from '../schedulers/scheduler.ts';
-import { CanceledError, type Float32Tensor, type LatentShape, type StepProgress } from './types.ts';
+import { CanceledError, type Float32Tensor, InvalidRequestError, type LatentShape, type StepProgress } from './types.ts';
 
 /** How inpainting enters the loop. */
 export type InpaintConditioning =
@@ -128,7 +128,9 @@ function bindUnet(input: DenoiseInput): UnetBuffers {
   const batch = uncond ? 2 * numImages : numImages;
   const plane = latentHeight * latentWidth;
   if (cond.shape[0] !== 1 || (uncond && (uncond.shape[1] !== cond.shape[1] || uncond.shape[2] !== cond.shape[2]))) {
-    throw new Error(`embeddings must be [1, L, H] with equal shapes, got cond [${cond.shape}] uncond [${uncond?.shape}]`);
+    throw new InvalidRequestError(
+      `embeddings must be [1, L, H] with equal shapes, got cond [${cond.shape}] uncond [${uncond?.shape}]`,
+    );
   }
   const [, seqLen, hidden] = cond.shape;
 
@@ -153,7 +155,7 @@ function bindUnet(input: DenoiseInput): UnetBuffers {
       );
     }
   } else if (io.inChannels !== channels) {
-    throw new Error(`the U-Net takes ${io.inChannels} channels (an inpainting model): give it an image and a mask`);
+    throw new InvalidRequestError(`the U-Net takes ${io.inChannels} channels (an inpainting model): give it an image and a mask`);
   }
 
   const feeds: Record<string, Feed> = {

@@ -63,11 +63,12 @@ export function applyTokenWeights(
 }
 
 function checkWindows(name: string, tokens: PromptTokens, seq: number): void {
-  if (tokens.ids.length === 0) throw new Error(`${name}: at least one token window is required`);
+  if (tokens.ids.length === 0) throw new InvalidRequestError(`${name}: at least one token window is required`);
   for (const [i, w] of tokens.ids.entries()) {
-    if (w.length !== seq) throw new Error(`${name}: window ${i} has ${w.length} tokens, the text encoder takes ${seq}`);
+    if (w.length !== seq)
+      throw new InvalidRequestError(`${name}: window ${i} has ${w.length} tokens, the text encoder takes ${seq}`);
     if (tokens.weights && tokens.weights[i]?.length !== seq)
-      throw new Error(`${name}: weights of window ${i} must have ${seq} entries`);
+      throw new InvalidRequestError(`${name}: weights of window ${i} must have ${seq} entries`);
   }
 }
 

@@ -18,7 +18,13 @@ import type { ExecutionProvider } from '../model/onnx-session.ts';
 import { StableDiffusionPipeline } from '../pipeline/pipeline.ts';
 import { sideProblem } from '../pipeline/request-checks.ts';
 import { clipSkipProblem } from '../pipeline/text-encoding.ts';
-import { CanceledError, type Float32Tensor, type GenerateRequest, type GenerateResult } from '../pipeline/types.ts';
+import {
+  CanceledError,
+  type Float32Tensor,
+  type GenerateRequest,
+  type GenerateResult,
+  InvalidRequestError,
+} from '../pipeline/types.ts';
 import {
   type EncodedOutputImage,
   type PredictContext,
@@ -125,7 +131,12 @@ export class SdPredictor implements Predictor {
     } catch (err) {
       if (err instanceof CanceledError) throw new PredictionCanceledError(`canceled before step ${err.step}`);
       if (ctx.signal.aborted) throw new PredictionCanceledError('canceled');
-      throw err;
+      if (err instanceof InvalidRequestError) throw err;
+      // Anything else is ours or onnxruntime's (its messages name source files, graph nodes and shapes): the runner's
+      // log gets it as the cause, the caller a message that says what failed without the internals.
+      throw new Error('the model failed while generating: an internal error (the runner log has the details)', {
+        cause: err,
+      });
     }
     ctx.log(`Scheduler: ${result.scheduler}; text encoder ${result.textEncoderSkipped ? 'skipped (embeddings given)' : 'ran'}`);
     const outputs = await encodeOutputs(result, input);

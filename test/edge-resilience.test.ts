@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { signWebhook } from '@sd/shared/webhook-signature';
 import Replicate, { type Prediction } from 'replicate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushWebhookUrl } from '../edge/src/dispatch/push-webhook-url.ts';
 import { type EdgeStack, type LocalStack, startEdgeStack, startLocalStack } from '../scripts/local-stack.ts';
 import { freePort } from '../scripts/stack/free-port.ts';
 import {
@@ -83,7 +84,11 @@ function edgeLogs(edge: { process: { lines: string[] } }): Record<string, unknow
 async function runnerWebhook(envelope: Record<string, unknown>): Promise<Response> {
   const body = JSON.stringify(envelope);
   const headers = await signWebhook(stack.runnerWebhookSecret, `msg_${String(envelope.id)}_${Date.now()}`, body);
-  return fetch(`${stack.edgeUrl}/internal/runner-webhook`, {
+  // To the URL the edge issued for the push the envelope names (as the runner got it with the prediction).
+  const push = /^([a-z0-9]+?)(?:-a(\d+))?$/.exec(String(envelope.id));
+  if (!push) throw new Error(`not a pushed prediction id: ${String(envelope.id)}`);
+  const url = await pushWebhookUrl(stack.edgeUrl, stack.runnerWebhookSecret, push[1], Number(push[2] ?? 0));
+  return fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.runnerToken}`, ...headers },
     body,

@@ -343,8 +343,9 @@ describe('paths, queries and auth', () => {
     expectRefused(await signedRaw('[]'), 422, ['(body)']);
     expectRefused(await signedRaw(JSON.stringify({ ...runnerEnvelope('abc', {}), status: 'exploded' })), 422, ['status']);
     const ok = JSON.stringify(runnerEnvelope('abc', {}));
-    // The prediction comes from the signed envelope id; a query naming one needs the edge's own MAC.
+    // The envelope id must be one the edge handed out, and the URL one the edge issued (its MAC) for that same push.
     expectRefused(await signedRaw(JSON.stringify(runnerEnvelope('../x', {}))), 422, ['id']);
+    expectRefused(await signedRaw(ok), 401, []);
     expectRefused(await signedRaw(ok, 'prediction=abc&attempt=0&mac=forged'), 401, []);
     expectRefused(await signedRaw(ok, 'prediction=..%2Fx&attempt=0&mac=x'), 401, []);
   });

@@ -52,8 +52,10 @@ describe('embedding cache', () => {
     const job1 = JSON.parse(put1.body);
     expect(put1.headers.get('prefer')).toBe('respond-async');
     expect(put1.headers.get('authorization')).toBe('Bearer test-push-target-token');
-    // The signed envelope names the prediction: the webhook URL carries nothing a sender could forge.
-    expect(job1.webhook).toBe('http://127.0.0.1:8787/internal/runner-webhook');
+    // One webhook URL per push: the prediction and attempt under the edge's MAC.
+    expect(job1.webhook).toMatch(
+      new RegExp(`^http://127\\.0\\.0\\.1:8787/internal/runner-webhook\\?prediction=${first.id}&attempt=0&mac=[0-9a-f]{32}$`),
+    );
     expect(job1.input.return_embeddings).toBe(true);
     expect(job1.input.embeddings).toBeUndefined();
     expect(job1.input.prompt_tokens.ids[0]).toHaveLength(77);
@@ -238,6 +240,29 @@ describe('runner webhooks', () => {
     );
     expect(((await res.json()) as { applied: boolean }).applied).toBe(false);
     expect((await getPrediction(key, p.id)).status).toBe('starting');
+  });
+
+  it('a push target cannot report on another push: its URL is its own, and the envelope must name that push', async () => {
+    const { key } = await createKey();
+    const seen = fakeRunnerThatAccepts();
+    const mine = await create(key, { prompt: 'a heron of mine' });
+    const theirs = await create(key, { prompt: 'a heron of theirs' });
+    const myPut = await waitFor(() => runnerPuts(seen, mine.id)[0]);
+    await waitFor(() => runnerPuts(seen, theirs.id)[0]);
+    const myUrl = (JSON.parse(myPut.body) as { webhook: string }).webhook;
+    const forged = { status: 'succeeded' as const, output: ['https://evil.test/x.png'] };
+    // Signed with the secret every push target shares, sent to my own URL, naming their prediction (or a later attempt).
+    for (const id of [theirs.id, `${mine.id}-a1`]) {
+      const res = await sendRunnerWebhook(runnerEnvelope(id, forged), {
+        url: myUrl.replace('http://127.0.0.1:8787', 'http://edge.test'),
+      });
+      expect(res.status, id).toBe(401);
+    }
+    // Without a URL the edge issued, nothing is believed either.
+    const bare = await sendRunnerWebhook(runnerEnvelope(theirs.id, forged), { url: 'http://edge.test/internal/runner-webhook' });
+    expect(bare.status).toBe(401);
+    expect((await getPrediction(key, theirs.id)).status).toBe('starting');
+    expect((await getPrediction(key, mine.id)).output).toBeNull();
   });
 
   it('terminal states are final: a later failure or cancel does not change a success', async () => {

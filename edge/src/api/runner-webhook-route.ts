@@ -1,7 +1,7 @@
 // POST /internal/runner-webhook: a push target's (a Cog host we do not run, or Replicate's) progress and result. The
 // signature is verified over the exact body BEFORE anything in it is believed, and the body of an unauthenticated
-// sender is capped small until then. The signed envelope's id names the prediction and attempt (Cog); Replicate's
-// envelope carries its own id, so its webhook URL holds the prediction and attempt under the edge's own MAC.
+// sender is capped small until then. The webhook URL holds the prediction and attempt under the edge's own MAC (one
+// URL per push), so a push target can report only on what it was handed.
 
 import { invalidFromZod, invalidInput } from '@sd/shared/domain-error';
 import { errorBody } from '@sd/shared/schemas/errors';
@@ -44,22 +44,26 @@ export function registerRunnerWebhookRoute(app: Hono<AppEnv>): void {
     const parsed = RunnerPredictionSchema.safeParse(json);
     if (!parsed.success) throw invalidFromZod(parsed.error);
     const update = parsed.data;
-    let target = parseRunnerPredictionId(update.id);
-    const queryPrediction = c.req.query('prediction');
-    if (queryPrediction !== undefined) {
-      // Only Replicate-style webhooks carry the prediction in the URL, and only under the edge's MAC.
-      const attempt = Number(c.req.query('attempt'));
-      const mac = c.req.query('mac') ?? '';
-      const ok =
-        /^[a-z0-9]{1,64}$/.test(queryPrediction) &&
-        Number.isInteger(attempt) &&
-        (await verifyPushWebhookMac(config.secrets.runnerWebhookSecret, queryPrediction, attempt, mac));
-      if (!ok) return c.json(errorBody(401, 'unauthorized', 'webhook URL was not issued by this edge'), 401);
-      target = { predictionId: queryPrediction, attempt };
-    } else if (fromReplicate) {
-      throw invalidInput('prediction', 'a Replicate webhook must use the URL this edge issued');
+    // Our runners and Cog hosts keep the id the edge gave (it names the prediction and attempt); Replicate has its own.
+    const named = fromReplicate ? null : parseRunnerPredictionId(update.id);
+    if (!fromReplicate && !named) {
+      throw invalidInput('id', `id must be a prediction id this edge handed out, got ${JSON.stringify(update.id)}`);
     }
-    if (!target) throw invalidInput('id', `id must be a prediction id this edge handed out, got ${JSON.stringify(update.id)}`);
+    // The URL names the push (prediction and attempt) under the edge's MAC: the signature says a push target sent
+    // it, the URL which push it may report on, and the envelope must name that same push.
+    const predictionId = c.req.query('prediction') ?? '';
+    const attempt = Number(c.req.query('attempt'));
+    const urlOk =
+      /^[a-z0-9]{1,64}$/.test(predictionId) &&
+      Number.isInteger(attempt) &&
+      attempt >= 0 &&
+      (await verifyPushWebhookMac(config.secrets.runnerWebhookSecret, predictionId, attempt, c.req.query('mac') ?? ''));
+    if (!urlOk) return c.json(errorBody(401, 'unauthorized', 'webhook URL was not issued by this edge'), 401);
+    if (named && (named.predictionId !== predictionId || named.attempt !== attempt)) {
+      log.warn('runner webhook names another push than its URL', { predictionId, attempt, id: update.id });
+      return c.json(errorBody(401, 'unauthorized', 'webhook envelope id does not match the push its URL was issued for'), 401);
+    }
+    const target = { predictionId, attempt };
     const result = await predictionStub(c.env, target.predictionId).runnerReport({ attempt: target.attempt }, update);
     log.info('runner webhook', {
       predictionId: target.predictionId,

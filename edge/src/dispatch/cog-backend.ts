@@ -32,7 +32,6 @@ export function cogBackend(config: EdgeConfig, model: ModelConfig, outbound: typ
         config.secrets.runnerWebhookSecret,
         request.predictionId,
         request.attempt,
-        false,
       );
       let res: Response;
       try {

@@ -1,5 +1,6 @@
-// The webhook a push target reports to. A Cog runner's signed envelope id names the prediction and attempt; Replicate's
-// envelope carries its own id, so for it the edge signs the prediction and attempt into the URL itself.
+// The webhook a push target reports to: the edge signs the prediction and attempt into the URL itself (a MAC under
+// RUNNER_WEBHOOK_SECRET), so a report is believed only for the one push it was issued for. Every push target signs
+// its bodies with the same secret; without the URL's MAC, one target could report on another target's prediction.
 import { timingSafeEqual } from '@sd/shared/webhook-signature';
 
 async function urlMac(secret: string, text: string): Promise<string> {
@@ -9,22 +10,20 @@ async function urlMac(secret: string, text: string): Promise<string> {
   return Array.from(sig.slice(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** The edge's webhook URL for a push target: plain for a Cog host, with the prediction and attempt under a MAC for Replicate. */
+const macText = (predictionId: string, attempt: number) => `push:${predictionId}:${attempt}`;
+
+/** The edge's webhook URL for one push of a prediction (its attempt) to a Cog host or Replicate. */
 export async function pushWebhookUrl(
   publicBaseUrl: string,
   secret: string,
   predictionId: string,
   attempt: number,
-  signed: boolean,
 ): Promise<string> {
-  const base = `${publicBaseUrl}/internal/runner-webhook`;
-  if (!signed) return base;
-  const mac = await urlMac(secret, `replicate:${predictionId}:${attempt}`);
-  return `${base}?prediction=${predictionId}&attempt=${attempt}&mac=${mac}`;
+  const mac = await urlMac(secret, macText(predictionId, attempt));
+  return `${publicBaseUrl}/internal/runner-webhook?prediction=${predictionId}&attempt=${attempt}&mac=${mac}`;
 }
 
-/** Checks the MAC of a Replicate webhook URL's prediction and attempt. */
+/** Checks the MAC of a push webhook URL's prediction and attempt. */
 export async function verifyPushWebhookMac(secret: string, predictionId: string, attempt: number, mac: string): Promise<boolean> {
-  const expected = await urlMac(secret, `replicate:${predictionId}:${attempt}`);
-  return timingSafeEqual(expected, mac);
+  return timingSafeEqual(await urlMac(secret, macText(predictionId, attempt)), mac);
 }

@@ -44,7 +44,6 @@ export function replicateBackend(config: EdgeConfig, model: ModelConfig, outboun
             config.secrets.runnerWebhookSecret,
             request.predictionId,
             request.attempt,
-            true,
           ),
           webhook_events_filter: ['start', 'output', 'completed'] as ('start' | 'output' | 'completed')[],
         };

@@ -9,6 +9,8 @@ import { signWebhook } from '@sd/shared/webhook-signature';
 import { afterEach, beforeAll, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/key-format.ts';
 import { kvStore, saveKeyRecord } from '../../src/auth/key-store.ts';
+import { pushWebhookUrl } from '../../src/dispatch/push-webhook-url.ts';
+import { parseRunnerPredictionId } from '../../src/dispatch/runner-job.ts';
 import { clearTokenizerCache } from '../../src/embeddings/tokenizer-store.ts';
 
 export const RUNNER_URL = 'http://127.0.0.1:5000';
@@ -119,16 +121,23 @@ export function runnerEnvelope(id: string, patch: Partial<RunnerPrediction>): Ru
   };
 }
 
-/** POSTs a runner webhook signed like the runner signs it (or with `secret` to forge one). */
+/**
+ * POSTs a push target's webhook signed like the runner signs it (or with `secret` to forge one), to the URL the edge
+ * issued for the push its envelope id names ("<id>" or "<id>-a<n>"), or to `url` (another push's, or a forged one).
+ */
 export async function sendRunnerWebhook(
   update: RunnerPrediction,
-  { secret = RUNNER_WEBHOOK_SECRET, bearer = true }: { secret?: string; bearer?: boolean } = {},
+  { secret = RUNNER_WEBHOOK_SECRET, bearer = true, url }: { secret?: string; bearer?: boolean; url?: string } = {},
 ): Promise<Response> {
   const body = JSON.stringify(update);
   const headers = await signWebhook(secret, `msg_${crypto.randomUUID()}`, body);
-  // The signed envelope id names the prediction and attempt ("<id>" or "<id>-a<n>"); our runners add the bearer token.
+  const push = parseRunnerPredictionId(update.id);
+  const issued = push
+    ? await pushWebhookUrl('http://edge.test', RUNNER_WEBHOOK_SECRET, push.predictionId, push.attempt)
+    : 'http://edge.test/internal/runner-webhook';
+  // Our runners add the bearer token.
   return exports.default.fetch(
-    new Request('http://edge.test/internal/runner-webhook', {
+    new Request(url ?? issued, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',

@@ -167,6 +167,20 @@ describe('npm run keys against wrangler dev --persist-to', () => {
       expect(JSON.stringify(list)).not.toContain(k.key.split('_')[2]);
     }
     expect(list.every((r) => !('hash' in r))).toBe(true);
+    // A table: every column starts where its header does (names here have spaces, kinds have different widths).
+    const [header, ...rows] = listText.trimEnd().split('\n');
+    for (const [column, field] of [
+      ['status', 'status'],
+      ['name', 'name'],
+      ['scopes', 'scopes'],
+    ] as const) {
+      for (const [i, row] of rows.entries()) {
+        expect(
+          row.slice(header.indexOf(column)).startsWith(String(list[i][field] ?? '').split(',')[0]),
+          `${column} of ${row}`,
+        ).toBe(true);
+      }
+    }
 
     await startDev();
     const who = (key: string, origin?: string) =>

@@ -69,6 +69,13 @@ describe('playground snippets', () => {
     );
   });
 
+  it('pythonLiteral writes a number JSON cannot hold (NaN from a half-typed field) as None, as JSON writes null', () => {
+    expect(pythonLiteral({ seed: Number.NaN, guidance_scale: Number.POSITIVE_INFINITY })).toBe(
+      '{\n    "seed": None,\n    "guidance_scale": None,\n}',
+    );
+    expect(JSON.stringify({ seed: Number.NaN })).toBe('{"seed":null}');
+  });
+
   it('never contains a key: every snippet reads SD_API_KEY from the environment', () => {
     for (const lang of ['curl', 'fetch', 'replicate', 'python'] as const) {
       expect(snippet(lang, 'http://127.0.0.1:8787', body), lang).toMatch(/SD_API_KEY/);

@@ -152,6 +152,14 @@ async function miniflareStore(persistTo: string, target: Target): Promise<{ stor
   return { store: kvStore(kv), close: () => mf.dispose() };
 }
 
+/** Rows as columns padded to their widest cell (the last column unpadded), two spaces apart. */
+export function alignColumns(rows: string[][]): string {
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((row) => row[col].length)));
+  return rows
+    .map((row) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]))).join('  '))
+    .join('\n');
+}
+
 /** What list/create show: everything but the hash. */
 function publicView(record: KeyRecord) {
   const { hash: _hash, ...rest } = record;
@@ -263,18 +271,16 @@ async function main(argv: string[]): Promise<void> {
       }
       case 'list': {
         const records = (await listKeyRecords(store)).map(publicView);
-        const lines = records.map((r) =>
-          [
-            r.id,
-            r.kind.padEnd(11),
-            r.status.padEnd(7),
-            r.name,
-            r.scopes.join(','),
-            r.origins.join(',') || '-',
-            r.expiresAt ?? '-',
-          ].join('  '),
-        );
-        out(`${['id', 'kind', 'status', 'name', 'scopes', 'origins', 'expires'].join('  ')}\n${lines.join('\n')}\n`, records);
+        const rows = records.map((r) => [
+          r.id,
+          r.kind,
+          r.status,
+          r.name,
+          r.scopes.join(','),
+          r.origins.join(',') || '-',
+          r.expiresAt ?? '-',
+        ]);
+        out(`${alignColumns([['id', 'kind', 'status', 'name', 'scopes', 'origins', 'expires'], ...rows])}\n`, records);
         return;
       }
       case 'revoke': {

@@ -20,7 +20,8 @@ const indent = (text: string, by: string): string => text.split('\n').join(`\n${
 
 /** A JSON value as a Python literal (JSON's true/false/null are Python's True/False/None; strings stay JSON-escaped). */
 export function pythonLiteral(value: unknown, pad = ''): string {
-  if (value === null || value === undefined) return 'None';
+  // JSON writes NaN and the infinities as null, so the Python body must say None where the JSON body says null.
+  if (value === null || value === undefined || (typeof value === 'number' && !Number.isFinite(value))) return 'None';
   if (value === true) return 'True';
   if (value === false) return 'False';
   if (typeof value === 'number' || typeof value === 'string') return JSON.stringify(value);

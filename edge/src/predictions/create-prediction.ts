@@ -84,6 +84,26 @@ function refuseInternalImageUrls(input: { image?: string; mask?: string }): void
   }
 }
 
+/**
+ * 422 when a host that takes no budget from us (Replicate) would size the output from an image given by URL, and the
+ * caller's pixel budget is tighter than the model's: only width and height the edge can check keep the key within it.
+ * (Our runners get the budget with the job; data URIs the edge sizes itself.)
+ */
+export function refuseUnsizedImageUrlPastBudget(
+  input: { image?: string; width?: number; height?: number },
+  model: ModelConfig,
+  limits: InputLimits,
+): void {
+  if (input.image === undefined || input.image.startsWith('data:')) return;
+  if (limits.maxPixels >= model.limits.maxPixels) return;
+  const field = input.width === undefined ? 'width' : input.height === undefined ? 'height' : null;
+  if (!field) return;
+  throw invalidInput(
+    `input.${field}`,
+    `${field} must be given with an image URL for this model (its host sizes the output itself) when the key's budget is ${limits.maxPixels} pixels`,
+  );
+}
+
 /** The idempotency claim of a request: only hashed when the client sent a key (large img2img bodies cost ms to hash). */
 export async function idempotencyOf(key: string | undefined, bodyText: string): Promise<CreateRequest['idempotency']> {
   return key ? { key, bodyHash: await sha256Hex(bodyText) } : null;
@@ -142,6 +162,7 @@ export async function createPrediction(
   const parsed = inputSchemaFor(limits).safeParse(req.body.input);
   if (!parsed.success) throw invalidFromZod(parsed.error, 'input');
   if (!ctx.config.imageUrls.allowPrivate) refuseInternalImageUrls(parsed.data);
+  if (!backendFor(ctx.config, req.model).takesRunnerInput) refuseUnsizedImageUrlPastBudget(parsed.data, req.model, limits);
 
   const owner = ownerOf(principal);
   const index = indexStub(env, principal.keyId);

@@ -43,12 +43,38 @@ def write_json(path, value):
         f.write(json.dumps(value, indent=2) + "\n")
 
 
-def export(module, args, path, inputs, outputs, dynamic):
+def graphs(cfg, meta, vae, text, unet):
+    """Each exported graph: (module, example args, torch.onnx.export keywords). The same specs read a shipped model's
+    weights back (onnx_weights.load_from_onnx), so they must not change between an export and its reading."""
+    lat_c, hidden, seq, size = cfg["latent_channels"], cfg["text_hidden"], meta["sequenceLength"], meta["imageSize"]
+    g = torch.Generator().manual_seed(0)
+
+    def spec(inputs, outputs, dynamic):
+        return dict(input_names=inputs, output_names=outputs, dynamic_axes=dynamic, opset_version=OPSET,
+                    do_constant_folding=True)
+
+    image_axes = {0: "batch", 2: "height", 3: "width"}
+    return {
+        "text_encoder": (TextEncoderExport(text), (torch.zeros(1, seq, dtype=torch.int32),),
+                         spec(["input_ids"], ["last_hidden_state"],
+                              {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}})),
+        "unet": (unet, (torch.randn(2, lat_c, size // 8, size // 8, generator=g), torch.tensor([500.0, 500.0]),
+                        torch.randn(2, seq, hidden, generator=g)),
+                 spec(["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
+                      {"sample": image_axes, "timestep": {0: "batch"},
+                       "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": image_axes})),
+        "vae_encoder": (VaeEncoderExport(vae), (torch.randn(1, 3, size, size, generator=g),),
+                        spec(["sample"], ["latent_sample"], {"sample": image_axes, "latent_sample": image_axes})),
+        "vae_decoder": (vae.decoder, (torch.randn(1, lat_c, size // 8, size // 8, generator=g),),
+                        spec(["latent_sample"], ["sample"], {"latent_sample": image_axes, "sample": image_axes})),
+    }
+
+
+def export(module, args, path, kwargs):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     module.eval()
     with torch.no_grad():
-        torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
-                          opset_version=OPSET, do_constant_folding=True)
+        torch.onnx.export(module, args, path, **kwargs)
 
 
 def main():
@@ -82,18 +108,8 @@ def main():
     lat_c, hidden, seq = cfg["latent_channels"], cfg["text_hidden"], meta["sequenceLength"]
     size = meta["imageSize"]
 
-    export(TextEncoderExport(text), (torch.zeros(1, seq, dtype=torch.int32),), f"{out}/text_encoder/model.onnx",
-           ["input_ids"], ["last_hidden_state"], {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}})
-    export(unet, (torch.randn(2, lat_c, size // 8, size // 8), torch.tensor([500.0, 500.0]), torch.randn(2, seq, hidden)),
-           f"{out}/unet/model.onnx", ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
-           {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
-            "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": {0: "batch", 2: "height", 3: "width"}})
-    export(VaeEncoderExport(vae), (torch.randn(1, 3, size, size),), f"{out}/vae_encoder/model.onnx", ["sample"],
-           ["latent_sample"], {"sample": {0: "batch", 2: "height", 3: "width"},
-                               "latent_sample": {0: "batch", 2: "height", 3: "width"}})
-    export(vae.decoder, (torch.randn(1, lat_c, size // 8, size // 8),), f"{out}/vae_decoder/model.onnx",
-           ["latent_sample"], ["sample"], {"latent_sample": {0: "batch", 2: "height", 3: "width"},
-                                           "sample": {0: "batch", 2: "height", 3: "width"}})
+    for name, (module, example, kwargs) in graphs(cfg, meta, vae, text, unet).items():
+        export(module, example, f"{out}/{name}/model.onnx", kwargs)
 
     onnx_model = ["diffusers", "OnnxRuntimeModel"]
     write_json(f"{out}/model_index.json", {

@@ -87,10 +87,15 @@ def to_model_range(images_u8):
     return torch.from_numpy(images_u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def train_vae(args, cfg, sched, images):
+def train_vae(args, cfg, sched, images, init=None):
+    """Trains the VAE; from `init` (a shipped model's VAE), only its decoder: the encoder, and so the latent space the
+    shipped U-Net learned, stays as it is."""
     path = os.path.join(args.out, "vae.pt")
-    vae = VAE(cfg)
-    opt = torch.optim.AdamW(vae.parameters(), lr=sched["vae_lr"], weight_decay=0.0)
+    vae = init if init is not None else VAE(cfg)
+    trained = vae.decoder if init is not None else vae
+    if init is not None:
+        vae.encoder.requires_grad_(False)
+    opt = torch.optim.AdamW(trained.parameters(), lr=sched["vae_lr"], weight_decay=0.0)
     state = {"step": 0, "losses": [], "seconds": 0.0}
     if os.path.exists(path):
         ckpt = torch.load(path)
@@ -111,7 +116,8 @@ def train_vae(args, cfg, sched, images):
         # Whole images: the mid-block attention then sees the 8x8 latent grid it decodes at inference (trained on
         # 32x32 crops, it saw 4x4 and bled colour across the image at 8x8).
         x = to_model_range(images[idx.numpy()])
-        mean, logvar = vae.encoder(x)
+        with torch.set_grad_enabled(init is None):
+            mean, logvar = vae.encoder(x)
         z = mean + torch.randn(mean.shape, generator=g) * torch.exp(0.5 * logvar)
         recon = vae.decoder(z)
         # Pixel (0, 0) is always background: the scene generator keeps objects a pixel off the border.
@@ -119,6 +125,13 @@ def train_vae(args, cfg, sched, images):
         weight = 1.0 + EDGE_WEIGHT * F.max_pool2d(obj, 7, stride=1, padding=3)
         err = recon - x
         rec = (weight * (err**2 + 0.5 * err.abs())).mean() / weight.mean()
+        if sched.get("vae_grad_weight"):
+            # Shape lives in the edges: the same weighted L1 on the image's horizontal and vertical differences, so a
+            # corner rounded off costs more than its few pixels' colour error.
+            gx = (recon[..., :, 1:] - recon[..., :, :-1]) - (x[..., :, 1:] - x[..., :, :-1])
+            gy = (recon[..., 1:, :] - recon[..., :-1, :]) - (x[..., 1:, :] - x[..., :-1, :])
+            edges = (weight[..., :, 1:] * gx.abs()).mean() + (weight[..., 1:, :] * gy.abs()).mean()
+            rec = rec + sched["vae_grad_weight"] * edges / weight.mean()
         kl = 0.5 * torch.mean(torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=[1, 2, 3]))
         loss = rec + KL_WEIGHT * kl
         for group in opt.param_groups:
@@ -134,13 +147,17 @@ def train_vae(args, cfg, sched, images):
         bar.update(step, float(rec))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
             save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
-    write_loss_png(os.path.join(args.out, "vae-loss.png"), state["losses"], "VAE reconstruction loss (MSE + 0.5 L1, object-weighted)")
+    if not os.path.exists(path):  # a run of 0 steps (the U-Net only, from a shipped model) keeps the VAE it was given
+        save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
+    if state["losses"]:  # none when this run trains only the U-Net of a shipped model
+        write_loss_png(os.path.join(args.out, "vae-loss.png"), state["losses"], "VAE reconstruction loss (MSE + 0.5 L1, object-weighted)")
     return vae, state
 
 
 @torch.no_grad()
-def encode_latents(args, vae, images):
-    """Posterior means of every training image, and the scaling factor that gives them unit variance."""
+def encode_latents(args, vae, images, scaling=None):
+    """Posterior means of every training image, and the scaling factor that gives them unit variance (or `scaling`,
+    a shipped model's, whose U-Net learned latents scaled by it)."""
     path = os.path.join(args.out, "latents.pt")
     if os.path.exists(path):
         return torch.load(path)
@@ -154,19 +171,21 @@ def encode_latents(args, vae, images):
         if i < 2048:
             recon_err.append(F.mse_loss(vae.decoder(mean), x).item())
     latents = torch.cat(means)
-    scaling = float(1.0 / latents.std())
+    measured = float(1.0 / latents.std())
+    scaling = measured if scaling is None else float(scaling)
     out = {"latents": latents, "scaling_factor": scaling, "vae_full_image_mse": float(np.mean(recon_err)),
            "seconds": time.time() - t0}
     save_atomic(out, path)
-    print(f"latents {tuple(latents.shape)}, std {latents.std():.4f} -> scaling factor {scaling:.5f}, "
+    print(f"latents {tuple(latents.shape)}, std {latents.std():.4f} -> measured scaling factor {measured:.5f} (used: {scaling:.5f}), "
           f"full-image MSE {out['vae_full_image_mse']:.5f}", file=sys.stderr)
     return out
 
 
-def train_unet(args, cfg, sched, meta, ids, latents, scaling):
+def train_unet(args, cfg, sched, meta, ids, latents, scaling, init=None):
+    """Trains the text encoder and U-Net jointly, from scratch or from `init` (a shipped model's pair)."""
     path = os.path.join(args.out, "unet.pt")
-    text = TextEncoder(cfg, meta["vocabSize"], meta["sequenceLength"])
-    unet = UNet(cfg, cfg["latent_channels"])
+    text, unet = init if init is not None else (TextEncoder(cfg, meta["vocabSize"], meta["sequenceLength"]),
+                                                 UNet(cfg, cfg["latent_channels"]))
     params = list(text.parameters()) + list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=sched["unet_lr"], weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
@@ -240,7 +259,24 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling):
             save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
                          "state": state, "config": args.config}, path)
             write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net MSE (v or epsilon, as configured)")
+    if not os.path.exists(path):  # 0 steps: the pair it was given
+        save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                     "state": state, "config": args.config}, path)
     return text, unet, ema, state
+
+
+def load_shipped(model_dir, cfg, meta):
+    """A shipped model's networks, their weights read back from its ONNX files (onnx_weights.py)."""
+    from export import graphs
+    from onnx_weights import load_from_onnx
+
+    vae, text = VAE(cfg), TextEncoder(cfg, meta["vocabSize"], meta["sequenceLength"])
+    unet = UNet(cfg, cfg["latent_channels"])
+    for name, (module, example, kwargs) in graphs(cfg, meta, vae, text, unet).items():
+        load_from_onnx(module, os.path.join(model_dir, name, "model.onnx"), example, kwargs)
+    scaling = json.load(open(os.path.join(model_dir, "vae_decoder", "config.json")))["scaling_factor"]
+    print(f"initialised from {model_dir} (latent scaling {scaling})", file=sys.stderr)
+    return {"vae": vae, "text": text, "unet": unet, "scaling_factor": scaling}
 
 
 def main():
@@ -252,6 +288,13 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--vae-steps", type=int, default=None, help="override the schedule's VAE steps")
     ap.add_argument("--unet-steps", type=int, default=None, help="override the schedule's U-Net steps")
+    ap.add_argument("--vae-lr", type=float, default=None, help="override the schedule's VAE learning rate")
+    ap.add_argument("--unet-lr", type=float, default=None, help="override the schedule's U-Net learning rate")
+    ap.add_argument("--vae-grad-weight", type=float, default=None,
+                    help="weight of an edge term (L1 on image differences) in the VAE loss; the full schedule has 0")
+    ap.add_argument("--init-from", default=None,
+                    help="an exported model folder of this config to train further: its VAE encoder and latent "
+                         "scaling stay, its decoder, text encoder and U-Net start from its weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # initial weights
@@ -259,19 +302,23 @@ def main():
     cfg, sched = CONFIGS[args.config], dict(SCHEDULES[args.config])
     if args.vae_steps:
         sched["vae_steps"] = args.vae_steps
-    if args.unet_steps:
-        sched["unet_steps"] = args.unet_steps
+    for key in ("vae_steps", "unet_steps", "vae_lr", "unet_lr", "vae_grad_weight"):
+        if getattr(args, key) is not None:
+            sched[key] = getattr(args, key)
     meta, images, ids = load_dataset(args.data)
+    shipped = load_shipped(args.init_from, cfg, meta) if args.init_from else None
     t0 = time.time()
-    vae, vae_state = train_vae(args, cfg, sched, images)
+    vae, vae_state = train_vae(args, cfg, sched, images, shipped and shipped["vae"])
     t_vae = time.time() - t0
-    lat = encode_latents(args, vae, images)
-    text, unet, ema, unet_state = train_unet(args, cfg, sched, meta, ids, lat["latents"], lat["scaling_factor"])
+    lat = encode_latents(args, vae, images, shipped and shipped["scaling_factor"])
+    text, unet, ema, unet_state = train_unet(args, cfg, sched, meta, ids, lat["latents"], lat["scaling_factor"],
+                                             shipped and (shipped["text"], shipped["unet"]))
     summary = {
         "config": args.config, "seed": args.seed, "schedule": sched, "threads": args.threads,
+        "init_from": args.init_from and os.path.basename(os.path.normpath(args.init_from)),
         "scaling_factor": lat["scaling_factor"], "vae_full_image_mse": lat["vae_full_image_mse"],
-        "vae_final_loss": float(np.mean(vae_state["losses"][-50:])),
-        "unet_final_loss": float(np.mean(unet_state["losses"][-100:])),
+        "vae_final_loss": float(np.mean(vae_state["losses"][-50:])) if vae_state["losses"] else None,
+        "unet_final_loss": float(np.mean(unet_state["losses"][-100:])) if unet_state["losses"] else None,
         "this_run_seconds": {"vae": round(t_vae), "total": round(time.time() - t0)},
         "stage_seconds": {"vae": round(vae_state.get("seconds", 0)), "latents": round(lat.get("seconds", 0)),
                           "unet": round(unet_state.get("seconds", 0))},

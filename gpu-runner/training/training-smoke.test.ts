@@ -81,4 +81,26 @@ describe('training smoke test (tiny config)', () => {
       await pipe.release();
     }
   }, 120_000);
+
+  it('trains a shipped model further from its ONNX files: 0 steps re-export it byte for byte; training moves only the decoder of its VAE', async () => {
+    const graphs = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'];
+    const bytes = (dir: string, g: string) => readFileSync(join(dir, g, 'model.onnx'));
+    const further = async (name: string, steps: string) => {
+      const out = join(work, name);
+      const base = ['--data', data, '--config', 'tiny', '--init-from', model, '--seed', '2'];
+      await py('train.py', [...base, '--out', `${out}-ckpt`, '--vae-steps', steps, '--unet-steps', steps]);
+      await py('export.py', ['--data', data, '--ckpt', `${out}-ckpt`, '--out', out]);
+      return out;
+    };
+    const same = await further('model-0-steps', '0');
+    for (const g of graphs) expect(bytes(same, g).equals(bytes(model, g)), g).toBe(true);
+    const scale = (dir: string) => JSON.parse(readFileSync(join(dir, 'vae_decoder/config.json'), 'utf8')).scaling_factor;
+    expect(scale(same)).toBe(scale(model));
+
+    const trained = await further('model-3-steps', '3');
+    // The encoder, and so the latent space and its scaling the U-Net learned, stays; everything else learns.
+    expect(bytes(trained, 'vae_encoder').equals(bytes(model, 'vae_encoder'))).toBe(true);
+    expect(scale(trained)).toBe(scale(model));
+    for (const g of ['text_encoder', 'unet', 'vae_decoder']) expect(bytes(trained, g).equals(bytes(model, g)), g).toBe(false);
+  }, 120_000);
 });

@@ -150,6 +150,12 @@ describe.skipIf(!!chromiumSkipReason)(`the playground and the widget against the
     expect(csp).toContain("script-src 'self'");
     expect(csp).toContain("form-action 'none'");
     await page.waitForSelector('body[data-ready]');
+    // The width and height inputs step by what the chosen model takes: the embedded model's U-Net needs multiples of 16.
+    const sizeRules = await page.$eval('#width', (el) => {
+      const input = el as HTMLInputElement;
+      return { step: input.step, placeholder: input.placeholder };
+    });
+    expect(sizeRules).toEqual({ step: '16', placeholder: '64 (native)' });
 
     await page.fill('#api-key', stack.apiKey);
     await page.fill('#prompt', 'a red circle in the top left on a blue background');

@@ -5,9 +5,15 @@ import { SCHEDULER_NAMES } from '@sd/shared/scheduler-names';
 const escapeHtml = (text: string): string =>
   text.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] as string);
 
-/** A model the page offers: its Replicate version reference "owner/name:version". */
+/** A model the page offers: its Replicate version reference "owner/name:version", and its size rules. */
 export interface PlaygroundModel {
   ref: string;
+  /** Its native width and height (the default when none is given). */
+  nativeSide: number;
+  /** What width and height must be multiples of. */
+  sideMultiple: number;
+  minSide: number;
+  maxSide: number;
 }
 
 function numberInput(id: string, label: string, attrs: Record<string, string>): string {
@@ -18,7 +24,22 @@ function numberInput(id: string, label: string, attrs: Record<string, string>): 
 }
 
 export function playgroundHtml(models: PlaygroundModel[]): string {
-  const modelOptions = models.map((m) => `<option value="${escapeHtml(m.ref)}">${escapeHtml(m.ref)}</option>`).join('');
+  // Each option carries its model's size rules; the script puts them on the width and height inputs when it is chosen,
+  // so the browser steps by what the model takes (16 for the embedded model) instead of a fixed 8.
+  const modelOptions = models
+    .map(
+      (m) =>
+        `<option value="${escapeHtml(m.ref)}" data-native-side="${m.nativeSide}" data-side-multiple="${m.sideMultiple}" data-min-side="${m.minSide}" data-max-side="${m.maxSide}">${escapeHtml(m.ref)}</option>`,
+    )
+    .join('');
+  const first = models[0];
+  const side = (id: string, label: string) =>
+    numberInput(id, label, {
+      min: String(first?.minSide ?? 64),
+      max: String(first?.maxSide ?? 2048),
+      step: String(first?.sideMultiple ?? 8),
+      placeholder: first ? `${first.nativeSide} (native)` : 'native',
+    });
   const schedulerOptions = [
     '<option value="">the model\'s own</option>',
     ...SCHEDULER_NAMES.map((name) => `<option value="${name}">${name}</option>`),
@@ -62,8 +83,8 @@ The key stays in this tab (sessionStorage) and is sent only to this edge, in the
 <div class="field"><label for="prompt">Prompt</label><textarea id="prompt" maxlength="2000" placeholder="a red circle in the top left on a blue background"></textarea></div>
 <div class="field"><label for="negative-prompt">Negative prompt</label><textarea id="negative-prompt" maxlength="2000" placeholder="what the image should not have (optional)"></textarea></div>
 <div class="params">
-${numberInput('width', 'Width', { min: '64', max: '2048', step: '8', placeholder: 'native' })}
-${numberInput('height', 'Height', { min: '64', max: '2048', step: '8', placeholder: 'native' })}
+${side('width', 'Width')}
+${side('height', 'Height')}
 ${numberInput('steps', 'Steps', { min: '1', max: '150', step: '1', value: '25' })}
 ${numberInput('guidance', 'Guidance', { min: '0', max: '30', step: '0.5', value: '7.5' })}
 <div><label for="scheduler">Scheduler</label><select id="scheduler">${schedulerOptions}</select></div>

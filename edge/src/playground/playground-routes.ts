@@ -1,5 +1,6 @@
 // GET / (the playground page), /playground.js and /playground.css: public, no auth (the page asks for a key and sends it
 // only in the Authorization header of its own API calls), under a Content Security Policy that allows this origin only.
+import { DEFAULT_NATIVE_SIDE } from '@sd/shared/schemas/limits';
 import type { Context, Hono } from 'hono';
 import { type AppEnv, configOf } from '../api/app-env.ts';
 import { PLAYGROUND_CSS, PLAYGROUND_SCRIPT } from '../embed/generated/web-bundles.ts';
@@ -39,7 +40,13 @@ let pageCache: { key: string; html: string } | null = null;
 
 function page(c: Context<AppEnv>): Response {
   const config = configOf(c);
-  const models = config.models.map((m) => ({ ref: `${m.id}:${m.version}` }));
+  const models = config.models.map((m) => ({
+    ref: `${m.id}:${m.version}`,
+    nativeSide: m.limits.nativeSide ?? DEFAULT_NATIVE_SIDE,
+    sideMultiple: m.limits.sideMultiple ?? 8,
+    minSide: m.limits.minSide,
+    maxSide: m.limits.maxSide,
+  }));
   const key = JSON.stringify(models);
   if (pageCache?.key !== key) pageCache = { key, html: playgroundHtml(models) };
   return c.html(pageCache.html, 200, {

@@ -88,6 +88,19 @@ function requestBody(): CreateBody {
   return { version: ui.model.value, input };
 }
 
+/** The chosen model's size rules (the server renders them on each option) onto the width and height inputs. */
+function applyModelSizes(): void {
+  const option = ui.model.selectedOptions[0];
+  if (!option) return;
+  for (const input of [ui.width, ui.height]) {
+    const { nativeSide, sideMultiple, minSide, maxSide } = option.dataset;
+    if (sideMultiple) input.step = sideMultiple;
+    if (minSide) input.min = minSide;
+    if (maxSide) input.max = maxSide;
+    if (nativeSide) input.placeholder = `${nativeSide} (native)`;
+  }
+}
+
 function showSnippets(body: CreateBody): void {
   for (const pre of ui.snippets) pre.textContent = snippet(pre.dataset.snippet as SnippetLanguage, apiBase, body);
 }
@@ -230,6 +243,7 @@ ui.form.addEventListener('submit', (event) => {
   event.preventDefault();
   void generate();
 });
+ui.model.addEventListener('change', applyModelSizes);
 ui.form.addEventListener('input', () => showSnippets(requestBody()));
 ui.form.addEventListener('change', () => showSnippets(requestBody()));
 ui.cancel.addEventListener('click', () => void cancel());
@@ -239,5 +253,6 @@ ui.copy.addEventListener('click', () => {
   if (visible?.textContent) void navigator.clipboard?.writeText(visible.textContent).then(() => setStatus('Copied.'));
 });
 selectTab('curl');
+applyModelSizes();
 showSnippets(requestBody());
 document.body.setAttribute('data-ready', '');

@@ -104,12 +104,12 @@ describe('the embedded model through the local stack', () => {
       prompt: 'a yellow square',
       image: await pngDataUri(pixels, 3),
       mask: await pngDataUri(mask, 1),
-      seed: 3,
+      seed: 2,
     });
     const out = await rgb(bytes);
-    // Inside: the masked quadrant, read on its own, holds a yellow object (for 6 of seeds 1-8; the other two leave
-    // the corner empty). Its shape is not asserted: the model's squares have soft corners (MODEL_CARD.md), and half
-    // of those read as circles at this size.
+    // Inside: the masked quadrant, read on its own, holds a yellow object (embedded-v4: for 5 of seeds 1-8, three of
+    // them read as squares; the other three leave the corner empty). Its shape is not asserted: the prompt names no
+    // size, and a small square's soft corners often read as a circle (MODEL_CARD.md).
     const inside = analyzeScene(crop(out, 32, 0, 64, 32));
     expect(inside.colour, 'object colour in the masked corner').toBe('yellow');
     expect(inside.area, 'object pixels in the masked corner').toBeGreaterThan(40);

@@ -83,13 +83,15 @@ def main():
     ap.add_argument("--ckpt", required=True, help="the folder train.py wrote")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    ap.add_argument("--name", default="sd-embedded-v3")
+    ap.add_argument("--name", default="sd-embedded-v4")
     args = ap.parse_args()
     torch.manual_seed(0)
     meta = json.load(open(os.path.join(args.data, "dataset.json")))
     vae_ckpt = torch.load(os.path.join(args.ckpt, "vae.pt"))
     unet_ckpt = torch.load(os.path.join(args.ckpt, "unet.pt"))
     latents = torch.load(os.path.join(args.ckpt, "latents.pt"))
+    summary_path = os.path.join(args.ckpt, "summary.json")
+    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
     cfg_name = unet_ckpt["config"]
     cfg = CONFIGS[cfg_name]
     vae = VAE(cfg)
@@ -155,6 +157,8 @@ def main():
     write_json(f"{out}/vae_decoder/config.json", vae_cfg)
     write_json(f"{out}/training.json", {
         "name": args.name, "config": cfg_name, "ema": not args.no_ema,
+        # A run from a shipped model (train.py --init-from) counts only its own steps; the model it started from:
+        "init_from": summary.get("init_from"),
         "vae_steps": vae_ckpt["state"]["step"], "unet_steps": unet_ckpt["state"]["step"],
         "scaling_factor": latents["scaling_factor"], "vae_full_image_mse": latents["vae_full_image_mse"],
         "params": {"vae": count_params(vae), "text_encoder": count_params(text), "unet": count_params(unet)},

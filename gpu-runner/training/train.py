@@ -108,6 +108,10 @@ def train_vae(args, cfg, sched, images, init=None):
     total, batch = sched["vae_steps"], sched["vae_batch"]
     n = images.shape[0]
     bar = Progress("vae ", total, state["step"])
+
+    def save():
+        save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
+
     vae.train()
     tick = time.time()
     for step in range(state["step"], total):
@@ -146,9 +150,9 @@ def train_vae(args, cfg, sched, images, init=None):
         tick = now
         bar.update(step, float(rec))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
-            save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
+            save()
     if not os.path.exists(path):  # a run of 0 steps (the U-Net only, from a shipped model) keeps the VAE it was given
-        save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "state": state, "config": args.config}, path)
+        save()
     if state["losses"]:  # none when this run trains only the U-Net of a shipped model
         write_loss_png(os.path.join(args.out, "vae-loss.png"), state["losses"], "VAE reconstruction loss (MSE + 0.5 L1, object-weighted)")
     return vae, state
@@ -209,6 +213,11 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling, init=None):
     ids_t = torch.from_numpy(ids[:, :, :ctx].astype(np.int64))
     z_all = latents * scaling
     bar = Progress("unet", total, state["step"])
+
+    def save():
+        save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                     "state": state, "config": args.config}, path)
+
     text.train()
     unet.train()
     tick = time.time()
@@ -256,12 +265,10 @@ def train_unet(args, cfg, sched, meta, ids, latents, scaling, init=None):
         tick = now
         bar.update(step, float(per_sample.mean()))
         if state["step"] % CHECKPOINT_EVERY == 0 or state["step"] == total:
-            save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
-                         "state": state, "config": args.config}, path)
+            save()
             write_loss_png(os.path.join(args.out, "unet-loss.png"), state["losses"], "U-Net MSE (v or epsilon, as configured)")
     if not os.path.exists(path):  # 0 steps: the pair it was given
-        save_atomic({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
-                     "state": state, "config": args.config}, path)
+        save()
     return text, unet, ema, state
 
 

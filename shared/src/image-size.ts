@@ -2,6 +2,8 @@
 // in multiples of 8 (or of what the model's U-Net needs), scaled down into the side limits and the pixel budget
 // (diffusers takes the image's size when width and height are not given; OpenAI's edits default to the input's size).
 
+import { DEFAULT_SIDE_MULTIPLE } from './schemas/limits.ts';
+
 export interface SizeLimits {
   minSide: number;
   maxSide: number;
@@ -17,7 +19,7 @@ export interface Size {
 
 /** Rounding down to a multiple of `multiple` (8 unless the limits say otherwise). */
 const floorTo =
-  (multiple = 8) =>
+  (multiple = DEFAULT_SIDE_MULTIPLE) =>
   (v: number): number =>
     Math.floor(v / multiple) * multiple;
 

@@ -1,6 +1,7 @@
 // The playground's HTML: every control rendered by the server with the deployment's models and the schedulers, so the
 // layout is whole before the script runs; the script (edge/web/playground/playground.ts) binds to these ids.
 import { SCHEDULER_NAMES } from '@sd/shared/scheduler-names';
+import { DEFAULT_LIMITS, DEFAULT_NATIVE_SIDE, DEFAULT_SIDE_MULTIPLE } from '@sd/shared/schemas/limits';
 
 const escapeHtml = (text: string): string =>
   text.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] as string);
@@ -32,13 +33,18 @@ export function playgroundHtml(models: PlaygroundModel[]): string {
         `<option value="${escapeHtml(m.ref)}" data-native-side="${m.nativeSide}" data-side-multiple="${m.sideMultiple}" data-min-side="${m.minSide}" data-max-side="${m.maxSide}">${escapeHtml(m.ref)}</option>`,
     )
     .join('');
-  const first = models[0];
+  // Before any script runs, the inputs hold the first model's rules (the one the select shows).
+  const first: Omit<PlaygroundModel, 'ref'> = models[0] ?? {
+    ...DEFAULT_LIMITS,
+    nativeSide: DEFAULT_NATIVE_SIDE,
+    sideMultiple: DEFAULT_SIDE_MULTIPLE,
+  };
   const side = (id: string, label: string) =>
     numberInput(id, label, {
-      min: String(first?.minSide ?? 64),
-      max: String(first?.maxSide ?? 2048),
-      step: String(first?.sideMultiple ?? 8),
-      placeholder: first ? `${first.nativeSide} (native)` : 'native',
+      min: String(first.minSide),
+      max: String(first.maxSide),
+      step: String(first.sideMultiple),
+      placeholder: `${first.nativeSide} (native)`,
     });
   const schedulerOptions = [
     '<option value="">the model\'s own</option>',

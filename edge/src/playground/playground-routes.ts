@@ -1,6 +1,6 @@
 // GET / (the playground page), /playground.js and /playground.css: public, no auth (the page asks for a key and sends it
 // only in the Authorization header of its own API calls), under a Content Security Policy that allows this origin only.
-import { DEFAULT_NATIVE_SIDE } from '@sd/shared/schemas/limits';
+import { DEFAULT_NATIVE_SIDE, DEFAULT_SIDE_MULTIPLE } from '@sd/shared/schemas/limits';
 import type { Context, Hono } from 'hono';
 import { type AppEnv, configOf } from '../api/app-env.ts';
 import { PLAYGROUND_CSS, PLAYGROUND_SCRIPT } from '../embed/generated/web-bundles.ts';
@@ -43,7 +43,7 @@ function page(c: Context<AppEnv>): Response {
   const models = config.models.map((m) => ({
     ref: `${m.id}:${m.version}`,
     nativeSide: m.limits.nativeSide ?? DEFAULT_NATIVE_SIDE,
-    sideMultiple: m.limits.sideMultiple ?? 8,
+    sideMultiple: m.limits.sideMultiple ?? DEFAULT_SIDE_MULTIPLE,
     minSide: m.limits.minSide,
     maxSide: m.limits.maxSide,
   }));

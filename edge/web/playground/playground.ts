@@ -92,8 +92,8 @@ function requestBody(): CreateBody {
 function applyModelSizes(): void {
   const option = ui.model.selectedOptions[0];
   if (!option) return;
+  const { nativeSide, sideMultiple, minSide, maxSide } = option.dataset;
   for (const input of [ui.width, ui.height]) {
-    const { nativeSide, sideMultiple, minSide, maxSide } = option.dataset;
     if (sideMultiple) input.step = sideMultiple;
     if (minSide) input.min = minSide;
     if (maxSide) input.max = maxSide;

@@ -22,6 +22,9 @@ export interface InputLimits {
   sideMultiple?: number;
 }
 
+/** What width and height must be multiples of when a model says nothing (the VAE's factor). */
+export const DEFAULT_SIDE_MULTIPLE = 8;
+
 /** What an unknown model's native side is taken to be (SD 1.x's 512). */
 export const DEFAULT_NATIVE_SIDE = 512;
 

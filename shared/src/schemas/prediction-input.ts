@@ -1,7 +1,7 @@
 // The prediction input: every generation parameter, its default and its limit. One schema for both sides.
 import { z } from 'zod';
 import { resolveSchedulerName, SCHEDULER_NAMES } from '../scheduler-names.ts';
-import { DEFAULT_LIMITS, DEFAULT_NATIVE_SIDE, type InputLimits, MAX_SEED } from './limits.ts';
+import { DEFAULT_LIMITS, DEFAULT_NATIVE_SIDE, DEFAULT_SIDE_MULTIPLE, type InputLimits, MAX_SEED } from './limits.ts';
 
 export const OUTPUT_FORMATS = ['png', 'webp', 'jpeg'] as const;
 export const PROMPT_MODES = ['truncate', 'chunk'] as const;
@@ -31,7 +31,7 @@ function numberInRange(field: string, min: number, max: number) {
 }
 
 function side(field: string, limits: InputLimits) {
-  const multiple = limits.sideMultiple ?? 8;
+  const multiple = limits.sideMultiple ?? DEFAULT_SIDE_MULTIPLE;
   const msg = (iss: { input?: unknown }) =>
     `${field} must be a multiple of ${multiple} between ${limits.minSide} and ${limits.maxSide}, got ${show(iss.input)}`;
   return z

@@ -69,6 +69,8 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     height: 64,
     steps: 20,
     guidanceScale: 7.5,
+    // Guided on every step: the loop-overhead rows measure the batch-2 loop (the model's own default guides half).
+    guidanceEnd: 1,
     seed: 1,
   };
 
@@ -78,6 +80,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
   const rows: string[] = [];
   let scheduler = '';
   let big: { cold: GenerateResult; steady: GenerateResult } | null = null;
+  const guidanceEndRows: string[] = [];
   // Last: two threads that block instead of spinning when idle (SessionConfig.allowSpinning false).
   for (const [intraOp, allowSpinning] of [
     [threads, true],
@@ -106,6 +109,18 @@ export async function run(): Promise<{ title: string; markdown: string }> {
         const first = await pipe.generate(request); // first run of the sessions at this size
         big = { cold: first, steady: await pipe.generate({ ...request, seed: 2 }) };
         scheduler = first.scheduler;
+        // What guidance_end saves: the steps after it run the cond half alone. Interleaved, so drift hits both alike.
+        const loopMs: Record<string, number[]> = { '1': [], '0.5': [] };
+        for (let k = 0; k < 3; k++) {
+          for (const end of [1, 0.5]) {
+            loopMs[String(end)].push((await pipe.generate({ ...request, guidanceEnd: end, seed: 3 + k })).timings.unetMs);
+          }
+        }
+        const full = median(loopMs['1']);
+        for (const end of ['1', '0.5']) {
+          const m = median(loopMs[end]);
+          guidanceEndRows.push(`| ${end} | ${end === '1' ? 20 : 10} | ${fmt(m / 1000)} s | ${fmt(m / full, 3)} |`);
+        }
       }
     } finally {
       await pipe.release();
@@ -135,6 +150,15 @@ export async function run(): Promise<{ title: string; markdown: string }> {
     `| steady (second) | ${phases(big.steady)} |`,
     '',
     `Loop overhead of the steady 512x512 generation: ${pct(bigOverhead.wallTotal)} wall, ${pct(bigOverhead.cpuTotal)} CPU.`,
+    '',
+    '### guidance_end at 512x512, 20 steps, 2 intra-op threads (median of 3 each, interleaved)',
+    '',
+    "After guidance ends the U-Net runs on the cond half alone (batch 1 instead of 2). 0.5 is the embedded model's default.",
+    '',
+    '| guidance_end | guided steps | denoising loop, wall | ratio to 1 |',
+    '| ---: | ---: | ---: | ---: |',
+    ...guidanceEndRows,
+    '',
     `Peak RSS (process.resourceUsage().maxRSS, whole bench process): ${fmt(maxRssMb, 0)} MB.`,
     '',
     'Reading the table: with one thread the CPU column is exact and shows our own cost. With two threads on a busy',

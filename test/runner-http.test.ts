@@ -193,6 +193,7 @@ describe('predictions through the replicate client', () => {
       [{ ...SMALL, num_inference_steps: 1000 }, 'input.num_inference_steps', /between 1 and 150, got 1000/],
       [{ ...SMALL, colour: 'red' }, 'input.colour', /unknown field input.colour/],
       [{ width: 64 }, 'input.prompt', /prompt must be a string/],
+      [{ ...SMALL, guidance_end: -0.1 }, 'input.guidance_end', /guidance_end must be a number between 0 and 1, got -0.1/],
       [{ ...SMALL, clip_skip: 13 }, 'input.clip_skip', /clip_skip must be an integer between 1 and 12, got 13/],
       // The embedded model's text encoder has 3 layers: the runner checks clip_skip against the loaded model.
       // The shipped model's text encoder exports only its last layer: clip_skip past 1 is refused, saying why.

@@ -94,6 +94,7 @@ export const BAD_PUBLIC_FIELDS: Record<string, unknown[]> = {
   height: ['64', 63.999, 8, NEG_INF, -64, 2056],
   num_inference_steps: ['2', 2.5, 0, -1, INF, 151, null],
   guidance_scale: ['7', -0.5, 31, INF, 'NaN', 'Infinity', null],
+  guidance_end: ['0.5', -0.1, 1.5, INF, null],
   seed: [-1, 1.5, 4294967296, INF, '1', true, 1e308],
   num_outputs: [0, 5, 1.5, NEG_ZERO, '1'],
   strength: [-0.1, 1.5, '0.5', INF],

@@ -31,4 +31,10 @@ describe('generate arguments', () => {
       '--format must be png, webp or jpeg, got gif',
     );
   });
+
+  it('takes --guidance-end as a fraction, absent meaning the model default', () => {
+    expect(parseGenerateArgs(['--prompt', 'x', '--out', 'o.png']).guidanceEnd).toBeUndefined();
+    expect(parseGenerateArgs(['--prompt', 'x', '--out', 'o.png', '--guidance-end', '0.4']).guidanceEnd).toBe(0.4);
+    expect(() => parseGenerateArgs(['--prompt', 'x', '--out', 'o.png', '--guidance-end', '2'])).toThrow(/--guidance-end/);
+  });
 });

@@ -17,6 +17,8 @@ export interface GenerateArgs {
   height?: number;
   steps: number;
   guidance: number;
+  /** Absent: the model's own default. */
+  guidanceEnd?: number;
   scheduler?: string;
   seed?: number;
   numOutputs: number;
@@ -56,6 +58,12 @@ export const FLAGS = [
   },
   { flag: 'steps', value: 'N', default: '20', help: 'denoising steps, 1..150' },
   { flag: 'guidance', value: 'G', default: '7.5', help: 'classifier-free guidance scale, 0..30 (<= 1: no uncond pass)' },
+  {
+    flag: 'guidance-end',
+    value: 'X',
+    default: "the model's own (1 unless it ships another)",
+    help: 'fraction of the steps, from the first, run with guidance, 0..1',
+  },
   { flag: 'scheduler', value: 'NAME', default: "the model's own", help: 'ddim, pndm, euler, euler_a, dpmpp_2m, ... or an alias' },
   { flag: 'seed', value: 'S', default: 'random, printed', help: '0..4294967295; image i uses seed + i' },
   { flag: 'num-outputs', value: 'N', default: '1', help: 'images to make, 1..4' },
@@ -172,6 +180,7 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateArgs {
     height: num('height', values.height, { int: true, min: 64, max: 2048, multipleOf: 8 }),
     steps: num('steps', values.steps, { int: true, min: 1, max: 150 }) ?? 20,
     guidance: num('guidance', values.guidance, { min: 0, max: 30 }) ?? 7.5,
+    guidanceEnd: num('guidance-end', values['guidance-end'], { min: 0, max: 1 }),
     scheduler: values.scheduler,
     seed: num('seed', values.seed, { int: true, min: 0, max: 4294967295 }),
     numOutputs: num('num-outputs', values['num-outputs'], { int: true, min: 1, max: 4 }) ?? 1,

@@ -75,6 +75,7 @@ async function main(args: GenerateArgs): Promise<void> {
       height,
       steps: args.steps,
       guidanceScale: args.guidance,
+      guidanceEnd: args.guidanceEnd,
       scheduler: args.scheduler,
       seed,
       numOutputs: args.numOutputs,

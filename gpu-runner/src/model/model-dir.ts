@@ -33,6 +33,17 @@ export interface ModelDirectory {
   vaeScalingFactor: number;
   /** unet/config.json when present (architecture hints only; the graph's metadata wins). */
   unetConfig: Record<string, unknown> | null;
+  /** pipeline_defaults.json: how this model is best sampled when a request does not say (see readPipelineDefaults). */
+  pipelineDefaults: PipelineDefaults;
+}
+
+/**
+ * Sampling defaults a model ships with, beside diffusers' own files (diffusers ignores the file): what its trainer
+ * measured works best for it. Each applies only when a request leaves the setting out.
+ */
+export interface PipelineDefaults {
+  /** Fraction of the denoising steps, from the first, that run with classifier-free guidance (1 = all). */
+  guidanceEnd?: number;
 }
 
 export const DEFAULT_VAE_SCALING_FACTOR = 0.18215;
@@ -137,5 +148,20 @@ export function readModelDirectory(dirArg: string): ModelDirectory {
     tokenizer,
     vaeScalingFactor,
     unetConfig: optionalJsonObject(dir, 'unet/config.json'),
+    pipelineDefaults: readPipelineDefaults(dir),
   };
+}
+
+function readPipelineDefaults(dir: string): PipelineDefaults {
+  const file = optionalJsonObject(dir, 'pipeline_defaults.json');
+  if (!file) return {};
+  const path = join(dir, 'pipeline_defaults.json');
+  const known = new Set(['guidance_end']);
+  const unknown = Object.keys(file).filter((k) => !known.has(k) && !k.startsWith('_'));
+  if (unknown.length > 0) throw new ModelLoadError(path, `unknown key(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
+  const end = file.guidance_end;
+  if (end === undefined) return {};
+  if (typeof end !== 'number' || !(end >= 0 && end <= 1))
+    throw new ModelLoadError(path, `guidance_end must be a number between 0 and 1, got ${JSON.stringify(end)}`);
+  return { guidanceEnd: end };
 }

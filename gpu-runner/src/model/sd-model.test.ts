@@ -93,4 +93,18 @@ describe.skipIf(!referenceDir)(`model loading on ../shared/reference/tiny-sd${re
     expect(files.graphs.vaeEncoder).toBeNull();
     expect(files.vaeScalingFactor).toBe(0.13025);
   });
+
+  it('reads pipeline_defaults.json (optional) and names a bad value or an unknown key', () => {
+    expect(readModelDirectory(tiny).pipelineDefaults).toEqual({});
+    const good = copyWith('defaults', (d) =>
+      writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": 0.5, "_note": "x"}'),
+    );
+    expect(readModelDirectory(good).pipelineDefaults).toEqual({ guidanceEnd: 0.5 });
+    const bad = copyWith('bad-defaults', (d) => writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": 2}'));
+    expect(() => readModelDirectory(bad)).toThrow(
+      /pipeline_defaults\.json: guidance_end must be a number between 0 and 1, got 2/,
+    );
+    const odd = copyWith('odd-defaults', (d) => writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_stop": 0.5}'));
+    expect(() => readModelDirectory(odd)).toThrow(/pipeline_defaults\.json: unknown key\(s\) guidance_stop; known: guidance_end/);
+  });
 });

@@ -10,7 +10,7 @@ import {
 } from '../../../test/support/reference.ts';
 import { loadSdModel, type SdModel } from '../model/sd-model.ts';
 import type { Scheduler, StepContext } from '../schedulers/scheduler.ts';
-import { denoise } from './denoise.ts';
+import { denoise, guidedStepCount } from './denoise.ts';
 import type { GoldenCase } from './golden-cases.ts';
 import { CanceledError } from './types.ts';
 
@@ -105,6 +105,22 @@ describe.skipIf(!referenceDir)(`denoising loop vs pipeline goldens${referenceSki
     }
   });
 
+  it('guides the first guidanceEnd of the steps and runs the cond half alone after', async () => {
+    const golden = cases.txt2img_ddim10_astronaut;
+    const preds: Float32Array[] = [];
+    const out = await run(golden, { guidanceEnd: 0.5 }, preds);
+    expect(out.unetBatchSizes).toEqual([2, 2, 2, 2, 2, 1, 1, 1, 1, 1]);
+    for (const [i, step] of golden.steps.entries()) {
+      // The replayed latents are the golden's, so every step's U-Net input is the reference's: guided steps give its
+      // noise_pred, later ones the cond half of its U-Net output ([uncond; cond]).
+      const output = toFloat32(step.unet_output);
+      const ref = i < 5 ? toFloat32(step.noise_pred) : output.subarray(output.length / 2);
+      expect(maxAbsDiff(preds[i], ref), `step ${i}`).toBeLessThanOrEqual(1e-4 * Math.max(1, maxAbs(ref)));
+    }
+    expect((await run(golden, { guidanceEnd: 0 })).unetBatchSizes).toEqual(Array(10).fill(1));
+    expect((await run(golden, { guidanceEnd: 1 })).unetBatchSizes).toEqual(Array(10).fill(2));
+  });
+
   it('stops between steps with CanceledError when the signal fires', async () => {
     const golden = cases.txt2img_ddim10_astronaut;
     const ctrl = new AbortController();
@@ -119,5 +135,20 @@ describe.skipIf(!referenceDir)(`denoising loop vs pipeline goldens${referenceSki
     expect(err).toBeInstanceOf(CanceledError);
     expect((err as CanceledError).step).toBe(4);
     expect(calls).toBe(3);
+  });
+});
+
+describe('guidedStepCount', () => {
+  it("counts the steps with (i + 1) / steps <= guidanceEnd, diffusers' control_guidance_end rule", () => {
+    expect(guidedStepCount(20, 0.5)).toBe(10);
+    expect(guidedStepCount(100, 0.57)).toBe(57); // 0.57 * 100 is 56.99999999999999 in floating point
+    expect(guidedStepCount(7, 1)).toBe(7);
+    expect(guidedStepCount(7, 0.99)).toBe(6);
+    expect(guidedStepCount(25, 0)).toBe(0);
+  });
+
+  it('refuses a fraction outside 0..1', () => {
+    expect(() => guidedStepCount(10, 1.5)).toThrow(/guidanceEnd must be between 0 and 1, got 1.5/);
+    expect(() => guidedStepCount(10, Number.NaN)).toThrow(/guidanceEnd must be between 0 and 1/);
   });
 });

@@ -1,5 +1,6 @@
-// The denoising loop: one batched U-Net call per step ([uncond; cond] under classifier-free guidance),
-// the guidance mix, the scheduler step, optional inpainting inputs, progress, cancellation and timing.
+// The denoising loop: one batched U-Net call per step ([uncond; cond] under classifier-free guidance, [cond] alone
+// once guidance has ended), the guidance mix, the scheduler step, optional inpainting inputs, progress, cancellation
+// and timing.
 
 import type { Feed } from '../model/onnx-session.ts';
 import type { SdModel } from '../model/sd-model.ts';
@@ -25,6 +26,13 @@ export interface DenoiseInput {
   cond: Float32Tensor;
   uncond?: Float32Tensor;
   guidanceScale: number;
+  /**
+   * Fraction of the loop, from the first step, that runs guided (default 1: every step, as diffusers). Step i is
+   * guided while (i + 1) / steps <= guidanceEnd, diffusers' rule for control_guidance_end. Later steps run the cond
+   * half alone: half the U-Net batch. Guidance decides the layout while the latents are mostly noise; on the last
+   * steps it mostly overshoots edges (see the embedded model's card).
+   */
+  guidanceEnd?: number;
   noise: NoiseSource;
   inpaint?: InpaintConditioning;
   /** The denoising steps the timesteps stand for, which progress counts in (default: one per timestep). */
@@ -58,7 +66,17 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
   const plane = latentHeight * latentWidth;
   const latentSize = numImages * channels * plane;
   const guided = input.uncond !== undefined;
-  const unet = bindUnet(input);
+  const guidedSteps = guided ? guidedStepCount(input.timesteps.length, input.guidanceEnd ?? 1) : 0;
+  // Bound on first use: a loop guided throughout never allocates the cond-only batch, and one never guided the pair.
+  const bindings = new Map<boolean, UnetBuffers>();
+  const unetFor = (withGuidance: boolean): UnetBuffers => {
+    let bound = bindings.get(withGuidance);
+    if (!bound) {
+      bound = bindUnet(input, withGuidance);
+      bindings.set(withGuidance, bound);
+    }
+    return bound;
+  };
   const ctx = { shape: [...shape], noise: input.noise };
   const total = input.timesteps.length;
   const stepsDone = stepCounter(total, input.progressSteps ?? total, scheduler.order);
@@ -70,20 +88,22 @@ export async function denoise(input: DenoiseInput): Promise<DenoiseOutput> {
     const stepStart = performance.now();
     const runBefore = model.unet.runMs;
     const t = input.timesteps[i];
+    const guidedNow = i < guidedSteps;
+    const unet = unetFor(guidedNow);
 
     // 1. The U-Net input: scaled latents, twice under guidance (uncond half first).
-    writeSample(unet.sample, scheduler.scaleModelInput(out.latents, t), shape, guided, model.io.unet.inChannels);
+    writeSample(unet.sample, scheduler.scaleModelInput(out.latents, t), shape, guidedNow, model.io.unet.inChannels);
     // optimum exports take int64 timesteps (numpy astype truncates); the diffusers script export takes float32.
     if (unet.timestep instanceof BigInt64Array) unet.timestep.fill(BigInt(Math.trunc(t)));
     else unet.timestep.fill(t);
 
     // 2. One U-Net call for the whole batch.
     await unet.run();
-    out.unetBatchSizes.push(guided ? 2 * numImages : numImages);
+    out.unetBatchSizes.push(guidedNow ? 2 * numImages : numImages);
 
     // 3. Guidance: noise_pred = uncond + g * (cond - uncond), in float32 as numpy does it. The prediction is a
     //    fresh array each step: multistep schedulers (PNDM, DPM-Solver, UniPC) keep past model outputs.
-    const noisePred = guide(unet.prediction, latentSize, guided ? input.guidanceScale : null);
+    const noisePred = guide(unet.prediction, latentSize, guidedNow ? input.guidanceScale : null);
 
     // 4. The scheduler step.
     out.latents = scheduler.step(noisePred, t, out.latents, ctx).prevSample;
@@ -120,9 +140,21 @@ export function stepCounter(iterations: number, steps: number, order: number): (
   };
 }
 
-/** Allocates the U-Net's arrays, writes what is constant over the loop (text, inpainting inputs) and binds them. */
-function bindUnet(input: DenoiseInput): UnetBuffers {
-  const { model, cond, uncond, inpaint } = input;
+/** How many steps, from the first, run guided: those with (i + 1) / steps <= guidanceEnd (diffusers' rule). */
+export function guidedStepCount(steps: number, guidanceEnd: number): number {
+  if (!(guidanceEnd >= 0 && guidanceEnd <= 1))
+    throw new InvalidRequestError(`guidanceEnd must be between 0 and 1, got ${guidanceEnd}`);
+  // The tolerance keeps 0.57 x 100 steps at 57 (0.57 * 100 is 56.99999999999999 in floating point).
+  return Math.min(steps, Math.floor(guidanceEnd * steps + 1e-9));
+}
+
+/**
+ * Allocates the U-Net's arrays for the guided pair ([uncond; cond]) or the cond half alone, writes what is constant
+ * over the loop (text, inpainting inputs) and binds them.
+ */
+function bindUnet(input: DenoiseInput, guided: boolean): UnetBuffers {
+  const { model, cond, inpaint } = input;
+  const uncond = guided ? input.uncond : undefined;
   const io = model.io.unet;
   const [numImages, channels, latentHeight, latentWidth] = input.shape;
   const batch = uncond ? 2 * numImages : numImages;

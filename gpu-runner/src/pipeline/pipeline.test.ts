@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -113,6 +114,33 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
     expect((await pipe.generate({ ...base, numOutputs: 2 })).unetBatchSizes).toEqual([4, 4, 4, 4]);
   });
 
+  it('guides the first guidance_end of the steps: the request, else the model default (1 unless it ships one)', async () => {
+    expect(pipe.defaultGuidanceEnd).toBe(1);
+    expect((await pipe.generate({ ...base, guidanceEnd: 0.5 })).unetBatchSizes).toEqual([2, 2, 1, 1]);
+    // guidance_end 0 is the prompt's prediction alone: the image guidance 1 gives.
+    const none = await pipe.generate({ ...base, guidanceEnd: 0 });
+    const plain = await pipe.generate({ ...base, guidanceScale: 1 });
+    expect(none.unetBatchSizes).toEqual([1, 1, 1, 1]);
+    expect(maxAbsDiff(none.images[0].decoded, plain.images[0].decoded)).toBeLessThanOrEqual(1e-5);
+    const dir = mkdtempSync(join(tmpdir(), 'sd-guidance-end-'));
+    try {
+      cpSync(join(referenceDir!, 'tiny-sd'), dir, { recursive: true });
+      writeFileSync(join(dir, 'pipeline_defaults.json'), JSON.stringify({ guidance_end: 0.5 }));
+      const shipped = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1 });
+      try {
+        expect(shipped.defaultGuidanceEnd).toBe(0.5);
+        const byDefault = await shipped.generate(base);
+        expect(byDefault.unetBatchSizes).toEqual([2, 2, 1, 1]);
+        expect(byDefault.images[0].rgb).toEqual((await pipe.generate({ ...base, guidanceEnd: 0.5 })).images[0].rgb);
+        expect((await shipped.generate({ ...base, guidanceEnd: 1 })).unetBatchSizes).toEqual([2, 2, 2, 2]);
+      } finally {
+        await shipped.release();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('returns computed embeddings and skips the text encoder when they come back', async () => {
     const first = await pipe.generate({ ...base, returnEmbeddings: true });
     expect(first.textEncoderSkipped).toBe(false);
@@ -180,6 +208,7 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
     );
     await expect(pipe.generate({ ...base, height: 72 })).rejects.toThrow(/height must be a multiple of 16 .*got 72/);
     await expect(pipe.generate({ ...base, scheduler: 'nope' })).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(pipe.generate({ ...base, guidanceEnd: 1.5 })).rejects.toThrow(/guidanceEnd must be between 0 and 1, got 1.5/);
     await expect(pipe.generate({ ...base, initLatents: new Float32Array(3) })).rejects.toThrow(
       /initLatents must hold \[1, 4, 8, 8\]/,
     );

@@ -72,6 +72,11 @@ export class StableDiffusionPipeline {
     return typeof latent === 'number' && Number.isInteger(latent) && latent > 0 ? latent * VAE_FACTOR : 512;
   }
 
+  /** The fraction of steps guided when a request does not say: the model's pipeline_defaults.json, else 1 (all). */
+  get defaultGuidanceEnd(): number {
+    return this.model.files.pipelineDefaults.guidanceEnd ?? 1;
+  }
+
   /** What width and height must be multiples of for this model's U-Net (request-checks.ts sideMultipleOf). */
   get sideMultiple(): number {
     return sideMultipleOf(this.model.files.unetConfig);
@@ -102,6 +107,7 @@ export class StableDiffusionPipeline {
         cond: text.cond,
         uncond: plan.guided ? text.uncond : undefined,
         guidanceScale: request.guidanceScale,
+        guidanceEnd: request.guidanceEnd ?? this.defaultGuidanceEnd,
         noise: request.schedulerNoise ?? plan.generators,
         inpaint: start.value.inpaint,
         progressSteps: start.value.steps,

@@ -37,6 +37,8 @@ export function checkRequest(request: GenerateRequest, numOutputs: number, sideM
     refuse(`steps must be an integer between 1 and 500, got ${request.steps}`);
   if (!Number.isFinite(request.guidanceScale) || request.guidanceScale < 0)
     refuse(`guidanceScale must be a finite number >= 0, got ${request.guidanceScale}`);
+  if (request.guidanceEnd !== undefined && !(request.guidanceEnd >= 0 && request.guidanceEnd <= 1))
+    refuse(`guidanceEnd must be between 0 and 1, got ${request.guidanceEnd}`);
   if (!Number.isSafeInteger(request.seed) || request.seed < 0) refuse(`seed must be a non-negative integer, got ${request.seed}`);
   if (!Number.isInteger(numOutputs) || numOutputs < 1 || numOutputs > 16)
     refuse(`numOutputs must be an integer between 1 and 16, got ${numOutputs}`);

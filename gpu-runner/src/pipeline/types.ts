@@ -35,6 +35,11 @@ export interface GenerateRequest {
   height: number;
   steps: number;
   guidanceScale: number;
+  /**
+   * Fraction of the denoising steps, from the first, that run with classifier-free guidance; the rest run the
+   * conditional prediction alone (half the U-Net batch). Default: the model's pipeline_defaults.json, else 1.
+   */
+  guidanceEnd?: number;
   /** Canonical name or alias; default: the model's own (scheduler_config.json). */
   scheduler?: string;
   /** Image i uses seed + i. */

@@ -57,6 +57,8 @@ describe('prediction input schema', () => {
     [{ num_inference_steps: 2.5 }, 'num_inference_steps: num_inference_steps must be an integer between 1 and 150, got 2.5'],
     [{ guidance_scale: 31 }, 'guidance_scale: guidance_scale must be a number between 0 and 30, got 31'],
     [{ guidance_scale: -1 }, 'guidance_scale: guidance_scale must be a number between 0 and 30, got -1'],
+    [{ guidance_end: 1.5 }, 'guidance_end: guidance_end must be a number between 0 and 1, got 1.5'],
+    [{ guidance_end: '0.5' }, 'guidance_end: guidance_end must be a number between 0 and 1, got "0.5"'],
     [{ seed: -1 }, 'seed: seed must be an integer between 0 and 4294967295 (omit it or send null for a random seed), got -1'],
     [
       { seed: 4294967296 },

@@ -125,6 +125,12 @@ export function predictionInputFields(limits: InputLimits = DEFAULT_LIMITS) {
     height: side('height', limits).optional(),
     num_inference_steps: intInRange('num_inference_steps', 1, limits.maxSteps).default(25),
     guidance_scale: numberInRange('guidance_scale', 0, limits.maxGuidance).default(7.5),
+    /**
+     * Fraction of the denoising steps, from the first, that run with classifier-free guidance (diffusers' rule for
+     * control_guidance_end); the rest use the prompt's prediction alone, at half the U-Net work. Absent: the model's
+     * own default (1, guided throughout, unless the model ships another), chosen by the runner that has the model.
+     */
+    guidance_end: numberInRange('guidance_end', 0, 1).optional(),
     scheduler: schedulerField.optional(),
     seed: intInRange('seed', 0, MAX_SEED, ' (omit it or send null for a random seed)').nullish(),
     num_outputs: intInRange('num_outputs', 1, limits.maxOutputs).default(1),

@@ -143,7 +143,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
   };
   for (const [label, dir, samplings, vaeCeiling] of models) {
     const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1, allowSpinning: false });
-    if (vaeCeiling) trainedDefaultEnd = pipe.defaultGuidanceEnd;
+    if (vaeCeiling) trainedDefaultEnd = pipe.defaultGuidanceEnd();
     try {
       if (vaeCeiling) {
         for (const split of ['held-in', 'held-out'] as const) {
@@ -157,7 +157,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
           for (const split of ['held-in', 'held-out'] as const) {
             const s = await score(pipe, evaluationSpecs(split), sampling, form);
             results[`${label} ${form} g${sampling.guidance} end${sampling.guidanceEnd ?? 'default'} ${split}`] = s;
-            row(form, label, samplingLabel(sampling, pipe.defaultGuidanceEnd), split, s);
+            row(form, label, samplingLabel(sampling, pipe.defaultGuidanceEnd()), split, s);
           }
         }
       }

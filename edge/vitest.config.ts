@@ -20,13 +20,13 @@ export default defineConfig({
           MODELS: JSON.stringify([
             {
               id: 'sd/embedded',
-              version: 'embedded-v4',
+              version: 'embedded-v5',
               backend: 'cog',
               runners: ['http://127.0.0.1:5000'],
               pushSlots: 1000,
-              tokenizer: 'embedded-v4',
+              tokenizer: 'embedded-v5',
             },
-            { id: 'sd/pulled', version: 'v1', runners: [], tokenizer: 'embedded-v4', maxQueueSeconds: 4, maxBacklog: 3 },
+            { id: 'sd/pulled', version: 'v1', runners: [], tokenizer: 'embedded-v5', maxQueueSeconds: 4, maxBacklog: 3 },
           ]),
           // Pull leases in these tests expire fast, so a lost runner is noticed within the test.
           LEASE_TTL_SECONDS: '2',

@@ -11,7 +11,7 @@ declare namespace Cloudflare {
 		EMBEDDINGS: KVNamespace;
 		TOKENIZERS: KVNamespace;
 		FILES: KVNamespace;
-		MODELS: "[{\"id\":\"sd/embedded\",\"version\":\"embedded-v4\",\"backend\":\"cog\",\"runners\":[],\"tokenizer\":\"embedded-v4\",\"limits\":{\"nativeSide\":64,\"sideMultiple\":16}}]";
+		MODELS: "[{\"id\":\"sd/embedded\",\"version\":\"embedded-v5\",\"backend\":\"cog\",\"runners\":[],\"tokenizer\":\"embedded-v5\",\"limits\":{\"nativeSide\":64,\"sideMultiple\":16}}]";
 		PUBLIC_BASE_URL: "http://127.0.0.1:8787";
 		ALLOWED_ORIGINS: "";
 		LOG_LEVEL: "info";

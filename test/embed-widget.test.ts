@@ -143,7 +143,7 @@ async function stubEdgeApi(pageOrigin: () => string) {
     return {
       id: p.id,
       model: 'sd/embedded',
-      version: 'embedded-v4',
+      version: 'embedded-v5',
       input: p.input,
       output: p.output,
       error: p.error,

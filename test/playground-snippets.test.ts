@@ -9,7 +9,7 @@ import { type CreateBody, pythonLiteral, snippet } from '../edge/web/playground/
 
 const PYTHON = '/usr/bin/python3';
 const body: CreateBody = {
-  version: 'sd/embedded:embedded-v4',
+  version: 'sd/embedded:embedded-v5',
   input: {
     prompt: `it's a "red" circle — naïve 🎨`,
     negative_prompt: 'green\nblue',
@@ -43,7 +43,7 @@ describe('playground snippets', () => {
     const file = join(dir, 'replicate.mjs');
     writeFileSync(file, text);
     expect(spawnSync(process.execPath, ['--check', file], { encoding: 'utf8' }).status).toBe(0);
-    expect(text).toContain('replicate.run("sd/embedded:embedded-v4"');
+    expect(text).toContain('replicate.run("sd/embedded:embedded-v5"');
     expect(text).toContain('baseUrl: "http://127.0.0.1:8787/v1"');
   });
 

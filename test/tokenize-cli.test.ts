@@ -36,7 +36,7 @@ describe('tokenize CLI: defaults', () => {
     const r = spawnSync(tsx, [script, '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: npm run -s tokenize -- \[--tokenizer DIR\]/);
-    expect(r.stdout).toContain('gpu-runner/models/sd-embedded-v4/tokenizer');
+    expect(r.stdout).toContain('gpu-runner/models/sd-embedded-v5/tokenizer');
     // Its default mode is not the API's: the help says which is which.
     expect(r.stdout).toMatch(/truncate \(.*the default\)/);
     expect(r.stdout).toMatch(/chunk \(AUTOMATIC1111:[^)]*what the API does/);
@@ -44,7 +44,7 @@ describe('tokenize CLI: defaults', () => {
   });
 
   it("tokenizes with the embedded model's tokenizer when --tokenizer is not given", () => {
-    const dir = join(root, 'gpu-runner', 'models', 'sd-embedded-v4', 'tokenizer');
+    const dir = join(root, 'gpu-runner', 'models', 'sd-embedded-v5', 'tokenizer');
     const input = '"a red circle on a blue background"\n"(red:1.3) circle"\n';
     const byDefault = tokenize([], input);
     expect(byDefault.code).toBe(0);

@@ -188,16 +188,16 @@ describe('AUTOMATIC1111 listings, options and progress', () => {
     // Every configured model (edge/vitest.config.ts also configures the pull pool sd/pulled:v1), the default first.
     expect(((await get('/sdapi/v1/sd-models')) as unknown[]).slice(0, 1)).toEqual([
       {
-        title: 'sd/embedded:embedded-v4',
+        title: 'sd/embedded:embedded-v5',
         model_name: 'sd/embedded',
-        hash: 'embedded-v4',
+        hash: 'embedded-v5',
         sha256: null,
         filename: 'sd/embedded',
         config: null,
       },
     ]);
     const options = (await get('/sdapi/v1/options')) as Record<string, unknown>;
-    expect(options).toMatchObject({ sd_model_checkpoint: 'sd/embedded:embedded-v4', CLIP_stop_at_last_layers: 1 });
+    expect(options).toMatchObject({ sd_model_checkpoint: 'sd/embedded:embedded-v5', CLIP_stop_at_last_layers: 1 });
     // Open WebUI posts back what it read: accepted. Changing a setting is refused, not dropped.
     const same = await api(key)('/sdapi/v1/options', { method: 'POST', json: options });
     expect(same.status).toBe(200);

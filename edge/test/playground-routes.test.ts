@@ -15,7 +15,7 @@ describe('GET / (the playground)', () => {
     const html = await res.text();
     // The models of edge/vitest.config.ts's MODELS, as the version references the API takes.
     // Each with its size rules (these models set none: the defaults, 512 native, multiples of 8).
-    expect(html).toContain('<option value="sd/embedded:embedded-v4" data-native-side="512" data-side-multiple="8"');
+    expect(html).toContain('<option value="sd/embedded:embedded-v5" data-native-side="512" data-side-multiple="8"');
     expect(html).toContain('<option value="sd/pulled:v1" data-native-side="512" data-side-multiple="8"');
     for (const id of ['api-key', 'prompt', 'negative-prompt', 'width', 'height', 'steps', 'guidance', 'scheduler', 'seed']) {
       expect(html, id).toContain(`id="${id}"`);

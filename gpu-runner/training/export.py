@@ -77,13 +77,23 @@ def export(module, args, path, kwargs):
         torch.onnx.export(module, args, path, **kwargs)
 
 
+def parse_guidance_end(text):
+    """'0.5' -> 0.5 (every task); 'txt2img=0.5,img2img=0.5' -> {"txt2img": 0.5, "img2img": 0.5}."""
+    if "=" not in text:
+        return float(text)
+    return {task.strip(): float(value) for task, value in (part.split("=") for part in text.split(","))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="the dataset folder (for tokenizer/ and dataset.json)")
     ap.add_argument("--ckpt", required=True, help="the folder train.py wrote")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
-    ap.add_argument("--name", default="sd-embedded-v4")
+    ap.add_argument("--name", default="sd-embedded-v5")
+    ap.add_argument("--guidance-end", default=None,
+                    help="write pipeline_defaults.json: the fraction of steps guided when a request does not say, for "
+                         "every task (0.5) or per task (txt2img=0.5,img2img=0.5; a task left out: 1)")
     args = ap.parse_args()
     torch.manual_seed(0)
     meta = json.load(open(os.path.join(args.data, "dataset.json")))
@@ -155,6 +165,10 @@ def main():
     }
     write_json(f"{out}/vae_encoder/config.json", vae_cfg)
     write_json(f"{out}/vae_decoder/config.json", vae_cfg)
+    if args.guidance_end is not None:
+        # Read by the runner (model-dir.ts), ignored by diffusers: the fraction of the steps a request that does not
+        # say is guided for (the adherence eval picks it on validation prompts; MODEL_CARD.md).
+        write_json(f"{out}/pipeline_defaults.json", {"guidance_end": parse_guidance_end(args.guidance_end)})
     write_json(f"{out}/training.json", {
         "name": args.name, "config": cfg_name, "ema": not args.no_ema,
         # A run from a shipped model (train.py --init-from) counts only its own steps; the model it started from:

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readModelDirectory } from '../src/model/model-dir.ts';
 import { StableDiffusionPipeline } from '../src/pipeline/pipeline.ts';
 
 const run = promisify(execFile);
@@ -85,11 +86,11 @@ describe('training smoke test (tiny config)', () => {
   it('trains a shipped model further from its ONNX files: 0 steps re-export it byte for byte; training moves only the decoder of its VAE', async () => {
     const graphs = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'];
     const bytes = (dir: string, g: string) => readFileSync(join(dir, g, 'model.onnx'));
-    const further = async (name: string, steps: string) => {
+    const further = async (name: string, steps: string, train: string[] = [], exportArgs: string[] = []) => {
       const out = join(work, name);
       const base = ['--data', data, '--config', 'tiny', '--init-from', model, '--seed', '2'];
-      await py('train.py', [...base, '--out', `${out}-ckpt`, '--vae-steps', steps, '--unet-steps', steps]);
-      await py('export.py', ['--data', data, '--ckpt', `${out}-ckpt`, '--out', out]);
+      await py('train.py', [...base, '--out', `${out}-ckpt`, '--vae-steps', steps, '--unet-steps', steps, ...train]);
+      await py('export.py', ['--data', data, '--ckpt', `${out}-ckpt`, '--out', out, ...exportArgs]);
       return out;
     };
     const same = await further('model-0-steps', '0');
@@ -97,7 +98,10 @@ describe('training smoke test (tiny config)', () => {
     const scale = (dir: string) => JSON.parse(readFileSync(join(dir, 'vae_decoder/config.json'), 'utf8')).scaling_factor;
     expect(scale(same)).toBe(scale(model));
 
-    const trained = await further('model-3-steps', '3');
+    // Half of each VAE batch repainted in random colours; the export names the model's default guidance_end.
+    const trained = await further('model-3-steps', '3', ['--vae-recolour', '0.5'], ['--guidance-end', 'txt2img=0.5,img2img=0.5']);
+    expect(readModelDirectory(trained).pipelineDefaults).toEqual({ guidanceEnd: { txt2img: 0.5, img2img: 0.5 } });
+    expect(readModelDirectory(same).pipelineDefaults).toEqual({});
     // The encoder, and so the latent space and its scaling the U-Net learned, stays; everything else learns.
     expect(bytes(trained, 'vae_encoder').equals(bytes(model, 'vae_encoder'))).toBe(true);
     expect(scale(trained)).toBe(scale(model));

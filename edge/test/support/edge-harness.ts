@@ -17,7 +17,7 @@ export const RUNNER_URL = 'http://127.0.0.1:5000';
 export const RUNNER_WEBHOOK_SECRET = 'test-runner-webhook-secret';
 export const WEBHOOK_SIGNING_SECRET = 'whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0';
 export const MODEL = 'sd/embedded';
-export const VERSION = 'embedded-v4';
+export const VERSION = 'embedded-v5';
 
 /** A secret key stored in KEYS; generous limits unless given. */
 export async function createKey(limits: Record<string, unknown> = {}): Promise<{ key: string; keyId: string }> {

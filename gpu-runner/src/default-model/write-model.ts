@@ -1,13 +1,13 @@
 // The embedded default model: a small Stable Diffusion trained on generated scenes (gpu-runner/training/), shipped
-// in the repository in the diffusers ONNX layout (gpu-runner/models/sd-embedded-v4, model card beside it).
+// in the repository in the diffusers ONNX layout (gpu-runner/models/sd-embedded-v5, model card beside it).
 // The seeded-random model the export-variant tests use is random-model.ts.
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const DEFAULT_MODEL_NAME = 'sd-embedded-v4';
+export const DEFAULT_MODEL_NAME = 'sd-embedded-v5';
 /** The version string the edge serves it under (edge/wrangler.jsonc MODELS, the tokenizer's KV name). */
-export const DEFAULT_MODEL_VERSION = 'embedded-v4';
+export const DEFAULT_MODEL_VERSION = 'embedded-v5';
 
 /** gpu-runner/models/<name>; this file is gpu-runner/src/default-model/write-model.ts. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL(`../../models/${DEFAULT_MODEL_NAME}`, import.meta.url));

@@ -37,13 +37,17 @@ export interface ModelDirectory {
   pipelineDefaults: PipelineDefaults;
 }
 
+/** The tasks a default can differ by: text to image, image to image, inpainting (the pipeline's task kinds). */
+export const PIPELINE_TASKS = ['txt2img', 'img2img', 'inpaint'] as const;
+export type PipelineTask = (typeof PIPELINE_TASKS)[number];
+
 /**
  * Sampling defaults a model ships with, beside diffusers' own files (diffusers ignores the file): what its trainer
  * measured works best for it. Each applies only when a request leaves the setting out.
  */
 export interface PipelineDefaults {
-  /** Fraction of the denoising steps, from the first, that run with classifier-free guidance (1 = all). */
-  guidanceEnd?: number;
+  /** Fraction of the denoising steps, from the first, that run with classifier-free guidance, per task (absent: 1). */
+  guidanceEnd?: Partial<Record<PipelineTask, number>>;
 }
 
 export const DEFAULT_VAE_SCALING_FACTOR = 0.18215;
@@ -152,6 +156,10 @@ export function readModelDirectory(dirArg: string): ModelDirectory {
   };
 }
 
+/**
+ * pipeline_defaults.json: `{"guidance_end": 0.5}` for every task, or per task, e.g.
+ * `{"guidance_end": {"txt2img": 0.5, "img2img": 0.5, "inpaint": 1}}` (a task left out: 1).
+ */
 function readPipelineDefaults(dir: string): PipelineDefaults {
   const file = optionalJsonObject(dir, 'pipeline_defaults.json');
   if (!file) return {};
@@ -161,7 +169,20 @@ function readPipelineDefaults(dir: string): PipelineDefaults {
   if (unknown.length > 0) throw new ModelLoadError(path, `unknown key(s) ${unknown.join(', ')}; known: ${[...known].join(', ')}`);
   const end = file.guidance_end;
   if (end === undefined) return {};
-  if (typeof end !== 'number' || !(end >= 0 && end <= 1))
-    throw new ModelLoadError(path, `guidance_end must be a number between 0 and 1, got ${JSON.stringify(end)}`);
-  return { guidanceEnd: end };
+  const fraction = (value: unknown, name: string): number => {
+    if (typeof value !== 'number' || !(value >= 0 && value <= 1))
+      throw new ModelLoadError(path, `${name} must be a number between 0 and 1, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  if (typeof end !== 'object' || end === null || Array.isArray(end)) {
+    const all = fraction(end, 'guidance_end');
+    return { guidanceEnd: Object.fromEntries(PIPELINE_TASKS.map((task) => [task, all])) };
+  }
+  const perTask: Partial<Record<PipelineTask, number>> = {};
+  for (const [task, value] of Object.entries(end)) {
+    if (!(PIPELINE_TASKS as readonly string[]).includes(task))
+      throw new ModelLoadError(path, `guidance_end has an unknown task ${task}; tasks: ${PIPELINE_TASKS.join(', ')}`);
+    perTask[task as PipelineTask] = fraction(value, `guidance_end.${task}`);
+  }
+  return { guidanceEnd: perTask };
 }

@@ -99,7 +99,21 @@ describe.skipIf(!referenceDir)(`model loading on ../shared/reference/tiny-sd${re
     const good = copyWith('defaults', (d) =>
       writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": 0.5, "_note": "x"}'),
     );
-    expect(readModelDirectory(good).pipelineDefaults).toEqual({ guidanceEnd: 0.5 });
+    expect(readModelDirectory(good).pipelineDefaults).toEqual({ guidanceEnd: { txt2img: 0.5, img2img: 0.5, inpaint: 0.5 } });
+    const perTask = copyWith('defaults-per-task', (d) =>
+      writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": {"txt2img": 0.5, "inpaint": 1}}'),
+    );
+    expect(readModelDirectory(perTask).pipelineDefaults).toEqual({ guidanceEnd: { txt2img: 0.5, inpaint: 1 } });
+    const badTask = copyWith('defaults-bad-task', (d) =>
+      writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": {"upscale": 0.5}}'),
+    );
+    expect(() => readModelDirectory(badTask)).toThrow(
+      /guidance_end has an unknown task upscale; tasks: txt2img, img2img, inpaint/,
+    );
+    const badValue = copyWith('defaults-bad-value', (d) =>
+      writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": {"inpaint": "all"}}'),
+    );
+    expect(() => readModelDirectory(badValue)).toThrow(/guidance_end\.inpaint must be a number between 0 and 1, got "all"/);
     const bad = copyWith('bad-defaults', (d) => writeFileSync(join(d, 'pipeline_defaults.json'), '{"guidance_end": 2}'));
     expect(() => readModelDirectory(bad)).toThrow(
       /pipeline_defaults\.json: guidance_end must be a number between 0 and 1, got 2/,

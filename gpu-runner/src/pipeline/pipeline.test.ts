@@ -115,7 +115,7 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
   });
 
   it('guides the first guidance_end of the steps: the request, else the model default (1 unless it ships one)', async () => {
-    expect(pipe.defaultGuidanceEnd).toBe(1);
+    expect(pipe.defaultGuidanceEnd()).toBe(1);
     expect((await pipe.generate({ ...base, guidanceEnd: 0.5 })).unetBatchSizes).toEqual([2, 2, 1, 1]);
     // guidance_end 0 is the prompt's prediction alone: the image guidance 1 gives.
     const none = await pipe.generate({ ...base, guidanceEnd: 0 });
@@ -125,10 +125,11 @@ describe.skipIf(!referenceDir)(`StableDiffusionPipeline vs pipeline goldens${ref
     const dir = mkdtempSync(join(tmpdir(), 'sd-guidance-end-'));
     try {
       cpSync(join(referenceDir!, 'tiny-sd'), dir, { recursive: true });
-      writeFileSync(join(dir, 'pipeline_defaults.json'), JSON.stringify({ guidance_end: 0.5 }));
+      writeFileSync(join(dir, 'pipeline_defaults.json'), JSON.stringify({ guidance_end: { txt2img: 0.5 } }));
       const shipped = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1 });
       try {
-        expect(shipped.defaultGuidanceEnd).toBe(0.5);
+        expect(shipped.defaultGuidanceEnd('txt2img')).toBe(0.5);
+        expect(shipped.defaultGuidanceEnd('inpaint')).toBe(1); // a task the file leaves out is guided throughout
         const byDefault = await shipped.generate(base);
         expect(byDefault.unetBatchSizes).toEqual([2, 2, 1, 1]);
         expect(byDefault.images[0].rgb).toEqual((await pipe.generate({ ...base, guidanceEnd: 0.5 })).images[0].rgb);

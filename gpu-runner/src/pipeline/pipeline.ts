@@ -3,6 +3,7 @@
 // decode. The task-specific part is the start of the loop (start-latents.ts); every other stage is shared.
 
 import { errorMessage } from '@sd/shared/error-message';
+import type { PipelineTask } from '../model/model-dir.ts';
 import type { SessionConfig } from '../model/onnx-session.ts';
 import { loadSdModel, type SdModel } from '../model/sd-model.ts';
 import { GeneratorNoise } from '../random/torch-generator.ts';
@@ -73,8 +74,8 @@ export class StableDiffusionPipeline {
   }
 
   /** The fraction of steps guided when a request does not say: the model's pipeline_defaults.json, else 1 (all). */
-  get defaultGuidanceEnd(): number {
-    return this.model.files.pipelineDefaults.guidanceEnd ?? 1;
+  defaultGuidanceEnd(task: PipelineTask = 'txt2img'): number {
+    return this.model.files.pipelineDefaults.guidanceEnd?.[task] ?? 1;
   }
 
   /** What width and height must be multiples of for this model's U-Net (request-checks.ts sideMultipleOf). */
@@ -107,7 +108,7 @@ export class StableDiffusionPipeline {
         cond: text.cond,
         uncond: plan.guided ? text.uncond : undefined,
         guidanceScale: request.guidanceScale,
-        guidanceEnd: request.guidanceEnd ?? this.defaultGuidanceEnd,
+        guidanceEnd: request.guidanceEnd ?? this.defaultGuidanceEnd(plan.task.kind),
         noise: request.schedulerNoise ?? plan.generators,
         inpaint: start.value.inpaint,
         progressSteps: start.value.steps,

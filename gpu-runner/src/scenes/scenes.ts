@@ -179,7 +179,7 @@ export function describeSceneWorld(): string {
     `sizes ${SIZES.join(', ')}; positions ${POSITIONS.join(', ')}.`,
     'Ask as you would type it, e.g. "a small yellow triangle in the bottom right on a purple background" or',
     '"black background, big white square, left". Anything else comes out as some scene of that kind.',
-    'It gets the background, colour, place and size right nearly always, the shape about two times in three',
+    'It gets the background, colour, place and size right nearly always, the shape about four times in five',
     '(gpu-runner/models/sd-embedded-v5/MODEL_CARD.md).',
   ].join('\n  ');
 }

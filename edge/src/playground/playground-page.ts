@@ -93,6 +93,7 @@ ${side('width', 'Width')}
 ${side('height', 'Height')}
 ${numberInput('steps', 'Steps', { min: '1', max: '150', step: '1', value: '25' })}
 ${numberInput('guidance', 'Guidance', { min: '0', max: '30', step: '0.5', value: '7.5' })}
+${numberInput('guidance-end', 'Guidance end', { min: '0', max: '1', step: '0.05', placeholder: "model's" })}
 <div><label for="scheduler">Scheduler</label><select id="scheduler">${schedulerOptions}</select></div>
 ${numberInput('seed', 'Seed', { min: '0', max: '4294967295', step: '1', placeholder: 'random' })}
 </div>

@@ -24,6 +24,7 @@ const ui = {
   height: byId<HTMLInputElement>('height'),
   steps: byId<HTMLInputElement>('steps'),
   guidance: byId<HTMLInputElement>('guidance'),
+  guidanceEnd: byId<HTMLInputElement>('guidance-end'),
   scheduler: byId<HTMLSelectElement>('scheduler'),
   seed: byId<HTMLInputElement>('seed'),
   generate: byId<HTMLButtonElement>('generate'),
@@ -78,6 +79,7 @@ function requestBody(): CreateBody {
     ['height', ui.height],
     ['num_inference_steps', ui.steps],
     ['guidance_scale', ui.guidance],
+    ['guidance_end', ui.guidanceEnd],
     ['seed', ui.seed],
   ];
   for (const [name, field] of fields) {

@@ -18,6 +18,7 @@ import {
   SHAPES,
   SIZES,
   sceneGeometry,
+  shortCaption,
 } from '../gpu-runner/src/scenes/scenes.ts';
 import { analyzeScene } from '../test/support/scene-analyzer.ts';
 
@@ -63,10 +64,7 @@ function tally(s: Score, spec: SceneSpec, rgb: Uint8Array, named: readonly Attri
 /** How the evaluation asks: the full caption, or the short one most people type (colour and shape, the rest free). */
 const PROMPT_FORMS = {
   full: { prompt: fullCaption, named: ATTRIBUTES },
-  short: {
-    prompt: (spec: SceneSpec) => `${/^[aeiou]/.test(spec.colour) ? 'an' : 'a'} ${spec.colour} ${spec.shape}`,
-    named: ['colour', 'shape'],
-  },
+  short: { prompt: shortCaption, named: ['colour', 'shape'] },
 } as const satisfies Record<string, { prompt: (spec: SceneSpec) => string; named: readonly Attribute[] }>;
 type PromptForm = keyof typeof PROMPT_FORMS;
 
@@ -143,7 +141,8 @@ export async function run(): Promise<{ title: string; markdown: string }> {
   };
   for (const [label, dir, samplings, vaeCeiling] of models) {
     const pipe = await StableDiffusionPipeline.load(dir, { intraOpNumThreads: 1, allowSpinning: false });
-    if (vaeCeiling) trainedDefaultEnd = pipe.defaultGuidanceEnd();
+    const defaultEnd = pipe.defaultGuidanceEnd();
+    if (vaeCeiling) trainedDefaultEnd = defaultEnd;
     try {
       if (vaeCeiling) {
         for (const split of ['held-in', 'held-out'] as const) {
@@ -157,7 +156,7 @@ export async function run(): Promise<{ title: string; markdown: string }> {
           for (const split of ['held-in', 'held-out'] as const) {
             const s = await score(pipe, evaluationSpecs(split), sampling, form);
             results[`${label} ${form} g${sampling.guidance} end${sampling.guidanceEnd ?? 'default'} ${split}`] = s;
-            row(form, label, samplingLabel(sampling, pipe.defaultGuidanceEnd()), split, s);
+            row(form, label, samplingLabel(sampling, defaultEnd), split, s);
           }
         }
       }

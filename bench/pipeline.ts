@@ -1,6 +1,7 @@
 // Bench: the denoising loop's own cost (time per step against time inside onnxruntime's run, in wall and CPU
 // time, cold and steady), peak RSS, and 512x512 generations, on the embedded default model.
 import { ensureDefaultModel } from '../gpu-runner/src/default-model/write-model.ts';
+import { guidedStepCount } from '../gpu-runner/src/pipeline/denoise.ts';
 import { StableDiffusionPipeline } from '../gpu-runner/src/pipeline/pipeline.ts';
 import type { GenerateRequest, GenerateResult } from '../gpu-runner/src/pipeline/types.ts';
 
@@ -110,16 +111,16 @@ export async function run(): Promise<{ title: string; markdown: string }> {
         big = { cold: first, steady: await pipe.generate({ ...request, seed: 2 }) };
         scheduler = first.scheduler;
         // What guidance_end saves: the steps after it run the cond half alone. Interleaved, so drift hits both alike.
-        const loopMs: Record<string, number[]> = { '1': [], '0.5': [] };
+        const runs = [1, 0.5].map((end) => ({ end, loopMs: [] as number[] }));
         for (let k = 0; k < 3; k++) {
-          for (const end of [1, 0.5]) {
-            loopMs[String(end)].push((await pipe.generate({ ...request, guidanceEnd: end, seed: 3 + k })).timings.unetMs);
+          for (const r of runs) {
+            r.loopMs.push((await pipe.generate({ ...request, guidanceEnd: r.end, seed: 3 + k })).timings.unetMs);
           }
         }
-        const full = median(loopMs['1']);
-        for (const end of ['1', '0.5']) {
-          const m = median(loopMs[end]);
-          guidanceEndRows.push(`| ${end} | ${end === '1' ? 20 : 10} | ${fmt(m / 1000)} s | ${fmt(m / full, 3)} |`);
+        const full = median(runs[0].loopMs);
+        for (const { end, loopMs } of runs) {
+          const m = median(loopMs);
+          guidanceEndRows.push(`| ${end} | ${guidedStepCount(request.steps, end)} | ${fmt(m / 1000)} s | ${fmt(m / full, 3)} |`);
         }
       }
     } finally {

@@ -217,6 +217,11 @@ export function fullCaption(spec: SceneSpec): string {
   return `${article(spec.size)} ${spec.size} ${spec.colour} ${spec.shape} ${positionPhrases(spec.position).sentence[0]} on ${article(spec.background)} ${spec.background} background`;
 }
 
+/** The short prompt most people type: colour and shape only ("a red circle"); size, place and background left free. */
+export function shortCaption(spec: Pick<SceneSpec, 'colour' | 'shape'>): string {
+  return `${article(spec.colour)} ${spec.colour} ${spec.shape}`;
+}
+
 /**
  * One random phrasing of a scene. Attributes may be left out (the image then shows whichever the scene has), so the
  * model learns that an unnamed size or place is free; the object's colour and shape are always named.

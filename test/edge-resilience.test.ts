@@ -337,8 +337,12 @@ describe('runners that die, freeze or refuse, and an edge that restarts', () => 
       const final = await waitForPrediction(stack.edgeUrl, stack.apiKey, id, (x) => TERMINAL.includes(x.status), 120_000);
       expect(final.status, final.error ?? '').toBe('succeeded');
       // It ended once. A run whose report could not reach the edge while it was down may have been run again after
-      // its lease ran out (never at the same time); exactly one result is the prediction's.
-      expect(finishedLogs().filter((r) => r.msg === 'prediction finished' && r.predictionId === id)).toHaveLength(1);
+      // its lease ran out (never at the same time); exactly one result is the prediction's. The object commits the
+      // state before it queues webhooks and logs, and the line then crosses the edge process's stdout pipe: a client
+      // can see "succeeded" first, so wait for the line before counting.
+      const finished = () => finishedLogs().filter((r) => r.msg === 'prediction finished' && r.predictionId === id);
+      await expect.poll(() => finished().length, { timeout: 10_000, interval: 100 }).toBeGreaterThan(0);
+      expect(finished()).toHaveLength(1);
       const starts = stack.runners.reduce((n, r) => n + runnerStarts(r, id) + runnerStarts(r, `${id}-a1`), 0);
       expect(starts).toBeGreaterThanOrEqual(1);
       expect(starts).toBeLessThanOrEqual(2);
